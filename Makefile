@@ -1,0 +1,22 @@
+# The two commands of the README: `make run` and `make test`.
+# Everything else here is a building block of those two.
+
+.PHONY: run test k8s-binaries check build
+
+# Builds (once, cached outside the repo) the Kubernetes binaries, then runs
+# the local environment until Ctrl-C.
+run: k8s-binaries
+	go run ./cmd/kubesvc-local
+
+# The whole test suite: binaries, gofmt, go vet, go test, leak check.
+test:
+	scripts/test.sh
+
+k8s-binaries:
+	@scripts/k8s-binaries.sh >/dev/null
+
+check:
+	scripts/test.sh --check-only
+
+build:
+	go build -o bin/ ./cmd/...

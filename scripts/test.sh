@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite (the README's test command runs this through
+# `make test`; .ci/run runs `make test`):
+#   1. build the Kubernetes binaries if they are missing (cached),
+#   2. gofmt and go vet,
+#   3. go test ./... ,
+#   4. check that no etcd / kube-apiserver / kube-controller-manager started
+#      by the suite is still running.
+# --check-only stops after step 2.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+bindir=$(scripts/k8s-binaries.sh)
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tools/*') | grep -v '\.pb\.go$' || true)
+if [[ -n "$unformatted" ]]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+echo "== go vet"
+go vet ./...
+[[ "${1:-}" == "--check-only" ]] && exit 0
+
+# Every process the suite starts inherits this marker, so the leak check
+# below finds exactly the suite's processes and not, say, a `make run`.
+export KUBESVC_TEST_RUN="$$-$RANDOM-$(date +%s)"
+echo "== go test"
+status=0
+go test -count=1 -timeout 30m ${GOTESTFLAGS:-} ./... || status=$?
+
+echo "== leftover processes"
+leaked=0
+for env in /proc/[0-9]*/environ; do
+  pid=${env#/proc/}; pid=${pid%/environ}
+  grep -qsz "^KUBESVC_TEST_RUN=$KUBESVC_TEST_RUN\$" "$env" 2>/dev/null || continue
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  case "$exe" in
+    "$bindir"/*) echo "leaked: pid $pid $exe"; leaked=1; kill -9 "$pid" 2>/dev/null || true ;;
+  esac
+done
+if [[ $leaked -ne 0 ]]; then echo "FAIL: the suite left Kubernetes processes running"; exit 1; fi
+echo "none"
+exit $status
