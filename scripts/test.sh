@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (the README's test command runs this through
 # `make test`; .ci/run runs `make test`):
-#   1. build the Kubernetes binaries if they are missing (cached),
-#   2. gofmt and go vet,
+#   1. install missing system packages (scripts/deps.sh) and build the
+#      Kubernetes binaries if they are missing (cached),
+#   2. gofmt, go vet, and the generated protobuf code up to date,
 #   3. go test ./... ,
 #   4. check that no etcd / kube-apiserver / kube-controller-manager started
 #      by the suite is still running.
@@ -11,6 +12,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
+scripts/deps.sh
 bindir=$(scripts/k8s-binaries.sh)
 
 echo "== gofmt"
@@ -20,6 +22,8 @@ if [[ -n "$unformatted" ]]; then
 fi
 echo "== go vet"
 go vet ./...
+echo "== generated code"
+scripts/gen-proto.sh --check
 [[ "${1:-}" == "--check-only" ]] && exit 0
 
 # Every process the suite starts inherits this marker, so the leak check

@@ -1,5 +1,7 @@
 // Command kubesvc-local runs the whole system on one machine with embedded
-// defaults (the README's run command). See internal/localenv.
+// defaults (the README's run command): a real Kubernetes cluster, the
+// control plane on SQLite and an agent serving the cluster. See
+// internal/localenv.
 package main
 
 import (
@@ -15,13 +17,18 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig-out", localenv.DefaultKubeconfigPath, "where to write the local cluster's admin kubeconfig")
+	var cfg localenv.Config
+	flag.StringVar(&cfg.KubeconfigPath, "kubeconfig-out", localenv.DefaultKubeconfigPath, "where to write the local cluster's admin kubeconfig")
+	flag.StringVar(&cfg.DatabasePath, "db", localenv.DefaultDatabasePath, "control plane SQLite file (emptied at start)")
+	flag.StringVar(&cfg.GRPCAddr, "grpc", localenv.DefaultGRPCAddr, "control plane gRPC address for agents")
+	flag.StringVar(&cfg.HTTPAddr, "http", localenv.DefaultHTTPAddr, "control plane REST address")
+	flag.StringVar(&cfg.AgentHealthAddr, "agent-health", localenv.DefaultAgentHealth, "agent health endpoint address")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := localenv.Run(ctx, localenv.Config{KubeconfigPath: *kubeconfig, Log: log}); err != nil {
+	if err := localenv.Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "kubesvc-local:", err)
 		os.Exit(1)
 	}

@@ -8,19 +8,36 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
-// DefaultKubeconfigPath is where Run writes the local cluster's kubeconfig
-// unless told otherwise, relative to the working directory.
-const DefaultKubeconfigPath = ".local/kubeconfig"
+// Defaults of Config, relative to the working directory for paths.
+const (
+	DefaultKubeconfigPath = ".local/kubeconfig"
+	DefaultDatabasePath   = ".local/controlplane.db"
+	DefaultGRPCAddr       = "127.0.0.1:9091"
+	DefaultHTTPAddr       = "127.0.0.1:7002"
+	DefaultAgentHealth    = "127.0.0.1:8082"
+	// AccountName is the name of the account the local agent serves.
+	AccountName = "local"
+)
 
-// Config configures Run.
+// Config configures Run. Zero values take the defaults above.
 type Config struct {
 	// KubeconfigPath is where the cluster's admin kubeconfig is copied.
-	// Default DefaultKubeconfigPath.
 	KubeconfigPath string
+	// DatabasePath is the control plane's SQLite file; Run starts it empty.
+	DatabasePath string
+	// GRPCAddr, HTTPAddr: the control plane's listeners. AgentHealthAddr:
+	// the agent's health endpoint.
+	GRPCAddr, HTTPAddr, AgentHealthAddr string
 	// Out receives the human-readable summary. Default os.Stdout.
 	Out io.Writer
 	// Log receives progress and errors. Default slog.Default().
@@ -33,21 +50,34 @@ type Config struct {
 type Env struct {
 	KubeconfigPath string
 	APIServer      string
+	RESTURL        string
+	GRPCAddr       string
 }
 
-// Run starts the local environment, prints where to reach it, and blocks
-// until ctx is cancelled; then it stops everything and removes the
-// kubeconfig it wrote.
+func (c *Config) setDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.KubeconfigPath, DefaultKubeconfigPath)
+	def(&c.DatabasePath, DefaultDatabasePath)
+	def(&c.GRPCAddr, DefaultGRPCAddr)
+	def(&c.HTTPAddr, DefaultHTTPAddr)
+	def(&c.AgentHealthAddr, DefaultAgentHealth)
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Run starts the local environment (cluster, control plane, agent), prints
+// where to reach it, and blocks until ctx is cancelled or a part fails; then
+// it stops everything and removes the kubeconfig it wrote.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.KubeconfigPath == "" {
-		cfg.KubeconfigPath = DefaultKubeconfigPath
-	}
-	if cfg.Out == nil {
-		cfg.Out = os.Stdout
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
+	cfg.setDefaults()
 	kubeconfig, err := filepath.Abs(cfg.KubeconfigPath)
 	if err != nil {
 		return fmt.Errorf("localenv: kubeconfig path: %w", err)
@@ -64,26 +94,63 @@ func Run(ctx context.Context, cfg Config) error {
 			cfg.Log.Error("stop local cluster", "err", err)
 		}
 	}()
-
 	if err := copyFile(cluster.KubeconfigPath, kubeconfig); err != nil {
 		return fmt.Errorf("localenv: %w", err)
 	}
 	defer os.Remove(kubeconfig)
 
-	env := Env{KubeconfigPath: kubeconfig, APIServer: cluster.Host}
-	fmt.Fprintf(cfg.Out, "\nLocal Kubernetes cluster %s is up.\n", testenv.KubernetesVersion)
-	fmt.Fprintf(cfg.Out, "  API server:  %s\n", env.APIServer)
-	fmt.Fprintf(cfg.Out, "  kubeconfig:  %s\n", env.KubeconfigPath)
-	fmt.Fprintf(cfg.Out, "  try:         kubectl --kubeconfig %s get namespaces\n", cfg.KubeconfigPath)
-	fmt.Fprintf(cfg.Out, "Press Ctrl-C to stop.\n\n")
-	if cfg.Ready != nil {
-		cfg.Ready(env)
+	// The cluster is new on every run, so is its cache.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(cfg.DatabasePath + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("localenv: reset database: %w", err)
+		}
 	}
-	<-ctx.Done()
-	if errors.Is(context.Cause(ctx), context.Canceled) {
+	st, err := store.OpenSQLite(ctx, cfg.DatabasePath, cfg.Log.With("component", "store"))
+	if err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+	defer st.Close()
+	cp, err := controlplane.New(controlplane.Config{
+		ID: "local", GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, Log: cfg.Log.With("component", "controlplane"),
+	}, st)
+	if err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+	ag, err := agent.New(agent.Config{
+		ID: "local-agent", ZoneID: "local", Version: "dev", Target: cfg.GRPCAddr,
+		KeepaliveTime: 20 * time.Second, KeepaliveTimeout: 10 * time.Second, HealthAddr: cfg.AgentHealthAddr,
+		Accounts: []agent.Account{{Name: AccountName, KubeconfigFile: kubeconfig, MaxResumableAge: 5 * time.Minute}},
+		Log:      cfg.Log.With("component", "agent"),
+	})
+	if err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cp.Run(gctx) })
+	g.Go(func() error { return ag.Run(gctx) })
+	g.Go(func() error {
+		_, httpAddr, err := cp.Addrs(gctx)
+		if err != nil {
+			return nil // a part failed or we are stopping
+		}
+		env := Env{KubeconfigPath: kubeconfig, APIServer: cluster.Host, RESTURL: "http://" + httpAddr.String(), GRPCAddr: cfg.GRPCAddr}
+		fmt.Fprintf(cfg.Out, "\nkubesvc is running locally.\n")
+		fmt.Fprintf(cfg.Out, "  REST API:    %s   (try: curl %s/cache/objects?account=%s&kind=Namespace)\n", env.RESTURL, env.RESTURL, AccountName)
+		fmt.Fprintf(cfg.Out, "  agents:      %s/armory/agents\n", env.RESTURL)
+		fmt.Fprintf(cfg.Out, "  gRPC:        %s (agents connect here)\n", env.GRPCAddr)
+		fmt.Fprintf(cfg.Out, "  Kubernetes:  %s %s, account %q\n", testenv.KubernetesVersion, env.APIServer, AccountName)
+		fmt.Fprintf(cfg.Out, "  kubeconfig:  %s   (also at %s)\n", env.KubeconfigPath, cfg.KubeconfigPath)
+		fmt.Fprintf(cfg.Out, "Press Ctrl-C to stop.\n\n")
+		if cfg.Ready != nil {
+			cfg.Ready(env)
+		}
 		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("localenv: %w", err)
 	}
-	return context.Cause(ctx)
+	return nil
 }
 
 func copyFile(src, dst string) error {

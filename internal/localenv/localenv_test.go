@@ -3,7 +3,11 @@ package localenv_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +22,12 @@ import (
 )
 
 // The run command brings up a cluster reachable through the kubeconfig it
-// prints, and Ctrl-C (context cancel) stops it and removes the file.
-func TestRunServesAClusterUntilCancelled(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "local", "kubeconfig")
+// prints, a control plane whose REST API shows the cluster's objects as
+// streamed by the agent, and Ctrl-C (context cancel) stops it all and
+// removes the kubeconfig.
+func TestRunServesTheWholeSystemUntilCancelled(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "local", "kubeconfig")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
@@ -28,11 +35,17 @@ func TestRunServesAClusterUntilCancelled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- localenv.Run(ctx, localenv.Config{
-			KubeconfigPath: kubeconfig,
-			Out:            &out,
+			KubeconfigPath:  kubeconfig,
+			DatabasePath:    filepath.Join(dir, "cp.db"),
+			GRPCAddr:        freeAddr(t),
+			HTTPAddr:        "127.0.0.1:0",
+			AgentHealthAddr: "127.0.0.1:0",
+			Out:             &out,
 			Ready: func(env localenv.Env) {
-				readyErr <- useCluster(ctx, env.KubeconfigPath)
-				cancel()
+				go func() {
+					readyErr <- checkEnv(ctx, env)
+					cancel()
+				}()
 			},
 		})
 	}()
@@ -42,21 +55,23 @@ func TestRunServesAClusterUntilCancelled(t *testing.T) {
 	select {
 	case err := <-readyErr:
 		if err != nil {
-			t.Fatalf("cluster from the printed kubeconfig: %v", err)
+			t.Fatal(err)
 		}
 	default:
 		t.Fatal("Run returned without becoming ready")
 	}
-	if !strings.Contains(out.String(), kubeconfig) {
-		t.Errorf("output does not name the kubeconfig path %s:\n%s", kubeconfig, out.String())
+	for _, want := range []string{kubeconfig, "REST API:", "http://127.0.0.1:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not mention %q:\n%s", want, out.String())
+		}
 	}
 	if _, err := os.Stat(kubeconfig); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("kubeconfig left behind after stop: %v", err)
 	}
 }
 
-func useCluster(ctx context.Context, kubeconfig string) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+func checkEnv(ctx context.Context, env localenv.Env) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.KubeconfigPath)
 	if err != nil {
 		return err
 	}
@@ -64,6 +79,32 @@ func useCluster(ctx context.Context, kubeconfig string) error {
 	if err != nil {
 		return err
 	}
-	_, err = cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
-	return err
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("cluster from the printed kubeconfig: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(env.RESTURL + "/cache/objects?account=" + localenv.AccountName + "&kind=Namespace&name=kube-system")
+		if err == nil {
+			var objs []map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&objs)
+			resp.Body.Close()
+			if len(objs) == 1 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the REST API never showed namespace kube-system of account %s (last error %v)", localenv.AccountName, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -30,6 +30,9 @@ type Options struct {
 	BaseDir string
 	// StartTimeout bounds the whole start. Default 60s.
 	StartTimeout time.Duration
+	// APIServerArgs are appended to kube-apiserver's flags (later flags
+	// win), e.g. "--watch-cache=false" to reach etcd's compaction directly.
+	APIServerArgs []string
 }
 
 // Cluster is a running Kubernetes control plane. Its methods are safe for
@@ -137,25 +140,26 @@ func start(ctx context.Context, opts Options, bins map[string]string) (_ *Cluste
 		return nil, err
 	}
 
-	apiserver, err := c.startProcess(KubeAPIServer, bins[KubeAPIServer],
-		"--etcd-servers="+clientURL,
+	apiserverArgs := []string{
+		"--etcd-servers=" + clientURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+dir,
-		"--tls-cert-file="+pki.servingCert,
-		"--tls-private-key-file="+pki.servingKey,
-		"--client-ca-file="+pki.caCert,
+		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--cert-dir=" + dir,
+		"--tls-cert-file=" + pki.servingCert,
+		"--tls-private-key-file=" + pki.servingKey,
+		"--client-ca-file=" + pki.caCert,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+pki.saPub,
-		"--service-account-signing-key-file="+pki.saKey,
+		"--service-account-key-file=" + pki.saPub,
+		"--service-account-signing-key-file=" + pki.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--authorization-mode=RBAC",
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	)
+	}
+	apiserver, err := c.startProcess(KubeAPIServer, bins[KubeAPIServer], append(apiserverArgs, opts.APIServerArgs...)...)
 	if err != nil {
 		return nil, err
 	}

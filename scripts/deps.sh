@@ -2,7 +2,7 @@
 # Installs the system packages the test suite needs on a fresh Debian
 # machine. Idempotent: packages already present are not reinstalled.
 set -euo pipefail
-pkgs=(make git util-linux procps)
+pkgs=(make git util-linux procps protobuf-compiler)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,4 +12,4 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
-command -v go >/dev/null || { echo "ci-deps: Go is required (see README)"; exit 1; }
+command -v go >/dev/null || { echo "deps: Go is required (see README)"; exit 1; }

@@ -1,0 +1,307 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/agent/scrub"
+)
+
+// Account is one Kubernetes account the agent serves.
+type Account struct {
+	Name string
+	// Exactly one credential source: KubeconfigFile, Kubeconfig (contents)
+	// or ServiceAccount (in-cluster).
+	KubeconfigFile          string
+	Kubeconfig              []byte
+	Context                 string
+	ServiceAccount          bool
+	Insecure                bool
+	Namespaces              []string
+	OmitNamespaces          []string
+	Kinds                   []string
+	OmitKinds               []string
+	OnlyNamespacedResources bool
+	// MaxResumableAge: resume points older than this are not used; the
+	// stream is listed again instead. 0 means never resume.
+	MaxResumableAge time.Duration
+	Dynamic         bool
+}
+
+func (a Account) info() *kubesvcv1.AccountInfo {
+	info := &kubesvcv1.AccountInfo{Name: a.Name}
+	a.fillInfo(info)
+	return info
+}
+
+func (a Account) fillInfo(info *kubesvcv1.AccountInfo) {
+	info.Namespaces = a.Namespaces
+	info.Kinds = a.Kinds
+	info.OmitKinds = a.OmitKinds
+	info.OnlyNamespacedResources = a.OnlyNamespacedResources
+	info.MaxResumableResourceAgeMs = a.MaxResumableAge.Milliseconds()
+	info.Dynamic = a.Dynamic
+}
+
+// Backoff is the reconnect schedule (clouddriver.backoff.*).
+type Backoff struct {
+	BaseDelay  time.Duration
+	Multiplier float64
+	Jitter     float64
+	MaxDelay   time.Duration
+}
+
+// Config configures an Agent; New applies the defaults named on each field.
+type Config struct {
+	// ID identifies this agent replica. Default: $POD_NAME, else host name.
+	ID string
+	// ZoneID groups agent replicas that serve the same accounts. Default:
+	// "<deployment>_<namespace>" derived from $POD_NAME and $POD_NAMESPACE
+	// inside Kubernetes, else the host name.
+	ZoneID  string
+	Version string
+	// Target is the control plane's gRPC address (clouddriver.grpc).
+	Target string
+	// TLS, when set, secures the connection; nil means plaintext
+	// (clouddriver.insecure).
+	TLS *tls.Config
+	// KeepaliveTime is the gRPC ping interval (0: no pings);
+	// KeepaliveTimeout how long to wait for the answer.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	Backoff                         Backoff
+	// TotalBudget and BudgetPerAccount bound concurrent list tasks.
+	TotalBudget, BudgetPerAccount int
+	// Accounts served at start; SetAccounts replaces them later.
+	Accounts []Account
+	// HealthAddr serves /health and /metrics (server.port). Empty: off.
+	HealthAddr string
+	Log        *slog.Logger
+}
+
+// Agent connects to the control plane and streams its accounts.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	scrubber *scrub.Scrubber
+	stats    *Stats
+
+	mu        sync.Mutex // guards accounts, infos, connected
+	accounts  map[string]Account
+	infos     map[string]*kubesvcv1.AccountInfo
+	connected bool
+	changed   chan struct{} // signals an account change; capacity 1
+}
+
+// Stats counts what the agent did, for tests, logs and metrics.
+type Stats struct {
+	Connects    atomic.Int64 // sessions welcomed by the control plane
+	Relists     atomic.Int64 // lists started (SyncBegin sent)
+	Resumes     atomic.Int64 // streams resumed from a control-plane resume point
+	Changes     atomic.Int64 // changes sent
+	Batches     atomic.Int64 // batches sent
+	BatchBytes  atomic.Int64 // bytes of batches sent
+	Disconnects atomic.Int64
+}
+
+// New validates cfg and returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Target == "" {
+		return nil, errors.New("agent: clouddriver.grpc: required")
+	}
+	if cfg.ID == "" {
+		cfg.ID = defaultID()
+	}
+	if cfg.ZoneID == "" {
+		cfg.ZoneID = defaultZone(cfg.ID)
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = Backoff{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 120 * time.Second}
+	}
+	if cfg.TotalBudget <= 0 {
+		cfg.TotalBudget = 32
+	}
+	if cfg.BudgetPerAccount <= 0 {
+		cfg.BudgetPerAccount = 8
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
+		accounts: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
+		changed: make(chan struct{}, 1),
+	}
+	if err := a.SetAccounts(cfg.Accounts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Stats returns the agent's live counters.
+func (a *Agent) Stats() *Stats { return a.stats }
+
+// SetAccounts replaces the served accounts. Added accounts start streaming,
+// removed ones stop (and leave the control plane's cache), changed ones
+// restart. It is safe to call at any time.
+func (a *Agent) SetAccounts(accounts []Account) error {
+	next := make(map[string]Account, len(accounts))
+	for i, acct := range accounts {
+		if acct.Name == "" {
+			return fmt.Errorf("agent: kubernetes.accounts[%d].name: required", i)
+		}
+		if _, dup := next[acct.Name]; dup {
+			return fmt.Errorf("agent: kubernetes.accounts[%d].name: duplicate account %q", i, acct.Name)
+		}
+		next[acct.Name] = acct
+	}
+	a.mu.Lock()
+	a.accounts = next
+	for name := range a.infos {
+		if _, ok := next[name]; !ok {
+			delete(a.infos, name)
+		}
+	}
+	a.mu.Unlock()
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (a *Agent) snapshot() map[string]Account {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]Account, len(a.accounts))
+	for k, v := range a.accounts {
+		out[k] = v
+	}
+	return out
+}
+
+func (a *Agent) rememberInfo(info *kubesvcv1.AccountInfo) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.accounts[info.GetName()]; ok {
+		a.infos[info.GetName()] = info
+	}
+}
+
+func (a *Agent) setConnected(c bool) {
+	a.mu.Lock()
+	a.connected = c
+	a.mu.Unlock()
+}
+
+// Connected reports whether a session with the control plane is up.
+func (a *Agent) Connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.connected
+}
+
+// hello describes the agent and its accounts, with the API server facts
+// learnt on earlier sessions (fresh ones follow in account statuses).
+func (a *Agent) hello() *kubesvcv1.Hello {
+	accounts := a.snapshot()
+	names := make([]string, 0, len(accounts))
+	for name := range accounts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: true, Protocol: 1}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, name := range names {
+		acct := accounts[name]
+		info, ok := a.infos[name]
+		if !ok {
+			info = acct.info()
+			if cfg, err := restConfig(acct); err == nil {
+				info.ApiHost = cfg.Host
+			}
+		}
+		h.Accounts = append(h.Accounts, info)
+	}
+	return h
+}
+
+func (a Account) equal(b Account) bool { return reflect.DeepEqual(a, b) }
+
+// Run connects and streams until ctx ends; it returns nil then, or the
+// error of a part that failed for good (e.g. the health port in use).
+func (a *Agent) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.connectionLoop(gctx) })
+	if a.cfg.HealthAddr != "" {
+		lis, err := net.Listen("tcp", a.cfg.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("agent: health endpoint on %s: %w", a.cfg.HealthAddr, err)
+		}
+		srv := &http.Server{Handler: a.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("agent: health endpoint: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	return g.Wait()
+}
+
+func defaultID() string {
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		return pod
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// defaultZone derives "<deployment>_<namespace>" from a pod name like
+// "armory-agent-7c9f8d6b5-x2x7k", else falls back to the id.
+func defaultZone(id string) string {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		return id
+	}
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		name = id
+	}
+	deployment := name
+	for range 2 {
+		if i := lastDash(deployment); i > 0 {
+			deployment = deployment[:i]
+		}
+	}
+	return deployment + "_" + ns
+}
+
+func lastDash(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '-' {
+			return i
+		}
+	}
+	return -1
+}

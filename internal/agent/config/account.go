@@ -1,0 +1,106 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// account validates one kubernetes.accounts item; p is its key path.
+func (v *validator) account(p string, f *FileAccount) Account {
+	a := Account{
+		Name:                    f.Name,
+		KubeconfigFile:          f.KubeconfigFile,
+		Context:                 f.Context,
+		ServiceAccount:          f.ServiceAccount,
+		Namespaces:              v.names(p+".namespaces", f.Namespaces),
+		OmitNamespaces:          v.names(p+".omitNamespaces", f.OmitNamespaces),
+		Kinds:                   v.names(p+".kinds", f.Kinds),
+		OmitKinds:               v.names(p+".omitKinds", f.OmitKinds),
+		OnlyNamespacedResources: f.OnlyNamespacedResources,
+		MaxResumableResourceAge: time.Duration(orDefault(f.MaxResumableResourceAgeMs, int64(defaultMaxResumableResourceAge/time.Millisecond))) * time.Millisecond,
+		Insecure:                f.Insecure,
+		Metrics:                 f.Metrics,
+		NoProxy:                 f.NoProxy,
+	}
+	if a.Name == "" {
+		v.fail(p+".name", "required")
+	}
+	switch {
+	case a.KubeconfigFile != "" && a.ServiceAccount:
+		v.fail(p+".serviceAccount", "cannot be combined with kubeconfigFile; set exactly one of them")
+	case a.KubeconfigFile == "" && !a.ServiceAccount:
+		v.fail(p+".kubeconfigFile", "required unless serviceAccount is true; set exactly one of them")
+	case a.ServiceAccount && a.Context != "":
+		v.fail(p+".context", "applies to kubeconfigFile only, not to serviceAccount")
+	}
+	if a.Namespaces != nil && a.OmitNamespaces != nil {
+		v.fail(p+".omitNamespaces", "cannot be combined with namespaces")
+	}
+	if a.OnlyNamespacedResources && a.Namespaces == nil {
+		v.fail(p+".onlyNamespacedResources", "requires namespaces")
+	}
+	for i, k := range a.OmitKinds {
+		if slices.ContainsFunc(a.Kinds, func(s string) bool { return strings.EqualFold(s, k) }) {
+			v.fail(fmt.Sprintf("%s.omitKinds[%d]", p, i), "kind %q is also listed in kinds", k)
+		}
+	}
+	if f.MaxResumableResourceAgeMs != nil {
+		v.nonNegative(p+".maxResumableResourceAgeMs", *f.MaxResumableResourceAgeMs)
+	}
+	for i, fc := range f.CustomResourceDefinitions {
+		cp := fmt.Sprintf("%s.customResourceDefinitions[%d]", p, i)
+		crd := CRD{Kind: fc.Kind, Scope: ScopeNamespaced}
+		if crd.Kind == "" {
+			v.fail(cp+".kind", "required (Kind.group, e.g. ServiceMonitor.monitoring.coreos.com)")
+		}
+		switch {
+		case fc.Scope == "" || strings.EqualFold(fc.Scope, string(ScopeNamespaced)):
+		case strings.EqualFold(fc.Scope, string(ScopeCluster)):
+			crd.Scope = ScopeCluster
+		default:
+			v.fail(cp+".scope", "must be Namespaced or Cluster, got %q", fc.Scope)
+		}
+		a.CustomResourceDefinitions = append(a.CustomResourceDefinitions, crd)
+	}
+	a.Permissions = v.permissions(p+".permissions", f.Permissions)
+	return a
+}
+
+// names checks a list of namespaces or kinds for empty entries.
+func (v *validator) names(p string, list []string) []string {
+	for i, s := range list {
+		if strings.TrimSpace(s) == "" {
+			v.fail(fmt.Sprintf("%s[%d]", p, i), "must not be empty")
+		}
+	}
+	return nilIfEmpty(list)
+}
+
+// permissions normalises the keys to READ and WRITE. A role containing
+// whitespace is rejected: the Armory agent silently drops such permissions,
+// which opens the account to every user.
+func (v *validator) permissions(p string, perms Permissions) map[string][]string {
+	if len(perms) == 0 {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, key := range slices.Sorted(maps.Keys(perms)) {
+		kp := p + "." + key
+		up := strings.ToUpper(key)
+		if up != "READ" && up != "WRITE" {
+			v.fail(kp, "permission must be READ or WRITE")
+			continue
+		}
+		for i, role := range perms[key] {
+			if role == "" || strings.ContainsFunc(role, unicode.IsSpace) {
+				v.fail(fmt.Sprintf("%s[%d]", kp, i), "role %q must be non-empty and contain no whitespace", role)
+			}
+		}
+		out[up] = append(out[up], perms[key]...)
+	}
+	return out
+}

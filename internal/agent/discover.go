@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// skippedGroupResources are served twice by Kubernetes under different
+// groups; the agent watches only the core copy.
+var skippedGroupResources = map[schema.GroupResource]bool{
+	{Group: "events.k8s.io", Resource: "events"}: true,
+}
+
+// discoverStreams lists every resource the account should watch (preferred
+// versions, verbs list and watch, filters applied) and returns one stream
+// key per resource, or per resource and namespace when the account is
+// restricted to namespaces. Groups that fail discovery are skipped and
+// logged; the next rediscovery retries them.
+func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logger) ([]*kubesvcv1.StreamKey, error) {
+	lists, err := dc.ServerPreferredResources()
+	if err != nil {
+		if !discovery.IsGroupDiscoveryFailedError(err) || len(lists) == 0 {
+			return nil, fmt.Errorf("discover resources: %w", err)
+		}
+		log.Warn("some API groups failed discovery; watching the others", "err", err)
+	}
+	var out []*kubesvcv1.StreamKey
+	for _, list := range lists {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if !watchable(gv, r) || !a.wantsKind(r.Kind, gv.Group) || (a.OnlyNamespacedResources && !r.Namespaced) {
+				continue
+			}
+			res := &kubesvcv1.Resource{Group: gv.Group, Version: gv.Version, Resource: r.Name, Kind: r.Kind, Namespaced: r.Namespaced}
+			if r.Namespaced && len(a.Namespaces) > 0 {
+				for _, ns := range a.Namespaces {
+					out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: res, Namespace: ns})
+				}
+				continue
+			}
+			out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: res})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return streamID(out[i]) < streamID(out[j]) })
+	return out, nil
+}
+
+func watchable(gv schema.GroupVersion, r metav1.APIResource) bool {
+	if strings.Contains(r.Name, "/") || skippedGroupResources[schema.GroupResource{Group: gv.Group, Resource: r.Name}] {
+		return false
+	}
+	return slices.Contains(r.Verbs, "list") && slices.Contains(r.Verbs, "watch")
+}
+
+// wantsKind applies kinds and omitKinds. Entries are kind names, matched
+// case-insensitively ("deployment"), or "kind.group" to name one group.
+func (a Account) wantsKind(kind, group string) bool {
+	match := func(list []string) bool {
+		for _, k := range list {
+			k = strings.ToLower(k)
+			if name, g, ok := strings.Cut(k, "."); ok {
+				if name == strings.ToLower(kind) && g == strings.ToLower(group) {
+					return true
+				}
+			} else if k == strings.ToLower(kind) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(a.Kinds) > 0 && !match(a.Kinds) {
+		return false
+	}
+	return !match(a.OmitKinds)
+}
+
+// streamID is a map key for a stream.
+func streamID(k *kubesvcv1.StreamKey) string {
+	r := k.GetResource()
+	return k.GetAccount() + "|" + r.GetGroup() + "|" + r.GetResource() + "|" + k.GetNamespace()
+}

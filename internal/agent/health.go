@@ -1,0 +1,34 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// healthHandler serves /health (always 200 while the process runs, with
+// the connection state) and /metrics (Prometheus, documented names).
+func (a *Agent) healthHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	counter := func(name, help string, f func() int64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+	}
+	counter("kubesvc_connection_count", "Sessions opened with the control plane.", a.stats.Connects.Load)
+	counter("kubesvc_disconnection_total", "Sessions with the control plane lost.", a.stats.Disconnects.Load)
+	counter("kubesvc_events_sent_total", "Caching events (changes) sent.", a.stats.Changes.Load)
+	counter("kubesvc_events_bytes_sent_total", "Bytes of caching events sent.", a.stats.BatchBytes.Load)
+	counter("kubesvc_relists_total", "Streams listed from scratch.", a.stats.Relists.Load)
+	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}

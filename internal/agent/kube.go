@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// restConfig builds the client configuration of an account: in-cluster
+// service account, kubeconfig file, or kubeconfig contents.
+func restConfig(a Account) (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: a.Context}
+	switch {
+	case a.ServiceAccount:
+		cfg, err = rest.InClusterConfig()
+	case len(a.Kubeconfig) > 0:
+		var cc clientcmd.ClientConfig
+		cc, err = clientcmd.NewClientConfigFromBytes(a.Kubeconfig)
+		if err == nil {
+			raw, rerr := cc.RawConfig()
+			if rerr != nil {
+				return nil, fmt.Errorf("account %s: kubeconfig: %w", a.Name, rerr)
+			}
+			cfg, err = clientcmd.NewNonInteractiveClientConfig(raw, a.Context, overrides, nil).ClientConfig()
+		}
+	case a.KubeconfigFile != "":
+		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: a.KubeconfigFile}
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	default:
+		return nil, fmt.Errorf("account %s: neither kubeconfigFile nor serviceAccount is set", a.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account %s: client configuration: %w", a.Name, err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if a.Insecure {
+		cfg.TLSClientConfig.Insecure = true
+		cfg.TLSClientConfig.CAData, cfg.TLSClientConfig.CAFile = nil, ""
+	}
+	// The agent paces itself with task budgets; client-side throttling
+	// would only add latency to the watch restarts and list pages.
+	cfg.QPS, cfg.Burst = -1, -1
+	cfg.UserAgent = "kubesvc-agent"
+	// Deprecation warnings (v1 Endpoints, ...) concern whoever uses those
+	// APIs, not the agent that mirrors them.
+	cfg.WarningHandler = rest.NoWarnings{}
+	return cfg, nil
+}
+
+// probe returns what the agent reports about an account's API server: host,
+// serving-certificate fingerprint and Kubernetes version.
+func probe(ctx context.Context, name string, cfg *rest.Config) (*kubesvcv1.AccountInfo, error) {
+	info := &kubesvcv1.AccountInfo{Name: name, ApiHost: cfg.Host}
+	fp, err := certFingerprint(ctx, cfg)
+	if err != nil {
+		return info, err
+	}
+	info.CertFingerprint = fp
+	dc, err := discovery.NewDiscoveryClientForConfig(withTimeout(cfg, 10*time.Second))
+	if err != nil {
+		return info, fmt.Errorf("discovery client: %w", err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return info, fmt.Errorf("server version of %s: %w", cfg.Host, err)
+	}
+	info.KubernetesVersion = v.GitVersion
+	return info, nil
+}
+
+func withTimeout(cfg *rest.Config, d time.Duration) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = d
+	return c
+}
+
+// certFingerprint returns the SHA-256 of the API server's leaf certificate as
+// colon-separated upper-case hex, or "" for a plain-HTTP server.
+func certFingerprint(ctx context.Context, cfg *rest.Config) (string, error) {
+	u, err := url.Parse(cfg.Host)
+	if err != nil || u.Host == "" {
+		// rest.Config allows a bare host:port.
+		u, err = url.Parse("https://" + cfg.Host)
+		if err != nil {
+			return "", fmt.Errorf("API server address %q: %w", cfg.Host, err)
+		}
+	}
+	if u.Scheme == "http" {
+		return "", nil
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return "", fmt.Errorf("TLS configuration: %w", err)
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	tlsCfg = tlsCfg.Clone()
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = u.Hostname()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", host)
+	if err != nil {
+		return "", fmt.Errorf("TLS handshake with %s: %w", host, err)
+	}
+	defer conn.Close()
+	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return "", fmt.Errorf("%s presented no certificate", host)
+	}
+	sum := sha256.Sum256(certs[0].Raw)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var b strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,272 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/agent/scrub"
+)
+
+// listPageSize bounds the objects one list page holds in memory.
+const listPageSize = 500
+
+// streamRunner lists and watches one stream and emits its changes. It keeps
+// no copy of the objects: only the last resource version it saw.
+type streamRunner struct {
+	key       *kubesvcv1.StreamKey
+	client    dynamic.ResourceInterface
+	selector  string // field selector for omitNamespaces
+	resumeRV  string // from the control plane, "" to list first
+	emit      func(context.Context, *kubesvcv1.Change) error
+	budget    *budget
+	scrubber  *scrub.Scrubber
+	stats     *Stats
+	log       *slog.Logger
+	onSynced  func() // called once, after the first list or resume
+	syncedYet bool
+}
+
+var errGone = errors.New("resource version expired")
+
+// run keeps the stream flowing until ctx ends: list (or resume), watch,
+// re-watch from the last version after a break, relist after 410 Gone.
+func (r *streamRunner) run(ctx context.Context) error {
+	rv := r.resumeRV
+	if rv != "" {
+		r.stats.Resumes.Add(1)
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		if rv == "" {
+			listRV, err := r.list(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failures++
+				r.log.Warn("list failed", "err", err, "attempt", failures)
+				if !sleep(ctx, retryDelay(failures)) {
+					return nil
+				}
+				continue
+			}
+			rv = listRV
+		}
+		r.synced()
+		last, err := r.watch(ctx, rv)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errGone):
+			r.log.Info("watch expired; relisting", "resourceVersion", rv)
+			rv = ""
+			failures = 0
+		case err != nil:
+			failures++
+			r.log.Warn("watch failed", "err", err, "attempt", failures)
+			rv = last
+			if !sleep(ctx, retryDelay(failures)) {
+				return nil
+			}
+		default:
+			failures = 0
+			rv = last
+		}
+	}
+	return nil
+}
+
+func (r *streamRunner) synced() {
+	if !r.syncedYet {
+		r.syncedYet = true
+		if r.onSynced != nil {
+			r.onSynced()
+		}
+	}
+}
+
+// list replaces the stream's contents: SyncBegin, every object, SyncEnd.
+// It holds a task budget slot for its whole duration.
+func (r *streamRunner) list(ctx context.Context) (string, error) {
+	if err := r.budget.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer r.budget.release()
+	r.stats.Relists.Add(1)
+	if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
+		return "", err
+	}
+	opts := metav1.ListOptions{Limit: listPageSize, FieldSelector: r.selector}
+	for {
+		page, err := r.client.List(ctx, opts)
+		if err != nil {
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				// The continue token expired mid-list: start over. The
+				// generation opened by SyncBegin stays valid.
+				opts.Continue = ""
+				continue
+			}
+			return "", fmt.Errorf("list %s: %w", r.key.GetResource().GetResource(), err)
+		}
+		for i := range page.Items {
+			obj, err := r.object(&page.Items[i])
+			if err != nil {
+				return "", err
+			}
+			if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_Listed{Listed: obj}}); err != nil {
+				return "", err
+			}
+		}
+		if page.GetContinue() == "" {
+			rv := page.GetResourceVersion()
+			return rv, r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncEnd{SyncEnd: &kubesvcv1.SyncEnd{ResourceVersion: rv}}})
+		}
+		opts.Continue = page.GetContinue()
+	}
+}
+
+// watch streams changes from rv until the watch ends. It returns the last
+// resource version seen, and errGone when rv is too old.
+func (r *streamRunner) watch(ctx context.Context, rv string) (string, error) {
+	timeout := int64(300 + rand.IntN(300)) // spread re-watches like client-go's reflector
+	w, err := r.client.Watch(ctx, metav1.ListOptions{
+		ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: &timeout, FieldSelector: r.selector,
+	})
+	if err != nil {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return rv, errGone
+		}
+		return rv, fmt.Errorf("watch %s: %w", r.key.GetResource().GetResource(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return rv, nil
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return rv, nil
+			}
+			if ev.Type == watch.Error {
+				err := apierrors.FromObject(ev.Object)
+				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					return rv, errGone
+				}
+				return rv, fmt.Errorf("watch %s: %w", r.key.GetResource().GetResource(), err)
+			}
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			change := &kubesvcv1.Change{Stream: r.key}
+			switch ev.Type {
+			case watch.Bookmark:
+				change.Change = &kubesvcv1.Change_Bookmark{Bookmark: &kubesvcv1.Bookmark{ResourceVersion: u.GetResourceVersion()}}
+			case watch.Added, watch.Modified, watch.Deleted:
+				obj, err := r.object(u)
+				if err != nil {
+					return rv, err
+				}
+				if ev.Type == watch.Deleted {
+					obj.Json = nil // the key is enough
+					change.Change = &kubesvcv1.Change_Deleted{Deleted: obj}
+				} else {
+					change.Change = &kubesvcv1.Change_Upserted{Upserted: obj}
+				}
+			default:
+				continue
+			}
+			if err := r.emit(ctx, change); err != nil {
+				return rv, err
+			}
+			rv = u.GetResourceVersion()
+		}
+	}
+}
+
+// object scrubs u and encodes it for the wire.
+func (r *streamRunner) object(u *unstructured.Unstructured) (*kubesvcv1.Object, error) {
+	r.scrubber.Map(u.Object)
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+	}
+	labels := u.GetLabels()
+	return &kubesvcv1.Object{
+		Namespace:       u.GetNamespace(),
+		Name:            u.GetName(),
+		Uid:             string(u.GetUID()),
+		ResourceVersion: u.GetResourceVersion(),
+		Json:            data,
+		Labels:          labels,
+		Application:     applicationOf(u.GetAnnotations(), labels),
+	}, nil
+}
+
+// applicationOf is the Spinnaker application of an object: the
+// moniker.spinnaker.io/application annotation, else the
+// app.kubernetes.io/name label, else "".
+func applicationOf(annotations, labels map[string]string) string {
+	if app := annotations["moniker.spinnaker.io/application"]; app != "" {
+		return app
+	}
+	return labels["app.kubernetes.io/name"]
+}
+
+// namespaceSelector excludes omitted namespaces with a field selector; for
+// Namespace objects themselves it excludes them by name.
+func namespaceSelector(key *kubesvcv1.StreamKey, omit []string) string {
+	if len(omit) == 0 {
+		return ""
+	}
+	field := "metadata.namespace"
+	switch {
+	case key.GetResource().GetGroup() == "" && key.GetResource().GetResource() == "namespaces":
+		field = "metadata.name"
+	case !key.GetResource().GetNamespaced():
+		return ""
+	}
+	parts := make([]string, 0, len(omit))
+	for _, ns := range omit {
+		parts = append(parts, field+"!="+ns)
+	}
+	return strings.Join(parts, ",")
+}
+
+func gvr(k *kubesvcv1.StreamKey) schema.GroupVersionResource {
+	r := k.GetResource()
+	return schema.GroupVersionResource{Group: r.GetGroup(), Version: r.GetVersion(), Resource: r.GetResource()}
+}
+
+// retryDelay backs off from 1s to 60s with jitter.
+func retryDelay(failures int) time.Duration {
+	d := time.Second << min(failures-1, 6)
+	d = min(d, time.Minute)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

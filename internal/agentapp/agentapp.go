@@ -1,0 +1,141 @@
+package agentapp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/agent/config"
+)
+
+// Version is the agent version reported to the control plane; the build
+// may override it with -ldflags.
+var Version = "dev"
+
+// Run loads the configuration from sources, starts the agent and follows
+// changes of the files until ctx ends.
+func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
+	var ag *agent.Agent
+	w, err := config.NewWatcher(config.WatcherOptions{
+		Sources: sources,
+		Logger:  log,
+		OnChange: func(prev, next *config.Config) {
+			d := config.DiffAccounts(prev, next)
+			log.Info("configuration changed", "added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed))
+			if err := ag.SetAccounts(Accounts(next)); err != nil {
+				log.Error("apply new accounts", "err", err)
+			}
+		},
+		OnError: func(err error) { log.Error("configuration not reloaded; the previous one stays in force", "err", err) },
+	})
+	if err != nil {
+		return err
+	}
+	cfg := w.Current()
+	for _, key := range cfg.Unsupported {
+		log.Warn("configuration key is documented for the Armory agent but not supported here; ignored", "key", key)
+	}
+	acfg, err := AgentConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	ag, err = agent.New(acfg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return ag.Run(gctx) })
+	return g.Wait()
+}
+
+// AgentConfig maps a validated configuration onto the agent's.
+func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
+	c := agent.Config{
+		ID:               cfg.Agent.ID,
+		ZoneID:           cfg.Agent.ZoneID,
+		Version:          Version,
+		Target:           cfg.Clouddriver.Address,
+		KeepaliveTime:    cfg.Clouddriver.KeepAliveHeartbeat,
+		KeepaliveTimeout: cfg.Clouddriver.KeepAliveTimeout,
+		Backoff: agent.Backoff{
+			BaseDelay: cfg.Clouddriver.Backoff.BaseDelay, Multiplier: cfg.Clouddriver.Backoff.Multiplier,
+			Jitter: cfg.Clouddriver.Backoff.Jitter, MaxDelay: cfg.Clouddriver.Backoff.MaxDelay,
+		},
+		TotalBudget:      unlimitedIfZero(cfg.Tasks.TotalBudget),
+		BudgetPerAccount: unlimitedIfZero(cfg.Tasks.BudgetPerAccount),
+		Accounts:         Accounts(cfg),
+		Log:              log,
+	}
+	if cfg.Server.Port > 0 {
+		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
+	}
+	if !cfg.Clouddriver.Insecure {
+		t, err := tlsConfig(cfg.Clouddriver.TLS)
+		if err != nil {
+			return agent.Config{}, err
+		}
+		c.TLS = t
+	}
+	return c, nil
+}
+
+// Accounts converts the configured accounts.
+func Accounts(cfg *config.Config) []agent.Account {
+	out := make([]agent.Account, 0, len(cfg.Kubernetes.Accounts))
+	for _, a := range cfg.Kubernetes.Accounts {
+		out = append(out, agent.Account{
+			Name: a.Name, KubeconfigFile: a.KubeconfigFile, Context: a.Context, ServiceAccount: a.ServiceAccount,
+			Insecure: a.Insecure, Namespaces: a.Namespaces, OmitNamespaces: a.OmitNamespaces,
+			Kinds: a.Kinds, OmitKinds: a.OmitKinds, OnlyNamespacedResources: a.OnlyNamespacedResources,
+			MaxResumableAge: a.MaxResumableResourceAge,
+		})
+	}
+	return out
+}
+
+func unlimitedIfZero(n int) int {
+	if n == 0 {
+		return math.MaxInt32
+	}
+	return n
+}
+
+func tlsConfig(c config.TLS) (*tls.Config, error) {
+	t := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.CACertFile != "" {
+		pem, err := os.ReadFile(c.CACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("clouddriver.tls.cacertFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("clouddriver.tls.cacertFile: no PEM certificate in %s", c.CACertFile)
+		}
+		t.RootCAs = pool
+	}
+	if c.ClientCertFile != "" {
+		keyFile := c.ClientKeyFile
+		if keyFile == "" {
+			keyFile = c.ClientCertFile
+		}
+		if c.ClientKeyFilePassword != "" {
+			return nil, fmt.Errorf("clouddriver.tls.clientKeyFilePassword: encrypted client keys are not supported yet")
+		}
+		cert, err := tls.LoadX509KeyPair(c.ClientCertFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("clouddriver.tls.clientCertFile: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}

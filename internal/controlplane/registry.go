@@ -1,0 +1,138 @@
+package controlplane
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// registry is the set of agents connected to this replica. Each agent id
+// has at most one live session: a new session of the same id replaces (and
+// ends) the old one.
+type registry struct {
+	mu     sync.Mutex // guards agents and everything reachable from it
+	agents map[string]*session
+}
+
+func newRegistry() *registry { return &registry{agents: map[string]*session{}} }
+
+// add registers s and returns the session it replaces, if any.
+func (r *registry) add(s *session) (replaced *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	replaced = r.agents[s.agentID]
+	r.agents[s.agentID] = s
+	return replaced
+}
+
+// remove unregisters s unless a newer session of the same agent replaced it.
+func (r *registry) remove(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.agents[s.agentID] == s {
+		delete(r.agents, s.agentID)
+	}
+}
+
+func (r *registry) touch(s *session, now time.Time) {
+	r.mu.Lock()
+	s.lastSeen = now
+	r.mu.Unlock()
+}
+
+func (r *registry) lastSeen(s *session) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.lastSeen
+}
+
+// setAccount records the latest status of one of s's accounts; REMOVED
+// forgets the account.
+func (r *registry) setAccount(s *session, st *kubesvcv1.AccountStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st.GetState() == kubesvcv1.AccountStatus_REMOVED {
+		delete(s.accounts, st.GetAccount())
+		return
+	}
+	a := s.accounts[st.GetAccount()]
+	if a == nil {
+		a = &accountState{}
+		s.accounts[st.GetAccount()] = a
+	}
+	if st.GetInfo() != nil {
+		a.info = st.GetInfo()
+	}
+	a.state, a.message, a.streams, a.updated = st.GetState(), st.GetMessage(), st.GetStreams(), time.Now()
+}
+
+// agentView is a consistent copy of a session's registry data.
+type agentView struct {
+	AgentID, ZoneID, Version, SessionID string
+	ConnectedAt, LastSeen               time.Time
+	Accounts                            map[string]accountState
+}
+
+type accountState struct {
+	info    *kubesvcv1.AccountInfo
+	state   kubesvcv1.AccountStatus_State
+	message string
+	streams uint32
+	updated time.Time
+}
+
+func (r *registry) view(s *session) agentView {
+	v := agentView{
+		AgentID: s.agentID, ZoneID: s.zoneID, Version: s.version, SessionID: s.id,
+		ConnectedAt: s.connectedAt, LastSeen: s.lastSeen,
+		Accounts: make(map[string]accountState, len(s.accounts)),
+	}
+	for name, a := range s.accounts {
+		v.Accounts[name] = *a
+	}
+	return v
+}
+
+// list returns every connected agent, sorted by id.
+func (r *registry) list() []agentView {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]agentView, 0, len(r.agents))
+	for _, s := range r.agents {
+		out = append(out, r.view(s))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
+	return out
+}
+
+func (r *registry) get(agentID string) (agentView, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.agents[agentID]
+	if !ok {
+		return agentView{}, false
+	}
+	return r.view(s), true
+}
+
+// holders returns the agents serving an account, sorted by agent id.
+func (r *registry) holders(account string) []agentView {
+	var out []agentView
+	for _, v := range r.list() {
+		if _, ok := v.Accounts[account]; ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// closeAll ends every session, for shutdown.
+func (r *registry) closeAll(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.agents {
+		s.cancel(cause)
+	}
+}

@@ -1,0 +1,279 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/labels"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /armory/agents", s.getAgents)
+	mux.HandleFunc("GET /armory/agents/{agentId}", s.getAgent)
+	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}", s.getAgentAccount)
+	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", s.getNamespaces)
+	mux.HandleFunc("GET /cache/objects", s.listObjects)
+	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
+	return mux
+}
+
+// apiError is the body of every 4xx/5xx answer.
+type apiError struct {
+	Status  int    `json:"status"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, apiError{Status: code, Error: http.StatusText(code), Message: fmt.Sprintf(format, args...)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// armoryAgent is ArmoryAgentResponse of the REST contract.
+type armoryAgent struct {
+	AgentID        string   `json:"agentId"`
+	Accounts       []string `json:"accounts"`
+	Caching        bool     `json:"caching"`
+	ClouddriverID  string   `json:"clouddriverId"`
+	LastConnection string   `json:"lastConnection"`
+	Type           string   `json:"type"`
+	ZoneID         string   `json:"zoneId,omitempty"`
+	Version        string   `json:"version,omitempty"`
+}
+
+func (s *Server) agentResponse(v agentView) armoryAgent {
+	accounts := make([]string, 0, len(v.Accounts))
+	for name := range v.Accounts {
+		accounts = append(accounts, name)
+	}
+	sort.Strings(accounts)
+	return armoryAgent{
+		AgentID: v.AgentID, Accounts: accounts, Caching: true, ClouddriverID: s.cfg.ID,
+		LastConnection: v.ConnectedAt.UTC().Format(time.RFC3339Nano), Type: "kubernetes",
+		ZoneID: v.ZoneID, Version: v.Version,
+	}
+}
+
+func (s *Server) getAgents(w http.ResponseWriter, _ *http.Request) {
+	views := s.registry.list()
+	out := make([]armoryAgent, 0, len(views))
+	for _, v := range views {
+		out = append(out, s.agentResponse(v))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("agentId")
+	v, ok := s.registry.get(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "agent %q is not connected to this control plane", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.agentResponse(v))
+}
+
+// kubesvcAccount is KubesvcAccount of the REST contract, for accounts held
+// by connected agents.
+type kubesvcAccount struct {
+	Name            string              `json:"name"`
+	Status          string              `json:"status"`
+	ZoneID          string              `json:"zoneId,omitempty"`
+	KubeHost        string              `json:"kubeHost,omitempty"`
+	KubeVersion     string              `json:"kubeVersion,omitempty"`
+	CertFingerprint string              `json:"certFingerprint,omitempty"`
+	Connections     int                 `json:"connections"`
+	Dynamic         bool                `json:"dynamic"`
+	ErrorMessage    string              `json:"errorMessage,omitempty"`
+	LastUpdated     int64               `json:"lastUpdated"`
+	MaxWatchAgeSecs int64               `json:"maxWatchAgeSeconds"`
+	Definition      map[string]any      `json:"definition"`
+	DefinitionStr   string              `json:"definitionAsString"`
+	Properties      map[string]any      `json:"properties"`
+	PropertiesStr   string              `json:"propertiesAsString"`
+	Permissions     map[string][]string `json:"permissions"`
+	// Agents serving the account and the state each reports (SYNCING,
+	// WATCHING, ERROR): our additions to the contract's shape.
+	Agents      []string          `json:"agents"`
+	AgentStates map[string]string `json:"agentStates"`
+}
+
+func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("accountName")
+	holders := s.registry.holders(name)
+	if len(holders) == 0 {
+		writeError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		return
+	}
+	a := holders[0].Accounts[name]
+	info := a.info
+	def := map[string]any{
+		"name": name, "namespaces": info.GetNamespaces(), "kinds": info.GetKinds(),
+		"omitKinds": info.GetOmitKinds(), "onlyNamespacedResources": info.GetOnlyNamespacedResources(),
+	}
+	defStr, _ := json.Marshal(def)
+	props := map[string]any{"kubeHost": info.GetApiHost(), "kubeVersion": info.GetKubernetesVersion(), "certFingerprint": info.GetCertFingerprint()}
+	propsStr, _ := json.Marshal(props)
+	out := kubesvcAccount{
+		Name: name, Status: "ACTIVE", ZoneID: holders[0].ZoneID,
+		KubeHost: info.GetApiHost(), KubeVersion: info.GetKubernetesVersion(), CertFingerprint: info.GetCertFingerprint(),
+		Connections: len(holders), Dynamic: info.GetDynamic(),
+		LastUpdated: a.updated.UnixMilli(), MaxWatchAgeSecs: info.GetMaxResumableResourceAgeMs() / 1000,
+		Definition: def, DefinitionStr: string(defStr), Properties: props, PropertiesStr: string(propsStr),
+		Permissions: map[string][]string{}, AgentStates: map[string]string{},
+	}
+	for _, h := range holders {
+		st := h.Accounts[name]
+		out.Agents = append(out.Agents, h.AgentID)
+		out.AgentStates[h.AgentID] = st.state.String()
+		if st.state == kubesvcv1.AccountStatus_ERROR {
+			out.ErrorMessage = st.message
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("accountName")
+	if len(s.registry.holders(name)) == 0 {
+		writeError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		return
+	}
+	ns, err := s.store.Namespaces(r.Context(), name)
+	if err != nil {
+		s.log.Error("list namespaces", "account", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+		return
+	}
+	if ns == nil {
+		ns = []string{}
+	}
+	writeJSON(w, http.StatusOK, ns)
+}
+
+// cachedObject is one object of the read API.
+type cachedObject struct {
+	Account         string            `json:"account"`
+	APIVersion      string            `json:"apiVersion"`
+	Kind            string            `json:"kind"`
+	Namespace       string            `json:"namespace,omitempty"`
+	Name            string            `json:"name"`
+	UID             string            `json:"uid,omitempty"`
+	ResourceVersion string            `json:"resourceVersion,omitempty"`
+	Application     string            `json:"application,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	UpdatedAt       time.Time         `json:"updatedAt"`
+	Manifest        json.RawMessage   `json:"manifest"`
+}
+
+func toCachedObject(o store.Object) cachedObject {
+	apiVersion := o.Version
+	if o.Group != "" {
+		apiVersion = o.Group + "/" + o.Version
+	}
+	return cachedObject{
+		Account: o.Account, APIVersion: apiVersion, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name,
+		UID: o.UID, ResourceVersion: o.ResourceVersion, Application: o.Application, Labels: o.Labels,
+		UpdatedAt: o.UpdatedAt, Manifest: json.RawMessage(o.JSON),
+	}
+}
+
+var listParams = map[string]bool{
+	"account": true, "kind": true, "group": true, "namespace": true, "name": true,
+	"application": true, "labelSelector": true, "limit": true,
+}
+
+// parseQuery turns query parameters into a store.Query, naming the
+// offending parameter on error.
+func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
+	for k := range v {
+		if !allowed[k] {
+			return store.Query{}, fmt.Errorf("unknown query parameter %q", k)
+		}
+		if len(v[k]) > 1 {
+			return store.Query{}, fmt.Errorf("query parameter %q given %d times", k, len(v[k]))
+		}
+	}
+	q := store.Query{
+		Account: v.Get("account"), Kind: v.Get("kind"), Group: v.Get("group"),
+		Namespace: v.Get("namespace"), Name: v.Get("name"), Application: v.Get("application"),
+	}
+	if s := v.Get("labelSelector"); s != "" {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			return store.Query{}, fmt.Errorf("labelSelector: %w", err)
+		}
+		q.Selector = sel
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return store.Query{}, fmt.Errorf("limit: %q is not a non-negative integer", s)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), listParams)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	objs, err := s.store.ListObjects(r.Context(), q)
+	if err != nil {
+		s.log.Error("list cached objects", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+		return
+	}
+	out := make([]cachedObject, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, toCachedObject(o))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+var getParams = map[string]bool{"namespace": true, "group": true}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), getParams)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	key := store.ObjectKey{
+		Account: r.PathValue("account"), Kind: r.PathValue("kind"), Name: r.PathValue("name"),
+		Group: q.Group, Namespace: q.Namespace,
+	}
+	o, err := s.store.GetObject(r.Context(), key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)
+	case err != nil:
+		s.log.Error("get cached object", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+	default:
+		writeJSON(w, http.StatusOK, toCachedObject(o))
+	}
+}

@@ -1,0 +1,135 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Server is one control-plane replica.
+type Server struct {
+	kubesvcv1.UnimplementedAgentServiceServer
+
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	registry *registry
+	metrics  *metrics
+	gatherer prometheus.Gatherer
+
+	// receivers counts the per-session stream readers; Run waits for them
+	// after the gRPC server has stopped.
+	receivers sync.WaitGroup
+
+	mu        sync.Mutex // guards the listener addresses below
+	grpcAddr  net.Addr
+	httpAddr  net.Addr
+	listening chan struct{}
+}
+
+// New validates cfg and returns a server that persists into st. Call Run to
+// serve. The server does not close st.
+func New(cfg Config, st store.Store) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("controlplane: invalid configuration: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Log,
+		store:     st,
+		registry:  newRegistry(),
+		metrics:   newMetrics(reg),
+		gatherer:  reg,
+		listening: make(chan struct{}),
+	}, nil
+}
+
+// Run listens on the gRPC and HTTP addresses and serves until ctx is done
+// or a listener fails. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	grpcLis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("controlplane: listen for agents on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	httpLis, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("controlplane: listen for REST on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.mu.Lock()
+	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
+	s.mu.Unlock()
+	close(s.listening)
+
+	gs := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
+	}, s.cfg.GRPCOptions...)...)
+	kubesvcv1.RegisterAgentServiceServer(gs, s)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus(kubesvcv1.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	hsrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := gs.Serve(grpcLis); err != nil {
+			return fmt.Errorf("controlplane: gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := hsrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("controlplane: HTTP server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("control plane stopping")
+		hs.Shutdown()
+		s.registry.closeAll(errShutdown)
+		gs.Stop()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hsrv.Shutdown(shutdownCtx)
+		return nil
+	})
+	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
+	err = g.Wait()
+	s.receivers.Wait()
+	return err
+}
+
+// Addrs returns the gRPC and HTTP listen addresses once Run is listening
+// (useful with port 0), or ctx's error.
+func (s *Server) Addrs(ctx context.Context) (grpcAddr, httpAddr net.Addr, err error) {
+	select {
+	case <-s.listening:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.grpcAddr, s.httpAddr, nil
+}

@@ -1,0 +1,246 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// session is one agent stream. Fields other than those documented as
+// guarded are set before the session is registered and never change.
+type session struct {
+	id, agentID, zoneID, version string
+	connectedAt                  time.Time
+	cancel                       context.CancelCauseFunc
+
+	// Guarded by registry.mu.
+	lastSeen time.Time
+	accounts map[string]*accountState
+}
+
+var (
+	errReplaced = errors.New("a newer session of the same agent replaced this one")
+	errShutdown = errors.New("control plane shutting down")
+)
+
+// Connect implements kubesvcv1.AgentServiceServer: it runs one agent's
+// session until the stream ends, the agent goes silent for AgentTimeout, a
+// newer session of the same agent replaces it, or the server stops.
+func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if err := validateHello(hello); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	now := time.Now()
+	sess := &session{
+		id:          fmt.Sprintf("%s-%d", hello.GetAgentId(), now.UnixNano()),
+		agentID:     hello.GetAgentId(),
+		zoneID:      hello.GetZoneId(),
+		version:     hello.GetVersion(),
+		connectedAt: now,
+		cancel:      cancel,
+		lastSeen:    now,
+		accounts:    map[string]*accountState{},
+	}
+	names := make([]string, 0, len(hello.GetAccounts()))
+	for _, a := range hello.GetAccounts() {
+		names = append(names, a.GetName())
+		sess.accounts[a.GetName()] = &accountState{info: a, state: kubesvcv1.AccountStatus_SYNCING, updated: now}
+	}
+	log := s.log.With("agent", sess.agentID, "session", sess.id)
+
+	var points []store.ResumePoint
+	if len(names) > 0 {
+		if points, err = s.store.ResumePoints(ctx, names); err != nil {
+			log.Error("load resume points", "err", err)
+			return status.Error(codes.Unavailable, "control plane cannot read its cache")
+		}
+	}
+	if replaced := s.registry.add(sess); replaced != nil {
+		replaced.cancel(errReplaced)
+	}
+	defer s.registry.remove(sess)
+	log.Info("agent connected", "zone", sess.zoneID, "version", sess.version, "accounts", len(names), "resumePoints", len(points))
+	s.metrics.sessions.Inc()
+	defer s.metrics.sessions.Dec()
+
+	if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Welcome{Welcome: &kubesvcv1.Welcome{
+		SessionId:      sess.id,
+		ControlplaneId: s.cfg.ID,
+		ResumePoints:   resumePointsToProto(points),
+		MaxBatchBytes:  uint32(s.cfg.MaxRecvMsgBytes),
+	}}}); err != nil {
+		return err
+	}
+
+	// The receive loop only moves messages from the stream to a channel:
+	// stream.Recv cannot be interrupted except by ending the RPC, which
+	// happens when this handler returns. Server.Run waits for it.
+	recvd := make(chan *kubesvcv1.AgentMessage)
+	recvErr := make(chan error, 1)
+	s.receivers.Go(func() { recvErr <- receive(ctx, stream, recvd) })
+
+	out := make(chan *kubesvcv1.ControlMessage, 16)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sendLoop(gctx, stream, out) })
+	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, out) })
+	err = g.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	log.Info("agent disconnected", "reason", err)
+	switch {
+	case errors.Is(err, errReplaced), errors.Is(err, errShutdown):
+		return status.Error(codes.Aborted, err.Error())
+	case status.Code(err) != codes.Unknown:
+		return err
+	default:
+		return status.Error(codes.Unavailable, err.Error())
+	}
+}
+
+func validateHello(h *kubesvcv1.Hello) error {
+	if h == nil {
+		return errors.New("the first message must be a hello")
+	}
+	if h.GetAgentId() == "" {
+		return errors.New("hello.agent_id: required")
+	}
+	seen := map[string]bool{}
+	for i, a := range h.GetAccounts() {
+		if a.GetName() == "" {
+			return fmt.Errorf("hello.accounts[%d].name: required", i)
+		}
+		if seen[a.GetName()] {
+			return fmt.Errorf("hello.accounts[%d].name: duplicate account %q", i, a.GetName())
+		}
+		seen[a.GetName()] = true
+	}
+	return nil
+}
+
+func receive(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, to chan<- *kubesvcv1.AgentMessage) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		select {
+		case to <- m:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, out <-chan *kubesvcv1.ControlMessage) error {
+	for {
+		select {
+		case m := <-out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// handleLoop applies what the agent sends, acknowledges batches once they
+// are persisted, and drops the session when the agent goes silent.
+func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *kubesvcv1.AgentMessage, recvErr <-chan error, out chan<- *kubesvcv1.ControlMessage) error {
+	check := time.NewTicker(min(s.cfg.AgentTimeout/3, 10*time.Second))
+	defer check.Stop()
+	send := func(m *kubesvcv1.ControlMessage) error {
+		select {
+		case out <- m:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			return err
+		case now := <-check.C:
+			if idle := now.Sub(s.registry.lastSeen(sess)); idle > s.cfg.AgentTimeout {
+				return status.Errorf(codes.DeadlineExceeded, "agent silent for %s", idle.Round(time.Second))
+			}
+		case m := <-recvd:
+			s.registry.touch(sess, time.Now())
+			switch msg := m.GetMsg().(type) {
+			case *kubesvcv1.AgentMessage_Changes:
+				if err := s.ingest(ctx, msg.Changes); err != nil {
+					return err
+				}
+				if err := send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: msg.Changes.GetSeq()}}}); err != nil {
+					return err
+				}
+			case *kubesvcv1.AgentMessage_AccountStatus:
+				if err := s.accountStatus(ctx, sess, msg.AccountStatus); err != nil {
+					return err
+				}
+			case *kubesvcv1.AgentMessage_Heartbeat:
+				if err := send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Heartbeat{Heartbeat: &kubesvcv1.Heartbeat{SentAtMs: time.Now().UnixMilli()}}}); err != nil {
+					return err
+				}
+			case *kubesvcv1.AgentMessage_Hello:
+				return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
+			default:
+				s.log.Warn("ignoring agent message", "agent", sess.agentID, "type", fmt.Sprintf("%T", msg))
+			}
+		}
+	}
+}
+
+// ingest persists one batch. A batch that cannot be decoded ends the
+// session with InvalidArgument; a store failure ends it with Unavailable so
+// that the agent reconnects and resumes from what was persisted.
+func (s *Server) ingest(ctx context.Context, b *kubesvcv1.ChangeBatch) error {
+	changes, err := changesFromProto(b.GetChanges())
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "batch %d: %v", b.GetSeq(), err)
+	}
+	start := time.Now()
+	if err := s.store.ApplyChanges(ctx, changes); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Error("persist batch", "seq", b.GetSeq(), "changes", len(changes), "err", err)
+		return status.Error(codes.Unavailable, "control plane cannot persist the batch")
+	}
+	s.metrics.observeBatch(len(changes), time.Since(start))
+	return nil
+}
+
+func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1.AccountStatus) error {
+	if st.GetAccount() == "" {
+		return status.Error(codes.InvalidArgument, "account_status.account: required")
+	}
+	s.registry.setAccount(sess, st)
+	if st.GetState() == kubesvcv1.AccountStatus_REMOVED && len(s.registry.holders(st.GetAccount())) == 0 {
+		if err := s.store.DeleteAccount(ctx, st.GetAccount()); err != nil {
+			s.log.Error("drop removed account from cache", "account", st.GetAccount(), "err", err)
+			return status.Error(codes.Unavailable, "control plane cannot update its cache")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/agent/config"
+	"github.com/kubesvc/kubesvc/internal/agentapp"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+func agentYAML(target string, healthPort string, accounts map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "agent:\n  id: reloading-agent\nclouddriver:\n  grpc: %s\n  insecure: true\nserver:\n  host: 127.0.0.1\n  port: %s\nkubernetes:\n  accounts:\n", target, healthPort)
+	for name, kubeconfig := range accounts {
+		fmt.Fprintf(&b, "  - name: %s\n    kubeconfigFile: %s\n    kinds: [namespace]\n", name, kubeconfig)
+	}
+	return b.String()
+}
+
+// writeAtomically replaces the file the way a ConfigMap update or an editor
+// does: write a temporary file, rename it over the old one.
+func writeAtomically(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Editing the agent's configuration file adds and removes accounts live,
+// without a restart; the control plane's cache follows.
+func TestConfigFileEditAddsAndRemovesAccountsLive(t *testing.T) {
+	t.Parallel()
+	c1 := testenv.StartForTest(t, testenv.Options{Name: "reload-1"})
+	c2 := testenv.StartForTest(t, testenv.Options{Name: "reload-2"})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	path := filepath.Join(t.TempDir(), "armory-agent.yml")
+	_, port, _ := strings.Cut(freeAddr(t), ":")
+	writeAtomically(t, path, agentYAML(cp.grpc, port, map[string]string{"first": c1.KubeconfigPath}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agentapp.Run: %v", err)
+		}
+	})
+	present(t, cp, q("account", "first", "name", "default"), "/default")
+
+	writeAtomically(t, path, agentYAML(cp.grpc, port, map[string]string{"first": c1.KubeconfigPath, "second": c2.KubeconfigPath}))
+	present(t, cp, q("account", "second", "name", "default"), "/default")
+
+	writeAtomically(t, path, agentYAML(cp.grpc, port, map[string]string{"second": c2.KubeconfigPath}))
+	present(t, cp, q("account", "first"))
+	eventually(t, wait, func() string {
+		if code, _, _ := getJSON(cp.http, "/agents/kubernetes/accounts/first", nil, nil); code != 404 {
+			return fmt.Sprintf("removed account still served: %d", code)
+		}
+		return ""
+	})
+	present(t, cp, q("account", "second", "name", "default"), "/default")
+}
+
+func TestUnknownConfigKeyIsAClearError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "armory-agent.yml")
+	writeAtomically(t, path, "clouddriver:\n  grpc: localhost:9091\nkubernetes:\n  accounts:\n  - name: a\n    kubeconfigFile: /x\n    kindz: [pod]\n")
+	err := agentapp.Run(context.Background(), []config.Source{{Path: path}}, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), `kubernetes.accounts[0].kindz`) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("want an error naming the key and the file, got %v", err)
+	}
+}

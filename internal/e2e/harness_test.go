@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// testLogger writes to the test log only when -v or on failure.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// wire records every message agents send to the control plane, encoded.
+type wire struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *wire) interceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &recordingStream{ServerStream: ss, w: w})
+	}
+}
+
+func (w *wire) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.buf.Bytes())
+}
+
+type recordingStream struct {
+	grpc.ServerStream
+	w *wire
+}
+
+func (s *recordingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		if pm, ok := m.(proto.Message); ok {
+			b, _ := proto.Marshal(pm)
+			s.w.mu.Lock()
+			s.w.buf.Write(b)
+			s.w.mu.Unlock()
+		}
+	}
+	return err
+}
+
+// controlPlane is a control plane running in the test process.
+type controlPlane struct {
+	srv    *controlplane.Server
+	st     store.Store
+	cancel context.CancelFunc
+	done   chan error
+	grpc   string // host:port
+	http   string // http://host:port
+}
+
+type cpOptions struct {
+	dbPath   string
+	grpcAddr string // "" picks a free port
+	wire     *wire
+}
+
+func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
+	t.Helper()
+	if o.grpcAddr == "" {
+		o.grpcAddr = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.OpenSQLite(ctx, o.dbPath, testLogger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("open store: %v", err)
+	}
+	cfg := controlplane.Config{ID: "cp-test", GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: testLogger(t).With("component", "controlplane")}
+	if o.wire != nil {
+		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
+	}
+	srv, err := controlplane.New(cfg, st)
+	if err != nil {
+		cancel()
+		st.Close()
+		t.Fatal(err)
+	}
+	cp := &controlPlane{srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
+	go func() { cp.done <- srv.Run(ctx) }()
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	g, h, err := srv.Addrs(actx)
+	if err != nil {
+		cp.stop(t)
+		t.Fatalf("control plane did not listen: %v", err)
+	}
+	cp.grpc, cp.http = g.String(), "http://"+h.String()
+	t.Cleanup(func() { cp.stop(t) })
+	return cp
+}
+
+// stop shuts the control plane down and waits for it; safe to call twice.
+func (cp *controlPlane) stop(t *testing.T) {
+	if cp.cancel == nil {
+		return
+	}
+	cp.cancel()
+	cp.cancel = nil
+	if err := <-cp.done; err != nil {
+		t.Errorf("control plane Run: %v", err)
+	}
+	if err := cp.st.Close(); err != nil {
+		t.Errorf("close store: %v", err)
+	}
+}
+
+// runningAgent is an agent running in the test process.
+type runningAgent struct {
+	*agent.Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startAgent(t *testing.T, target string, accounts ...agent.Account) *runningAgent {
+	t.Helper()
+	a, err := agent.New(agent.Config{
+		ID: "agent-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), ZoneID: "zone-test", Version: "test",
+		Target: target, Accounts: accounts, KeepaliveTime: 10 * time.Second, KeepaliveTimeout: 5 * time.Second,
+		Backoff: agent.Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		Log:     testLogger(t).With("component", "agent"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ra := &runningAgent{Agent: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { ra.done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ra.done; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	})
+	return ra
+}
+
+// eventually polls cond until it returns "" or the deadline passes; then
+// the test fails with cond's last explanation.
+func eventually(t *testing.T, timeout time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cachedObject mirrors the read API's object.
+type cachedObject struct {
+	Account, APIVersion, Kind, Namespace, Name, ResourceVersion, Application string
+	Labels                                                                   map[string]string
+	Manifest                                                                 json.RawMessage
+}
+
+func getJSON(base, path string, q url.Values, into any) (int, []byte, error) {
+	u := base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if into != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, into); err != nil {
+			return resp.StatusCode, body, fmt.Errorf("decode %s: %w", u, err)
+		}
+	}
+	return resp.StatusCode, body, nil
+}
+
+// list queries the read API, failing the test on transport errors.
+func (cp *controlPlane) list(t *testing.T, q url.Values) []cachedObject {
+	t.Helper()
+	var out []cachedObject
+	code, body, err := getJSON(cp.http, "/cache/objects", q, &out)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /cache/objects?%s: %d %s %v", q.Encode(), code, body, err)
+	}
+	return out
+}
+
+func names(objs []cachedObject) []string {
+	out := make([]string, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.Namespace+"/"+o.Name)
+	}
+	return out
+}
+
+// freeAddr returns a loopback address with a port free right now, for a
+// control plane that must come back on the same address.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// dirBytes concatenates every file under dir (the SQLite database, its WAL
+// and shared-memory files).
+func dirBytes(t *testing.T, dir string) []byte {
+	var all []byte
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			all = append(all, b...)
+		}
+		return nil
+	})
+	return all
+}
+
+// watching waits until every agent serving the account reports all its
+// streams synced; the report follows the streams' last SyncEnd on the
+// stream, so everything listed so far is persisted.
+func (cp *controlPlane) watching(t *testing.T, account string) {
+	t.Helper()
+	eventually(t, wait, func() string {
+		var a struct{ AgentStates map[string]string }
+		code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/"+account, nil, &a)
+		if err != nil || code != http.StatusOK {
+			return fmt.Sprintf("account %s: %d %s %v", account, code, body, err)
+		}
+		for agent, st := range a.AgentStates {
+			if st != "WATCHING" {
+				return fmt.Sprintf("account %s: agent %s is %s", account, agent, st)
+			}
+		}
+		return ""
+	})
+}

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ApplyChanges applies changes in order in one write transaction.
+//
+// Every stream has a generation, bumped by SyncBegin; Listed and Upserted
+// objects are stamped with their stream's current generation, and SyncEnd
+// deletes the stream's objects stamped with an older one. A change for a
+// stream without a row (other than SyncBegin and StreamRemoved) creates it
+// at generation 1, not syncing. An empty resource version in an Upserted,
+// Deleted or Bookmark change leaves the position as it was; SyncEnd sets it
+// as given (empty: no resume point).
+func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	for i := range changes {
+		if err := validateChange(&changes[i]); err != nil {
+			return fmt.Errorf("store: change %d of %d: %w", i, len(changes), err)
+		}
+	}
+	start := time.Now()
+	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+		a := &applier{
+			ctx:     ctx,
+			d:       s.d,
+			tx:      tx,
+			now:     s.now().UnixMilli(),
+			streams: make(map[streamID]*streamState),
+		}
+		defer a.closeStmts()
+		for i := range changes {
+			if err := a.apply(&changes[i]); err != nil {
+				c := &changes[i]
+				return fmt.Errorf("store: change %d of %d (%s %s): %w",
+					i, len(changes), changeName(c.Type), streamName(c.Stream), err)
+			}
+		}
+		return a.flush()
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Debug("store: changes applied", "changes", len(changes), "duration", time.Since(start))
+	return nil
+}
+
+// streamID is the primary key of a stream row.
+type streamID struct {
+	account, group, resource, namespace string
+}
+
+// streamState is a stream row as the transaction sees it. Changes update
+// it in memory; flush writes the dirty ones once, at the end.
+type streamState struct {
+	key        StreamKey // last seen, for the descriptive columns
+	exists     bool      // the row exists (in the database or pending insert)
+	inDB       bool      // the row exists in the database
+	dirty      bool
+	generation int64
+	syncing    bool
+	position   string
+	updatedAt  int64
+}
+
+// applier applies the changes of one ApplyChanges call.
+type applier struct {
+	ctx     context.Context
+	d       dialect
+	tx      *sql.Tx
+	now     int64
+	streams map[streamID]*streamState
+	order   []*streamState // first-touch order, for a deterministic flush
+
+	selectStream, upsertObject, deleteObject *sql.Stmt
+}
+
+func (a *applier) apply(c *Change) error {
+	st, err := a.stream(c.Stream)
+	if err != nil {
+		return err
+	}
+	switch c.Type {
+	case SyncBegin:
+		st.exists, st.dirty = true, true
+		st.generation++
+		st.syncing = true
+		st.position = ""
+		st.updatedAt = a.now
+	case Listed:
+		a.ensure(st)
+		return a.upsert(c, st.generation)
+	case Upserted:
+		a.ensure(st)
+		if err := a.upsert(c, st.generation); err != nil {
+			return err
+		}
+		a.move(st, c.Object.ResourceVersion)
+	case Deleted:
+		a.ensure(st)
+		if err := a.delete(c); err != nil {
+			return err
+		}
+		rv := c.ResourceVersion
+		if rv == "" {
+			rv = c.Object.ResourceVersion
+		}
+		a.move(st, rv)
+	case SyncEnd:
+		a.ensure(st)
+		if err := a.sweep(c.Stream, st.generation); err != nil {
+			return err
+		}
+		st.syncing = false
+		st.position = c.ResourceVersion
+		st.updatedAt = a.now
+		st.dirty = true
+	case Bookmark:
+		a.ensure(st)
+		if !st.syncing {
+			a.move(st, c.ResourceVersion)
+		}
+	case StreamRemoved:
+		return a.remove(c.Stream, st)
+	default:
+		return fmt.Errorf("%w: unknown change type %d", ErrInvalidChange, c.Type)
+	}
+	return nil
+}
+
+// stream returns the state of the stream of k, reading its row the first
+// time the transaction meets it.
+func (a *applier) stream(k StreamKey) (*streamState, error) {
+	id := streamID{k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace}
+	if st, ok := a.streams[id]; ok {
+		st.key = k
+		return st, nil
+	}
+	st := &streamState{key: k}
+	if a.selectStream == nil {
+		q := `SELECT generation, syncing, resource_version, updated_at_ms FROM ` + streamsTable +
+			` WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
+		if err := a.prepare(&a.selectStream, q); err != nil {
+			return nil, err
+		}
+	}
+	err := a.selectStream.QueryRowContext(a.ctx, id.account, id.group, id.resource, id.namespace).
+		Scan(&st.generation, &st.syncing, &st.position, &st.updatedAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("read stream: %w", err)
+	default:
+		st.exists, st.inDB = true, true
+	}
+	a.streams[id] = st
+	a.order = append(a.order, st)
+	return st, nil
+}
+
+// ensure creates the stream row (generation 1, not syncing) if missing.
+func (a *applier) ensure(st *streamState) {
+	if st.exists {
+		return
+	}
+	st.exists, st.dirty = true, true
+	st.generation = 1
+	st.syncing = false
+	st.position = ""
+	st.updatedAt = a.now
+}
+
+// move sets the position of the stream (unless rv is empty).
+func (a *applier) move(st *streamState, rv string) {
+	if rv != "" {
+		st.position = rv
+	}
+	st.updatedAt = a.now
+	st.dirty = true
+}
+
+func (a *applier) upsert(c *Change, generation int64) error {
+	if a.upsertObject == nil {
+		q := a.d.insertOrUpdate(objectsTable, []string{
+			"account", "api_group", "kind", "namespace", "name", "kind_lower",
+			"api_version", "resource", "uid", "resource_version", "application",
+			"labels", "generation", "body", "updated_at_ms",
+		}, []string{"account", "api_group", "kind", "namespace", "name"})
+		if err := a.prepare(&a.upsertObject, q); err != nil {
+			return err
+		}
+	}
+	o := c.Object
+	key, err := objectKeyOf(c)
+	if err != nil {
+		return err
+	}
+	version, resource := o.Version, o.Resource
+	if version == "" {
+		version = c.Stream.Resource.Version
+	}
+	if resource == "" {
+		resource = c.Stream.Resource.Resource
+	}
+	labels, err := encodeLabels(o.Labels)
+	if err != nil {
+		return err
+	}
+	body := o.JSON
+	if body == nil {
+		body = []byte{}
+	}
+	_, err = a.upsertObject.ExecContext(a.ctx,
+		key.Account, key.Group, key.Kind, key.Namespace, key.Name, strings.ToLower(key.Kind),
+		version, resource, o.UID, o.ResourceVersion, o.Application,
+		labels, generation, body, a.now)
+	if err != nil {
+		return fmt.Errorf("upsert object %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return nil
+}
+
+func (a *applier) delete(c *Change) error {
+	if a.deleteObject == nil {
+		q := `DELETE FROM ` + objectsTable +
+			` WHERE account = ? AND api_group = ? AND kind = ? AND namespace = ? AND name = ?`
+		if err := a.prepare(&a.deleteObject, q); err != nil {
+			return err
+		}
+	}
+	key, err := objectKeyOf(c)
+	if err != nil {
+		return err
+	}
+	if _, err := a.deleteObject.ExecContext(a.ctx, key.Account, key.Group, key.Kind, key.Namespace, key.Name); err != nil {
+		return fmt.Errorf("delete object %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return nil
+}
+
+// sweep deletes the objects of stream k older than generation; with
+// generation 0, all of them.
+func (a *applier) sweep(k StreamKey, generation int64) error {
+	q := `DELETE FROM ` + objectsTable + ` WHERE account = ? AND api_group = ? AND kind = ?`
+	args := []any{k.Account, k.Resource.Group, k.Resource.Kind}
+	if k.Namespace != "" {
+		q += ` AND namespace = ?`
+		args = append(args, k.Namespace)
+	}
+	if generation > 0 {
+		q += ` AND generation < ?`
+		args = append(args, generation)
+	}
+	if _, err := a.tx.ExecContext(a.ctx, a.d.rebind(q), args...); err != nil {
+		return fmt.Errorf("delete objects of stream: %w", err)
+	}
+	return nil
+}
+
+// remove deletes the stream's objects and row.
+func (a *applier) remove(k StreamKey, st *streamState) error {
+	if err := a.sweep(k, 0); err != nil {
+		return err
+	}
+	if st.inDB {
+		q := `DELETE FROM ` + streamsTable + ` WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
+		if _, err := a.tx.ExecContext(a.ctx, a.d.rebind(q), k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace); err != nil {
+			return fmt.Errorf("delete stream: %w", err)
+		}
+	}
+	*st = streamState{key: k}
+	return nil
+}
+
+// flush writes the stream rows changed by the transaction.
+func (a *applier) flush() error {
+	ins := a.d.rebind(`INSERT INTO ` + streamsTable + ` (account, api_group, resource, namespace,
+	api_version, kind, namespaced, generation, resource_version, syncing, updated_at_ms)
+	VALUES (` + placeholders(11) + `)`)
+	upd := a.d.rebind(`UPDATE ` + streamsTable + ` SET api_version = ?, kind = ?, namespaced = ?,
+	generation = ?, resource_version = ?, syncing = ?, updated_at_ms = ?
+	WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`)
+	for _, st := range a.order {
+		if !st.dirty || !st.exists {
+			continue
+		}
+		k := st.key
+		var err error
+		if st.inDB {
+			_, err = a.tx.ExecContext(a.ctx, upd,
+				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced,
+				st.generation, st.position, st.syncing, st.updatedAt,
+				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace)
+		} else {
+			_, err = a.tx.ExecContext(a.ctx, ins,
+				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace,
+				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced,
+				st.generation, st.position, st.syncing, st.updatedAt)
+		}
+		if err != nil {
+			return fmt.Errorf("store: write stream %s: %w", streamName(k), err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) prepare(dst **sql.Stmt, q string) error {
+	stmt, err := a.tx.PrepareContext(a.ctx, a.d.rebind(q))
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	*dst = stmt
+	return nil
+}
+
+func (a *applier) closeStmts() {
+	for _, s := range []*sql.Stmt{a.selectStream, a.upsertObject, a.deleteObject} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+}

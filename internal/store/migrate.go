@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrSchemaTooNew is returned (wrapped) when the database was migrated by a
+// newer kubesvc than this one: its schema version is unknown here.
+var ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+
+// migrationsTable records the applied migrations, one row per version.
+const migrationsTable = "kubesvc_schema_migrations"
+
+// migration is one numbered schema change. Versions start at 1 and are
+// contiguous; a released migration is never edited, only followed by a new
+// one. up returns the statements for a dialect.
+type migration struct {
+	version int64
+	name    string
+	up      func(d dialect) []string
+}
+
+// migrations returns every migration known to this binary, in order.
+func migrations() []migration {
+	return []migration{
+		{version: 1, name: "cache streams and objects", up: migrateCache},
+	}
+}
+
+// latestVersion is the schema version this binary writes.
+func latestVersion() int64 {
+	m := migrations()
+	return m[len(m)-1].version
+}
+
+// migrateCache creates the cache tables: the position and generation of
+// every stream, and the objects. kind_lower (the kind in lower case) serves
+// the case-insensitive kind lookups without a function on an indexed column.
+func migrateCache(d dialect) []string {
+	return []string{
+		`CREATE TABLE kubesvc_cache_streams (
+	account ` + d.key + `,
+	api_group ` + d.key + `,
+	api_version ` + d.text + `,
+	resource ` + d.key + `,
+	kind ` + d.text + `,
+	namespaced ` + d.boolean + `,
+	namespace ` + d.key + `,
+	generation ` + d.bigint + `,
+	resource_version ` + d.text + `,
+	syncing ` + d.boolean + `,
+	updated_at_ms ` + d.bigint + `,
+	PRIMARY KEY (account, api_group, resource, namespace)
+)` + d.tableSuffix,
+		`CREATE TABLE kubesvc_cache_objects (
+	account ` + d.key + `,
+	api_group ` + d.key + `,
+	kind ` + d.key + `,
+	namespace ` + d.key + `,
+	name ` + d.key + `,
+	kind_lower ` + d.key + `,
+	api_version ` + d.text + `,
+	resource ` + d.text + `,
+	uid ` + d.text + `,
+	resource_version ` + d.text + `,
+	application ` + d.text + `,
+	labels ` + d.largeText + `,
+	generation ` + d.bigint + `,
+	body ` + d.blob + `,
+	updated_at_ms ` + d.bigint + `,
+	PRIMARY KEY (account, api_group, kind, namespace, name)
+)` + d.tableSuffix,
+		`CREATE INDEX kubesvc_cache_objects_application
+	ON kubesvc_cache_objects (account, application)`,
+		`CREATE INDEX kubesvc_cache_objects_kind
+	ON kubesvc_cache_objects (account, kind_lower, namespace, name)`,
+	}
+}
+
+// migrate brings the schema of db to latestVersion, one transaction per
+// migration (on MySQL, DDL commits implicitly: a migration failing halfway
+// there needs a manual look). It is idempotent, and safe against another
+// process migrating the same database: the version is read again inside
+// each write transaction.
+func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error {
+	create := `CREATE TABLE IF NOT EXISTS ` + migrationsTable + ` (
+	version ` + d.bigint + ` PRIMARY KEY,
+	applied_at ` + d.text + `
+)` + d.tableSuffix
+	if _, err := db.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("store: create %s: %w", migrationsTable, err)
+	}
+	all := migrations()
+	latest := latestVersion()
+	for {
+		applied, err := migrateOne(ctx, db, d, all, latest)
+		if err != nil {
+			return err
+		}
+		if applied == nil {
+			return nil
+		}
+		log.Info("store: schema migrated", "dialect", d.name,
+			"version", applied.version, "migration", applied.name)
+	}
+}
+
+// migrateOne applies the first pending migration, if any, and returns it.
+func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, latest int64) (_ *migration, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if current > latest {
+		return nil, fmt.Errorf("store: database schema version %d, this binary knows up to %d (upgrade kubesvc): %w",
+			current, latest, ErrSchemaTooNew)
+	}
+	if current == latest {
+		return nil, tx.Commit()
+	}
+	m := all[current] // versions are contiguous from 1
+	if m.version != current+1 {
+		return nil, fmt.Errorf("store: migration list broken: found version %d where %d was expected", m.version, current+1)
+	}
+	for _, stmt := range m.up(d) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	ins := d.rebind(`INSERT INTO ` + migrationsTable + ` (version, applied_at) VALUES (?, ?)`)
+	if _, err := tx.ExecContext(ctx, ins, m.version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return nil, fmt.Errorf("store: record migration %d: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: commit migration %d: %w", m.version, err)
+	}
+	return &m, nil
+}
+
+// schemaVersion returns the highest applied migration, 0 for none.
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (int64, error) {
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM `+migrationsTable).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: read schema version: %w", err)
+	}
+	return v.Int64, nil
+}

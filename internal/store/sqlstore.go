@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Table names of the cache.
+const (
+	streamsTable = "kubesvc_cache_streams"
+	objectsTable = "kubesvc_cache_objects"
+)
+
+// sqlStore implements Store on database/sql for any dialect. Writes go
+// through w, reads through r; a backend whose reads do not need isolating
+// from the writer (MySQL, PostgreSQL) passes the same pool twice.
+type sqlStore struct {
+	d   dialect
+	w   *sql.DB
+	r   *sql.DB
+	log *slog.Logger
+	now func() time.Time
+}
+
+var _ Store = (*sqlStore)(nil)
+
+func newSQLStore(d dialect, w, r *sql.DB, log *slog.Logger) *sqlStore {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &sqlStore{d: d, w: w, r: r, log: log, now: time.Now}
+}
+
+// Close closes both pools.
+func (s *sqlStore) Close() error {
+	var errs []error
+	if s.r != s.w {
+		if err := s.r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close readers: %w", err))
+		}
+	}
+	if err := s.w.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: close writer: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// inTx runs fn in a transaction of db, committing if it returns nil.
+func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// DeleteAccount drops every object and stream of an account.
+func (s *sqlStore) DeleteAccount(ctx context.Context, account string) error {
+	return inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+		for _, table := range []string{objectsTable, streamsTable} {
+			q := s.d.rebind(`DELETE FROM ` + table + ` WHERE account = ?`)
+			if _, err := tx.ExecContext(ctx, q, account); err != nil {
+				return fmt.Errorf("store: delete account %q from %s: %w", account, table, err)
+			}
+		}
+		return nil
+	})
+}

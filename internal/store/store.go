@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// ErrNotFound is returned (wrapped) when a requested row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the control plane's persistence. Each SQL dialect implements it
+// in its own file; one conformance suite (storetest) runs on every backend.
+type Store interface {
+	Cache
+	// Close releases the database handles.
+	Close() error
+}
+
+// Cache persists what agents stream: the objects of every account and the
+// position (resource version) of every list+watch stream.
+type Cache interface {
+	// ApplyChanges applies changes in order, atomically: either all of them
+	// are persisted or none is.
+	ApplyChanges(ctx context.Context, changes []Change) error
+	// ResumePoints returns the persisted position of every stream of the
+	// given accounts. Streams whose sync is in progress (after SyncBegin,
+	// before SyncEnd) have no position and are not returned.
+	ResumePoints(ctx context.Context, accounts []string) ([]ResumePoint, error)
+	// DeleteAccount drops every object and stream of an account.
+	DeleteAccount(ctx context.Context, account string) error
+
+	// ListObjects returns the objects matching q, ordered by account, kind,
+	// namespace, name.
+	ListObjects(ctx context.Context, q Query) ([]Object, error)
+	// GetObject returns one object or an error wrapping ErrNotFound.
+	GetObject(ctx context.Context, key ObjectKey) (Object, error)
+	// Namespaces returns the names of the Namespace objects cached for the
+	// account, plus every namespace holding a cached object, sorted.
+	Namespaces(ctx context.Context, account string) ([]string, error)
+	// CachedAccounts returns the accounts with at least one stream or object.
+	CachedAccounts(ctx context.Context) ([]AccountSummary, error)
+}
+
+// Resource identifies a Kubernetes resource type.
+type Resource struct {
+	Group, Version, Resource, Kind string
+	Namespaced                     bool
+}
+
+// StreamKey names one list+watch stream: a resource of an account, across
+// all namespaces (Namespace empty) or within one namespace.
+type StreamKey struct {
+	Account   string
+	Resource  Resource
+	Namespace string
+}
+
+// ObjectKey identifies a cached object. Group and kind together name the
+// type: the cache keeps one (preferred) version per group and kind.
+type ObjectKey struct {
+	Account, Group, Kind, Namespace, Name string
+}
+
+// Object is a cached Kubernetes object.
+type Object struct {
+	ObjectKey
+	Version         string // API version without group, e.g. "v1"
+	Resource        string // plural resource name
+	UID             string
+	ResourceVersion string
+	// Application is the Spinnaker application: the
+	// moniker.spinnaker.io/application annotation, else the
+	// app.kubernetes.io/name label, else empty.
+	Application string
+	Labels      map[string]string
+	// JSON is the object as the agent sent it (already scrubbed).
+	JSON      []byte
+	UpdatedAt time.Time
+}
+
+// ChangeType says what a Change does.
+type ChangeType int
+
+const (
+	// Listed: an object seen by a list in progress (after SyncBegin).
+	Listed ChangeType = iota + 1
+	// Upserted: an object added or modified, seen by a watch. The stream's
+	// position becomes the object's resource version.
+	Upserted
+	// Deleted: an object deleted, seen by a watch. The stream's position
+	// becomes ResourceVersion (the deleted object's final version).
+	Deleted
+	// SyncBegin starts a list that replaces the stream's contents: the
+	// stream gets a new generation and loses its position.
+	SyncBegin
+	// SyncEnd completes it: objects of the stream not Listed or Upserted
+	// since SyncBegin are deleted and the position becomes ResourceVersion.
+	SyncEnd
+	// Bookmark moves the position to ResourceVersion.
+	Bookmark
+	// StreamRemoved drops the stream and everything cached for it.
+	StreamRemoved
+)
+
+// Change is one step of a stream. Object is set for Listed, Upserted and
+// Deleted (for Deleted only its key matters); ResourceVersion for Deleted,
+// SyncEnd and Bookmark.
+type Change struct {
+	Type            ChangeType
+	Stream          StreamKey
+	Object          *Object
+	ResourceVersion string
+}
+
+// ResumePoint is the persisted position of a stream.
+type ResumePoint struct {
+	Stream          StreamKey
+	ResourceVersion string
+	UpdatedAt       time.Time
+}
+
+// Query selects cached objects. Empty fields do not filter.
+type Query struct {
+	Account string
+	// Kind matches case-insensitively ("deployment" finds Deployment).
+	Kind        string
+	Group       string
+	Namespace   string
+	Name        string
+	Application string
+	// Selector filters on labels; nil selects everything.
+	Selector labels.Selector
+	// Limit caps the result; 0 means no cap.
+	Limit int
+}
+
+// AccountSummary counts what is cached for an account.
+type AccountSummary struct {
+	Account string
+	Objects int
+	Streams int
+}
