@@ -254,19 +254,67 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-var getParams = map[string]bool{"namespace": true, "group": true}
+var getParams = map[string]bool{"namespace": true, "group": true, "minResourceVersion": true, "waitMs": true}
 
+// maxWait caps waitMs.
+const maxWait = time.Minute
+
+// getObject answers one cached object. With waitMs it waits up to that
+// long for the object to be cached (at minResourceVersion or later, if
+// given), which gives a writer read-your-writes: write to Kubernetes, then
+// read here with the resourceVersion the API server returned.
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.Query(), getParams)
+	v := r.URL.Query()
+	q, err := parseQuery(v, getParams)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	var wait time.Duration
+	if ms := v.Get("waitMs"); ms != "" {
+		n, err := strconv.Atoi(ms)
+		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > maxWait {
+			writeError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and %d", ms, maxWait.Milliseconds())
+			return
+		}
+		wait = time.Duration(n) * time.Millisecond
+	}
+	minRV := v.Get("minResourceVersion")
 	key := store.ObjectKey{
 		Account: r.PathValue("account"), Kind: r.PathValue("kind"), Name: r.PathValue("name"),
 		Group: q.Group, Namespace: q.Namespace,
 	}
-	o, err := s.store.GetObject(r.Context(), key)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var o store.Object
+wait:
+	for {
+		changed := s.commits.changed()
+		o, err = s.store.GetObject(r.Context(), key)
+		switch {
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			break wait
+		case err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)):
+			break wait
+		}
+		timedOut := wait == 0
+		if !timedOut {
+			select {
+			case <-changed:
+				continue
+			case <-r.Context().Done():
+				return
+			case <-deadline.C:
+				timedOut = true
+			}
+		}
+		if err == nil { // cached, but older than minResourceVersion
+			writeError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
+				key.Kind, key.Name, o.ResourceVersion, minRV, wait)
+			return
+		}
+		break wait
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)

@@ -32,6 +32,7 @@ type Server struct {
 	registry *registry
 	metrics  *metrics
 	gatherer prometheus.Gatherer
+	commits  *notifier
 
 	// receivers counts the per-session stream readers; Run waits for them
 	// after the gRPC server has stopped.
@@ -58,6 +59,7 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		registry:  newRegistry(),
 		metrics:   newMetrics(reg),
 		gatherer:  reg,
+		commits:   newNotifier(),
 		listening: make(chan struct{}),
 	}, nil
 }

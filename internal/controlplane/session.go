@@ -228,6 +228,7 @@ func (s *Server) ingest(ctx context.Context, b *kubesvcv1.ChangeBatch) error {
 		return status.Error(codes.Unavailable, "control plane cannot persist the batch")
 	}
 	s.metrics.observeBatch(len(changes), time.Since(start))
+	s.commits.notify()
 	return nil
 }
 

@@ -104,22 +104,29 @@ func TestObjectsFlowIntoTheCache(t *testing.T) {
 	present(t, cp, q("account", "main", "application", "billing"), "apps/settings")
 	present(t, cp, q("account", "main", "namespace", "apps", "labelSelector", "tier=front"), "apps/web")
 
-	// Update: the new content replaces the old.
+	// Update: the new content replaces the old, and a reader that passes
+	// the resourceVersion the API server returned reads its own write.
 	cm.Data["color"] = "green"
-	if _, err := cs.CoreV1().ConfigMaps("apps").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	updated, err := cs.CoreV1().ConfigMaps("apps").Update(ctx, cm, metav1.UpdateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, func() string {
-		var o cachedObject
-		code, body, err := getJSON(cp.http, "/cache/objects/main/ConfigMap/settings", q("namespace", "apps"), &o)
-		if err != nil || code != http.StatusOK {
-			return "get settings: " + string(body)
-		}
-		if !strings.Contains(string(o.Manifest), `"green"`) {
-			return "cached ConfigMap not updated: " + string(o.Manifest)
-		}
-		return ""
-	})
+	var o cachedObject
+	code, body, err := getJSON(cp.http, "/cache/objects/main/ConfigMap/settings",
+		q("namespace", "apps", "minResourceVersion", updated.ResourceVersion, "waitMs", "30000"), &o)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(o.Manifest), `"green"`) || o.ResourceVersion != updated.ResourceVersion {
+		t.Fatalf("read-your-writes GET: %d %s %v", code, body, err)
+	}
+	if code, body, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/settings",
+		q("namespace", "apps", "minResourceVersion", "999999999", "waitMs", "50"), nil); code != http.StatusGatewayTimeout {
+		t.Errorf("GET with an unreachable minResourceVersion: %d %s, want 504", code, body)
+	}
+	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/missing", q("namespace", "apps", "waitMs", "50"), nil); code != http.StatusNotFound {
+		t.Errorf("GET of a missing object with waitMs: %d, want 404", code)
+	}
+	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/settings", q("waitMs", "soon"), nil); code != http.StatusBadRequest {
+		t.Errorf("GET with waitMs=soon: %d, want 400", code)
+	}
 
 	// Delete: gone from the cache.
 	if err := cs.AppsV1().Deployments("apps").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
@@ -150,7 +157,7 @@ func TestObjectsFlowIntoTheCache(t *testing.T) {
 
 	// Account and agent endpoints.
 	var acct map[string]any
-	code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/main", nil, &acct)
+	code, body, err = getJSON(cp.http, "/agents/kubernetes/accounts/main", nil, &acct)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET account: %d %s %v", code, body, err)
 	}

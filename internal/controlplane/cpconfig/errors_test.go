@@ -1,0 +1,166 @@
+package cpconfig
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/yamlstrict"
+)
+
+func TestUnknownKeys(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"top level", "kubesvc: {}\nsqll: {}\n", `unknown key "sqll" (line 2); did you mean "sql"?`},
+		{"top level, no hint", "redis: {enabled: true}\n", `unknown key "redis" (line 1)`},
+		{"nested", "kubesvc:\n  grpc:\n    server:\n      prot: 9091\n", `unknown key "kubesvc.grpc.server.prot" (line 4); did you mean "port"?`},
+		{"nested, no hint", "kubesvc:\n  cache:\n    size: 1\n", `unknown key "kubesvc.cache.size" (line 3)`},
+		{"case", "kubesvc: {dynamicaccounts: {}}\n", `unknown key "kubesvc.dynamicaccounts" (line 1); did you mean "dynamicAccounts"?`},
+		{"dotted", "\nkubesvc.grpc.sever.port: 1\n", `unknown key "kubesvc.grpc.sever.port" (line 2); did you mean "server"?`},
+		{"spring logger levels", "logging.level.io.armory: DEBUG\n", `logging.level: expected a string, got a mapping (line 1)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, p, err := loadString(t, tt.yaml)
+			if want := "config " + p + ": " + tt.want; err == nil || err.Error() != want {
+				t.Fatalf("err  = %v\nwant = %s", err, want)
+			}
+			var ke *yamlstrict.KeyError
+			if !errors.As(err, &ke) || ke.File != p || ke.Line == 0 {
+				t.Errorf("KeyError = %+v", ke)
+			}
+			if strings.HasPrefix(tt.want, "unknown key") && !errors.Is(err, yamlstrict.ErrUnknownKey) {
+				t.Errorf("error does not wrap ErrUnknownKey")
+			}
+		})
+	}
+}
+
+func TestAllErrorsReported(t *testing.T) {
+	_, p, err := loadString(t, "a: 1\nkubesvc:\n  b: 2\nserver: {port: x}\nsql: {driver: oracle}\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	// Decoding errors stop the load before validation.
+	for _, want := range []string{
+		"config " + p + `: unknown key "a" (line 1)`,
+		"config " + p + `: unknown key "kubesvc.b" (line 3)`,
+		"config " + p + `: server.port: expected an integer, got "x" (line 4)`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%s", want, err)
+		}
+	}
+	_, _, err = loadString(t, "server: {port: 0}\nsql: {driver: oracle}\n")
+	if err == nil || strings.Count(err.Error(), "\n") != 1 {
+		t.Errorf("want two validation errors, got %v", err)
+	}
+}
+
+func TestTypeErrors(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"kubesvc: {grpc: {server: {healthServiceEnabled: maybe}}}\n", `kubesvc.grpc.server.healthServiceEnabled: expected a boolean (true or false), got "maybe" (line 1)`},
+		{"kubesvc: {grpc: {server: {maxInboundMessageSize: 4XB}}}\n", `kubesvc.grpc.server.maxInboundMessageSize: expected a data size such as 4MB, 16MiB or a number of bytes, got "4XB" (line 1)`},
+		{"kubesvc: {grpc: {server: {maxInboundMessageSize: [4]}}}\n", `kubesvc.grpc.server.maxInboundMessageSize: expected a data size such as 4MB, 16MiB or a number of bytes, got a list (line 1)`},
+		{"kubesvc: {grpc: {server: {maxInboundMessageSize: 1.5}}}\n", `kubesvc.grpc.server.maxInboundMessageSize: expected a data size such as 4MB, 16MiB or a number of bytes, got "1.5" (line 1)`},
+		{"kubesvc: {cache: {operationWaitMs: 30s}}\n", `kubesvc.cache.operationWaitMs: expected an integer, got "30s" (line 1)`},
+		{"kubesvc: {dynamicAccounts: {namePatterns: '^a'}}\n", `kubesvc.dynamicAccounts.namePatterns: expected a list, got "^a" (line 1)`},
+		{"kubesvc: [a]\n", `kubesvc: expected a mapping, got a list (line 1)`},
+		{"kubesvc: {cluster: {mode: local}}\n", `kubesvc.cluster: expected a string, got a mapping (line 1)`},
+		{"server: {port: 1}\nserver: {port: 2}\n", `server: set twice (also on line 1) (line 2)`},
+		{"server: {port: 1}\nserver.port: 2\n", `server.port: set twice (also on line 1) (line 2)`},
+		{"kubesvc: {grpc: {server: {security: {KeepAliveTimeOutSeconds: 1, keepAliveTimeOutSeconds: 2}}}}\n",
+			`kubesvc.grpc.server.security.KeepAliveTimeOutSeconds: set twice (also on line 1) (line 1)`},
+		{"- a\n", `top level must be a mapping of keys (line 1)`},
+	}
+	for _, tt := range tests {
+		_, p, err := loadString(t, tt.yaml)
+		if err == nil || err.Error() != "config "+p+": "+tt.want {
+			t.Errorf("%q:\n err = %v\nwant = config %s: %s", tt.yaml, err, p, tt.want)
+		}
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	g := "kubesvc.grpc.server."
+	tests := []struct{ yaml, want string }{
+		{"server: {port: 0}\n", "server.port: must be a port number between 1 and 65535, got 0 (line 1)"},
+		{"server: {port: 65536}\n", "server.port: must be a port number between 1 and 65535, got 65536 (line 1)"},
+		{"server: {address: '0.0.0.0:7002'}\n", `server.address: must be a host name or an IP address without a port, got "0.0.0.0:7002" (line 1)`},
+		{"kubesvc: {grpc: {server: {port: -1}}}\n", g + "port: must be a port number between 1 and 65535, got -1 (line 1)"},
+		{"kubesvc: {grpc: {server: {address: '[::1]'}}}\n", g + `address: must be a host name or an IP address without a port, got "[::1]" (line 1)`},
+		{"kubesvc: {grpc: {server: {maxInboundMessageSize: 1KB}}}\n", g + "maxInboundMessageSize: must be between 64KB and 2GB (65536 to 2147483647 bytes), got 1KB (line 1)"},
+		{"kubesvc: {grpc: {server: {maxInboundMessageSize: 2GB}}}\n", g + "maxInboundMessageSize: must be between 64KB and 2GB (65536 to 2147483647 bytes), got 2GB (line 1)"},
+		{"kubesvc: {grpc: {server: {keepalive: {minTimeSeconds: 0}}}}\n", g + "keepalive.minTimeSeconds: must be positive, got 0 (line 1)"},
+		{"kubesvc: {grpc: {server: {security: {keepAliveHeartbeatSeconds: -1}}}}\n", g + "security.keepAliveHeartbeatSeconds: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {grpc: {server: {security: {keepAliveTimeOutSeconds: -1}}}}\n", g + "security.KeepAliveTimeOutSeconds: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {grpc: {server: {security: {clientAuth: WANT}}}}\n", g + `security.clientAuth: must be NONE, OPTIONAL or REQUIRE, got "WANT" (line 1)`},
+		{"kubesvc: {grpc: {server: {security: {enabled: true, certificateChain: 'file:/c', privateKey: 'file:/k'}}}}\n",
+			g + "security.enabled: gRPC TLS is not implemented yet; refusing to serve agents in plaintext (line 1)"},
+		{"kubesvc: {grpc: {auth: {x509: {enabled: true}}}}\n", "kubesvc.grpc.auth.x509.enabled: needs gRPC TLS, which is not implemented yet; refusing to accept agents unfiltered (line 1)"},
+		{"kubesvc: {grpc: {auth: {x509: {filters: ['UID=(']}}}}\n", "kubesvc.grpc.auth.x509.filters[0]: invalid regular expression: error parsing regexp: missing closing ): `UID=(` (line 1)"},
+		{"kubesvc: {agentTimeoutSeconds: 0}\n", "kubesvc.agentTimeoutSeconds: must be positive, got 0 (line 1)"},
+		{"kubesvc: {heartbeat: {periodUnit: FORTNIGHTS}}\n", `kubesvc.heartbeat.periodUnit: must be a Java TimeUnit such as SECONDS, MILLISECONDS or MINUTES, got "FORTNIGHTS" (line 1)`},
+		{"kubesvc: {heartbeat: {period: 0}}\n", "kubesvc.heartbeat.period: must be positive, got 0 (line 1)"},
+		{"kubesvc: {heartbeat: {initialDelay: -1}}\n", "kubesvc.heartbeat.initialDelay: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {heartbeat: {period: 10, periodUnit: MINUTES}}\n", "kubesvc.heartbeat.period: must be shorter than kubesvc.cache.accountCleanupFrequencySeconds (10m0s), or accounts are cleaned up while their agents are connected; got 10m0s (line 1)"},
+		{"kubesvc: {heartbeat: {period: 9223372036854775807, periodUnit: DAYS}}\n", "kubesvc.heartbeat.period: 9223372036854775807 is too large (line 1)"},
+		{"kubesvc: {cache: {operationWaitMs: 0}}\n", "kubesvc.cache.operationWaitMs: must be positive, got 0 (line 1)"},
+		{"kubesvc: {cache: {onDemandQuickWaitMs: -1}}\n", "kubesvc.cache.onDemandQuickWaitMs: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {cache: {accountCleanupFrequencySeconds: -1}}\n", "kubesvc.cache.accountCleanupFrequencySeconds: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {cache: {eventsCleanupFrequencySeconds: -1}}\n", "kubesvc.cache.eventsCleanupFrequencySeconds: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {cache: {namespaceExpiryMinutes: -1}}\n", "kubesvc.cache.namespaceExpiryMinutes: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {cache: {cacheKinds: []}}\n", "kubesvc.cache.cacheKinds: must not be empty (leave it out for the default kinds) (line 1)"},
+		{"kubesvc: {cache: {cacheKinds: [Pod, ' ']}}\n", "kubesvc.cache.cacheKinds[1]: must not be empty (line 1)"},
+		{"kubesvc: {dynamicAccounts: {retryFrequencySeconds: 0}}\n", "kubesvc.dynamicAccounts.retryFrequencySeconds: must be positive, got 0 (line 1)"},
+		{"kubesvc: {dynamicAccounts: {maxRetries: -1}}\n", "kubesvc.dynamicAccounts.maxRetries: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {dynamicAccounts: {scanFrequencySeconds: -1}}\n", "kubesvc.dynamicAccounts.scanFrequencySeconds: must not be negative, got -1 (line 1)"},
+		{"kubesvc: {dynamicAccounts: {scanBatchSize: -1}}\n", "kubesvc.dynamicAccounts.scanBatchSize: must not be negative, got -1 (line 1)"},
+		{"kubesvc:\n  dynamicAccounts:\n    namePatterns:\n      - ok\n      - ''\n", "kubesvc.dynamicAccounts.namePatterns[1]: must not be empty (line 5)"},
+		{"kubesvc: {dynamicAccounts: {namePatterns: ['(?=x)']}}\n", "kubesvc.dynamicAccounts.namePatterns[0]: invalid regular expression: error parsing regexp: invalid or unsupported Perl syntax: `(?=` (line 1)"},
+		{"kubesvc: {cluster: redis}\n", "kubesvc.cluster: redis clustering is not supported (it is deprecated in the plugin); use kubernetes (line 1)"},
+		{"kubesvc: {cluster: swarm}\n", `kubesvc.cluster: must be local, kubernetes or static, got "swarm" (line 1)`},
+		{"kubesvc: {jobs: {operation-history: {purge: {weeks: -1}}}}\n", "kubesvc.jobs.operation-history.purge.weeks: must not be negative, got -1 (line 1)"},
+		{"sql: {driver: oracle}\n", `sql.driver: must be sqlite, mysql or postgres, got "oracle" (line 1)`},
+		{"sql: {driver: mysql}\n", "sql.dsn: required when sql.driver is mysql (line 1)"},
+		{"sql:\n  driver: postgres\n  dsn: ' '\n", "sql.dsn: required when sql.driver is postgres (line 3)"},
+		{"logging: {level: verbose}\n", `logging.level: must be one of trace, debug, info, warn, error; got "verbose" (line 1)`},
+		{"logging: {format: xml}\n", `logging.format: must be text or json, got "xml" (line 1)`},
+	}
+	for _, tt := range tests {
+		_, p, err := loadString(t, tt.yaml)
+		if err == nil || err.Error() != "config "+p+": "+tt.want {
+			t.Errorf("%s\n err = %v\nwant = config %s: %s", tt.yaml, err, p, tt.want)
+		}
+	}
+}
+
+func TestTLSRequiresCertificates(t *testing.T) {
+	_, p, err := loadString(t, "kubesvc: {grpc: {server: {security: {enabled: true}}}}\n")
+	for _, want := range []string{
+		"config " + p + ": kubesvc.grpc.server.security.enabled: gRPC TLS is not implemented yet",
+		"config " + p + ": kubesvc.grpc.server.security.certificateChain: required when security is enabled (line 1)",
+		"config " + p + ": kubesvc.grpc.server.security.privateKey: required when security is enabled (line 1)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}
+
+func TestValidCombinations(t *testing.T) {
+	for _, y := range []string{
+		"kubesvc: {grpc: {server: {address: 0.0.0.0, maxInboundMessageSize: 64KB}}}\n",
+		"kubesvc: {grpc: {server: {address: 'fe80::1', maxInboundMessageSize: '2147483647'}}}\n",
+		"server: {address: localhost, port: 65535}\n",
+		"kubesvc: {heartbeat: {enabled: false, period: 1, periodUnit: hours}}\n",
+		"kubesvc: {heartbeat: {period: 1, periodUnit: DAYS}, cache: {accountCleanupFrequencySeconds: 0}}\n",
+		"kubesvc: {cluster: static, agentTimeoutSeconds: 1}\n",
+		"kubesvc: {grpc: {auth: {x509: {filters: ['UID=([a-z]){3}:[1-9]{3}:ksvc']}}}}\n",
+		"sql: {driver: SQLite, dsn: ignored}\n",
+		"logging: {level: ERROR, format: TEXT}\n",
+	} {
+		if _, _, err := loadString(t, y); err != nil {
+			t.Errorf("%s\n err = %v", y, err)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package cpconfig
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+
+	"github.com/kubesvc/kubesvc/internal/yamlstrict"
+)
+
+// unsupportedKeys are documented for the Armory plugin but not modelled
+// here: they (and everything below them) are accepted and listed in
+// Config.Unsupported. Most make sense only inside Clouddriver (the V2
+// provider, Java thread pools, Spring cron expressions).
+var unsupportedKeys = []string{
+	"kubesvc.cache.cacheDefaults",
+	"kubesvc.cache.cacheStreamingPoolCoreSize",
+	"kubesvc.cache.cacheStreamingPoolMaxSize",
+	"kubesvc.credentials",
+	"kubesvc.disableV2Provider",
+	"kubesvc.grpc.server.security.ciphers",
+	"kubesvc.grpc.server.security.protocols",
+	"kubesvc.jobs.operation-history.purge.cron",
+	"kubesvc.operations",
+	"kubesvc.ops",
+	"kubesvc.runtime",
+	"kubesvc.v2-cache-eviction",
+}
+
+func isUnsupportedKey(key string) bool { return slices.Contains(unsupportedKeys, key) }
+
+// notImplemented are modelled keys whose feature is not built yet. When set
+// in a file they are listed in Config.Unsupported, unless honoured reports
+// that the value asks for what this build does anyway. Remove a key here
+// when its feature lands (REFERENCE.md's "implemented" column follows this
+// table; a test checks it).
+var notImplemented = map[string]func(c *Config) bool{
+	"kubesvc.grpc.server.healthServiceEnabled":                func(c *Config) bool { return c.GRPC.HealthServiceEnabled },
+	"kubesvc.grpc.server.security.enabled":                    func(c *Config) bool { return !c.GRPC.Security.Enabled },
+	"kubesvc.grpc.server.security.certificateChain":           nil,
+	"kubesvc.grpc.server.security.privateKey":                 nil,
+	"kubesvc.grpc.server.security.privateKeyPassword":         nil,
+	"kubesvc.grpc.server.security.clientAuth":                 func(c *Config) bool { return c.GRPC.Security.ClientAuth == ClientAuthNone },
+	"kubesvc.grpc.server.security.trustCertCollection":        nil,
+	"kubesvc.grpc.auth.x509.enabled":                          func(c *Config) bool { return !c.GRPC.X509.Enabled },
+	"kubesvc.grpc.auth.x509.filters":                          nil,
+	"kubesvc.heartbeat.enabled":                               nil,
+	"kubesvc.heartbeat.initialDelay":                          nil,
+	"kubesvc.heartbeat.period":                                nil,
+	"kubesvc.heartbeat.periodUnit":                            nil,
+	"kubesvc.cache.operationWaitMs":                           nil,
+	"kubesvc.cache.onDemandQuickWaitMs":                       nil,
+	"kubesvc.cache.accountCleanupFrequencySeconds":            nil,
+	"kubesvc.cache.eventsCleanupFrequencySeconds":             nil,
+	"kubesvc.cache.namespaceExpiryMinutes":                    func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },
+	"kubesvc.cache.cleanDataWithUnusedAccounts":               nil,
+	"kubesvc.cache.cacheKinds":                                nil,
+	"kubesvc.dynamicAccounts.enabled":                         func(c *Config) bool { return !c.DynamicAccounts.Enabled },
+	"kubesvc.dynamicAccounts.retryFrequencySeconds":           nil,
+	"kubesvc.dynamicAccounts.maxRetries":                      nil,
+	"kubesvc.dynamicAccounts.scanFrequencySeconds":            nil,
+	"kubesvc.dynamicAccounts.scanBatchSize":                   nil,
+	"kubesvc.dynamicAccounts.namePatterns":                    nil,
+	"kubesvc.dynamicAccounts.interceptor.enabled":             func(c *Config) bool { return !c.DynamicAccounts.InterceptorEnabled },
+	"kubesvc.cluster":                                         func(c *Config) bool { return c.Cluster.Mode == ClusterLocal },
+	"kubesvc.cluster-kubernetes.kubeconfigFile":               nil,
+	"kubesvc.cluster-kubernetes.verifySsl":                    nil,
+	"kubesvc.cluster-kubernetes.namespace":                    nil,
+	"kubesvc.cluster-kubernetes.httpPortName":                 nil,
+	"kubesvc.cluster-kubernetes.clouddriverServiceNamePrefix": nil,
+	"kubesvc.jobs.operation-history.purge.weeks":              nil,
+	"kubesvc.loadBalancer":                                    nil,
+}
+
+// unsupported returns the keys for Config.Unsupported: those accepted as
+// unmodelled and those set but not implemented, sorted.
+func unsupported(f *File, c *Config) []string {
+	set := map[string]bool{}
+	for _, k := range f.dec.Unsupported() {
+		set[k] = true
+	}
+	for k, honoured := range notImplemented {
+		if f.IsSet(k) && (honoured == nil || !honoured(c)) {
+			set[k] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// Keys returns every key the configuration file models (dotted paths), in
+// the order of the File struct. Documented keys accepted without a model are
+// not included.
+func Keys() []string { return yamlstrict.Keys(reflect.TypeFor[File]()) }

@@ -1,0 +1,27 @@
+package cpconfig
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+)
+
+// ServerConfig maps c onto the runtime configuration of
+// controlplane.New. log becomes its logger (nil: slog.Default()). Settings
+// the server does not take (TLS, clustering, dynamic accounts, SQL, ...)
+// are left to their own wiring.
+func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
+	return controlplane.Config{
+		ID:               c.ID,
+		GRPCAddr:         net.JoinHostPort(c.GRPC.Address, strconv.Itoa(c.GRPC.Port)),
+		HTTPAddr:         net.JoinHostPort(c.Server.Address, strconv.Itoa(c.Server.Port)),
+		MaxRecvMsgBytes:  c.GRPC.MaxInboundMessageSize,
+		KeepaliveMinTime: c.GRPC.Keepalive.MinTime,
+		KeepaliveTime:    c.GRPC.Keepalive.Time,
+		KeepaliveTimeout: c.GRPC.Keepalive.Timeout,
+		AgentTimeout:     c.AgentTimeout,
+		Log:              log,
+	}
+}

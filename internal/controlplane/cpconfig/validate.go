@@ -1,0 +1,337 @@
+package cpconfig
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// validator collects validation errors, each a *yamlstrict.KeyError naming
+// its key and, when the key came from a file, the file and line.
+type validator struct {
+	f    *File
+	errs []error
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.errs = append(v.errs, v.f.dec.KeyError(key, format, args...))
+}
+
+func (v *validator) port(key string, p int) int {
+	if p < 1 || p > 65535 {
+		v.fail(key, "must be a port number between 1 and 65535, got %d", p)
+	}
+	return p
+}
+
+func (v *validator) nonNegative(key string, n int64) {
+	if n < 0 {
+		v.fail(key, "must not be negative, got %d", n)
+	}
+}
+
+func (v *validator) positive(key string, n int64) {
+	if n <= 0 {
+		v.fail(key, "must be positive, got %d", n)
+	}
+}
+
+// duration converts n units to a Duration; n must not be negative (or,
+// with positive, must be above zero) nor overflow.
+func (v *validator) duration(key string, n int64, unit time.Duration, positive bool) time.Duration {
+	switch {
+	case positive && n <= 0:
+		v.fail(key, "must be positive, got %d", n)
+	case n < 0:
+		v.fail(key, "must not be negative, got %d", n)
+	case n > math.MaxInt64/int64(unit):
+		v.fail(key, "%d is too large", n)
+	default:
+		return time.Duration(n) * unit
+	}
+	return 0
+}
+
+// host checks a listen address: empty, a host name or an IP address, no port.
+func (v *validator) host(key, s string) string {
+	if s != "" && (strings.ContainsAny(s, " \t[]/") || (strings.Contains(s, ":") && net.ParseIP(s) == nil)) {
+		v.fail(key, "must be a host name or an IP address without a port, got %q", s)
+	}
+	return s
+}
+
+// patterns checks a list of regular expressions.
+func (v *validator) patterns(key string, list []string) []string {
+	for i, p := range list {
+		if p == "" {
+			v.fail(fmt.Sprintf("%s[%d]", key, i), "must not be empty")
+		} else if _, err := regexp.Compile(p); err != nil {
+			v.fail(fmt.Sprintf("%s[%d]", key, i), "invalid regular expression: %v", err)
+		}
+	}
+	return nilIfEmpty(list)
+}
+
+func orDefault[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// timeUnits are the Java TimeUnit names accepted by kubesvc.heartbeat.periodUnit.
+var timeUnits = map[string]time.Duration{
+	"NANOSECONDS": time.Nanosecond, "MICROSECONDS": time.Microsecond, "MILLISECONDS": time.Millisecond,
+	"SECONDS": time.Second, "MINUTES": time.Minute, "HOURS": time.Hour, "DAYS": 24 * time.Hour,
+}
+
+// New applies defaults to f, converts units and validates. All errors are
+// returned together; each is a *yamlstrict.KeyError naming its key.
+func New(f *File) (*Config, error) {
+	f.decoder()
+	v := &validator{f: f}
+	k := &f.Kubesvc
+	c := &Config{
+		Sources:      f.Sources(),
+		ID:           strings.TrimSpace(k.ID),
+		AgentTimeout: v.duration("kubesvc.agentTimeoutSeconds", int64(orDefault(k.AgentTimeoutSeconds, int(DefaultAgentTimeout/time.Second))), time.Second, true),
+		Server: Server{
+			Address: v.host("server.address", strings.TrimSpace(f.Server.Address)),
+			Port:    v.port("server.port", orDefault(f.Server.Port, DefaultHTTPPort)),
+		},
+		LoadBalancer: strings.TrimSpace(k.LoadBalancer),
+	}
+	if c.ID == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.ID = h
+		} else {
+			c.ID = "kubesvc"
+		}
+	}
+	c.GRPC = v.grpc(&k.GRPC)
+	c.Heartbeat = v.heartbeat(&k.Heartbeat)
+	c.Cache = v.cache(&k.Cache)
+	if c.Heartbeat.Enabled && c.Cache.AccountCleanupFrequency > 0 && c.Heartbeat.Period >= c.Cache.AccountCleanupFrequency {
+		v.fail("kubesvc.heartbeat.period", "must be shorter than kubesvc.cache.accountCleanupFrequencySeconds (%s), or accounts are cleaned up while their agents are connected; got %s",
+			c.Cache.AccountCleanupFrequency, c.Heartbeat.Period)
+	}
+	c.DynamicAccounts = v.dynamicAccounts(&k.DynamicAccounts)
+	c.Cluster = v.cluster(k)
+	c.OperationHistoryRetention = v.duration("kubesvc.jobs.operation-history.purge.weeks",
+		int64(orDefault(k.Jobs.OperationHistory.Purge.Weeks, DefaultOperationHistoryWeeks)), 7*24*time.Hour, false)
+	c.SQL = v.sql(&f.SQL)
+	c.Logging = v.logging(&f.Logging)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	c.Unsupported = unsupported(f, c)
+	return c, nil
+}
+
+func (v *validator) grpc(f *FileGRPC) GRPC {
+	s, sec := &f.Server, &f.Server.Security
+	g := GRPC{
+		Address:               strings.TrimSpace(s.Address),
+		Port:                  v.port("kubesvc.grpc.server.port", orDefault(s.Port, DefaultGRPCPort)),
+		MaxInboundMessageSize: DefaultMaxInboundMessageSize,
+		HealthServiceEnabled:  orDefault(s.HealthServiceEnabled, true),
+		Keepalive: Keepalive{
+			MinTime: v.duration("kubesvc.grpc.server.keepalive.minTimeSeconds",
+				int64(orDefault(s.Keepalive.MinTimeSeconds, int(DefaultKeepaliveMinTime/time.Second))), time.Second, true),
+			Time:    v.duration("kubesvc.grpc.server.security.keepAliveHeartbeatSeconds", int64(sec.KeepAliveHeartbeatSeconds), time.Second, false),
+			Timeout: v.duration("kubesvc.grpc.server.security.KeepAliveTimeOutSeconds", int64(sec.KeepAliveTimeOutSeconds), time.Second, false),
+		},
+		Security: Security{
+			Enabled:             sec.Enabled,
+			CertificateChain:    sec.CertificateChain,
+			PrivateKey:          sec.PrivateKey,
+			PrivateKeyPassword:  sec.PrivateKeyPassword,
+			ClientAuth:          ClientAuth(strings.ToUpper(strings.TrimSpace(sec.ClientAuth))),
+			TrustCertCollection: sec.TrustCertCollection,
+		},
+		X509: X509{Enabled: f.Auth.X509.Enabled, Filters: v.patterns("kubesvc.grpc.auth.x509.filters", f.Auth.X509.Filters)},
+	}
+	if g.Address == "*" {
+		g.Address = ""
+	}
+	v.host("kubesvc.grpc.server.address", g.Address)
+	if s.MaxInboundMessageSize != nil {
+		size := *s.MaxInboundMessageSize
+		if size < MinMaxInboundMessageSize || size > math.MaxInt32 {
+			v.fail("kubesvc.grpc.server.maxInboundMessageSize", "must be between 64KB and 2GB (%d to %d bytes), got %s",
+				MinMaxInboundMessageSize, math.MaxInt32, size)
+		} else {
+			g.MaxInboundMessageSize = int(size)
+		}
+	}
+	switch g.Security.ClientAuth {
+	case "":
+		g.Security.ClientAuth = ClientAuthNone
+	case ClientAuthNone, ClientAuthOptional, ClientAuthRequire:
+	default:
+		v.fail("kubesvc.grpc.server.security.clientAuth", "must be NONE, OPTIONAL or REQUIRE, got %q", sec.ClientAuth)
+	}
+	if sec.Enabled {
+		// Fail closed: agents must not be served in plaintext when TLS was asked for.
+		v.fail("kubesvc.grpc.server.security.enabled", "gRPC TLS is not implemented yet; refusing to serve agents in plaintext")
+		if sec.CertificateChain == "" {
+			v.fail("kubesvc.grpc.server.security.certificateChain", "required when security is enabled")
+		}
+		if sec.PrivateKey == "" {
+			v.fail("kubesvc.grpc.server.security.privateKey", "required when security is enabled")
+		}
+	}
+	if g.X509.Enabled {
+		v.fail("kubesvc.grpc.auth.x509.enabled", "needs gRPC TLS, which is not implemented yet; refusing to accept agents unfiltered")
+	}
+	return g
+}
+
+func (v *validator) heartbeat(f *FileHeartbeat) Heartbeat {
+	h := Heartbeat{Enabled: orDefault(f.Enabled, true)}
+	name := strings.ToUpper(strings.TrimSpace(f.PeriodUnit))
+	if name == "" {
+		name = DefaultHeartbeatPeriodUnit
+	}
+	unit, ok := timeUnits[name]
+	if !ok {
+		v.fail("kubesvc.heartbeat.periodUnit", "must be a Java TimeUnit such as SECONDS, MILLISECONDS or MINUTES, got %q", f.PeriodUnit)
+		unit = time.Second
+	}
+	h.InitialDelay = v.duration("kubesvc.heartbeat.initialDelay", f.InitialDelay, unit, false)
+	h.Period = v.duration("kubesvc.heartbeat.period", orDefault(f.Period, DefaultHeartbeatPeriod), unit, true)
+	return h
+}
+
+func (v *validator) cache(f *FileCache) Cache {
+	ms := func(key string, p *int64, def time.Duration, positive bool) time.Duration {
+		return v.duration(key, orDefault(p, int64(def/time.Millisecond)), time.Millisecond, positive)
+	}
+	secs := func(key string, p *int64, def time.Duration) time.Duration {
+		return v.duration(key, orDefault(p, int64(def/time.Second)), time.Second, false)
+	}
+	c := Cache{
+		OperationWait:               ms("kubesvc.cache.operationWaitMs", f.OperationWaitMs, DefaultOperationWait, true),
+		OnDemandQuickWait:           ms("kubesvc.cache.onDemandQuickWaitMs", f.OnDemandQuickWaitMs, DefaultOnDemandQuickWait, false),
+		AccountCleanupFrequency:     secs("kubesvc.cache.accountCleanupFrequencySeconds", f.AccountCleanupFrequencySeconds, DefaultAccountCleanupFrequency),
+		EventsCleanupFrequency:      secs("kubesvc.cache.eventsCleanupFrequencySeconds", f.EventsCleanupFrequencySeconds, DefaultEventsCleanupFrequency),
+		NamespaceExpiry:             v.duration("kubesvc.cache.namespaceExpiryMinutes", f.NamespaceExpiryMinutes, time.Minute, false),
+		CleanDataWithUnusedAccounts: orDefault(f.CleanDataWithUnusedAccounts, true),
+		CacheKinds:                  f.CacheKinds,
+	}
+	switch {
+	case c.CacheKinds == nil:
+		c.CacheKinds = slices.Clone(DefaultCacheKinds)
+	case len(c.CacheKinds) == 0:
+		v.fail("kubesvc.cache.cacheKinds", "must not be empty (leave it out for the default kinds)")
+	}
+	for i, kind := range c.CacheKinds {
+		if strings.TrimSpace(kind) == "" {
+			v.fail(fmt.Sprintf("kubesvc.cache.cacheKinds[%d]", i), "must not be empty")
+		}
+	}
+	return c
+}
+
+func (v *validator) dynamicAccounts(f *FileDynamicAccounts) DynamicAccounts {
+	d := DynamicAccounts{
+		Enabled: f.Enabled,
+		RetryFrequency: v.duration("kubesvc.dynamicAccounts.retryFrequencySeconds",
+			int64(orDefault(f.RetryFrequencySeconds, int(DefaultRetryFrequency/time.Second))), time.Second, true),
+		MaxRetries:         orDefault(f.MaxRetries, DefaultMaxRetries),
+		ScanFrequency:      v.duration("kubesvc.dynamicAccounts.scanFrequencySeconds", int64(f.ScanFrequencySeconds), time.Second, false),
+		ScanBatchSize:      f.ScanBatchSize,
+		NamePatterns:       v.patterns("kubesvc.dynamicAccounts.namePatterns", f.NamePatterns),
+		InterceptorEnabled: f.Interceptor.Enabled,
+	}
+	v.nonNegative("kubesvc.dynamicAccounts.maxRetries", int64(d.MaxRetries))
+	v.nonNegative("kubesvc.dynamicAccounts.scanBatchSize", int64(d.ScanBatchSize))
+	return d
+}
+
+func (v *validator) cluster(k *FileKubesvc) Cluster {
+	ck := &k.ClusterKubernetes
+	c := Cluster{
+		Mode: ClusterMode(strings.ToLower(strings.TrimSpace(k.Cluster))),
+		Kubernetes: ClusterKubernetesConfig{
+			KubeconfigFile:               ck.KubeconfigFile,
+			VerifySSL:                    orDefault(ck.VerifySsl, true),
+			Namespace:                    strings.TrimSpace(ck.Namespace),
+			HTTPPortName:                 strings.TrimSpace(ck.HTTPPortName),
+			ClouddriverServiceNamePrefix: strings.TrimSpace(ck.ClouddriverServiceNamePrefix),
+		},
+	}
+	switch c.Mode {
+	case "":
+		c.Mode = ClusterLocal
+	case ClusterLocal, ClusterKubernetes, ClusterStatic:
+	case "redis":
+		v.fail("kubesvc.cluster", "redis clustering is not supported (it is deprecated in the plugin); use kubernetes")
+	default:
+		v.fail("kubesvc.cluster", "must be local, kubernetes or static, got %q", k.Cluster)
+	}
+	if c.Kubernetes.HTTPPortName == "" {
+		c.Kubernetes.HTTPPortName = DefaultHTTPPortName
+	}
+	if c.Kubernetes.ClouddriverServiceNamePrefix == "" {
+		c.Kubernetes.ClouddriverServiceNamePrefix = DefaultServiceNamePrefix
+	}
+	return c
+}
+
+func (v *validator) sql(f *FileSQL) SQL {
+	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: strings.TrimSpace(f.DSN)}
+	switch s.Driver {
+	case "":
+		s.Driver = DriverSQLite
+	case DriverSQLite, DriverMySQL, DriverPostgres:
+	default:
+		v.fail("sql.driver", "must be sqlite, mysql or postgres, got %q", f.Driver)
+	}
+	if s.Path == "" {
+		s.Path = DefaultSQLitePath
+	}
+	if (s.Driver == DriverMySQL || s.Driver == DriverPostgres) && s.DSN == "" {
+		v.fail("sql.dsn", "required when sql.driver is %s", s.Driver)
+	}
+	return s
+}
+
+func (v *validator) logging(f *FileLogging) Logging {
+	l := Logging{Level: slog.LevelInfo, Format: LogText}
+	switch s := strings.ToLower(strings.TrimSpace(f.Level)); s {
+	case "", "info":
+	case "trace":
+		l.Level = slog.LevelDebug - 4
+	case "debug":
+		l.Level = slog.LevelDebug
+	case "warn", "warning":
+		l.Level = slog.LevelWarn
+	case "error":
+		l.Level = slog.LevelError
+	default:
+		v.fail("logging.level", "must be one of trace, debug, info, warn, error; got %q", f.Level)
+	}
+	switch s := LogFormat(strings.ToLower(strings.TrimSpace(f.Format))); s {
+	case "":
+	case LogText, LogJSON:
+		l.Format = s
+	default:
+		v.fail("logging.format", "must be text or json, got %q", f.Format)
+	}
+	return l
+}
