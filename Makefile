@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Everything else here is a building block of those two.
 
-.PHONY: run test k8s-binaries check build
+.PHONY: run test bench k8s-binaries check build
 
 # Builds (once, cached outside the repo) the Kubernetes binaries, then runs
 # the local environment until Ctrl-C.
@@ -11,6 +11,10 @@ run: k8s-binaries
 # The whole test suite: binaries, gofmt, go vet, go test, leak check.
 test:
 	scripts/test.sh
+
+# Benchmarks with their in-run baselines (see docs/benchmarks.md).
+bench: k8s-binaries
+	go run ./bench/propagation $(BENCHFLAGS)
 
 k8s-binaries:
 	@scripts/k8s-binaries.sh >/dev/null

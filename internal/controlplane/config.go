@@ -16,22 +16,25 @@ type Config struct {
 	// ID names this replica in Welcome messages and the REST API
 	// (clouddriverId). Default: the host name.
 	ID string
-	// GRPCAddr is the agents' endpoint (kubesvc.grpc.address). Default ":9091".
+	// GRPCAddr is the agents' endpoint (kubesvc.grpc.server.address and
+	// port). Default ":9091".
 	GRPCAddr string
-	// HTTPAddr is the REST API (server.address). Default ":7002".
+	// HTTPAddr is the REST API (server.address and port). Default ":7002".
 	HTTPAddr string
 	// MaxRecvMsgBytes caps one inbound gRPC message
-	// (kubesvc.grpc.maxInboundMessageBytes). Default 16 MiB.
+	// (kubesvc.grpc.server.maxInboundMessageSize). Default 4 MiB; agents
+	// keep their batches under half of it.
 	MaxRecvMsgBytes int
 	// KeepaliveMinTime is the shortest client ping interval accepted
-	// (kubesvc.grpc.keepalive.minTimeSeconds). Default 5s.
+	// (kubesvc.grpc.server.keepalive.minTimeSeconds). Default 5s.
 	KeepaliveMinTime time.Duration
 	// KeepaliveTime and KeepaliveTimeout: the server pings idle agents every
 	// KeepaliveTime and drops them after KeepaliveTimeout without an answer.
-	// Defaults 30s and 20s.
+	// Defaults 30s and 20s (kubesvc.grpc.server.security.keepAliveHeartbeatSeconds
+	// and KeepAliveTimeOutSeconds).
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// AgentTimeout drops a session that sent nothing (not even a heartbeat)
-	// for this long (kubesvc.heartbeat.agentTimeoutSeconds). Default 90s.
+	// for this long (kubesvc.agentTimeoutSeconds). Default 90s.
 	AgentTimeout time.Duration
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
@@ -51,7 +54,7 @@ func (c *Config) setDefaults() {
 		c.HTTPAddr = ":7002"
 	}
 	if c.MaxRecvMsgBytes == 0 {
-		c.MaxRecvMsgBytes = 16 << 20
+		c.MaxRecvMsgBytes = 4 << 20
 	}
 	if c.KeepaliveMinTime == 0 {
 		c.KeepaliveMinTime = 5 * time.Second
@@ -75,13 +78,13 @@ func (c *Config) Validate() error {
 	c.setDefaults()
 	var errs []error
 	if c.MaxRecvMsgBytes < 64<<10 {
-		errs = append(errs, fmt.Errorf("kubesvc.grpc.maxInboundMessageBytes: %d is below the minimum 65536", c.MaxRecvMsgBytes))
+		errs = append(errs, fmt.Errorf("kubesvc.grpc.server.maxInboundMessageSize: %d is below the minimum 65536", c.MaxRecvMsgBytes))
 	}
 	for key, d := range map[string]time.Duration{
-		"kubesvc.grpc.keepalive.minTimeSeconds": c.KeepaliveMinTime,
-		"kubesvc.grpc.keepalive.timeSeconds":    c.KeepaliveTime,
-		"kubesvc.grpc.keepalive.timeoutSeconds": c.KeepaliveTimeout,
-		"kubesvc.heartbeat.agentTimeoutSeconds": c.AgentTimeout,
+		"kubesvc.grpc.server.keepalive.minTimeSeconds":           c.KeepaliveMinTime,
+		"kubesvc.grpc.server.security.keepAliveHeartbeatSeconds": c.KeepaliveTime,
+		"kubesvc.grpc.server.security.KeepAliveTimeOutSeconds":   c.KeepaliveTimeout,
+		"kubesvc.agentTimeoutSeconds":                            c.AgentTimeout,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", key))

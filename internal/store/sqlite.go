@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -46,6 +47,9 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (Store, erro
 			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMs),
 			"journal_mode(WAL)",
 			"synchronous(NORMAL)",
+			// Checkpoints run in the background (checkpointLoop), not
+			// inside the commit that crosses the threshold.
+			"wal_autocheckpoint(0)",
 		},
 		"_txlock": {"immediate"},
 	})
@@ -69,8 +73,52 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (Store, erro
 		_ = writer.Close()
 		return nil, fmt.Errorf("store: sqlite: open readers %s: %w", path, err)
 	}
+	checkpointer, err := openSQLitePool(ctx, path, 1, url.Values{
+		"_pragma": {fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMs)},
+	})
+	if err != nil {
+		_ = writer.Close()
+		_ = reader.Close()
+		return nil, fmt.Errorf("store: sqlite: open checkpointer %s: %w", path, err)
+	}
 	log.Info("store: sqlite opened", "path", path, "schema", latestVersion(), "readers", readers)
-	return newSQLStore(d, writer, reader, log), nil
+	st := newSQLStore(d, writer, reader, log)
+	bg, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkpointLoop(bg, checkpointer, log)
+	}()
+	st.stopBackground = func() {
+		cancel()
+		<-done
+		_ = checkpointer.Close()
+	}
+	return st, nil
+}
+
+// checkpointInterval is how often the WAL is copied back into the database
+// file. A checkpoint writes and syncs the database file; done here, in its
+// own connection and in PASSIVE mode, it never holds up a commit.
+const checkpointInterval = time.Second
+
+func checkpointLoop(ctx context.Context, db *sql.DB, log *slog.Logger) {
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// A last checkpoint leaves a compact database behind.
+			if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				log.Warn("store: sqlite: final checkpoint", "err", err)
+			}
+			return
+		case <-t.C:
+			if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && ctx.Err() == nil {
+				log.Warn("store: sqlite: checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // openSQLitePool opens a pool of at most n connections to path, each

@@ -24,6 +24,9 @@ type sqlStore struct {
 	r   *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	// stopBackground ends the dialect's background work (SQLite's WAL
+	// checkpointer) and waits for it; nil when there is none.
+	stopBackground func()
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -35,8 +38,11 @@ func newSQLStore(d dialect, w, r *sql.DB, log *slog.Logger) *sqlStore {
 	return &sqlStore{d: d, w: w, r: r, log: log, now: time.Now}
 }
 
-// Close closes both pools.
+// Close stops background work and closes both pools.
 func (s *sqlStore) Close() error {
+	if s.stopBackground != nil {
+		s.stopBackground()
+	}
 	var errs []error
 	if s.r != s.w {
 		if err := s.r.Close(); err != nil {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Defaults. REFERENCE.md lists them with their keys.
+// Defaults. docs/agent-config.md lists them with their keys.
 const (
 	defaultGRPC                    = "spin-clouddriver-grpc:9091"
 	defaultInsecure                = true

@@ -18,7 +18,7 @@
 // way, so a typo cannot silently turn a setting off. Keys that the Armory
 // documentation lists but this agent does not implement (log rotation, TLS
 // for the health endpoint, Vault secrets, ...) are accepted and reported in
-// Config.Unsupported so the caller can log them. REFERENCE.md lists every key.
+// Config.Unsupported so the caller can log them. docs/agent-config.md lists every key.
 //
 // Watcher follows the files at run time. It watches their parent directories,
 // so the atomic symlink swap of a mounted ConfigMap and the rename-over-write

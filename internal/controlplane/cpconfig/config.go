@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Defaults. REFERENCE.md lists them with their keys.
+// Defaults. docs/controlplane-config.md lists them with their keys.
 const (
 	DefaultHTTPPort                = 7002
 	DefaultGRPCPort                = 9091
@@ -83,9 +83,9 @@ type GRPC struct {
 	Address string // empty ("*" in the file): all interfaces
 	Port    int
 	// MaxInboundMessageSize caps one message from an agent, in bytes. The
-	// control plane announces it to agents, which keep their batches of
-	// changes at half of it (and at most 4MiB), so it bounds the largest
-	// single object an agent can send.
+	// control plane announces it to agents, which stop filling a batch of
+	// changes at half of it (at most 4MiB): a batch fits as long as no single
+	// object is larger than the other half.
 	MaxInboundMessageSize int
 	HealthServiceEnabled  bool
 	Keepalive             Keepalive

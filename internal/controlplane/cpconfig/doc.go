@@ -5,7 +5,7 @@
 // Clouddriver (kubesvc.grpc.server.port, kubesvc.cache.operationWaitMs, ...)
 // so that an existing plugin configuration carries over, plus a few keys of
 // our own for what a standalone service needs and a Clouddriver plugin got
-// from its host: the replica id, the SQL database, logging. REFERENCE.md
+// from its host: the replica id, the SQL database, logging. docs/controlplane-config.md
 // lists every key with its type, default, meaning and whether this build
 // implements it yet.
 //

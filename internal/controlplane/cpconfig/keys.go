@@ -32,7 +32,7 @@ func isUnsupportedKey(key string) bool { return slices.Contains(unsupportedKeys,
 // notImplemented are modelled keys whose feature is not built yet. When set
 // in a file they are listed in Config.Unsupported, unless honoured reports
 // that the value asks for what this build does anyway. Remove a key here
-// when its feature lands (REFERENCE.md's "implemented" column follows this
+// when its feature lands (docs/controlplane-config.md's "implemented" column follows this
 // table; a test checks it).
 var notImplemented = map[string]func(c *Config) bool{
 	"kubesvc.grpc.server.healthServiceEnabled":                func(c *Config) bool { return c.GRPC.HealthServiceEnabled },

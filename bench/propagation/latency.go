@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+type latencyResult struct {
+	rate             int
+	writes, failures int
+	achieved         float64 // writes per second actually started
+	informer, cp     []time.Duration
+	missedInformer   int
+	missedCP         int
+}
+
+const latencyNamespace = "bench-latency"
+
+func (e *benchEnv) latency(ctx context.Context, rates []int, d time.Duration) ([]latencyResult, error) {
+	cs, err := kubernetes.NewForConfig(e.cluster.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: latencyNamespace}}, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	cp, err := e.startControlPlane("latency")
+	if err != nil {
+		return nil, err
+	}
+	defer cp.stop()
+	ag, err := e.startAgent(cp, "latency", latencyNamespace)
+	if err != nil {
+		return nil, err
+	}
+	defer ag.stop()
+	if err := waitWatching(cp, "latency", time.Minute); err != nil {
+		return nil, err
+	}
+
+	// The baseline: a bare informer on the same ConfigMaps.
+	var seen sync.Map // name -> time.Time of the first event
+	lw := cache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "configmaps", latencyNamespace, fields.Everything())
+	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{})
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+		now := time.Now()
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			seen.LoadOrStore(cm.Name, now)
+		}
+	}}); err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	informerDone := make(chan struct{})
+	go func() { inf.Run(stop); close(informerDone) }()
+	defer func() { close(stop); <-informerDone }()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("informer did not sync")
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}, Timeout: time.Minute}
+	var out []latencyResult
+	for _, rate := range rates {
+		fmt.Printf("writing %d ConfigMaps/s for %s ...\n", rate, d)
+		r := e.measureRate(ctx, cs, client, cp, rate, d, &seen)
+		out = append(out, r)
+		if resp, err := client.Get(cp.http + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "kubesvc_controlplane_") {
+					fmt.Println("DEBUG", l)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+type sample struct {
+	name      string
+	ack       time.Time
+	cpSeen    time.Time
+	failed    bool
+	cpMissing bool
+}
+
+func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, client *http.Client, cp *controlPlane, rate int, d time.Duration, seen *sync.Map) latencyResult {
+	n := int(float64(rate) * d.Seconds())
+	samples := make([]sample, n)
+	interval := time.Second / time.Duration(rate)
+	payload := strings.Repeat("x", 256)
+	sem := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s := &samples[i]
+			s.name = fmt.Sprintf("r%d-%06d", rate, i)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: latencyNamespace}, Data: map[string]string{"payload": payload}}
+			created, err := cs.CoreV1().ConfigMaps(latencyNamespace).Create(ctx, cm, metav1.CreateOptions{})
+			s.ack = time.Now()
+			if err != nil {
+				s.failed = true
+				return
+			}
+			q := url.Values{"namespace": {latencyNamespace}, "minResourceVersion": {created.ResourceVersion}, "waitMs": {"30000"}}
+			resp, err := client.Get(cp.http + "/cache/objects/latency/ConfigMap/" + s.name + "?" + q.Encode())
+			s.cpSeen = time.Now()
+			if err != nil {
+				s.cpMissing = true
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			s.cpMissing = resp.StatusCode != http.StatusOK
+		})
+	}
+	elapsed := time.Since(start)
+	wg.Wait()
+
+	res := latencyResult{rate: rate, writes: n, achieved: float64(n) / elapsed.Seconds()}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range samples {
+		if s.failed {
+			res.failures++
+			continue
+		}
+		if !s.cpMissing {
+			res.cp = append(res.cp, s.cpSeen.Sub(s.ack))
+		} else {
+			res.missedCP++
+		}
+		var t any
+		var ok bool
+		for {
+			if t, ok = seen.Load(s.name); ok || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ok {
+			res.informer = append(res.informer, t.(time.Time).Sub(s.ack))
+		} else {
+			res.missedInformer++
+		}
+	}
+	slices.Sort(res.cp)
+	slices.Sort(res.informer)
+	return res
+}
+
+func pct(v []time.Duration, q float64) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[int(q*float64(len(v)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+}
+
+func printLatency(results []latencyResult) {
+	fmt.Println("\nPropagation latency: write acknowledged by the API server -> visible")
+	fmt.Println("| rate (target / achieved) | writes | informer p50 | informer p99 | control plane p50 | control plane p99 | ratio p50 | ratio p99 | missed (informer / control plane / failed writes) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Printf("| %d/s / %.0f/s | %d | %s | %s | %s | %s | %s | %s | %d / %d / %d |\n",
+			r.rate, r.achieved, r.writes,
+			ms(pct(r.informer, 0.5)), ms(pct(r.informer, 0.99)),
+			ms(pct(r.cp, 0.5)), ms(pct(r.cp, 0.99)),
+			ratio(pct(r.cp, 0.5), pct(r.informer, 0.5)), ratio(pct(r.cp, 0.99), pct(r.informer, 0.99)),
+			r.missedInformer, r.missedCP, r.failures)
+	}
+}

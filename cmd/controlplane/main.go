@@ -1,0 +1,65 @@
+// Command controlplane runs one control-plane replica: the gRPC endpoint
+// agents dial, the SQL cache of what they stream, and the REST API.
+//
+//	controlplane --config /opt/kubesvc/controlplane.yml
+//
+// Without --config it runs on the defaults: gRPC :9091, REST :7002, SQLite
+// file kubesvc.db in the working directory. See docs/controlplane-config.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+type paths []string
+
+func (p *paths) String() string     { return strings.Join(*p, ",") }
+func (p *paths) Set(v string) error { *p = append(*p, v); return nil }
+
+func main() {
+	var files paths
+	flag.Var(&files, "config", "configuration file (repeatable; later files override earlier ones)")
+	flag.Parse()
+	cfg, err := cpconfig.Load(files...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane:", err)
+		os.Exit(2)
+	}
+	log := slog.New(cfg.Logging.NewHandler(os.Stderr))
+	for _, key := range cfg.Unsupported {
+		log.Warn("configuration key not acted on by this build; ignored", "key", key)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("control plane stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
+	if cfg.SQL.Driver != cpconfig.DriverSQLite {
+		return fmt.Errorf("sql.driver: %s is not supported by this build yet (sqlite is)", cfg.SQL.Driver)
+	}
+	st, err := store.OpenSQLite(ctx, cfg.SQL.Path, log.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := controlplane.New(cfg.ServerConfig(log), st)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
