@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +25,7 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 
 // accountRunner serves one account for the duration of a session: it
 // connects to the cluster, discovers resources, runs a streamRunner per
-// stream, and rediscovers when CRDs change.
+// stream, and rediscovers when CRDs change or a stream's resource vanishes.
 type accountRunner struct {
 	acct   Account
 	sess   *session
@@ -56,6 +58,20 @@ type runningStream struct {
 	done   chan struct{}
 }
 
+// streamReport is a stream runner telling its account whether it is
+// serving (err nil) or cannot (err set, e.g. forbidden).
+type streamReport struct {
+	id  string
+	err error
+}
+
+// streams is the account runner's view of its streams. It is used by the
+// serve goroutine only.
+type streams struct {
+	running  map[string]*runningStream
+	reported map[string]error // last report of each running stream
+}
+
 func (r *accountRunner) serve(ctx context.Context) error {
 	cfg, err := restConfig(r.acct)
 	if err != nil {
@@ -79,18 +95,59 @@ func (r *accountRunner) serve(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	streams := map[string]*runningStream{}
+	st := &streams{running: map[string]*runningStream{}, reported: map[string]error{}}
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
+	reports := make(chan streamReport, 64)
+	rediscover := make(chan struct{}, 1)
+	trigger := func() {
+		select {
+		case rediscover <- struct{}{}:
+		default:
+		}
+	}
 
-	synced := make(chan string, 64)
-	unsynced := map[string]bool{}
-	reportedWatching := false
-
+	stop := func(id string) {
+		s := st.running[id]
+		s.cancel()
+		<-s.done
+		delete(st.running, id)
+		delete(st.reported, id)
+	}
+	start := func(k *kubesvcv1.StreamKey) {
+		id := streamID(k)
+		var client dynamic.ResourceInterface = dyn.Resource(gvr(k))
+		if k.GetResource().GetNamespaced() && k.GetNamespace() != "" {
+			client = dyn.Resource(gvr(k)).Namespace(k.GetNamespace())
+		}
+		sctx, scancel := context.WithCancel(ctx)
+		rs := &runningStream{key: k, cancel: scancel, done: make(chan struct{})}
+		st.running[id] = rs
+		runner := &streamRunner{
+			key: k, client: client, selector: namespaceSelector(k, r.acct.OmitNamespaces),
+			resumeRV: r.sess.takeResume(k, r.acct.MaxResumableAge),
+			emit:     r.sess.emit, budget: r.budget, scrubber: r.sess.agent.scrubber, stats: r.sess.agent.stats,
+			log: r.log.With("stream", id),
+			report: func(err error) {
+				select {
+				case reports <- streamReport{id: id, err: err}:
+				case <-sctx.Done():
+				}
+			},
+			rediscover: trigger,
+		}
+		wg.Go(func() {
+			defer close(rs.done)
+			_ = runner.run(sctx)
+		})
+	}
+	// reconcile makes the running streams match discovery, and removes
+	// from the control plane the streams it holds that are no longer
+	// wanted. Streams of groups that failed discovery are left alone.
 	reconcile := func() error {
-		keys, err := discoverStreams(dc, r.acct, r.log)
+		keys, failed, err := discoverStreams(dc, r.acct, r.log)
 		if err != nil {
 			return err
 		}
@@ -98,49 +155,27 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		for _, k := range keys {
 			want[streamID(k)] = k
 		}
-		for id, s := range streams {
-			if _, ok := want[id]; ok {
+		for id, s := range st.running {
+			if failed[s.key.GetResource().GetGroup()] {
 				continue
 			}
-			s.cancel()
-			<-s.done
-			delete(streams, id)
-			delete(unsynced, id)
-			r.log.Info("resource gone; stream stopped", "stream", id)
-			if err := r.sess.emit(ctx, &kubesvcv1.Change{Stream: s.key, Change: &kubesvcv1.Change_StreamRemoved{StreamRemoved: &kubesvcv1.StreamRemoved{}}}); err != nil {
+			if k, ok := want[id]; !ok || !sameStream(k, s.key) {
+				stop(id) // gone, or now served at another version or selector
+			}
+		}
+		for id, k := range r.sess.knownStreams(r.acct.Name) {
+			if _, ok := want[id]; ok || failed[k.GetResource().GetGroup()] {
+				continue
+			}
+			r.log.Info("stream no longer wanted; removing it from the cache", "stream", id)
+			if err := r.sess.emit(ctx, &kubesvcv1.Change{Stream: k, Change: &kubesvcv1.Change_StreamRemoved{StreamRemoved: &kubesvcv1.StreamRemoved{}}}); err != nil {
 				return err
 			}
 		}
 		for id, k := range want {
-			if _, ok := streams[id]; ok {
-				continue
+			if _, ok := st.running[id]; !ok {
+				start(k)
 			}
-			res := k.GetResource()
-			var client dynamic.ResourceInterface = dyn.Resource(gvr(k))
-			if res.GetNamespaced() && k.GetNamespace() != "" {
-				client = dyn.Resource(gvr(k)).Namespace(k.GetNamespace())
-			}
-			sctx, scancel := context.WithCancel(ctx)
-			rs := &runningStream{key: k, cancel: scancel, done: make(chan struct{})}
-			streams[id] = rs
-			unsynced[id] = true
-			reportedWatching = false
-			runner := &streamRunner{
-				key: k, client: client, selector: namespaceSelector(k, r.acct.OmitNamespaces),
-				resumeRV: r.sess.resumeVersion(k, r.acct.MaxResumableAge),
-				emit:     r.sess.emit, budget: r.budget, scrubber: r.sess.agent.scrubber, stats: r.sess.agent.stats,
-				log: r.log.With("stream", id),
-				onSynced: func() {
-					select {
-					case synced <- id:
-					case <-sctx.Done():
-					}
-				},
-			}
-			wg.Go(func() {
-				defer close(rs.done)
-				_ = runner.run(sctx)
-			})
 		}
 		return nil
 	}
@@ -150,32 +185,57 @@ func (r *accountRunner) serve(ctx context.Context) error {
 
 	crdChanged := make(chan struct{}, 1)
 	wg.Go(func() { watchCRDs(ctx, dyn, crdChanged) })
-	rediscover := time.NewTicker(rediscoverEvery)
-	defer rediscover.Stop()
+	periodic := time.NewTicker(rediscoverEvery)
+	defer periodic.Stop()
 	var debounce <-chan time.Time
+	lastStatus := "\x00" // no WATCHING sent yet
 	for {
-		if len(unsynced) == 0 && !reportedWatching {
-			reportedWatching = true
-			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: kubesvcv1.AccountStatus_WATCHING, Info: info, Streams: uint32(len(streams))})
+		if msg, done := st.summary(); done && msg != lastStatus {
+			lastStatus = msg
+			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: kubesvcv1.AccountStatus_WATCHING, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case id := <-synced:
-			delete(unsynced, id)
+		case rep := <-reports:
+			if _, ok := st.running[rep.id]; ok {
+				st.reported[rep.id] = rep.err
+			}
 		case <-crdChanged:
+			debounce = time.After(500 * time.Millisecond)
+		case <-rediscover:
 			debounce = time.After(500 * time.Millisecond)
 		case <-debounce:
 			debounce = nil
 			if err := reconcile(); err != nil {
-				r.log.Warn("rediscovery after CRD change failed", "err", err)
+				r.log.Warn("rediscovery failed", "err", err)
 			}
-		case <-rediscover.C:
+		case <-periodic.C:
 			if err := reconcile(); err != nil {
 				r.log.Warn("periodic rediscovery failed", "err", err)
 			}
 		}
 	}
+}
+
+// summary reports whether every running stream has reported, and a message
+// naming the streams that cannot be served.
+func (st *streams) summary() (msg string, done bool) {
+	var failing []string
+	for id := range st.running {
+		err, ok := st.reported[id]
+		if !ok {
+			return "", false
+		}
+		if err != nil {
+			failing = append(failing, fmt.Sprintf("%s: %v", id, err))
+		}
+	}
+	if len(failing) == 0 {
+		return "", true
+	}
+	slices.Sort(failing)
+	return fmt.Sprintf("%d of %d streams cannot be served: %s", len(failing), len(st.running), strings.Join(failing, "; ")), true
 }
 
 // watchCRDs signals changed whenever a CustomResourceDefinition is added,

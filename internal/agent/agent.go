@@ -115,6 +115,7 @@ type Stats struct {
 	Batches     atomic.Int64 // batches sent
 	BatchBytes  atomic.Int64 // bytes of batches sent
 	Disconnects atomic.Int64
+	Truncated   atomic.Int64 // objects sent without their body (too large)
 }
 
 // New validates cfg and returns an agent; Run starts it.
@@ -245,13 +246,16 @@ func (a Account) equal(b Account) bool { return reflect.DeepEqual(a, b) }
 // Run connects and streams until ctx ends; it returns nil then, or the
 // error of a part that failed for good (e.g. the health port in use).
 func (a *Agent) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.connectionLoop(gctx) })
+	var lis net.Listener
 	if a.cfg.HealthAddr != "" {
-		lis, err := net.Listen("tcp", a.cfg.HealthAddr)
-		if err != nil {
+		var err error
+		if lis, err = net.Listen("tcp", a.cfg.HealthAddr); err != nil {
 			return fmt.Errorf("agent: health endpoint on %s: %w", a.cfg.HealthAddr, err)
 		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.connectionLoop(gctx) })
+	if lis != nil {
 		srv := &http.Server{Handler: a.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,15 +26,21 @@ var skippedGroupResources = map[schema.GroupResource]bool{
 // discoverStreams lists every resource the account should watch (preferred
 // versions, verbs list and watch, filters applied) and returns one stream
 // key per resource, or per resource and namespace when the account is
-// restricted to namespaces. Groups that fail discovery are skipped and
-// logged; the next rediscovery retries them.
-func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logger) ([]*kubesvcv1.StreamKey, error) {
+// restricted to namespaces. Groups that fail discovery are returned in
+// failed (by group name): their streams must be left as they are, not
+// removed, until a later rediscovery succeeds.
+func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logger) (_ []*kubesvcv1.StreamKey, failed map[string]bool, _ error) {
 	lists, err := dc.ServerPreferredResources()
 	if err != nil {
-		if !discovery.IsGroupDiscoveryFailedError(err) || len(lists) == 0 {
-			return nil, fmt.Errorf("discover resources: %w", err)
+		var gdf *discovery.ErrGroupDiscoveryFailed
+		if !errors.As(err, &gdf) || len(lists) == 0 {
+			return nil, nil, fmt.Errorf("discover resources: %w", err)
 		}
-		log.Warn("some API groups failed discovery; watching the others", "err", err)
+		failed = map[string]bool{}
+		for gv := range gdf.Groups {
+			failed[gv.Group] = true
+		}
+		log.Warn("some API groups failed discovery; their streams stay as they are", "err", err)
 	}
 	var out []*kubesvcv1.StreamKey
 	for _, list := range lists {
@@ -50,11 +59,30 @@ func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logge
 				}
 				continue
 			}
-			out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: res})
+			k := &kubesvcv1.StreamKey{Account: a.Name, Resource: res}
+			k.SelectorHash = selectorHash(namespaceSelector(k, a.OmitNamespaces))
+			out = append(out, k)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return streamID(out[i]) < streamID(out[j]) })
-	return out, nil
+	return out, failed, nil
+}
+
+// selectorHash fingerprints a field selector for StreamKey.selector_hash.
+func selectorHash(selector string) string {
+	if selector == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(selector))
+	return hex.EncodeToString(sum[:8])
+}
+
+// sameStream reports whether two keys of one streamID describe the same
+// stream: same version, kind, scope and selector.
+func sameStream(a, b *kubesvcv1.StreamKey) bool {
+	ra, rb := a.GetResource(), b.GetResource()
+	return ra.GetVersion() == rb.GetVersion() && ra.GetKind() == rb.GetKind() &&
+		ra.GetNamespaced() == rb.GetNamespaced() && a.GetSelectorHash() == b.GetSelectorHash()
 }
 
 func watchable(gv schema.GroupVersion, r metav1.APIResource) bool {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -42,12 +43,55 @@ type item struct {
 // session is one connection to the control plane as seen by the agent's
 // account and stream runners.
 type session struct {
-	agent  *Agent
-	out    chan item
+	agent *Agent
+	out   chan item
+
+	mu sync.Mutex // guards resume and known
+	// resume holds the Welcome's resume points by streamID; each is used
+	// at most once (a restarted stream lists again).
 	resume map[string]*kubesvcv1.ResumePoint
+	// known is, per account, every stream the control plane holds: those
+	// of the Welcome and those this session has sent since. A stream the
+	// account no longer wants is removed from the control plane with
+	// StreamRemoved.
+	known map[string]map[string]*kubesvcv1.StreamKey
 }
 
+func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
+	s := &session{
+		agent:  a,
+		out:    make(chan item, queueLen),
+		resume: map[string]*kubesvcv1.ResumePoint{},
+		known:  map[string]map[string]*kubesvcv1.StreamKey{},
+	}
+	for _, rp := range welcome.GetResumePoints() {
+		id := streamID(rp.GetStream())
+		s.resume[id] = rp
+		s.markKnown(id, rp.GetStream())
+	}
+	return s
+}
+
+func (s *session) markKnown(id string, k *kubesvcv1.StreamKey) {
+	m := s.known[k.GetAccount()]
+	if m == nil {
+		m = map[string]*kubesvcv1.StreamKey{}
+		s.known[k.GetAccount()] = m
+	}
+	m[id] = k
+}
+
+// emit queues a change for the control plane, keeping track of the
+// streams it holds.
 func (s *session) emit(ctx context.Context, c *kubesvcv1.Change) error {
+	id := streamID(c.GetStream())
+	s.mu.Lock()
+	if c.GetStreamRemoved() != nil {
+		delete(s.known[c.GetStream().GetAccount()], id)
+	} else {
+		s.markKnown(id, c.GetStream())
+	}
+	s.mu.Unlock()
 	select {
 	case s.out <- item{change: c}:
 		return nil
@@ -63,17 +107,50 @@ func (s *session) status(ctx context.Context, st *kubesvcv1.AccountStatus) {
 	}
 }
 
-// resumeVersion returns the resource version to resume a stream from, or
-// "" when the control plane has none younger than maxAge (0: never resume).
-func (s *session) resumeVersion(k *kubesvcv1.StreamKey, maxAge time.Duration) string {
-	rp := s.resume[streamID(k)]
-	if rp == nil || rp.GetResourceVersion() == "" {
+// takeResume returns the resource version to resume a stream from, or ""
+// to list it: when the control plane has no position for it, the position
+// is older than maxAge (0: never resume), was recorded for another version
+// or selector, or was already used in this session.
+func (s *session) takeResume(k *kubesvcv1.StreamKey, maxAge time.Duration) string {
+	id := streamID(k)
+	s.mu.Lock()
+	rp := s.resume[id]
+	delete(s.resume, id)
+	s.mu.Unlock()
+	if rp == nil || rp.GetResourceVersion() == "" || maxAge <= 0 {
 		return ""
 	}
-	if maxAge <= 0 || time.Since(time.UnixMilli(rp.GetUpdatedAtMs())) > maxAge {
+	was := rp.GetStream()
+	if was.GetResource().GetVersion() != k.GetResource().GetVersion() || was.GetSelectorHash() != k.GetSelectorHash() {
+		return ""
+	}
+	if time.Since(time.UnixMilli(rp.GetUpdatedAtMs())) > maxAge {
 		return ""
 	}
 	return rp.GetResourceVersion()
+}
+
+// knownStreams returns the streams the control plane holds for account.
+func (s *session) knownStreams(account string) map[string]*kubesvcv1.StreamKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*kubesvcv1.StreamKey, len(s.known[account]))
+	for id, k := range s.known[account] {
+		out[id] = k
+	}
+	return out
+}
+
+// forgetAccount drops what the session knows of a removed account.
+func (s *session) forgetAccount(account string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.known, account)
+	for id, rp := range s.resume {
+		if rp.GetStream().GetAccount() == account {
+			delete(s.resume, id)
+		}
+	}
 }
 
 func (a *Agent) dialOptions() []grpc.DialOption {
@@ -110,13 +187,16 @@ func (a *Agent) connectionLoop(ctx context.Context) error {
 	client := kubesvcv1.NewAgentServiceClient(conn)
 	attempt := 0
 	for {
-		welcomed, err := a.runSession(ctx, client)
+		healthy, err := a.runSession(ctx, client)
+		wasConnected := a.Connected()
 		a.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if welcomed {
+		if wasConnected {
 			a.stats.Disconnects.Add(1)
+		}
+		if healthy {
 			attempt = 0
 		}
 		attempt++
@@ -138,16 +218,25 @@ func (a *Agent) backoffDelay(attempt int) time.Duration {
 	return time.Duration(max(d, 0))
 }
 
+// healthySession is how long a session must last for the reconnect
+// backoff to start again from its base delay.
+const healthySession = 30 * time.Second
+
 // runSession runs one stream: hello, welcome, then streaming until the
-// stream fails or ctx ends. welcomed reports whether the control plane
-// accepted the session.
-func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceClient) (welcomed bool, _ error) {
-	g, gctx := errgroup.WithContext(ctx)
-	stream, err := client.Connect(gctx, grpc.WaitForReady(false))
+// stream fails or ctx ends. healthy reports whether the control plane
+// accepted the session and it lasted healthySession.
+func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceClient) (healthy bool, _ error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Connect(ctx, grpc.WaitForReady(false))
 	if err != nil {
 		return false, err
 	}
 	if err := stream.Send(&kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_Hello{Hello: a.hello()}}); err != nil {
+		// The stream's status explains a failed send better than EOF.
+		if _, rerr := stream.Recv(); rerr != nil {
+			err = rerr
+		}
 		return false, fmt.Errorf("send hello: %w", err)
 	}
 	first, err := stream.Recv()
@@ -158,31 +247,42 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 	if welcome == nil {
 		return false, errors.New("control plane answered hello without a welcome")
 	}
+	start := time.Now()
 	a.stats.Connects.Add(1)
 	a.setConnected(true)
-	a.log.Info("connected to the control plane", "controlplane", welcome.GetControlplaneId(), "session", welcome.GetSessionId(), "resumePoints", len(welcome.GetResumePoints()))
+	a.log.Info("connected to the control plane", "controlplane", welcome.GetControlplaneId(), "session", welcome.GetSessionId(), "streams", len(welcome.GetResumePoints()))
 
-	s := &session{agent: a, out: make(chan item, queueLen), resume: map[string]*kubesvcv1.ResumePoint{}}
-	for _, rp := range welcome.GetResumePoints() {
-		s.resume[streamID(rp.GetStream())] = rp
-	}
-	maxBytes := int(welcome.GetMaxBatchBytes()) / 2
-	if maxBytes <= 0 || maxBytes > defaultMaxBatchBytes {
-		maxBytes = defaultMaxBatchBytes
+	s := newSession(a, welcome)
+	limit := int(welcome.GetMaxBatchBytes())
+	if limit <= 0 {
+		limit = 2 * defaultMaxBatchBytes
 	}
 	window := make(chan struct{}, maxInflightBatches)
-	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, maxBytes) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
 	g.Go(func() error { return receiveLoop(stream, window) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
+	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
+	err = g.Wait()
+	return time.Since(start) >= healthySession, err
+}
+
+// heartbeatEvery is the application heartbeat interval: the gRPC keepalive
+// interval, or 20 s when keepalive pings are off. The control plane drops
+// agents that stay silent, so heartbeats are never off.
+func (a *Agent) heartbeatEvery() time.Duration {
 	if a.cfg.KeepaliveTime > 0 {
-		g.Go(func() error { return s.heartbeat(gctx, a.cfg.KeepaliveTime) })
+		return a.cfg.KeepaliveTime
 	}
-	return true, g.Wait()
+	return 20 * time.Second
 }
 
 // sendLoop batches consecutive changes and sends messages in queue order,
-// never more than maxInflightBatches unacknowledged batches at once.
-func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, in <-chan item, window chan struct{}, maxBytes int) error {
+// never more than maxInflightBatches unacknowledged batches at once. limit
+// is the control plane's largest accepted message; batches stay under half
+// of it, and a single change too large for it is sent without its body.
+func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, in <-chan item, window chan struct{}, limit int) error {
+	maxBytes := min(limit/2, defaultMaxBatchBytes)
 	var (
 		seq     uint64
 		pending *item // an item taken from in but not yet sent
@@ -204,8 +304,9 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 			}
 			continue
 		}
-		batch := &kubesvcv1.ChangeBatch{Changes: []*kubesvcv1.Change{it.change}}
-		size := proto.Size(it.change)
+		first := a.fit(it.change, limit)
+		batch := &kubesvcv1.ChangeBatch{Changes: []*kubesvcv1.Change{first}}
+		size := proto.Size(first)
 	fill:
 		for len(batch.Changes) < maxBatchChanges && size < maxBytes {
 			select {
@@ -214,8 +315,15 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 					pending = &next
 					break fill
 				}
-				batch.Changes = append(batch.Changes, next.change)
-				size += proto.Size(next.change)
+				c := a.fit(next.change, limit)
+				n := proto.Size(c)
+				if size+n > maxBytes {
+					next.change = c
+					pending = &next
+					break fill
+				}
+				batch.Changes = append(batch.Changes, c)
+				size += n
 			default:
 				break fill
 			}
@@ -234,6 +342,47 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 		a.stats.Changes.Add(int64(len(batch.Changes)))
 		a.stats.BatchBytes.Add(int64(size))
 	}
+}
+
+// fit returns c, or, when c alone would exceed the control plane's message
+// limit, a copy whose object carries only its identity and labels, so that
+// one huge object cannot stall the stream.
+func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
+	if proto.Size(c) <= limit-4096 {
+		return c
+	}
+	var obj *kubesvcv1.Object
+	switch ch := c.GetChange().(type) {
+	case *kubesvcv1.Change_Listed:
+		obj = ch.Listed
+	case *kubesvcv1.Change_Upserted:
+		obj = ch.Upserted
+	default:
+		return c
+	}
+	a.stats.Truncated.Add(1)
+	a.log.Warn("object too large for the control plane's message limit; sending its metadata only",
+		"account", c.GetStream().GetAccount(), "kind", c.GetStream().GetResource().GetKind(),
+		"namespace", obj.GetNamespace(), "name", obj.GetName(), "bytes", len(obj.GetJson()), "limit", limit)
+	small := proto.Clone(c).(*kubesvcv1.Change)
+	o := small.GetListed()
+	if o == nil {
+		o = small.GetUpserted()
+	}
+	r := c.GetStream().GetResource()
+	apiVersion := r.GetVersion()
+	if r.GetGroup() != "" {
+		apiVersion = r.GetGroup() + "/" + apiVersion
+	}
+	o.Json, _ = json.Marshal(map[string]any{
+		"apiVersion": apiVersion, "kind": r.GetKind(),
+		"metadata": map[string]any{
+			"name": o.GetName(), "namespace": o.GetNamespace(), "uid": o.GetUid(),
+			"resourceVersion": o.GetResourceVersion(), "labels": o.GetLabels(),
+			"annotations": map[string]string{"kubesvc.io/truncated": "true"},
+		},
+	})
+	return small
 }
 
 // receiveLoop handles what the control plane sends: acknowledgements free
@@ -296,13 +445,23 @@ func (s *session) manageAccounts(ctx context.Context) error {
 	for {
 		desired := a.snapshot()
 		for name, ra := range running {
-			if d, ok := desired[name]; ok && d.equal(ra.acct) {
+			d, ok := desired[name]
+			if ok && d.equal(ra.acct) {
 				continue
 			}
 			ra.cancel()
 			<-ra.done
 			delete(running, name)
-			a.log.Info("account stopped", "account", name)
+			if ok {
+				// Changed: the new runner lists every stream again (the
+				// resume points are spent) and removes the streams the new
+				// settings no longer want; the cache keeps serving the old
+				// objects meanwhile.
+				a.log.Info("account changed; restarting it", "account", name)
+				continue
+			}
+			a.log.Info("account removed", "account", name)
+			s.forgetAccount(name)
 			s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_REMOVED})
 		}
 		for name, acct := range desired {

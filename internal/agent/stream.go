@@ -27,23 +27,35 @@ const listPageSize = 500
 // streamRunner lists and watches one stream and emits its changes. It keeps
 // no copy of the objects: only the last resource version it saw.
 type streamRunner struct {
-	key       *kubesvcv1.StreamKey
-	client    dynamic.ResourceInterface
-	selector  string // field selector for omitNamespaces
-	resumeRV  string // from the control plane, "" to list first
-	emit      func(context.Context, *kubesvcv1.Change) error
-	budget    *budget
-	scrubber  *scrub.Scrubber
-	stats     *Stats
-	log       *slog.Logger
-	onSynced  func() // called once, after the first list or resume
-	syncedYet bool
+	key      *kubesvcv1.StreamKey
+	client   dynamic.ResourceInterface
+	selector string // field selector for omitNamespaces
+	resumeRV string // from the control plane, "" to list first
+	emit     func(context.Context, *kubesvcv1.Change) error
+	budget   *budget
+	scrubber *scrub.Scrubber
+	stats    *Stats
+	log      *slog.Logger
+	// report tells the account whether the stream is served (nil) or not
+	// (forbidden, gone); it is called when that changes.
+	report func(error)
+	// rediscover asks the account to run discovery again (the resource
+	// is gone or changed).
+	rediscover func()
+
+	reported     bool
+	lastReported error
 }
 
 var errGone = errors.New("resource version expired")
 
+// maxWatchFailures is how many consecutive watch failures from one
+// resource version the runner tolerates before it lists again.
+const maxWatchFailures = 3
+
 // run keeps the stream flowing until ctx ends: list (or resume), watch,
-// re-watch from the last version after a break, relist after 410 Gone.
+// re-watch from the last version after a break, relist after 410 Gone or
+// when the version keeps failing.
 func (r *streamRunner) run(ctx context.Context) error {
 	rv := r.resumeRV
 	if rv != "" {
@@ -58,6 +70,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 					return nil
 				}
 				failures++
+				r.failed(err)
 				r.log.Warn("list failed", "err", err, "attempt", failures)
 				if !sleep(ctx, retryDelay(failures)) {
 					return nil
@@ -65,20 +78,25 @@ func (r *streamRunner) run(ctx context.Context) error {
 				continue
 			}
 			rv = listRV
+			failures = 0
 		}
-		r.synced()
+		r.setReport(nil)
 		last, err := r.watch(ctx, rv)
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, errGone):
-			r.log.Info("watch expired; relisting", "resourceVersion", rv)
+		case errors.Is(err, errGone), apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge), apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
+			r.log.Info("cannot watch from this resource version; relisting", "resourceVersion", rv, "err", err)
 			rv = ""
 			failures = 0
 		case err != nil:
 			failures++
+			r.failed(err)
 			r.log.Warn("watch failed", "err", err, "attempt", failures)
 			rv = last
+			if failures >= maxWatchFailures {
+				rv = "" // something is wrong with this position: start over
+			}
 			if !sleep(ctx, retryDelay(failures)) {
 				return nil
 			}
@@ -90,13 +108,24 @@ func (r *streamRunner) run(ctx context.Context) error {
 	return nil
 }
 
-func (r *streamRunner) synced() {
-	if !r.syncedYet {
-		r.syncedYet = true
-		if r.onSynced != nil {
-			r.onSynced()
-		}
+// failed classifies a list or watch error: a resource that disappeared
+// asks for rediscovery; a forbidden one is reported to the account.
+func (r *streamRunner) failed(err error) {
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsMethodNotSupported(err):
+		r.rediscover()
+		r.setReport(err)
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		r.setReport(err)
 	}
+}
+
+func (r *streamRunner) setReport(err error) {
+	if r.reported && (err == nil) == (r.lastReported == nil) {
+		return
+	}
+	r.reported, r.lastReported = true, err
+	r.report(err)
 }
 
 // list replaces the stream's contents: SyncBegin, every object, SyncEnd.
@@ -114,9 +143,17 @@ func (r *streamRunner) list(ctx context.Context) (string, error) {
 	for {
 		page, err := r.client.List(ctx, opts)
 		if err != nil {
-			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-				// The continue token expired mid-list: start over. The
-				// generation opened by SyncBegin stays valid.
+			if opts.Continue != "" && (apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+				// The continue token expired mid-list: start over with a
+				// new generation, so objects listed before and deleted
+				// since are swept by this list's SyncEnd.
+				r.log.Info("list continuation expired; listing again")
+				if !sleep(ctx, time.Second) {
+					return "", ctx.Err()
+				}
+				if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
+					return "", err
+				}
 				opts.Continue = ""
 				continue
 			}
@@ -198,8 +235,17 @@ func (r *streamRunner) watch(ctx context.Context, rv string) (string, error) {
 	}
 }
 
-// object scrubs u and encodes it for the wire.
+// object scrubs u and encodes it for the wire. The type comes from the
+// stream, not from the object (list items may lack it), so a Secret is
+// always recognised as one.
 func (r *streamRunner) object(u *unstructured.Unstructured) (*kubesvcv1.Object, error) {
+	res := r.key.GetResource()
+	apiVersion := res.GetVersion()
+	if res.GetGroup() != "" {
+		apiVersion = res.GetGroup() + "/" + apiVersion
+	}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(res.GetKind())
 	r.scrubber.Map(u.Object)
 	data, err := json.Marshal(u.Object)
 	if err != nil {

@@ -22,7 +22,8 @@ func streamFromProto(k *kubesvcv1.StreamKey) (store.StreamKey, error) {
 			Group: r.GetGroup(), Version: r.GetVersion(), Resource: r.GetResource(),
 			Kind: r.GetKind(), Namespaced: r.GetNamespaced(),
 		},
-		Namespace: k.GetNamespace(),
+		Namespace:    k.GetNamespace(),
+		SelectorHash: k.GetSelectorHash(),
 	}, nil
 }
 
@@ -33,7 +34,8 @@ func streamToProto(k store.StreamKey) *kubesvcv1.StreamKey {
 			Group: k.Resource.Group, Version: k.Resource.Version, Resource: k.Resource.Resource,
 			Kind: k.Resource.Kind, Namespaced: k.Resource.Namespaced,
 		},
-		Namespace: k.Namespace,
+		Namespace:    k.Namespace,
+		SelectorHash: k.SelectorHash,
 	}
 }
 

@@ -2,32 +2,90 @@ package controlplane
 
 import (
 	"strconv"
+	"strings"
 	"sync"
+
+	"github.com/kubesvc/kubesvc/internal/store"
 )
 
-// notifier wakes readers waiting for the cache to change. Every persisted
-// batch closes the current channel and starts a new one, so a waiter takes
-// the channel, checks the store, and sleeps on the channel until the next
-// commit.
+// notifier tells readers waiting for the cache (read-your-writes) what each
+// persisted batch touched, so that a waiter queries the store again only
+// when its object may have changed. Commits form a linked list: a waiter
+// holds the commit it is waiting for and, once that is closed, walks the
+// list to the open one, seeing every commit in between.
 type notifier struct {
-	mu sync.Mutex // guards ch
-	ch chan struct{}
+	mu  sync.Mutex // guards cur
+	cur *commit
 }
 
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+// commit is one persisted batch. keys, all and next are written before done
+// is closed and never after.
+type commit struct {
+	done chan struct{}
+	keys map[string]struct{} // objects touched
+	all  bool                // the batch may have touched any object (sync end, removal)
+	next *commit
+}
 
-// changed returns a channel closed at the next commit.
-func (n *notifier) changed() <-chan struct{} {
+func newNotifier() *notifier { return &notifier{cur: &commit{done: make(chan struct{})}} }
+
+// current returns the commit that has not happened yet.
+func (n *notifier) current() *commit {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ch
+	return n.cur
 }
 
-func (n *notifier) notify() {
+// publish records a persisted batch and wakes its waiters.
+func (n *notifier) publish(changes []store.Change) {
+	keys := make(map[string]struct{}, len(changes))
+	all := false
+	for _, c := range changes {
+		switch c.Type {
+		case store.Listed, store.Upserted, store.Deleted:
+			keys[objectKeyString(c.Object.ObjectKey)] = struct{}{}
+		case store.SyncEnd, store.StreamRemoved:
+			all = true
+		}
+	}
 	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
+	c := n.cur
+	c.keys, c.all, c.next = keys, all, &commit{done: make(chan struct{})}
+	n.cur = c.next
 	n.mu.Unlock()
+	close(c.done)
+}
+
+// publishAll wakes every waiter to look again (an account was dropped).
+func (n *notifier) publishAll() {
+	n.mu.Lock()
+	c := n.cur
+	c.all, c.next = true, &commit{done: make(chan struct{})}
+	n.cur = c.next
+	n.mu.Unlock()
+	close(c.done)
+}
+
+// touched walks from c over every commit that has happened and reports
+// whether one of them may have changed key; it returns the first commit
+// that has not happened yet.
+func touched(c *commit, key string) (*commit, bool) {
+	hit := false
+	for {
+		select {
+		case <-c.done:
+			if _, ok := c.keys[key]; ok || c.all {
+				hit = true
+			}
+			c = c.next
+		default:
+			return c, hit
+		}
+	}
+}
+
+func objectKeyString(k store.ObjectKey) string {
+	return k.Account + "|" + k.Group + "|" + strings.ToLower(k.Kind) + "|" + k.Namespace + "|" + k.Name
 }
 
 // atLeast reports whether resource version have is at or after want.

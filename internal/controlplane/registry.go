@@ -49,23 +49,38 @@ func (r *registry) lastSeen(s *session) time.Time {
 }
 
 // setAccount records the latest status of one of s's accounts; REMOVED
-// forgets the account.
-func (r *registry) setAccount(s *session, st *kubesvcv1.AccountStatus) {
+// forgets the account. It reports whether the set of s's accounts changed.
+func (r *registry) setAccount(s *session, st *kubesvcv1.AccountStatus) (setChanged bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if st.GetState() == kubesvcv1.AccountStatus_REMOVED {
+		_, had := s.accounts[st.GetAccount()]
 		delete(s.accounts, st.GetAccount())
-		return
+		return had
 	}
 	a := s.accounts[st.GetAccount()]
 	if a == nil {
 		a = &accountState{}
 		s.accounts[st.GetAccount()] = a
+		setChanged = true
 	}
 	if st.GetInfo() != nil {
 		a.info = st.GetInfo()
 	}
 	a.state, a.message, a.streams, a.updated = st.GetState(), st.GetMessage(), st.GetStreams(), time.Now()
+	return setChanged
+}
+
+// accountNames returns the names of s's accounts, sorted.
+func (r *registry) accountNames(s *session) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(s.accounts))
+	for name := range s.accounts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // agentView is a consistent copy of a session's registry data.

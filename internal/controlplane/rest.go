@@ -286,34 +286,30 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	var o store.Object
-wait:
-	for {
-		changed := s.commits.changed()
-		o, err = s.store.GetObject(r.Context(), key)
-		switch {
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			break wait
-		case err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)):
-			break wait
+	watchKey := objectKeyString(key)
+	next := s.commits.current()
+	o, err := s.store.GetObject(r.Context(), key)
+	for wait > 0 {
+		if err != nil && !errors.Is(err, store.ErrNotFound) || err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)) {
+			break // answer now: a store error, or satisfied
 		}
-		timedOut := wait == 0
-		if !timedOut {
-			select {
-			case <-changed:
-				continue
-			case <-r.Context().Done():
-				return
-			case <-deadline.C:
-				timedOut = true
+		select {
+		case <-next.done:
+			var hit bool
+			if next, hit = touched(next, watchKey); hit {
+				o, err = s.store.GetObject(r.Context(), key)
 			}
-		}
-		if err == nil { // cached, but older than minResourceVersion
-			writeError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
-				key.Kind, key.Name, o.ResourceVersion, minRV, wait)
+			continue
+		case <-r.Context().Done():
 			return
+		case <-deadline.C:
 		}
-		break wait
+		break
+	}
+	if err == nil && minRV != "" && !atLeast(o.ResourceVersion, minRV) {
+		writeError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
+			key.Kind, key.Name, o.ResourceVersion, minRV, wait)
+		return
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -83,6 +83,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgBytes),
+		// Stop waits for every Connect handler to return, so Run never
+		// returns while a session still uses the store.
+		grpc.WaitForHandlers(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
 	}, s.cfg.GRPCOptions...)...)
@@ -91,9 +94,10 @@ func (s *Server) Run(ctx context.Context) error {
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus(kubesvcv1.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
-	hsrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-
 	g, gctx := errgroup.WithContext(ctx)
+	// Requests see gctx, so long reads (waitMs) end when shutdown starts.
+	hsrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return gctx }}
 	g.Go(func() error {
 		if err := gs.Serve(grpcLis); err != nil {
 			return fmt.Errorf("controlplane: gRPC server: %w", err)
@@ -114,7 +118,9 @@ func (s *Server) Run(ctx context.Context) error {
 		gs.Stop()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = hsrv.Shutdown(shutdownCtx)
+		if err := hsrv.Shutdown(shutdownCtx); err != nil {
+			_ = hsrv.Close()
+		}
 		return nil
 	})
 	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -20,6 +21,7 @@ type session struct {
 	id, agentID, zoneID, version string
 	connectedAt                  time.Time
 	cancel                       context.CancelCauseFunc
+	done                         chan struct{} // closed when Connect returns
 
 	// Guarded by registry.mu.
 	lastSeen time.Time
@@ -31,62 +33,15 @@ var (
 	errShutdown = errors.New("control plane shutting down")
 )
 
+// helloTimeout bounds the wait for an agent's first message.
+const helloTimeout = 30 * time.Second
+
 // Connect implements kubesvcv1.AgentServiceServer: it runs one agent's
 // session until the stream ends, the agent goes silent for AgentTimeout, a
 // newer session of the same agent replaces it, or the server stops.
 func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
-	first, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	hello := first.GetHello()
-	if err := validateHello(hello); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	now := time.Now()
-	sess := &session{
-		id:          fmt.Sprintf("%s-%d", hello.GetAgentId(), now.UnixNano()),
-		agentID:     hello.GetAgentId(),
-		zoneID:      hello.GetZoneId(),
-		version:     hello.GetVersion(),
-		connectedAt: now,
-		cancel:      cancel,
-		lastSeen:    now,
-		accounts:    map[string]*accountState{},
-	}
-	names := make([]string, 0, len(hello.GetAccounts()))
-	for _, a := range hello.GetAccounts() {
-		names = append(names, a.GetName())
-		sess.accounts[a.GetName()] = &accountState{info: a, state: kubesvcv1.AccountStatus_SYNCING, updated: now}
-	}
-	log := s.log.With("agent", sess.agentID, "session", sess.id)
-
-	var points []store.ResumePoint
-	if len(names) > 0 {
-		if points, err = s.store.ResumePoints(ctx, names); err != nil {
-			log.Error("load resume points", "err", err)
-			return status.Error(codes.Unavailable, "control plane cannot read its cache")
-		}
-	}
-	if replaced := s.registry.add(sess); replaced != nil {
-		replaced.cancel(errReplaced)
-	}
-	defer s.registry.remove(sess)
-	log.Info("agent connected", "zone", sess.zoneID, "version", sess.version, "accounts", len(names), "resumePoints", len(points))
-	s.metrics.sessions.Inc()
-	defer s.metrics.sessions.Dec()
-
-	if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Welcome{Welcome: &kubesvcv1.Welcome{
-		SessionId:      sess.id,
-		ControlplaneId: s.cfg.ID,
-		ResumePoints:   resumePointsToProto(points),
-		MaxBatchBytes:  uint32(s.cfg.MaxRecvMsgBytes),
-	}}}); err != nil {
-		return err
-	}
 
 	// The receive loop only moves messages from the stream to a channel:
 	// stream.Recv cannot be interrupted except by ending the RPC, which
@@ -95,11 +50,83 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	recvErr := make(chan error, 1)
 	s.receivers.Go(func() { recvErr <- receive(ctx, stream, recvd) })
 
+	var first *kubesvcv1.AgentMessage
+	select {
+	case first = <-recvd:
+	case err := <-recvErr:
+		return err
+	case <-time.After(helloTimeout):
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %s", helloTimeout)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	hello := first.GetHello()
+	if err := validateHello(hello); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+
+	now := time.Now()
+	sess := &session{
+		id:          fmt.Sprintf("%s-%d", hello.GetAgentId(), now.UnixNano()),
+		agentID:     hello.GetAgentId(),
+		zoneID:      hello.GetZoneId(),
+		version:     hello.GetVersion(),
+		connectedAt: now,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+		lastSeen:    now,
+		accounts:    map[string]*accountState{},
+	}
+	defer close(sess.done)
+	names := make([]string, 0, len(hello.GetAccounts()))
+	for _, a := range hello.GetAccounts() {
+		names = append(names, a.GetName())
+		sess.accounts[a.GetName()] = &accountState{info: a, state: kubesvcv1.AccountStatus_SYNCING, updated: now}
+	}
+	log := s.log.With("agent", sess.agentID, "session", sess.id)
+
+	// A newer session replaces an older one of the same agent, which must
+	// be gone before this one reads what to resume from.
+	if replaced := s.registry.add(sess); replaced != nil {
+		replaced.cancel(errReplaced)
+		select {
+		case <-replaced.done:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	defer s.registry.remove(sess)
+
+	if err := s.forgetDroppedAccounts(ctx, sess.agentID, names); err != nil {
+		log.Error("reconcile the agent's accounts", "err", err)
+		return status.Error(codes.Unavailable, "control plane cannot update its cache")
+	}
+	var streams []store.ResumePoint
+	if len(names) > 0 {
+		var err error
+		if streams, err = s.store.Streams(ctx, names); err != nil {
+			log.Error("load resume points", "err", err)
+			return status.Error(codes.Unavailable, "control plane cannot read its cache")
+		}
+	}
+	log.Info("agent connected", "zone", sess.zoneID, "version", sess.version, "accounts", len(names), "streams", len(streams))
+	s.metrics.sessions.Inc()
+	defer s.metrics.sessions.Dec()
+
+	if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Welcome{Welcome: &kubesvcv1.Welcome{
+		SessionId:      sess.id,
+		ControlplaneId: s.cfg.ID,
+		ResumePoints:   resumePointsToProto(streams),
+		MaxBatchBytes:  uint32(s.cfg.MaxRecvMsgBytes),
+	}}}); err != nil {
+		return err
+	}
+
 	out := make(chan *kubesvcv1.ControlMessage, 16)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sendLoop(gctx, stream, out) })
 	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, out) })
-	err = g.Wait()
+	err := g.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
@@ -112,6 +139,27 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	default:
 		return status.Error(codes.Unavailable, err.Error())
 	}
+}
+
+// forgetDroppedAccounts records the accounts an agent serves now and drops
+// from the cache those it served before and no longer does (removed from
+// its configuration while it was away), unless another connected agent
+// serves them.
+func (s *Server) forgetDroppedAccounts(ctx context.Context, agentID string, now []string) error {
+	before, err := s.store.AgentAccounts(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	for _, account := range before {
+		if slices.Contains(now, account) || len(s.registry.holders(account)) > 0 {
+			continue
+		}
+		s.log.Info("agent no longer serves the account; dropping it from the cache", "agent", agentID, "account", account)
+		if err := s.store.DeleteAccount(ctx, account); err != nil {
+			return err
+		}
+	}
+	return s.store.SetAgentAccounts(ctx, agentID, now)
 }
 
 func validateHello(h *kubesvcv1.Hello) error {
@@ -224,11 +272,14 @@ func (s *Server) ingest(ctx context.Context, b *kubesvcv1.ChangeBatch) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, store.ErrInvalidChange) {
+			return status.Errorf(codes.InvalidArgument, "batch %d: %v", b.GetSeq(), err)
+		}
 		s.log.Error("persist batch", "seq", b.GetSeq(), "changes", len(changes), "err", err)
 		return status.Error(codes.Unavailable, "control plane cannot persist the batch")
 	}
 	s.metrics.observeBatch(len(changes), time.Since(start))
-	s.commits.notify()
+	s.commits.publish(changes)
 	return nil
 }
 
@@ -236,12 +287,21 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 	if st.GetAccount() == "" {
 		return status.Error(codes.InvalidArgument, "account_status.account: required")
 	}
-	s.registry.setAccount(sess, st)
+	if !s.registry.setAccount(sess, st) {
+		return nil
+	}
+	// The set of accounts the agent serves changed: record it, and drop a
+	// removed account from the cache unless another agent serves it.
+	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {
+		s.log.Error("record the agent's accounts", "agent", sess.agentID, "err", err)
+		return status.Error(codes.Unavailable, "control plane cannot update its cache")
+	}
 	if st.GetState() == kubesvcv1.AccountStatus_REMOVED && len(s.registry.holders(st.GetAccount())) == 0 {
 		if err := s.store.DeleteAccount(ctx, st.GetAccount()); err != nil {
 			s.log.Error("drop removed account from cache", "account", st.GetAccount(), "err", err)
 			return status.Error(codes.Unavailable, "control plane cannot update its cache")
 		}
+		s.commits.publishAll()
 	}
 	return nil
 }

@@ -212,7 +212,15 @@ func TestSecretDataNeverLeavesTheAgent(t *testing.T) {
 	dbDir := t.TempDir()
 	w := &wire{}
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(dbDir, "cache.db"), wire: w})
+	// One Secret exists before the agent starts (it travels in a list
+	// page), one is created after (it travels as a watch event).
+	early := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "early", Namespace: "default"},
+		Data: map[string][]byte{"token": []byte(sentinel)}}
+	if _, err := cs.CoreV1().Secrets("default").Create(context.Background(), early, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	startAgent(t, cp.grpc, account("main", cluster))
+	present(t, cp, q("account", "main", "kind", "Secret", "name", "early"), "default/early")
 
 	lastApplied, _ := json.Marshal(map[string]any{
 		"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "creds", "namespace": "default"},

@@ -283,9 +283,9 @@ func (a *applier) remove(k StreamKey, st *streamState) error {
 // flush writes the stream rows changed by the transaction.
 func (a *applier) flush() error {
 	ins := a.d.rebind(`INSERT INTO ` + streamsTable + ` (account, api_group, resource, namespace,
-	api_version, kind, namespaced, generation, resource_version, syncing, updated_at_ms)
-	VALUES (` + placeholders(11) + `)`)
-	upd := a.d.rebind(`UPDATE ` + streamsTable + ` SET api_version = ?, kind = ?, namespaced = ?,
+	api_version, kind, namespaced, selector_hash, generation, resource_version, syncing, updated_at_ms)
+	VALUES (` + placeholders(12) + `)`)
+	upd := a.d.rebind(`UPDATE ` + streamsTable + ` SET api_version = ?, kind = ?, namespaced = ?, selector_hash = ?,
 	generation = ?, resource_version = ?, syncing = ?, updated_at_ms = ?
 	WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`)
 	for _, st := range a.order {
@@ -296,13 +296,13 @@ func (a *applier) flush() error {
 		var err error
 		if st.inDB {
 			_, err = a.tx.ExecContext(a.ctx, upd,
-				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced,
+				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced, k.SelectorHash,
 				st.generation, st.position, st.syncing, st.updatedAt,
 				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace)
 		} else {
 			_, err = a.tx.ExecContext(a.ctx, ins,
 				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace,
-				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced,
+				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced, k.SelectorHash,
 				st.generation, st.position, st.syncing, st.updatedAt)
 		}
 		if err != nil {

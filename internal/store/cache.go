@@ -16,10 +16,23 @@ import (
 // ResumePoints returns the positions of the streams of accounts (all
 // accounts if empty) that are not syncing and have a position.
 func (s *sqlStore) ResumePoints(ctx context.Context, accounts []string) ([]ResumePoint, error) {
-	q := `SELECT account, api_group, api_version, resource, kind, namespaced, namespace,
-	resource_version, updated_at_ms FROM ` + streamsTable + `
-	WHERE syncing = ? AND resource_version <> ?`
-	args := []any{false, ""}
+	return s.streams(ctx, accounts, true)
+}
+
+// Streams returns every stream of accounts (all accounts if empty); a
+// syncing stream has an empty ResourceVersion.
+func (s *sqlStore) Streams(ctx context.Context, accounts []string) ([]ResumePoint, error) {
+	return s.streams(ctx, accounts, false)
+}
+
+func (s *sqlStore) streams(ctx context.Context, accounts []string, resumableOnly bool) ([]ResumePoint, error) {
+	q := `SELECT account, api_group, api_version, resource, kind, namespaced, namespace, selector_hash,
+	resource_version, syncing, updated_at_ms FROM ` + streamsTable + ` WHERE 1 = 1`
+	var args []any
+	if resumableOnly {
+		q += ` AND syncing = ? AND resource_version <> ?`
+		args = append(args, false, "")
+	}
 	if len(accounts) > 0 {
 		q += ` AND account IN (` + placeholders(len(accounts)) + `)`
 		for _, a := range accounts {
@@ -36,10 +49,14 @@ func (s *sqlStore) ResumePoints(ctx context.Context, accounts []string) ([]Resum
 	for rows.Next() {
 		var p ResumePoint
 		var ms int64
+		var syncing bool
 		r := &p.Stream.Resource
 		if err := rows.Scan(&p.Stream.Account, &r.Group, &r.Version, &r.Resource, &r.Kind, &r.Namespaced,
-			&p.Stream.Namespace, &p.ResourceVersion, &ms); err != nil {
+			&p.Stream.Namespace, &p.Stream.SelectorHash, &p.ResourceVersion, &syncing, &ms); err != nil {
 			return nil, fmt.Errorf("store: resume points: %w", err)
+		}
+		if syncing {
+			p.ResourceVersion = ""
 		}
 		p.UpdatedAt = time.UnixMilli(ms)
 		out = append(out, p)

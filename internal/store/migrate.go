@@ -29,6 +29,7 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{version: 1, name: "cache streams and objects", up: migrateCache},
+		{version: 2, name: "accounts served by each agent, stream selectors", up: migrateAgentAccounts},
 	}
 }
 
@@ -79,6 +80,20 @@ func migrateCache(d dialect) []string {
 	ON kubesvc_cache_objects (account, application)`,
 		`CREATE INDEX kubesvc_cache_objects_kind
 	ON kubesvc_cache_objects (account, kind_lower, namespace, name)`,
+	}
+}
+
+// migrateAgentAccounts records which accounts each agent served, and the
+// selector each stream was listed with.
+func migrateAgentAccounts(d dialect) []string {
+	return []string{
+		`CREATE TABLE kubesvc_agent_accounts (
+	agent_id ` + d.key + `,
+	account ` + d.key + `,
+	updated_at_ms ` + d.bigint + `,
+	PRIMARY KEY (agent_id, account)
+)` + d.tableSuffix,
+		`ALTER TABLE kubesvc_cache_streams ADD COLUMN selector_hash ` + d.text,
 	}
 }
 
@@ -161,3 +176,6 @@ func schemaVersion(ctx context.Context, q interface {
 	}
 	return v.Int64, nil
 }
+
+// SchemaVersion is the schema version this binary migrates databases to.
+func SchemaVersion() int64 { return latestVersion() }

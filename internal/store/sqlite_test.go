@@ -62,8 +62,8 @@ func TestSQLiteMigrationsIdempotent(t *testing.T) {
 		Scan(&n, &version, &appliedAt); err != nil {
 		t.Fatalf("read migrations: %v", err)
 	}
-	if n != 1 || version != 1 {
-		t.Errorf("kubesvc_schema_migrations: %d rows up to version %d, want 1 row, version 1", n, version)
+	if want := int(store.SchemaVersion()); n != want || version != want {
+		t.Errorf("kubesvc_schema_migrations: %d rows up to version %d, want %d rows up to version %d", n, version, want, want)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, appliedAt); err != nil {
 		t.Errorf("applied_at %q: %v", appliedAt, err)

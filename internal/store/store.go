@@ -15,6 +15,7 @@ var ErrNotFound = errors.New("not found")
 // in its own file; one conformance suite (storetest) runs on every backend.
 type Store interface {
 	Cache
+	Agents
 	// Close releases the database handles.
 	Close() error
 }
@@ -29,6 +30,10 @@ type Cache interface {
 	// given accounts. Streams whose sync is in progress (after SyncBegin,
 	// before SyncEnd) have no position and are not returned.
 	ResumePoints(ctx context.Context, accounts []string) ([]ResumePoint, error)
+	// Streams returns every stream of the given accounts, also those whose
+	// sync is in progress (with an empty ResourceVersion): what an agent must
+	// resume, relist or declare removed.
+	Streams(ctx context.Context, accounts []string) ([]ResumePoint, error)
 	// DeleteAccount drops every object and stream of an account.
 	DeleteAccount(ctx context.Context, account string) error
 
@@ -44,6 +49,16 @@ type Cache interface {
 	CachedAccounts(ctx context.Context) ([]AccountSummary, error)
 }
 
+// Agents remembers which accounts each agent served when last connected,
+// so that accounts it dropped while disconnected leave the cache when it
+// returns.
+type Agents interface {
+	// AgentAccounts returns the accounts last recorded for the agent, sorted.
+	AgentAccounts(ctx context.Context, agentID string) ([]string, error)
+	// SetAgentAccounts replaces the accounts recorded for the agent.
+	SetAgentAccounts(ctx context.Context, agentID string, accounts []string) error
+}
+
 // Resource identifies a Kubernetes resource type.
 type Resource struct {
 	Group, Version, Resource, Kind string
@@ -56,6 +71,10 @@ type StreamKey struct {
 	Account   string
 	Resource  Resource
 	Namespace string
+	// SelectorHash fingerprints the field selector the stream is listed
+	// with. Like Resource.Version and Kind it is descriptive, not part of
+	// the identity: the last value seen is stored and returned.
+	SelectorHash string
 }
 
 // ObjectKey identifies a cached object. Group and kind together name the

@@ -664,10 +664,14 @@ func (x *Welcome) GetMaxBatchBytes() uint32 {
 // StreamKey names one list+watch stream of an account: one resource, either
 // across all namespaces (namespace empty) or within one namespace.
 type StreamKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	Resource      *Resource              `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
-	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Account   string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Resource  *Resource              `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Namespace string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Fingerprint of the field selector the stream is listed and watched with
+	// (omitNamespaces); empty for none. Not part of the stream's identity: a
+	// resume point recorded under another selector is not resumed.
+	SelectorHash  string `protobuf:"bytes,4,opt,name=selector_hash,json=selectorHash,proto3" json:"selector_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -719,6 +723,13 @@ func (x *StreamKey) GetResource() *Resource {
 func (x *StreamKey) GetNamespace() string {
 	if x != nil {
 		return x.Namespace
+	}
+	return ""
+}
+
+func (x *StreamKey) GetSelectorHash() string {
+	if x != nil {
+		return x.SelectorHash
 	}
 	return ""
 }
@@ -2145,11 +2156,12 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12'\n" +
 	"\x0fcontrolplane_id\x18\x02 \x01(\tR\x0econtrolplaneId\x12<\n" +
 	"\rresume_points\x18\x03 \x03(\v2\x17.kubesvc.v1.ResumePointR\fresumePoints\x12&\n" +
-	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\"u\n" +
+	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\"\x9a\x01\n" +
 	"\tStreamKey\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x120\n" +
 	"\bresource\x18\x02 \x01(\v2\x14.kubesvc.v1.ResourceR\bresource\x12\x1c\n" +
-	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"\x8a\x01\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12#\n" +
+	"\rselector_hash\x18\x04 \x01(\tR\fselectorHash\"\x8a\x01\n" +
 	"\bResource\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +

@@ -45,18 +45,22 @@
 // annotations, ConfigMaps, environment variables in a pod spec) are out of
 // scope: the package scrubs what Kubernetes defines as secret.
 //
-// Two entry points share these rules. ScrubMap and ScrubObject work on the
-// decoded map of an unstructured object. ScrubJSON works on the raw JSON of a
+// Two kinds of entry points share these rules. ScrubMap, ScrubObject and
+// ScrubList work in place on decoded unstructured objects. ScrubJSON works on the raw JSON of a
 // single object, as the agent's list and watch code receives it, and is built
 // for the hot path: one validating pass over the bytes finds the few fields
 // that matter, and for the common case, a non-sensitive object, the only
 // possible change, dropping managedFields, is a byte splice. Nothing is
 // decoded or re-encoded, and an object with nothing to remove is returned as
 // the same slice without any allocation. Only sensitive objects, lists, and
-// odd inputs (duplicate or escaped keys that could make decoders disagree, a
-// suspicious annotation) take the slow path: decode into a map, ScrubMap,
-// re-encode. That re-encoding canonicalises the object, so the result never
-// carries duplicate keys that a downstream decoder could read differently.
+// odd inputs (a repeated key that matters, a suspicious annotation) take the
+// slow path: decode into a map, ScrubMap,
+// re-encode compactly with sorted keys. The decoder there is the package's
+// own and refuses a member name repeated within one JSON object
+// (ErrDuplicateKey), because decoders disagree on which of the values counts
+// and a Secret could pass for something else; Kubernetes never produces such
+// JSON. A last-applied annotation with repeated names is dropped like any
+// other invalid one.
 //
 // A Scrubber is immutable once built and safe for concurrent use. The
 // package-level functions use one that treats only core/v1 Secrets as

@@ -23,18 +23,19 @@ var (
 // same rules as Map. b is never modified. When nothing has to change the
 // result is b itself (no copy, no allocation); when only managedFields has to
 // go, it is a copy of b without that member, everything else byte for byte
-// as it was. Sensitive objects, lists and ambiguous inputs (duplicate or
-// escaped keys that matter, a last-applied annotation that could embed a
-// sensitive object) are decoded, scrubbed with Map and re-encoded compactly,
-// with sorted keys.
+// as it was. Sensitive objects, lists and unusual inputs (a repeated
+// apiVersion, kind, metadata, managedFields, annotations or last-applied
+// annotation; a last-applied annotation that could embed a sensitive object
+// or is not a string) are decoded, scrubbed with Map and re-encoded
+// compactly, with sorted keys. Member names with escapes are unescaped
+// before they are compared.
 //
 // b must hold exactly one JSON object, optionally surrounded by whitespace;
 // anything else, including invalid JSON, is an error (ErrNotObject or a
-// syntax error) and no output is produced. An object that has to be decoded
-// must not repeat a member name within any JSON object (ErrDuplicateKey);
-// nor may any object repeat apiVersion, kind, metadata, managedFields,
-// annotations or the last-applied annotation, as those send it down the
-// decoding path. Kubernetes never produces such JSON.
+// syntax error) and no output is produced. An object that is decoded must
+// not repeat a member name within any JSON object (ErrDuplicateKey), so the
+// repeated names listed above always end in that error. Kubernetes never
+// produces such JSON.
 func (s *Scrubber) JSON(b []byte) ([]byte, error) {
 	sc := scanner{b: b}
 	sc.ws()
@@ -559,6 +560,12 @@ func (sc *scanner) str() (escaped bool, err error) {
 	}
 	i := sc.i + 1
 	for i < len(b) {
+		for i < len(b) && plain[b[i]] { // the common bytes, without the switch
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -593,6 +600,15 @@ func (sc *scanner) str() (escaped bool, err error) {
 	sc.i = i
 	return false, sc.errorf("unterminated string")
 }
+
+// plain marks the bytes that need no attention inside a string: not a
+// quote, a backslash or a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'

@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NamespaceStreamSweepsItsNamespace", testNamespaceStreamSweep},
 		{"SyncingStreamHasNoResumePoint", testSyncingNoResumePoint},
 		{"ResumePointsFilter", testResumePointsFilter},
+		{"Streams", testStreams},
+		{"AgentAccounts", testAgentAccounts},
 		{"Bookmark", testBookmark},
 		{"StreamRemoved", testStreamRemoved},
 		{"DeleteAccount", testDeleteAccount},
