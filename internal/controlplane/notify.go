@@ -84,8 +84,10 @@ func touched(c *commit, key string) (*commit, bool) {
 	}
 }
 
+// objectKeyString names an object for waiters. The group is left out: a
+// reader may not name it, and a collision only costs one more lookup.
 func objectKeyString(k store.ObjectKey) string {
-	return k.Account + "|" + k.Group + "|" + strings.ToLower(k.Kind) + "|" + k.Namespace + "|" + k.Name
+	return k.Account + "|" + strings.ToLower(k.Kind) + "|" + k.Namespace + "|" + k.Name
 }
 
 // atLeast reports whether resource version have is at or after want.

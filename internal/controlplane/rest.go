@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -284,11 +286,12 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		Account: r.PathValue("account"), Kind: r.PathValue("kind"), Name: r.PathValue("name"),
 		Group: q.Group, Namespace: q.Namespace,
 	}
+	_, groupGiven := v["group"]
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	watchKey := objectKeyString(key)
 	next := s.commits.current()
-	o, err := s.store.GetObject(r.Context(), key)
+	o, err := s.lookup(r.Context(), key, groupGiven)
 	for wait > 0 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) || err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)) {
 			break // answer now: a store error, or satisfied
@@ -297,7 +300,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		case <-next.done:
 			var hit bool
 			if next, hit = touched(next, watchKey); hit {
-				o, err = s.store.GetObject(r.Context(), key)
+				o, err = s.lookup(r.Context(), key, groupGiven)
 			}
 			continue
 		case <-r.Context().Done():
@@ -311,13 +314,58 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 			key.Kind, key.Name, o.ResourceVersion, minRV, wait)
 		return
 	}
+	var ambiguous *ambiguousGroupError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)
+	case errors.As(err, &ambiguous):
+		writeError(w, http.StatusBadRequest, "group: %v", err)
 	case err != nil:
 		s.log.Error("get cached object", "err", err)
 		writeError(w, http.StatusInternalServerError, "cannot read the cache")
 	default:
 		writeJSON(w, http.StatusOK, toCachedObject(o))
 	}
+}
+
+// ambiguousGroupError: a kind and name without a group match objects of
+// several API groups.
+type ambiguousGroupError struct {
+	kind, name string
+	groups     []string
+}
+
+func (e *ambiguousGroupError) Error() string {
+	return fmt.Sprintf("%s %q exists in API groups %s; name one with ?group=", e.kind, e.name, strings.Join(e.groups, ", "))
+}
+
+// lookup reads one cached object. Without a group it accepts the object of
+// any group, if only one group has it.
+func (s *Server) lookup(ctx context.Context, key store.ObjectKey, groupGiven bool) (store.Object, error) {
+	if groupGiven {
+		return s.store.GetObject(ctx, key)
+	}
+	objs, err := s.store.ListObjects(ctx, store.Query{Account: key.Account, Kind: key.Kind, Namespace: key.Namespace, Name: key.Name})
+	if err != nil {
+		return store.Object{}, err
+	}
+	// The list filters match prefixes of nothing: Namespace "" means any
+	// namespace there, but here it means cluster-scoped.
+	var found []store.Object
+	for _, o := range objs {
+		if o.Namespace == key.Namespace && o.Name == key.Name {
+			found = append(found, o)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return store.Object{}, fmt.Errorf("%s %q: %w", key.Kind, key.Name, store.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	e := &ambiguousGroupError{kind: key.Kind, name: key.Name}
+	for _, o := range found {
+		e.groups = append(e.groups, strconv.Quote(o.Group))
+	}
+	return store.Object{}, e
 }

@@ -101,6 +101,13 @@ func TestObjectsFlowIntoTheCache(t *testing.T) {
 	if deps[0].Application != "shop" || deps[0].APIVersion != "apps/v1" || deps[0].Kind != "Deployment" {
 		t.Errorf("cached deployment: %+v", deps[0])
 	}
+	// Without a group, a kind and name that only one group has is found.
+	if code, body, _ := getJSON(cp.http, "/cache/objects/main/deployment/web", q("namespace", "apps"), nil); code != http.StatusOK {
+		t.Errorf("GET deployment without group: %d %s", code, body)
+	}
+	if code, _, _ := getJSON(cp.http, "/cache/objects/main/Deployment/web", q("namespace", "apps", "group", "batch"), nil); code != http.StatusNotFound {
+		t.Errorf("GET deployment in group batch: %d, want 404", code)
+	}
 	present(t, cp, q("account", "main", "application", "billing"), "apps/settings")
 	present(t, cp, q("account", "main", "namespace", "apps", "labelSelector", "tier=front"), "apps/web")
 
