@@ -77,15 +77,6 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, d time.Duration) ([
 		fmt.Printf("writing %d ConfigMaps/s for %s ...\n", rate, d)
 		r := e.measureRate(ctx, cs, client, cp, rate, d, &seen)
 		out = append(out, r)
-		if resp, err := client.Get(cp.http + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for _, l := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(l, "kubesvc_controlplane_") {
-					fmt.Println("DEBUG", l)
-				}
-			}
-		}
 	}
 	return out, nil
 }

@@ -55,7 +55,9 @@ func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logge
 			res := &kubesvcv1.Resource{Group: gv.Group, Version: gv.Version, Resource: r.Name, Kind: r.Kind, Namespaced: r.Namespaced}
 			if r.Namespaced && len(a.Namespaces) > 0 {
 				for _, ns := range a.Namespaces {
-					out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: res, Namespace: ns})
+					k := &kubesvcv1.StreamKey{Account: a.Name, Resource: res, Namespace: ns}
+					k.SelectorHash = selectorHash(namespaceSelector(k, a.OmitNamespaces))
+					out = append(out, k)
 				}
 				continue
 			}

@@ -85,10 +85,19 @@ func (r *streamRunner) run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, errGone), apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge), apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
-			r.log.Info("cannot watch from this resource version; relisting", "resourceVersion", rv, "err", err)
+		case errors.Is(err, errGone):
+			r.log.Info("watch expired; relisting", "resourceVersion", rv)
 			rv = ""
 			failures = 0
+		case apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge), apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
+			// A position from another cluster or a restored etcd: list
+			// again, after a pause in case the watch itself is refused.
+			failures++
+			r.log.Warn("cannot watch from this resource version; relisting", "resourceVersion", rv, "err", err)
+			rv = ""
+			if !sleep(ctx, retryDelay(failures)) {
+				return nil
+			}
 		case err != nil:
 			failures++
 			r.failed(err)
