@@ -15,32 +15,83 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
 type benchEnv struct {
-	work     string
-	agentBin string
-	cluster  *testenv.Cluster
-	log      *slog.Logger
+	work            string
+	agentBin        string
+	controlplaneBin string
+	cluster         *testenv.Cluster
+	log             *slog.Logger
 }
 
-// controlPlane runs in this process on a fresh SQLite file.
+// controlPlane is the real controlplane binary on a fresh SQLite file.
 type controlPlane struct {
 	grpc, http string
-	st         store.Store
-	stop       func()
+	dbPath     string
+	proc       *process
 }
+
+func (e *benchEnv) startControlPlane(name string) (*controlPlane, error) {
+	grpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	db := filepath.Join(e.work, name+".db")
+	cfg := fmt.Sprintf(`server: {address: 127.0.0.1, port: %d}
+kubesvc:
+  id: bench
+  grpc:
+    server: {address: 127.0.0.1, port: %d}
+sql: {driver: sqlite, path: %q}
+logging: {level: warn}
+`, httpPort, grpcPort, db)
+	path := filepath.Join(e.work, name+"-controlplane.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	proc, err := startProcess(e.controlplaneBin, "--config", path)
+	if err != nil {
+		return nil, err
+	}
+	cp := &controlPlane{grpc: fmt.Sprintf("127.0.0.1:%d", grpcPort), http: fmt.Sprintf("http://127.0.0.1:%d", httpPort), dbPath: db, proc: proc}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(cp.http + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return cp, nil
+		}
+		if time.Now().After(deadline) {
+			proc.stop()
+			return nil, fmt.Errorf("control plane not up: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (cp *controlPlane) stop() { cp.proc.stop() }
 
 type storeSummary struct {
 	account string
 	objects int
 }
 
+// summaries reads the cache's counts from the database file; call it
+// after stop.
 func (cp *controlPlane) summaries(ctx context.Context) ([]storeSummary, error) {
-	sums, err := cp.st.CachedAccounts(ctx)
+	st, err := store.OpenSQLite(ctx, cp.dbPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	sums, err := st.CachedAccounts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -51,40 +102,51 @@ func (cp *controlPlane) summaries(ctx context.Context) ([]storeSummary, error) {
 	return out, nil
 }
 
-func (e *benchEnv) startControlPlane(name string) (*controlPlane, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.OpenSQLite(ctx, filepath.Join(e.work, name+".db"), e.log)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	srv, err := controlplane.New(controlplane.Config{ID: "bench", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Log: e.log}, st)
-	if err != nil {
-		cancel()
-		st.Close()
-		return nil, err
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	g, h, err := srv.Addrs(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	return &controlPlane{grpc: g.String(), http: "http://" + h.String(), st: st, stop: func() {
-		cancel()
-		<-done
-		st.Close()
-	}}, nil
-}
-
-// agentProcess is the real agent binary.
-type agentProcess struct {
+// process is a child process that dies with this one.
+type process struct {
 	cmd  *exec.Cmd
 	done chan error
 }
 
-func (e *benchEnv) startAgent(cp *controlPlane, account, namespace string) (*agentProcess, error) {
+func startProcess(bin string, args ...string) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// peakRSS is the process's high-water resident set (VmHWM) in bytes.
+func (p *process) peakRSS() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
+}
+
+// startAgent runs the real agent binary with one account.
+func (e *benchEnv) startAgent(cp *controlPlane, account, namespace string) (*process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -104,40 +166,7 @@ kubernetes:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.agentBin, "--config", path)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &agentProcess{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p, nil
-}
-
-func (p *agentProcess) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// peakRSS is the process's high-water resident set (VmHWM) in bytes.
-func (p *agentProcess) peakRSS() (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
+	return startProcess(e.agentBin, "--config", path)
 }
 
 // waitWatching waits until the account's agent reports every stream synced.

@@ -113,7 +113,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 				s.failed = true
 				return
 			}
-			q := url.Values{"namespace": {latencyNamespace}, "minResourceVersion": {created.ResourceVersion}, "waitMs": {"30000"}}
+			q := url.Values{"namespace": {latencyNamespace}, "group": {""}, "minResourceVersion": {created.ResourceVersion}, "waitMs": {"30000"}}
 			resp, err := client.Get(cp.http + "/cache/objects/latency/ConfigMap/" + s.name + "?" + q.Encode())
 			s.cpSeen = time.Now()
 			if err != nil {

@@ -8,8 +8,9 @@
 // when the API server acknowledged the create; the informer's latency is when
 // its event handler saw the object, the control plane's is when
 // GET /cache/objects/...?minResourceVersion=RV&waitMs answered with it. The
-// agent runs as its own process (the real binary), the control plane in this
-// process on SQLite.
+// agent and the control plane (on SQLite) run as their own processes, the
+// real binaries; this process holds only the writers, the informer and the
+// readers.
 //
 // Memory: N ConfigMaps exist; a fresh agent process lists and watches them
 // all into a fresh control plane; its peak RSS (VmHWM) is read once the
@@ -60,10 +61,9 @@ func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) e
 		return err
 	}
 	defer os.RemoveAll(work)
-	agentBin := filepath.Join(work, "agent")
-	fmt.Println("building the agent binary ...")
-	if out, err := exec.Command("go", "build", "-o", agentBin, "./cmd/agent").CombinedOutput(); err != nil {
-		return fmt.Errorf("build agent: %v\n%s", err, out)
+	fmt.Println("building the agent and control plane binaries ...")
+	if out, err := exec.Command("go", "build", "-o", work+"/", "./cmd/agent", "./cmd/controlplane").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
 	}
 	fmt.Println("starting a Kubernetes cluster ...")
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "bench"})
@@ -71,7 +71,7 @@ func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) e
 		return err
 	}
 	defer cluster.Stop()
-	env := &benchEnv{work: work, agentBin: agentBin, cluster: cluster, log: log}
+	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, log: log}
 
 	fmt.Printf("\nmachine: %s\n", machine())
 	if len(rates) > 0 {

@@ -57,20 +57,20 @@ func (e *benchEnv) memory(ctx context.Context, counts []int) ([]memoryResult, er
 		if err == nil {
 			rss, err = ag.peakRSS()
 		}
-		cached := 0
-		if err == nil {
-			var sums []storeSummary
-			sums, err = cp.summaries(ctx)
-			for _, s := range sums {
-				if s.account == account {
-					cached = s.objects
-				}
-			}
-		}
 		ag.stop()
 		cp.stop()
 		if err != nil {
 			return nil, err
+		}
+		cached := 0
+		sums, err := cp.summaries(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sums {
+			if s.account == account {
+				cached = s.objects
+			}
 		}
 		out = append(out, memoryResult{objects: n, cached: cached, peakRSS: rss, syncTime: sync})
 	}

@@ -27,12 +27,19 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 			return fmt.Errorf("store: change %d of %d: %w", i, len(changes), err)
 		}
 	}
+	// Prepared before the transaction: the writer pool has one connection,
+	// which the transaction holds.
+	stmts, err := s.writeStmts(ctx)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
 		a := &applier{
 			ctx:     ctx,
 			d:       s.d,
 			tx:      tx,
+			stmts:   stmts,
 			now:     s.now().UnixMilli(),
 			streams: make(map[streamID]*streamState),
 		}
@@ -80,7 +87,10 @@ type applier struct {
 	streams map[streamID]*streamState
 	order   []*streamState // first-touch order, for a deterministic flush
 
-	selectStream, upsertObject, deleteObject *sql.Stmt
+	// stmts are the writer's prepared statements by query (writeStmts).
+	stmts map[string]*sql.Stmt
+
+	selectStream, upsertObject, deleteObject, insertStream, updateStream *sql.Stmt
 }
 
 func (a *applier) apply(c *Change) error {
@@ -146,9 +156,7 @@ func (a *applier) stream(k StreamKey) (*streamState, error) {
 	}
 	st := &streamState{key: k}
 	if a.selectStream == nil {
-		q := `SELECT generation, syncing, resource_version, updated_at_ms FROM ` + streamsTable +
-			` WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
-		if err := a.prepare(&a.selectStream, q); err != nil {
+		if err := a.prepare(&a.selectStream, qSelectStream); err != nil {
 			return nil, err
 		}
 	}
@@ -189,12 +197,7 @@ func (a *applier) move(st *streamState, rv string) {
 
 func (a *applier) upsert(c *Change, generation int64) error {
 	if a.upsertObject == nil {
-		q := a.d.insertOrUpdate(objectsTable, []string{
-			"account", "api_group", "kind", "namespace", "name", "kind_lower",
-			"api_version", "resource", "uid", "resource_version", "application",
-			"labels", "generation", "body", "updated_at_ms",
-		}, []string{"account", "api_group", "kind", "namespace", "name"})
-		if err := a.prepare(&a.upsertObject, q); err != nil {
+		if err := a.prepare(&a.upsertObject, a.d.upsertObjectQuery()); err != nil {
 			return err
 		}
 	}
@@ -230,9 +233,7 @@ func (a *applier) upsert(c *Change, generation int64) error {
 
 func (a *applier) delete(c *Change) error {
 	if a.deleteObject == nil {
-		q := `DELETE FROM ` + objectsTable +
-			` WHERE account = ? AND api_group = ? AND kind = ? AND namespace = ? AND name = ?`
-		if err := a.prepare(&a.deleteObject, q); err != nil {
+		if err := a.prepare(&a.deleteObject, qDeleteObject); err != nil {
 			return err
 		}
 	}
@@ -282,12 +283,12 @@ func (a *applier) remove(k StreamKey, st *streamState) error {
 
 // flush writes the stream rows changed by the transaction.
 func (a *applier) flush() error {
-	ins := a.d.rebind(`INSERT INTO ` + streamsTable + ` (account, api_group, resource, namespace,
-	api_version, kind, namespaced, selector_hash, generation, resource_version, syncing, updated_at_ms)
-	VALUES (` + placeholders(12) + `)`)
-	upd := a.d.rebind(`UPDATE ` + streamsTable + ` SET api_version = ?, kind = ?, namespaced = ?, selector_hash = ?,
-	generation = ?, resource_version = ?, syncing = ?, updated_at_ms = ?
-	WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`)
+	if err := a.prepare(&a.insertStream, qInsertStream); err != nil {
+		return err
+	}
+	if err := a.prepare(&a.updateStream, qUpdateStream); err != nil {
+		return err
+	}
 	for _, st := range a.order {
 		if !st.dirty || !st.exists {
 			continue
@@ -295,12 +296,12 @@ func (a *applier) flush() error {
 		k := st.key
 		var err error
 		if st.inDB {
-			_, err = a.tx.ExecContext(a.ctx, upd,
+			_, err = a.updateStream.ExecContext(a.ctx,
 				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced, k.SelectorHash,
 				st.generation, st.position, st.syncing, st.updatedAt,
 				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace)
 		} else {
-			_, err = a.tx.ExecContext(a.ctx, ins,
+			_, err = a.insertStream.ExecContext(a.ctx,
 				k.Account, k.Resource.Group, k.Resource.Resource, k.Namespace,
 				k.Resource.Version, k.Resource.Kind, k.Resource.Namespaced, k.SelectorHash,
 				st.generation, st.position, st.syncing, st.updatedAt)
@@ -312,17 +313,48 @@ func (a *applier) flush() error {
 	return nil
 }
 
+// prepare binds the writer's prepared statement for q to the transaction:
+// statements are parsed once per connection, not per batch.
 func (a *applier) prepare(dst **sql.Stmt, q string) error {
-	stmt, err := a.tx.PrepareContext(a.ctx, a.d.rebind(q))
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
+	stmt, ok := a.stmts[q]
+	if !ok {
+		return fmt.Errorf("prepare: statement not prepared: %s", q)
 	}
-	*dst = stmt
+	*dst = a.tx.StmtContext(a.ctx, stmt)
 	return nil
 }
 
+// The statements of ApplyChanges, written with ? placeholders; writeStmts
+// prepares them, rebound for the dialect, keyed by these strings.
+const (
+	qSelectStream = `SELECT generation, syncing, resource_version, updated_at_ms FROM ` + streamsTable +
+		` WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
+	qDeleteObject = `DELETE FROM ` + objectsTable +
+		` WHERE account = ? AND api_group = ? AND kind = ? AND namespace = ? AND name = ?`
+	qInsertStream = `INSERT INTO ` + streamsTable + ` (account, api_group, resource, namespace,
+	api_version, kind, namespaced, selector_hash, generation, resource_version, syncing, updated_at_ms)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateStream = `UPDATE ` + streamsTable + ` SET api_version = ?, kind = ?, namespaced = ?, selector_hash = ?,
+	generation = ?, resource_version = ?, syncing = ?, updated_at_ms = ?
+	WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
+)
+
+// upsertObjectQuery is the dialect's insert-or-update of an object row.
+func (d dialect) upsertObjectQuery() string {
+	return d.insertOrUpdate(objectsTable, []string{
+		"account", "api_group", "kind", "namespace", "name", "kind_lower",
+		"api_version", "resource", "uid", "resource_version", "application",
+		"labels", "generation", "body", "updated_at_ms",
+	}, []string{"account", "api_group", "kind", "namespace", "name"})
+}
+
+// writeQueries are the queries writeStmts prepares.
+func (d dialect) writeQueries() []string {
+	return []string{qSelectStream, qDeleteObject, qInsertStream, qUpdateStream, d.upsertObjectQuery()}
+}
+
 func (a *applier) closeStmts() {
-	for _, s := range []*sql.Stmt{a.selectStream, a.upsertObject, a.deleteObject} {
+	for _, s := range []*sql.Stmt{a.selectStream, a.upsertObject, a.deleteObject, a.insertStream, a.updateStream} {
 		if s != nil {
 			_ = s.Close()
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,9 @@ type sqlStore struct {
 	// stopBackground ends the dialect's background work (SQLite's WAL
 	// checkpointer) and waits for it; nil when there is none.
 	stopBackground func()
+
+	stmtMu sync.Mutex // guards stmts
+	stmts  map[string]*sql.Stmt
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -38,12 +42,44 @@ func newSQLStore(d dialect, w, r *sql.DB, log *slog.Logger) *sqlStore {
 	return &sqlStore{d: d, w: w, r: r, log: log, now: time.Now}
 }
 
+// writeStmts returns the statements of ApplyChanges prepared on the writer
+// pool, keyed by their ?-placeholder query, preparing them the first time.
+// It must not be called inside a write transaction.
+func (s *sqlStore) writeStmts(ctx context.Context) (map[string]*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.stmts != nil {
+		return s.stmts, nil
+	}
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range s.d.writeQueries() {
+		st, err := s.w.PrepareContext(ctx, s.d.rebind(q))
+		if err != nil {
+			for _, p := range stmts {
+				_ = p.Close()
+			}
+			return nil, fmt.Errorf("store: prepare: %w", err)
+		}
+		stmts[q] = st
+	}
+	s.stmts = stmts
+	return stmts, nil
+}
+
 // Close stops background work and closes both pools.
 func (s *sqlStore) Close() error {
 	if s.stopBackground != nil {
 		s.stopBackground()
 	}
 	var errs []error
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close statement: %w", err))
+		}
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.r != s.w {
 		if err := s.r.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("store: close readers: %w", err))
