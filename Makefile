@@ -6,7 +6,8 @@
 # Builds (once, cached outside the repo) the Kubernetes binaries, then runs
 # the local environment until Ctrl-C.
 run: k8s-binaries
-	go run ./cmd/kubesvc-local
+	go build -o bin/kubesvc-local ./cmd/kubesvc-local
+	bin/kubesvc-local
 
 # The whole test suite: binaries, gofmt, go vet, go test, leak check.
 test:
