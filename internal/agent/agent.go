@@ -89,6 +89,9 @@ type Config struct {
 	Accounts []Account
 	// HealthAddr serves /health and /metrics (server.port). Empty: off.
 	HealthAddr string
+	// DisableDynamicAccounts refuses the control plane's account commands
+	// (dynamicAccountsEnabled: false).
+	DisableDynamicAccounts bool
 	Log        *slog.Logger
 }
 
@@ -99,8 +102,9 @@ type Agent struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 
-	mu        sync.Mutex // guards accounts, infos, connected
-	accounts  map[string]Account
+	mu        sync.Mutex // guards accounts, dynamic, infos, connected
+	accounts  map[string]Account // from the configuration
+	dynamic   map[string]Account // added by the control plane
 	infos     map[string]*kubesvcv1.AccountInfo
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
@@ -143,7 +147,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
-		accounts: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
+		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
 		changed: make(chan struct{}, 1),
 	}
 	if err := a.SetAccounts(cfg.Accounts); err != nil {
@@ -172,22 +176,33 @@ func (a *Agent) SetAccounts(accounts []Account) error {
 	a.mu.Lock()
 	a.accounts = next
 	for name := range a.infos {
-		if _, ok := next[name]; !ok {
+		_, static := next[name]
+		_, dynamic := a.dynamic[name]
+		if !static && !dynamic {
 			delete(a.infos, name)
 		}
 	}
 	a.mu.Unlock()
+	a.signalChanged()
+	return nil
+}
+
+func (a *Agent) signalChanged() {
 	select {
 	case a.changed <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
+// snapshot returns every account served: configured ones, and dynamic
+// ones whose name no configured account takes.
 func (a *Agent) snapshot() map[string]Account {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]Account, len(a.accounts))
+	out := make(map[string]Account, len(a.accounts)+len(a.dynamic))
+	for k, v := range a.dynamic {
+		out[k] = v
+	}
 	for k, v := range a.accounts {
 		out[k] = v
 	}
@@ -197,7 +212,9 @@ func (a *Agent) snapshot() map[string]Account {
 func (a *Agent) rememberInfo(info *kubesvcv1.AccountInfo) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.accounts[info.GetName()]; ok {
+	_, static := a.accounts[info.GetName()]
+	_, dynamic := a.dynamic[info.GetName()]
+	if static || dynamic {
 		a.infos[info.GetName()] = info
 	}
 }
@@ -224,7 +241,7 @@ func (a *Agent) hello() *kubesvcv1.Hello {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: true, Protocol: 1}
+	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: !a.cfg.DisableDynamicAccounts, Protocol: 1}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, name := range names {

@@ -258,9 +258,11 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 		limit = 2 * defaultMaxBatchBytes
 	}
 	window := make(chan struct{}, maxInflightBatches)
+	cmds := make(chan *kubesvcv1.AccountCommand, 16)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
-	g.Go(func() error { return receiveLoop(stream, window) })
+	g.Go(func() error { return receiveLoop(gctx, stream, window, cmds) })
+	g.Go(func() error { return s.commandLoop(gctx, cmds) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
 	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
 	err = g.Wait()
@@ -386,8 +388,9 @@ func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
 }
 
 // receiveLoop handles what the control plane sends: acknowledgements free
-// window slots. The stream's context ends it.
-func receiveLoop(stream kubesvcv1.AgentService_ConnectClient, window chan struct{}) error {
+// window slots, account commands go to the command loop. The stream's
+// context ends it.
+func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -399,6 +402,12 @@ func receiveLoop(stream kubesvcv1.AgentService_ConnectClient, window chan struct
 			case <-window:
 			default:
 				return errors.New("control plane acknowledged a batch that was not sent")
+			}
+		case *kubesvcv1.ControlMessage_AccountCommand:
+			select {
+			case cmds <- m.GetAccountCommand():
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		case *kubesvcv1.ControlMessage_Heartbeat:
 		}

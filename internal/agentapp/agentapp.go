@@ -75,6 +75,8 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		BudgetPerAccount: unlimitedIfZero(cfg.Tasks.BudgetPerAccount),
 		Accounts:         Accounts(cfg),
 		Log:              log,
+
+		DisableDynamicAccounts: !cfg.DynamicAccountsEnabled,
 	}
 	if cfg.Server.Port > 0 {
 		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))

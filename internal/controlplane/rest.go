@@ -31,6 +31,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", s.getNamespaces)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
+	for _, e := range s.extensions {
+		e.Routes(mux)
+	}
 	return mux
 }
 
@@ -118,12 +121,41 @@ type kubesvcAccount struct {
 	// WATCHING, ERROR): our additions to the contract's shape.
 	Agents      []string          `json:"agents"`
 	AgentStates map[string]string `json:"agentStates"`
+	RetryCount  int               `json:"retryCount"`
+}
+
+// dynamicOnly describes an account known only from kubesvc_accounts.
+func dynamicOnly(a store.Account) kubesvcAccount {
+	def := map[string]any{}
+	_ = json.Unmarshal(a.Definition, &def)
+	defStr, _ := json.Marshal(def)
+	props := map[string]any{"kubeHost": a.APIHost, "kubeVersion": a.KubeVersion, "certFingerprint": a.CertFingerprint}
+	propsStr, _ := json.Marshal(props)
+	return kubesvcAccount{
+		Name: a.Name, Status: a.State, ZoneID: a.ZoneID, KubeHost: a.APIHost, KubeVersion: a.KubeVersion,
+		CertFingerprint: a.CertFingerprint, Dynamic: true, ErrorMessage: a.ErrorMessage, RetryCount: a.FailedCount,
+		LastUpdated: a.UpdatedAt.UnixMilli(), Definition: def, DefinitionStr: string(defStr),
+		Properties: props, PropertiesStr: string(propsStr), Permissions: map[string][]string{},
+		Agents: []string{}, AgentStates: map[string]string{},
+	}
 }
 
 func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
 	holders := s.registry.holders(name)
+	row, rowErr := s.store.GetAccount(r.Context(), name)
+	if rowErr != nil && !errors.Is(rowErr, store.ErrNotFound) {
+		s.log.Error("read account", "account", name, "err", rowErr)
+		writeError(w, http.StatusInternalServerError, "cannot read the account")
+		return
+	}
 	if len(holders) == 0 {
+		if rowErr == nil {
+			// A dynamic account no connected agent serves (yet): its
+			// lifecycle row tells where it is.
+			writeJSON(w, http.StatusOK, dynamicOnly(row))
+			return
+		}
 		writeError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
 		return
 	}
@@ -143,6 +175,12 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		LastUpdated: a.updated.UnixMilli(), MaxWatchAgeSecs: info.GetMaxResumableResourceAgeMs() / 1000,
 		Definition: def, DefinitionStr: string(defStr), Properties: props, PropertiesStr: string(propsStr),
 		Permissions: map[string][]string{}, AgentStates: map[string]string{},
+	}
+	if rowErr == nil {
+		out.Status, out.ErrorMessage, out.RetryCount, out.Dynamic = row.State, row.ErrorMessage, row.FailedCount, true
+		if row.ZoneID != "" {
+			out.ZoneID = row.ZoneID
+		}
 	}
 	for _, h := range holders {
 		st := h.Accounts[name]

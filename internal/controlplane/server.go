@@ -33,10 +33,14 @@ type Server struct {
 	metrics  *metrics
 	gatherer prometheus.Gatherer
 	commits  *notifier
+	// agentsChanged is signalled when agents or their accounts change.
+	agentsChanged chan struct{}
 
 	// receivers counts the per-session stream readers; Run waits for them
 	// after the gRPC server has stopped.
 	receivers sync.WaitGroup
+
+	extensions []Extension // added by Extend before Run
 
 	mu        sync.Mutex // guards the listener addresses below
 	grpcAddr  net.Addr
@@ -53,16 +57,29 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
-		cfg:       cfg,
-		log:       cfg.Log,
-		store:     st,
-		registry:  newRegistry(),
-		metrics:   newMetrics(reg),
-		gatherer:  reg,
-		commits:   newNotifier(),
-		listening: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Log,
+		store:    st,
+		registry: newRegistry(),
+		metrics:  newMetrics(reg),
+		gatherer: reg,
+		commits:  newNotifier(),
+
+		agentsChanged: make(chan struct{}, 1),
+		listening:     make(chan struct{}),
 	}, nil
 }
+
+// Extension adds REST routes and a long-lived task to the server (the
+// dynamic-accounts feature is one). Routes are registered when Run starts;
+// Run runs the task under the server's errgroup.
+type Extension interface {
+	Routes(mux *http.ServeMux)
+	Run(ctx context.Context) error
+}
+
+// Extend adds e; call it before Run.
+func (s *Server) Extend(e Extension) { s.extensions = append(s.extensions, e) }
 
 // Run listens on the gRPC and HTTP addresses and serves until ctx is done
 // or a listener fails. It returns nil after a clean shutdown.
@@ -98,6 +115,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// Requests see gctx, so long reads (waitMs) end when shutdown starts.
 	hsrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return gctx }}
+	for _, e := range s.extensions {
+		g.Go(func() error { return e.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := gs.Serve(grpcLis); err != nil {
 			return fmt.Errorf("controlplane: gRPC server: %w", err)

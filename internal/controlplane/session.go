@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -20,8 +21,13 @@ import (
 type session struct {
 	id, agentID, zoneID, version string
 	connectedAt                  time.Time
+	dynamicAccounts              bool // the agent accepts account commands
 	cancel                       context.CancelCauseFunc
-	done                         chan struct{} // closed when Connect returns
+	done                         chan struct{}                  // closed when Connect returns
+	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
+
+	pendingMu sync.Mutex // guards pending
+	pending   map[string]pendingCommand
 
 	// Guarded by registry.mu.
 	lastSeen time.Time
@@ -74,8 +80,12 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		connectedAt: now,
 		cancel:      cancel,
 		done:        make(chan struct{}),
-		lastSeen:    now,
-		accounts:    map[string]*accountState{},
+		out:         make(chan *kubesvcv1.ControlMessage, 16),
+		pending:     map[string]pendingCommand{},
+
+		dynamicAccounts: hello.GetDynamicAccountsEnabled(),
+		lastSeen:        now,
+		accounts:        map[string]*accountState{},
 	}
 	defer close(sess.done)
 	names := make([]string, 0, len(hello.GetAccounts()))
@@ -95,7 +105,11 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	defer s.registry.remove(sess)
+	defer func() {
+		s.registry.remove(sess)
+		s.signalAgents()
+	}()
+	s.signalAgents()
 
 	if err := s.forgetDroppedAccounts(ctx, sess.agentID, names); err != nil {
 		log.Error("reconcile the agent's accounts", "err", err)
@@ -122,10 +136,9 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		return err
 	}
 
-	out := make(chan *kubesvcv1.ControlMessage, 16)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sendLoop(gctx, stream, out) })
-	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, out) })
+	g.Go(func() error { return sendLoop(gctx, stream, sess.out) })
+	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, sess.out) })
 	err := g.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
@@ -250,6 +263,22 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 				if err := send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Heartbeat{Heartbeat: &kubesvcv1.Heartbeat{SentAtMs: time.Now().UnixMilli()}}}); err != nil {
 					return err
 				}
+			case *kubesvcv1.AgentMessage_AccountCommandResult:
+				// Accounts the agent just took are served from now on:
+				// record them before the waiter sees the result, so the
+				// account is never ACTIVE without a holder.
+				if sess.isAdd(msg.AccountCommandResult.GetId()) {
+					for _, r := range msg.AccountCommandResult.GetResults() {
+						if !r.GetSuccess() {
+							continue
+						}
+						st := &kubesvcv1.AccountStatus{Account: r.GetName(), State: kubesvcv1.AccountStatus_SYNCING, Info: r.GetInfo()}
+						if err := s.accountStatus(ctx, sess, st); err != nil {
+							return err
+						}
+					}
+				}
+				sess.deliver(msg.AccountCommandResult)
 			case *kubesvcv1.AgentMessage_Hello:
 				return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
 			default:
@@ -290,6 +319,7 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 	if !s.registry.setAccount(sess, st) {
 		return nil
 	}
+	s.signalAgents()
 	// The set of accounts the agent serves changed: record it, and drop a
 	// removed account from the cache unless another agent serves it.
 	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {

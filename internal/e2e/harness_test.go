@@ -19,10 +19,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
 // testLogger writes to the test log only when -v or on failure.
@@ -88,6 +92,35 @@ type cpOptions struct {
 	dbPath   string
 	grpcAddr string // "" picks a free port
 	wire     *wire
+	// dynamic enables Dynamic Accounts with this configuration (its
+	// Enabled field is ignored; set dynamicOff to register it disabled).
+	dynamic    *dynaccounts.Config
+	dynamicOff bool
+	// secrets is the cluster whose Secrets back encryptedFile references.
+	secrets *testenv.Cluster
+	// sealKey seals inline kubeconfigs; nil refuses them.
+	sealKey []byte
+	// logs, when set, also receives every log line.
+	logs *syncBuffer
+	id   string
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
@@ -96,12 +129,19 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		o.grpcAddr = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.OpenSQLite(ctx, o.dbPath, testLogger(t))
+	st, err := store.OpenSQLite(ctx, o.dbPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()
 		t.Fatalf("open store: %v", err)
 	}
-	cfg := controlplane.Config{ID: "cp-test", GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: testLogger(t).With("component", "controlplane")}
+	log := testLogger(t)
+	if o.logs != nil {
+		log = slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, o.logs), nil))
+	}
+	if o.id == "" {
+		o.id = "cp-test"
+	}
+	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: log.With("component", "controlplane")}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}
@@ -110,6 +150,26 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		cancel()
 		st.Close()
 		t.Fatal(err)
+	}
+	if o.dynamic != nil {
+		dc := *o.dynamic
+		dc.Enabled, dc.ReplicaID, dc.Log = !o.dynamicOff, o.id, log.With("component", "dynaccounts")
+		sealer, err := credentials.NewSealer()
+		if o.sealKey != nil {
+			sealer, err = credentials.NewSealer(o.sealKey)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &credentials.Resolver{Sealer: sealer, Namespace: "default"}
+		if o.secrets != nil {
+			cs, err := kubernetes.NewForConfig(o.secrets.RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Client = cs
+		}
+		srv.Extend(dynaccounts.New(dc, st, srv, dynaccounts.NewCredentials(r)))
 	}
 	cp := &controlPlane{srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { cp.done <- srv.Run(ctx) }()
@@ -149,8 +209,13 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, target string, accounts ...agent.Account) *runningAgent {
 	t.Helper()
+	return startAgentAs(t, "agent-"+strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), "zone-test", target, accounts...)
+}
+
+func startAgentAs(t *testing.T, id, zone, target string, accounts ...agent.Account) *runningAgent {
+	t.Helper()
 	a, err := agent.New(agent.Config{
-		ID: "agent-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), ZoneID: "zone-test", Version: "test",
+		ID: id, ZoneID: zone, Version: "test",
 		Target: target, Accounts: accounts, KeepaliveTime: 10 * time.Second, KeepaliveTimeout: 5 * time.Second,
 		Backoff: agent.Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 		Log:     testLogger(t).With("component", "agent"),

@@ -2,6 +2,7 @@ package localenv
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +12,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -116,6 +120,24 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("localenv: %w", err)
 	}
+	// Dynamic Accounts are on, sealing inline kubeconfigs with a key made
+	// for this run (the database is new every run too), and resolving
+	// Secret references in the local cluster.
+	key := make([]byte, credentials.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+	sealer, err := credentials.NewSealer(key)
+	if err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+	secrets, err := kubernetes.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		return fmt.Errorf("localenv: %w", err)
+	}
+	cp.Extend(dynaccounts.New(dynaccounts.Config{Enabled: true, ReplicaID: "local", Log: cfg.Log.With("component", "dynaccounts")},
+		st, cp, dynaccounts.NewCredentials(&credentials.Resolver{Client: secrets, Namespace: "default", Sealer: sealer})))
+
 	ag, err := agent.New(agent.Config{
 		ID: "local-agent", ZoneID: "local", Version: "dev", Target: cfg.GRPCAddr,
 		KeepaliveTime: 20 * time.Second, KeepaliveTimeout: 10 * time.Second, HealthAddr: cfg.AgentHealthAddr,

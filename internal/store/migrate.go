@@ -30,6 +30,7 @@ func migrations() []migration {
 	return []migration{
 		{version: 1, name: "cache streams and objects", up: migrateCache},
 		{version: 2, name: "accounts served by each agent, stream selectors", up: migrateAgentAccounts},
+		{version: 3, name: "dynamic accounts (kubesvc_accounts)", up: migrateAccounts},
 	}
 }
 
@@ -94,6 +95,35 @@ func migrateAgentAccounts(d dialect) []string {
 	PRIMARY KEY (agent_id, account)
 )` + d.tableSuffix,
 		`ALTER TABLE kubesvc_cache_streams ADD COLUMN selector_hash ` + d.text,
+	}
+}
+
+// migrateAccounts creates kubesvc_accounts, the dynamic-account lifecycle.
+// version is an optimistic-concurrency counter: every update is conditional
+// on it, so replicas racing on a row cannot interleave their writes.
+func migrateAccounts(d dialect) []string {
+	return []string{
+		`CREATE TABLE kubesvc_accounts (
+	name ` + d.key + `,
+	state ` + d.text + `,
+	zone_id ` + d.text + `,
+	definition ` + d.largeText + `,
+	kubeconfig_ref ` + d.largeText + `,
+	kubeconfig_sealed ` + d.largeText + `,
+	error_message ` + d.largeText + `,
+	failed_count ` + d.bigint + `,
+	api_host ` + d.text + `,
+	kube_version ` + d.text + `,
+	cert_fingerprint ` + d.text + `,
+	dynamic ` + d.boolean + `,
+	agent_id ` + d.text + `,
+	owner ` + d.text + `,
+	created_at_ms ` + d.bigint + `,
+	updated_at_ms ` + d.bigint + `,
+	version ` + d.bigint + `,
+	PRIMARY KEY (name)
+)` + d.tableSuffix,
+		`CREATE INDEX kubesvc_accounts_state ON kubesvc_accounts (state)`,
 	}
 }
 

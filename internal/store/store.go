@@ -16,6 +16,7 @@ var ErrNotFound = errors.New("not found")
 type Store interface {
 	Cache
 	Agents
+	Accounts
 	// Close releases the database handles.
 	Close() error
 }
@@ -57,6 +58,61 @@ type Agents interface {
 	AgentAccounts(ctx context.Context, agentID string) ([]string, error)
 	// SetAgentAccounts replaces the accounts recorded for the agent.
 	SetAgentAccounts(ctx context.Context, agentID string, accounts []string) error
+}
+
+// Accounts persists the dynamic-account lifecycle (kubesvc_accounts). Every
+// update is conditional on the version read, so concurrent writers (several
+// control-plane replicas) cannot overwrite each other's transitions.
+type Accounts interface {
+	// CreateAccount inserts a; it fails with ErrExists if the name is taken.
+	// Version and the timestamps are set by the store.
+	CreateAccount(ctx context.Context, a Account) (Account, error)
+	// GetAccount returns one account or an error wrapping ErrNotFound.
+	GetAccount(ctx context.Context, name string) (Account, error)
+	// ListAccounts returns the accounts in the given states (all if none),
+	// sorted by name.
+	ListAccounts(ctx context.Context, states ...string) ([]Account, error)
+	// UpdateAccount writes a if the stored version still equals a.Version,
+	// and returns it with its new version; otherwise it fails with
+	// ErrConflict (or ErrNotFound if the row is gone).
+	UpdateAccount(ctx context.Context, a Account) (Account, error)
+	// RemoveAccount deletes the row if its version still equals version
+	// (ErrConflict otherwise; ErrNotFound if already gone).
+	RemoveAccount(ctx context.Context, name string, version int64) error
+}
+
+// ErrExists and ErrConflict are returned (wrapped) by Accounts.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed concurrently")
+)
+
+// Account is one row of kubesvc_accounts.
+type Account struct {
+	Name   string
+	State  string
+	ZoneID string
+	// Definition is the account as given (JSON), without credential
+	// content.
+	Definition []byte
+	// KubeconfigRef is where the kubeconfig comes from: a secret reference
+	// (encryptedFile:k8s!...), a file path, or a marker for inline content.
+	KubeconfigRef string
+	// KubeconfigSealed is inline kubeconfig content, encrypted.
+	KubeconfigSealed string
+	ErrorMessage     string
+	FailedCount      int
+	APIHost          string
+	KubeVersion      string
+	CertFingerprint  string
+	Dynamic          bool
+	// AgentID is the agent that last activated the account.
+	AgentID string
+	// Owner is the control-plane replica driving a transient state.
+	Owner     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   int64
 }
 
 // Resource identifies a Kubernetes resource type.

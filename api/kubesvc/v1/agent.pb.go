@@ -1883,8 +1883,11 @@ type DynamicAccount struct {
 	OmitKinds                 []string `protobuf:"bytes,8,rep,name=omit_kinds,json=omitKinds,proto3" json:"omit_kinds,omitempty"`
 	OnlyNamespacedResources   bool     `protobuf:"varint,9,opt,name=only_namespaced_resources,json=onlyNamespacedResources,proto3" json:"only_namespaced_resources,omitempty"`
 	MaxResumableResourceAgeMs int64    `protobuf:"varint,10,opt,name=max_resumable_resource_age_ms,json=maxResumableResourceAgeMs,proto3" json:"max_resumable_resource_age_ms,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// A kubeconfig path on the agent's filesystem (kubeconfigAgent), used
+	// when kubeconfig_base64 is empty and service_account is false.
+	KubeconfigFile string `protobuf:"bytes,11,opt,name=kubeconfig_file,json=kubeconfigFile,proto3" json:"kubeconfig_file,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DynamicAccount) Reset() {
@@ -1985,6 +1988,13 @@ func (x *DynamicAccount) GetMaxResumableResourceAgeMs() int64 {
 		return x.MaxResumableResourceAgeMs
 	}
 	return 0
+}
+
+func (x *DynamicAccount) GetKubeconfigFile() string {
+	if x != nil {
+		return x.KubeconfigFile
+	}
+	return ""
 }
 
 // AccountCommandResult answers an AccountCommand, one entry per account.
@@ -2242,7 +2252,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\vAddAccounts\x126\n" +
 	"\baccounts\x18\x01 \x03(\v2\x1a.kubesvc.v1.DynamicAccountR\baccounts\"&\n" +
 	"\x0eDeleteAccounts\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\x90\x03\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\xb9\x03\n" +
 	"\x0eDynamicAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11kubeconfig_base64\x18\x02 \x01(\tR\x10kubeconfigBase64\x12\x18\n" +
@@ -2257,7 +2267,8 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"omit_kinds\x18\b \x03(\tR\tomitKinds\x12:\n" +
 	"\x19only_namespaced_resources\x18\t \x01(\bR\x17onlyNamespacedResources\x12@\n" +
 	"\x1dmax_resumable_resource_age_ms\x18\n" +
-	" \x01(\x03R\x19maxResumableResourceAgeMs\"[\n" +
+	" \x01(\x03R\x19maxResumableResourceAgeMs\x12'\n" +
+	"\x0fkubeconfig_file\x18\v \x01(\tR\x0ekubeconfigFile\"[\n" +
 	"\x14AccountCommandResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.kubesvc.v1.AccountResultR\aresults\"\x80\x01\n" +

@@ -162,6 +162,11 @@ type DynamicAccounts struct {
 	ScanBatchSize      int           // 0: not set (no documented default)
 	NamePatterns       []string      // regular expressions (Go syntax), validated
 	InterceptorEnabled bool
+	// EncryptionKey and EncryptionKeyFile: the key sealing inline kubeconfig
+	// contents (see internal/credentials.ParseKey); both empty: inline
+	// contents are refused.
+	EncryptionKey     string
+	EncryptionKeyFile string
 }
 
 // ClusterMode is how replicas find each other (kubesvc.cluster).

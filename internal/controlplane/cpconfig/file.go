@@ -117,6 +117,10 @@ type FileDynamicAccounts struct {
 	ScanBatchSize         int             `yaml:"scanBatchSize"`
 	NamePatterns          []string        `yaml:"namePatterns"`
 	Interceptor           FileInterceptor `yaml:"interceptor"`
+	// EncryptionKey / EncryptionKeyFile seal inline kubeconfig contents at
+	// rest (ours): 32 bytes as base64 or hex, or a file holding them.
+	EncryptionKey     string `yaml:"encryptionKey"`
+	EncryptionKeyFile string `yaml:"encryptionKeyFile"`
 }
 
 // FileInterceptor is kubesvc.dynamicAccounts.interceptor.

@@ -165,7 +165,7 @@ logging: {level: DEBUG, format: json}
 	}
 	wantUnsupported := []string{
 		"kubesvc.cache.cacheKinds", "kubesvc.cache.operationWaitMs", "kubesvc.cluster",
-		"kubesvc.dynamicAccounts.enabled", "kubesvc.dynamicAccounts.interceptor.enabled", "kubesvc.dynamicAccounts.namePatterns",
+		"kubesvc.dynamicAccounts.interceptor.enabled", "kubesvc.dynamicAccounts.namePatterns",
 		"kubesvc.grpc.server.security.clientAuth",
 		"kubesvc.heartbeat.enabled", "kubesvc.heartbeat.initialDelay", "kubesvc.heartbeat.period", "kubesvc.heartbeat.periodUnit",
 		"kubesvc.jobs.operation-history.purge.weeks",

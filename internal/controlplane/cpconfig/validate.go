@@ -257,6 +257,8 @@ func (v *validator) dynamicAccounts(f *FileDynamicAccounts) DynamicAccounts {
 		ScanBatchSize:      f.ScanBatchSize,
 		NamePatterns:       v.patterns("kubesvc.dynamicAccounts.namePatterns", f.NamePatterns),
 		InterceptorEnabled: f.Interceptor.Enabled,
+		EncryptionKey:      f.EncryptionKey,
+		EncryptionKeyFile:  f.EncryptionKeyFile,
 	}
 	v.nonNegative("kubesvc.dynamicAccounts.maxRetries", int64(d.MaxRetries))
 	v.nonNegative("kubesvc.dynamicAccounts.scanBatchSize", int64(d.ScanBatchSize))

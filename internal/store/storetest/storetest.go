@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ResumePointsFilter", testResumePointsFilter},
 		{"Streams", testStreams},
 		{"AgentAccounts", testAgentAccounts},
+		{"AccountsCRUD", testAccountsCRUD},
+		{"AccountsParallelWriters", testAccountsParallelWriters},
 		{"Bookmark", testBookmark},
 		{"StreamRemoved", testStreamRemoved},
 		{"DeleteAccount", testDeleteAccount},

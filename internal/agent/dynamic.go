@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// probeTimeout bounds the check of one dynamic account's cluster.
+const probeTimeout = 10 * time.Second
+
+// maxConcurrentProbes bounds the clusters checked at once per command.
+const maxConcurrentProbes = 32
+
+// accountFromProto turns a dynamic account sent by the control plane into
+// an Account. Errors never quote the kubeconfig.
+func accountFromProto(d *kubesvcv1.DynamicAccount) (Account, error) {
+	a := Account{
+		Name: d.GetName(), Context: d.GetContext(), ServiceAccount: d.GetServiceAccount(),
+		KubeconfigFile: d.GetKubeconfigFile(),
+		Namespaces:     d.GetNamespaces(), OmitNamespaces: d.GetOmitNamespaces(),
+		Kinds: d.GetKinds(), OmitKinds: d.GetOmitKinds(), OnlyNamespacedResources: d.GetOnlyNamespacedResources(),
+		MaxResumableAge: time.Duration(d.GetMaxResumableResourceAgeMs()) * time.Millisecond,
+		Dynamic:         true,
+	}
+	if a.MaxResumableAge == 0 {
+		a.MaxResumableAge = 5 * time.Minute
+	}
+	if a.Name == "" {
+		return Account{}, errors.New("name: required")
+	}
+	if b64 := d.GetKubeconfigBase64(); b64 != "" {
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return Account{}, errors.New("kubeconfig: not valid base64")
+		}
+		if _, err := clientcmd.Load(raw); err != nil {
+			return Account{}, fmt.Errorf("kubeconfig: not a valid kubeconfig (%d bytes)", len(raw))
+		}
+		a.Kubeconfig = raw
+	}
+	if len(a.Kubeconfig) == 0 && a.KubeconfigFile == "" && !a.ServiceAccount {
+		return Account{}, errors.New("no kubeconfig, kubeconfig file or service account given")
+	}
+	return a, nil
+}
+
+// addDynamic checks each account's cluster and, if it answers, serves the
+// account. An account already served dynamically is replaced (its new
+// settings take effect); one configured statically is refused.
+func (a *Agent) addDynamic(ctx context.Context, accounts []*kubesvcv1.DynamicAccount) []*kubesvcv1.AccountResult {
+	results := make([]*kubesvcv1.AccountResult, len(accounts))
+	sem := make(chan struct{}, maxConcurrentProbes)
+	var wg sync.WaitGroup
+	for i, d := range accounts {
+		results[i] = &kubesvcv1.AccountResult{Name: d.GetName()}
+		if a.cfg.DisableDynamicAccounts {
+			results[i].Error = "this agent does not accept dynamic accounts (dynamicAccountsEnabled is false)"
+			continue
+		}
+		acct, err := accountFromProto(d)
+		if err != nil {
+			results[i].Error = err.Error()
+			continue
+		}
+		a.mu.Lock()
+		_, static := a.accounts[acct.Name]
+		a.mu.Unlock()
+		if static {
+			results[i].Error = fmt.Sprintf("account %q is configured statically in this agent", acct.Name)
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cfg, err := restConfig(acct)
+			if err != nil {
+				results[i].Error = err.Error()
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			info, err := probe(pctx, acct.Name, cfg)
+			if err != nil {
+				results[i].Error = fmt.Sprintf("cluster check failed: %v", err)
+				return
+			}
+			acct.fillInfo(info)
+			a.mu.Lock()
+			a.dynamic[acct.Name] = acct
+			a.infos[acct.Name] = info
+			a.mu.Unlock()
+			results[i].Success, results[i].Info = true, info
+		})
+	}
+	wg.Wait()
+	a.signalChanged()
+	return results
+}
+
+// deleteDynamic stops serving dynamic accounts; unknown names succeed.
+func (a *Agent) deleteDynamic(names []string) []*kubesvcv1.AccountResult {
+	results := make([]*kubesvcv1.AccountResult, 0, len(names))
+	a.mu.Lock()
+	for _, n := range names {
+		r := &kubesvcv1.AccountResult{Name: n, Success: true}
+		if _, static := a.accounts[n]; static {
+			r.Success, r.Error = false, fmt.Sprintf("account %q is configured statically in this agent; remove it from the configuration file", n)
+		} else {
+			delete(a.dynamic, n)
+			delete(a.infos, n)
+		}
+		results = append(results, r)
+	}
+	a.mu.Unlock()
+	a.signalChanged()
+	return results
+}
+
+// handleCommand executes one account command.
+func (a *Agent) handleCommand(ctx context.Context, cmd *kubesvcv1.AccountCommand) *kubesvcv1.AccountCommandResult {
+	res := &kubesvcv1.AccountCommandResult{Id: cmd.GetId()}
+	switch c := cmd.GetCommand().(type) {
+	case *kubesvcv1.AccountCommand_Add:
+		res.Results = a.addDynamic(ctx, c.Add.GetAccounts())
+	case *kubesvcv1.AccountCommand_Delete:
+		res.Results = a.deleteDynamic(c.Delete.GetNames())
+	}
+	return res
+}
+
+// commandLoop executes the control plane's account commands in order and
+// queues their results.
+func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.AccountCommand) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case cmd := <-cmds:
+			res := s.agent.handleCommand(ctx, cmd)
+			select {
+			case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: res}}}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// ErrAgentGone is returned (wrapped) when the agent a command was sent to
+// disconnected before answering.
+var ErrAgentGone = errors.New("agent disconnected")
+
+// AgentInfo describes a connected agent for the dynamic-accounts reconciler.
+type AgentInfo struct {
+	ID, ZoneID string
+	// DynamicAccounts: the agent accepts account commands.
+	DynamicAccounts bool
+	// Accounts the agent serves right now, sorted.
+	Accounts []string
+}
+
+// ConnectedAgents returns the agents connected to this replica, by id.
+func (s *Server) ConnectedAgents() []AgentInfo {
+	s.registry.mu.Lock()
+	defer s.registry.mu.Unlock()
+	out := make([]AgentInfo, 0, len(s.registry.agents))
+	for _, sess := range s.registry.agents {
+		ai := AgentInfo{ID: sess.agentID, ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts}
+		for name := range sess.accounts {
+			ai.Accounts = append(ai.Accounts, name)
+		}
+		sort.Strings(ai.Accounts)
+		out = append(out, ai)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// AgentsChanged is signalled (coalesced) whenever an agent connects,
+// disconnects, or the set of accounts it serves changes.
+func (s *Server) AgentsChanged() <-chan struct{} { return s.agentsChanged }
+
+func (s *Server) signalAgents() {
+	select {
+	case s.agentsChanged <- struct{}{}:
+	default:
+	}
+}
+
+// SendAccountCommand sends cmd to the agent and waits for its result, the
+// agent's disconnection, or ctx.
+func (s *Server) SendAccountCommand(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
+	s.registry.mu.Lock()
+	sess := s.registry.agents[agentID]
+	s.registry.mu.Unlock()
+	if sess == nil {
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	}
+	if !sess.dynamicAccounts {
+		return nil, fmt.Errorf("agent %s does not accept dynamic accounts (dynamicAccountsEnabled is false)", agentID)
+	}
+	ch := make(chan *kubesvcv1.AccountCommandResult, 1)
+	sess.pendingMu.Lock()
+	sess.pending[cmd.GetId()] = pendingCommand{result: ch, add: cmd.GetAdd() != nil}
+	sess.pendingMu.Unlock()
+	defer func() {
+		sess.pendingMu.Lock()
+		delete(sess.pending, cmd.GetId())
+		sess.pendingMu.Unlock()
+	}()
+	select {
+	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}:
+	case <-sess.done:
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-sess.done:
+		return nil, fmt.Errorf("agent %s: %w before answering", agentID, ErrAgentGone)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("agent %s did not answer: %w", agentID, ctx.Err())
+	}
+}
+
+// pendingCommand is a command sent to an agent and awaiting its result.
+type pendingCommand struct {
+	result chan *kubesvcv1.AccountCommandResult
+	add    bool
+}
+
+// isAdd reports whether the pending command id adds accounts.
+func (sess *session) isAdd(id string) bool {
+	sess.pendingMu.Lock()
+	defer sess.pendingMu.Unlock()
+	return sess.pending[id].add
+}
+
+// deliver hands a command result to its waiter, if any is left.
+func (sess *session) deliver(res *kubesvcv1.AccountCommandResult) {
+	sess.pendingMu.Lock()
+	p, ok := sess.pending[res.GetId()]
+	sess.pendingMu.Unlock()
+	if ok {
+		select {
+		case p.result <- res:
+		default:
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package dynaccounts
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/credentials"
+)
+
+// Lifecycle states (kubesvc_accounts.state).
+const (
+	Inactive     = "INACTIVE"
+	ToMigrate    = "TO_MIGRATE"
+	Activating   = "ACTIVATING"
+	Active       = "ACTIVE"
+	Failed       = "FAILED"
+	Orphaned     = "ORPHANED"
+	ToDeactivate = "TO_DEACTIVATE"
+	Deactivating = "DEACTIVATING"
+	Deleting     = "DELETING"
+	DeleteFailed = "DELETE_FAILED"
+)
+
+// Definition is an account as the REST API receives it. Fields this
+// package does not use are kept in Extra and stored with the definition,
+// so a Clouddriver account definition survives the round trip.
+type Definition struct {
+	Name                      string              `json:"name"`
+	ZoneID                    string              `json:"zoneId,omitempty"`
+	KubeconfigFile            string              `json:"kubeconfigFile,omitempty"`
+	KubeconfigContents        string              `json:"kubeconfigContents,omitempty"`
+	KubeconfigAgent           string              `json:"kubeconfigAgent,omitempty"`
+	ServiceAccount            bool                `json:"serviceAccount,omitempty"`
+	Context                   string              `json:"context,omitempty"`
+	Namespaces                []string            `json:"namespaces,omitempty"`
+	OmitNamespaces            []string            `json:"omitNamespaces,omitempty"`
+	Kinds                     []string            `json:"kinds,omitempty"`
+	OmitKinds                 []string            `json:"omitKinds,omitempty"`
+	OnlyNamespacedResources   bool                `json:"onlyNamespacedResources,omitempty"`
+	MaxResumableResourceAgeMs int64               `json:"maxResumableResourceAgeMs,omitempty"`
+	Permissions               map[string][]string `json:"permissions,omitempty"`
+	Extra                     map[string]any      `json:"-"`
+}
+
+var knownFields = map[string]bool{
+	"name": true, "zoneId": true, "kubeconfigFile": true, "kubeConfigFile": true, "kubeconfigContents": true,
+	"kubeconfigAgent": true, "serviceAccount": true, "context": true, "namespaces": true, "omitNamespaces": true,
+	"kinds": true, "omitKinds": true, "onlyNamespacedResources": true, "maxResumableResourceAgeMs": true,
+	"permissions": true,
+}
+
+// decodeDefinition decodes one definition object. With strict, fields
+// outside knownFields (and "state") are an error naming them; otherwise
+// they are kept in Extra.
+func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definition, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return Definition{}, fmt.Errorf("%s: must be a JSON object", where)
+	}
+	var d Definition
+	d.Extra = map[string]any{}
+	for k, v := range fields {
+		var err error
+		switch k {
+		case "name":
+			err = json.Unmarshal(v, &d.Name)
+		case "zoneId":
+			err = json.Unmarshal(v, &d.ZoneID)
+		case "kubeconfigFile", "kubeConfigFile":
+			err = json.Unmarshal(v, &d.KubeconfigFile)
+		case "kubeconfigContents":
+			err = json.Unmarshal(v, &d.KubeconfigContents)
+		case "kubeconfigAgent":
+			err = json.Unmarshal(v, &d.KubeconfigAgent)
+		case "serviceAccount":
+			err = json.Unmarshal(v, &d.ServiceAccount)
+		case "context":
+			err = json.Unmarshal(v, &d.Context)
+		case "namespaces":
+			err = json.Unmarshal(v, &d.Namespaces)
+		case "omitNamespaces":
+			err = json.Unmarshal(v, &d.OmitNamespaces)
+		case "kinds":
+			err = json.Unmarshal(v, &d.Kinds)
+		case "omitKinds":
+			err = json.Unmarshal(v, &d.OmitKinds)
+		case "onlyNamespacedResources":
+			err = json.Unmarshal(v, &d.OnlyNamespacedResources)
+		case "maxResumableResourceAgeMs":
+			err = json.Unmarshal(v, &d.MaxResumableResourceAgeMs)
+		case "permissions":
+			err = json.Unmarshal(v, &d.Permissions)
+		case "state":
+			// PATCH's desired state, read by the caller.
+		default:
+			if strict {
+				return Definition{}, fmt.Errorf("%s.%s: unknown field", where, k)
+			}
+			var x any
+			err = json.Unmarshal(v, &x)
+			d.Extra[k] = x
+		}
+		if err != nil {
+			return Definition{}, fmt.Errorf("%s.%s: %v", where, k, err)
+		}
+	}
+	return d, d.validate(where)
+}
+
+func (d Definition) validate(where string) error {
+	switch {
+	case strings.TrimSpace(d.Name) == "":
+		return fmt.Errorf("%s.name: required", where)
+	case len(d.Name) > 253:
+		return fmt.Errorf("%s.name: longer than 253 characters", where)
+	case strings.ContainsAny(d.Name, " \t\n/"):
+		return fmt.Errorf("%s.name: %q contains whitespace or '/'", where, d.Name)
+	case len(d.Namespaces) > 0 && len(d.OmitNamespaces) > 0:
+		return fmt.Errorf("%s.omitNamespaces: cannot be combined with namespaces", where)
+	case d.MaxResumableResourceAgeMs < 0:
+		return fmt.Errorf("%s.maxResumableResourceAgeMs: must not be negative", where)
+	}
+	return nil
+}
+
+// stored is the definition as kept in kubesvc_accounts.definition: every
+// field except credential content (which is sealed separately).
+func (d Definition) stored() []byte {
+	m := map[string]any{}
+	for k, v := range d.Extra {
+		m[k] = v
+	}
+	raw, _ := json.Marshal(struct {
+		Definition
+		KubeconfigContents string `json:"kubeconfigContents,omitempty"`
+	}{Definition: d})
+	var known map[string]any
+	_ = json.Unmarshal(raw, &known)
+	for k, v := range known {
+		m[k] = v
+	}
+	if !credentials.IsRef(d.KubeconfigContents) {
+		delete(m, "kubeconfigContents") // inline content is sealed, not kept here
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m)
+	return bytes.TrimSpace(b.Bytes())
+}
+
+func loadDefinition(raw []byte) Definition {
+	d, err := decodeDefinition(raw, "definition", false)
+	if err != nil {
+		var fallback Definition
+		_ = json.Unmarshal(raw, &fallback)
+		return fallback
+	}
+	return d
+}
+
+// toProto is the account as sent to an agent, with its kubeconfig.
+func (d Definition) toProto(kubeconfig []byte) *kubesvcv1.DynamicAccount {
+	return &kubesvcv1.DynamicAccount{
+		Name:                      d.Name,
+		KubeconfigBase64:          encodeBase64(kubeconfig),
+		Context:                   d.Context,
+		ServiceAccount:            d.ServiceAccount,
+		Namespaces:                d.Namespaces,
+		OmitNamespaces:            d.OmitNamespaces,
+		Kinds:                     d.Kinds,
+		OmitKinds:                 d.OmitKinds,
+		OnlyNamespacedResources:   d.OnlyNamespacedResources,
+		MaxResumableResourceAgeMs: d.MaxResumableResourceAgeMs,
+	}
+}

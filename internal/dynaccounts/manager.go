@@ -1,0 +1,287 @@
+package dynaccounts
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Config configures the feature (kubesvc.dynamicAccounts.*).
+type Config struct {
+	// Enabled: when false every endpoint answers 501 and nothing runs.
+	Enabled bool
+	// RetryFrequency: how often FAILED accounts are retried. Default 5s.
+	RetryFrequency time.Duration
+	// MaxRetries: how many times a FAILED account is retried. Default 3.
+	MaxRetries int
+	// CommandTimeout bounds an agent's answer to AddAccounts or
+	// DeleteAccounts. Default 30s.
+	CommandTimeout time.Duration
+	// ClaimTimeout: a transient state (ACTIVATING, DEACTIVATING, DELETING)
+	// claimed by a replica longer ago than this is taken over. Default
+	// 2 x CommandTimeout.
+	ClaimTimeout time.Duration
+	// OrphanGrace: after the reconciler starts, ACTIVE accounts are not
+	// declared ORPHANED for this long, so agents can reconnect. Default 15s.
+	OrphanGrace time.Duration
+	// ReplicaID identifies this control-plane replica in claims.
+	ReplicaID string
+	Log       *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.RetryFrequency <= 0 {
+		c.RetryFrequency = 5 * time.Second
+	}
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 30 * time.Second
+	}
+	if c.ClaimTimeout <= 0 {
+		c.ClaimTimeout = 2 * c.CommandTimeout
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = 15 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Agents is what the manager needs of the control plane's agent sessions.
+type Agents interface {
+	ConnectedAgents() []controlplane.AgentInfo
+	AgentsChanged() <-chan struct{}
+	SendAccountCommand(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error)
+}
+
+// Credentials turns an account's credential fields into what is stored and
+// what is sent to agents. Errors name the field and never hold content.
+type Credentials interface {
+	// Store validates d's credential fields and returns what the row keeps:
+	// a reference (secret reference, file path) and sealed inline content.
+	Store(ctx context.Context, d Definition) (ref, sealed string, err error)
+	// Resolve returns the kubeconfig content for the agent: nil when the
+	// agent uses its service account or its own file (kubeconfigAgent).
+	Resolve(ctx context.Context, d Definition, ref, sealed string) ([]byte, error)
+}
+
+// Manager is the feature: REST routes and the reconciler.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	st    store.Accounts
+	agent Agents
+	creds Credentials
+
+	wake chan struct{} // REST changes wake the reconciler; capacity 1
+
+	mu       sync.Mutex // guards inFlight
+	inFlight map[string]bool
+	started  time.Time
+	commands atomic.Int64 // command id sequence
+}
+
+// New returns a manager; register it with the control plane server with
+// Server.Extend.
+func New(cfg Config, st store.Accounts, agents Agents, creds Credentials) *Manager {
+	cfg.defaults()
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agent: agents, creds: creds,
+		wake: make(chan struct{}, 1), inFlight: map[string]bool{}}
+}
+
+func (m *Manager) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	if !m.cfg.Enabled {
+		<-ctx.Done()
+		return nil
+	}
+	m.started = time.Now()
+	tick := time.NewTicker(min(m.cfg.RetryFrequency, time.Second))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		if err := m.reconcile(ctx, &wg); err != nil && ctx.Err() == nil {
+			m.log.Error("dynamic accounts: reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-m.wake:
+		case <-m.agent.AgentsChanged():
+		}
+	}
+}
+
+// holders maps each account to the connected agents serving it.
+func holders(agents []controlplane.AgentInfo) map[string][]string {
+	out := map[string][]string{}
+	for _, a := range agents {
+		for _, name := range a.Accounts {
+			out[name] = append(out[name], a.ID)
+		}
+	}
+	return out
+}
+
+// reconcile looks at every row once and starts the work each needs.
+func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
+	rows, err := m.st.ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	agents := m.agent.ConnectedAgents()
+	held := holders(agents)
+	now := time.Now()
+	var migrate, deactivate, remove []store.Account
+	for _, a := range rows {
+		if m.busy(a.Name) {
+			continue
+		}
+		switch a.State {
+		case ToMigrate:
+			migrate = append(migrate, a)
+		case Activating, Deactivating:
+			// Claimed by a replica that stopped driving it (died, or this
+			// one restarted, as it is not busy with it): hand it back.
+			if a.Owner == m.cfg.ReplicaID || now.Sub(a.UpdatedAt) > m.cfg.ClaimTimeout {
+				back := map[string]string{Activating: ToMigrate, Deactivating: ToDeactivate}[a.State]
+				m.transition(ctx, a, func(a *store.Account) { a.State, a.Owner = back, "" })
+			}
+		case Deleting:
+			// Requested (no owner), or claimed by a replica that stopped.
+			if a.Owner == "" || a.Owner == m.cfg.ReplicaID || now.Sub(a.UpdatedAt) > m.cfg.ClaimTimeout {
+				remove = append(remove, a)
+			}
+		case Failed:
+			if a.FailedCount <= m.cfg.MaxRetries && now.Sub(a.UpdatedAt) >= m.cfg.RetryFrequency {
+				m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+			}
+		case Active:
+			if len(held[a.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace {
+				m.transition(ctx, a, func(a *store.Account) {
+					a.State, a.ErrorMessage = Orphaned, "no connected agent serves the account"
+				})
+			}
+		case Orphaned:
+			switch {
+			case len(held[a.Name]) > 0:
+				m.transition(ctx, a, func(a *store.Account) { a.State, a.AgentID, a.ErrorMessage = Active, held[a.Name][0], "" })
+			case len(eligible(agents, a.ZoneID)) > 0:
+				m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+			}
+		case ToDeactivate:
+			deactivate = append(deactivate, a)
+		}
+	}
+	m.start(ctx, wg, migrate, Activating, func(ctx context.Context, claimed []store.Account) { m.activate(ctx, claimed, agents) })
+	m.start(ctx, wg, deactivate, Deactivating, func(ctx context.Context, claimed []store.Account) { m.deactivate(ctx, claimed, held) })
+	m.start(ctx, wg, remove, Deleting, func(ctx context.Context, claimed []store.Account) { m.remove(ctx, claimed, held) })
+	return nil
+}
+
+func (m *Manager) busy(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inFlight[name]
+}
+
+// start claims rows (state -> claimState, owner = this replica) and runs
+// work on the claimed ones in the background.
+func (m *Manager) start(ctx context.Context, wg *sync.WaitGroup, rows []store.Account, claimState string, work func(context.Context, []store.Account)) {
+	var claimed []store.Account
+	for _, a := range rows {
+		a.State, a.Owner = claimState, m.cfg.ReplicaID
+		c, err := m.st.UpdateAccount(ctx, a)
+		if err != nil {
+			if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+				m.log.Error("dynamic accounts: claim", "account", a.Name, "err", err)
+			}
+			continue // another replica, or a REST call, got there first
+		}
+		claimed = append(claimed, c)
+	}
+	if len(claimed) == 0 {
+		return
+	}
+	m.mu.Lock()
+	for _, a := range claimed {
+		m.inFlight[a.Name] = true
+	}
+	m.mu.Unlock()
+	wg.Go(func() {
+		defer func() {
+			m.mu.Lock()
+			for _, a := range claimed {
+				delete(m.inFlight, a.Name)
+			}
+			m.mu.Unlock()
+			m.poke()
+		}()
+		work(ctx, claimed)
+	})
+}
+
+// transition applies change to a and writes it, ignoring lost races.
+func (m *Manager) transition(ctx context.Context, a store.Account, change func(*store.Account)) (store.Account, bool) {
+	from := a.State
+	change(&a)
+	out, err := m.st.UpdateAccount(ctx, a)
+	if err != nil {
+		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			m.log.Error("dynamic accounts: update", "account", a.Name, "err", err)
+		}
+		return store.Account{}, false
+	}
+	if from != out.State {
+		m.log.Info("dynamic account", "account", out.Name, "from", from, "to", out.State, "error", out.ErrorMessage)
+	}
+	return out, true
+}
+
+// eligible returns the agents that may take an account of zone: those of
+// the zone, or every agent accepting dynamic accounts when zone is empty.
+func eligible(agents []controlplane.AgentInfo, zone string) []controlplane.AgentInfo {
+	var out []controlplane.AgentInfo
+	for _, a := range agents {
+		if a.DynamicAccounts && (zone == "" || a.ZoneID == zone) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (m *Manager) commandID() string {
+	return fmt.Sprintf("%s-%d-%d", m.cfg.ReplicaID, time.Now().UnixNano(), m.commands.Add(1))
+}
+
+func encodeBase64(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// Routes registers the REST API.
+func (m *Manager) Routes(mux *http.ServeMux) { m.routes(mux) }

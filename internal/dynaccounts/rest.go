@@ -1,0 +1,450 @@
+package dynaccounts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// maxBody bounds a request body (1,000 account definitions fit easily).
+const maxBody = 16 << 20
+
+func (m *Manager) routes(mux *http.ServeMux) {
+	h := func(f http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !m.cfg.Enabled {
+				writeError(w, http.StatusNotImplemented, "dynamic accounts are disabled (kubesvc.dynamicAccounts.enabled is false)")
+				return
+			}
+			f(w, r)
+		}
+	}
+	mux.HandleFunc("GET /armory/accounts", h(m.list))
+	mux.HandleFunc("POST /armory/accounts", h(m.post))
+	mux.HandleFunc("PATCH /armory/accounts", h(m.patch))
+	mux.HandleFunc("DELETE /armory/accounts", h(m.deleteMany))
+	mux.HandleFunc("GET /armory/accounts/{accountName}", h(m.get))
+	mux.HandleFunc("DELETE /armory/accounts/{accountName}", h(m.deleteOne))
+	mux.HandleFunc("POST /armory/accounts/dynamic", h(m.postDynamic))
+	mux.HandleFunc("PUT /armory/accounts/dynamic", h(m.putDynamic))
+}
+
+type apiError struct {
+	Status  int    `json:"status"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, apiError{Status: code, Error: http.StatusText(code), Message: fmt.Sprintf(format, args...)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readArray reads a JSON array body; an empty or malformed body is an
+// error naming what is wrong.
+func readArray(r *http.Request) ([]json.RawMessage, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("body: %v", err)
+	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("body: larger than %d bytes", maxBody)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, errors.New("body: empty; expected a JSON array of accounts")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, fmt.Errorf("body: expected a JSON array of accounts: %v", err)
+	}
+	if len(items) == 0 {
+		return nil, errors.New("body: the array of accounts is empty")
+	}
+	return items, nil
+}
+
+// decodeAll decodes and validates every definition before anything is
+// written, so a bad item changes nothing.
+func decodeAll(items []json.RawMessage, strict bool) ([]Definition, []string, error) {
+	defs := make([]Definition, 0, len(items))
+	states := make([]string, 0, len(items))
+	seen := map[string]bool{}
+	for i, raw := range items {
+		where := fmt.Sprintf("[%d]", i)
+		d, err := decodeDefinition(raw, where, strict)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seen[d.Name] {
+			return nil, nil, fmt.Errorf("%s.name: %q appears twice", where, d.Name)
+		}
+		seen[d.Name] = true
+		var st struct {
+			State string `json:"state"`
+		}
+		_ = json.Unmarshal(raw, &st)
+		defs = append(defs, d)
+		states = append(states, strings.ToUpper(st.State))
+	}
+	return defs, states, nil
+}
+
+// post stores accounts INACTIVE (POST /armory/accounts): 202 with [], or
+// 409 with the requests of accounts that already exist, the others still
+// being stored.
+func (m *Manager) post(w http.ResponseWriter, r *http.Request) {
+	m.create(w, r, true, false)
+}
+
+// postDynamic is POST /armory/accounts/dynamic: full account definitions
+// (Clouddriver's shape; unknown fields kept), one object or an array.
+func (m *Manager) postDynamic(w http.ResponseWriter, r *http.Request) {
+	m.create(w, r, false, true)
+}
+
+func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic bool) {
+	items, err := readBody(r, dynamic)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	defs, _, err := decodeAll(items, strict)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	// Credentials are checked for every item first: nothing is stored if
+	// one of them is unusable.
+	refs := make([][2]string, len(defs))
+	for i, d := range defs {
+		ref, sealed, err := m.creds.Store(r.Context(), d)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+			return
+		}
+		refs[i] = [2]string{ref, sealed}
+	}
+	var existing []json.RawMessage
+	for i, d := range defs {
+		_, err := m.st.CreateAccount(r.Context(), store.Account{
+			Name: d.Name, State: Inactive, ZoneID: d.ZoneID, Definition: d.stored(),
+			KubeconfigRef: refs[i][0], KubeconfigSealed: refs[i][1], Dynamic: dynamic,
+		})
+		switch {
+		case errors.Is(err, store.ErrExists):
+			existing = append(existing, items[i])
+		case err != nil:
+			m.log.Error("dynamic accounts: create", "account", d.Name, "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot store account %q", d.Name)
+			return
+		}
+	}
+	if len(existing) > 0 {
+		writeJSON(w, http.StatusConflict, existing)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, []any{})
+}
+
+// readBody reads an array, or with single also one object.
+func readBody(r *http.Request, single bool) ([]json.RawMessage, error) {
+	if !single {
+		return readArray(r)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("body: %v", err)
+	}
+	trimmed := strings.TrimSpace(string(body))
+	if strings.HasPrefix(trimmed, "{") {
+		return []json.RawMessage{json.RawMessage(trimmed)}, nil
+	}
+	r.Body = io.NopCloser(strings.NewReader(trimmed))
+	return readArray(r)
+}
+
+// patch sets desired states: ACTIVE (the default) migrates INACTIVE,
+// FAILED and ORPHANED accounts (resetting failed_count); INACTIVE
+// deactivates. 202, or 404 naming unknown accounts (the others applied).
+func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
+	items, err := readArray(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	defs, states, err := decodeAll(items, true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	for i, st := range states {
+		if st != "" && st != Active && st != Inactive {
+			writeError(w, http.StatusBadRequest, "[%d].state: %q is not ACTIVE or INACTIVE", i, st)
+			return
+		}
+	}
+	creds := make([][2]string, len(defs))
+	for i, d := range defs {
+		if d.KubeconfigFile != "" || d.KubeconfigContents != "" || d.KubeconfigAgent != "" || d.ServiceAccount {
+			ref, sealed, err := m.creds.Store(r.Context(), d)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+				return
+			}
+			creds[i] = [2]string{ref, sealed}
+		}
+	}
+	var missing []string
+	for i, d := range defs {
+		desired := states[i]
+		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
+			if d.ZoneID != "" {
+				a.ZoneID = d.ZoneID
+			}
+			if creds[i] != ([2]string{}) {
+				a.KubeconfigRef, a.KubeconfigSealed = creds[i][0], creds[i][1]
+				def := loadDefinition(a.Definition)
+				def.KubeconfigFile, def.KubeconfigContents, def.KubeconfigAgent, def.ServiceAccount = d.KubeconfigFile, "", d.KubeconfigAgent, d.ServiceAccount
+				a.Definition = def.stored()
+			}
+			if desired == Inactive {
+				switch a.State {
+				case Active, Activating, Failed, Orphaned, DeleteFailed:
+					a.State, a.Owner = ToDeactivate, ""
+				case ToMigrate:
+					a.State = Inactive
+				}
+				return true
+			}
+			switch a.State {
+			case Inactive, Failed, Orphaned, ToDeactivate:
+				a.State, a.Owner, a.FailedCount, a.ErrorMessage = ToMigrate, "", 0, ""
+			}
+			return true
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, d.Name)
+		case err != nil:
+			m.log.Error("dynamic accounts: patch", "account", d.Name, "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
+			return
+		}
+	}
+	m.poke()
+	if len(missing) > 0 {
+		writeError(w, http.StatusNotFound, "unknown accounts (the others were updated): %s", strings.Join(missing, ", "))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// putDynamic updates one account's definition; an ACTIVE account is sent
+// to its agent again at once.
+func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
+	items, err := readBody(r, true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	defs, _, err := decodeAll(items, false)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	for i, d := range defs {
+		ref, sealed, err := m.creds.Store(r.Context(), d)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+			return
+		}
+		err = m.update(r.Context(), d.Name, func(a *store.Account) bool {
+			a.Definition, a.KubeconfigRef, a.KubeconfigSealed, a.Dynamic = d.stored(), ref, sealed, true
+			if d.ZoneID != "" {
+				a.ZoneID = d.ZoneID
+			}
+			if a.State == Active || a.State == Activating || a.State == Orphaned {
+				a.State, a.Owner = ToMigrate, ""
+			}
+			return true
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "account %q does not exist; create it with POST", d.Name)
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
+			return
+		}
+	}
+	m.poke()
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+}
+
+// update applies change to the named row, retrying lost races.
+func (m *Manager) update(ctx context.Context, name string, change func(*store.Account) bool) error {
+	for attempt := 0; ; attempt++ {
+		a, err := m.st.GetAccount(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !change(&a) {
+			return nil
+		}
+		_, err = m.st.UpdateAccount(ctx, a)
+		if !errors.Is(err, store.ErrConflict) || attempt == 5 {
+			return err
+		}
+	}
+}
+
+func (m *Manager) deleteMany(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "body: %v", err)
+		return
+	}
+	var names []string
+	if err := json.Unmarshal(body, &names); err != nil || len(names) == 0 {
+		writeError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of account names")
+		return
+	}
+	for i, n := range names {
+		if strings.TrimSpace(n) == "" {
+			writeError(w, http.StatusBadRequest, "[%d]: empty account name", i)
+			return
+		}
+	}
+	m.requestDelete(w, r.Context(), names)
+}
+
+func (m *Manager) deleteOne(w http.ResponseWriter, r *http.Request) {
+	m.requestDelete(w, r.Context(), []string{r.PathValue("accountName")})
+}
+
+func (m *Manager) requestDelete(w http.ResponseWriter, ctx context.Context, names []string) {
+	var missing []string
+	for _, n := range names {
+		err := m.update(ctx, n, func(a *store.Account) bool {
+			if a.State == Deleting && a.Owner != "" {
+				return false
+			}
+			a.State, a.Owner = Deleting, ""
+			return true
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, n)
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "cannot delete account %q", n)
+			return
+		}
+	}
+	m.poke()
+	if len(missing) > 0 {
+		writeError(w, http.StatusNotFound, "unknown accounts (the others are being deleted): %s", strings.Join(missing, ", "))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (m *Manager) get(w http.ResponseWriter, r *http.Request) {
+	a, err := m.st.GetAccount(r.Context(), r.PathValue("accountName"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "account %q does not exist", r.PathValue("accountName"))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot read account")
+		return
+	}
+	writeJSON(w, http.StatusOK, View(a))
+}
+
+// list is GET /armory/accounts?page=&limit= (1-based page, default 100).
+func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
+	page, limit := 1, 100
+	for key, dst := range map[string]*int{"page": &page, "limit": &limit} {
+		if v := r.URL.Query().Get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				writeError(w, http.StatusBadRequest, "%s: %q is not a positive integer", key, v)
+				return
+			}
+			*dst = n
+		}
+	}
+	all, err := m.st.ListAccounts(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot read accounts")
+		return
+	}
+	items := []Account{}
+	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
+		items = append(items, View(all[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
+}
+
+// Account is the REST view of a row (KubesvcAccount of the contract).
+// Credential content never appears: only the reference.
+type Account struct {
+	Name               string              `json:"name"`
+	Status             string              `json:"status"`
+	ZoneID             string              `json:"zoneId,omitempty"`
+	KubeHost           string              `json:"kubeHost,omitempty"`
+	KubeVersion        string              `json:"kubeVersion,omitempty"`
+	CertFingerprint    string              `json:"certFingerprint,omitempty"`
+	ErrorMessage       string              `json:"errorMessage,omitempty"`
+	RetryCount         int                 `json:"retryCount"`
+	Dynamic            bool                `json:"dynamic"`
+	LastUpdated        int64               `json:"lastUpdated"`
+	AgentID            string              `json:"agentId,omitempty"`
+	Definition         map[string]any      `json:"definition"`
+	DefinitionAsString string              `json:"definitionAsString"`
+	Properties         map[string]any      `json:"properties"`
+	PropertiesAsString string              `json:"propertiesAsString"`
+	Permissions        map[string][]string `json:"permissions"`
+	Connections        int                 `json:"connections"`
+}
+
+// View renders a row for the REST API.
+func View(a store.Account) Account {
+	def := map[string]any{}
+	_ = json.Unmarshal(a.Definition, &def)
+	if a.KubeconfigSealed != "" {
+		def["kubeconfigContents"] = "<sealed>"
+	}
+	defStr, _ := json.Marshal(def)
+	props := map[string]any{"kubeHost": a.APIHost, "kubeVersion": a.KubeVersion, "certFingerprint": a.CertFingerprint}
+	propsStr, _ := json.Marshal(props)
+	perms := map[string][]string{}
+	if p, ok := def["permissions"].(map[string]any); ok {
+		for k, v := range p {
+			if list, ok := v.([]any); ok {
+				for _, x := range list {
+					perms[k] = append(perms[k], fmt.Sprint(x))
+				}
+			}
+		}
+	}
+	return Account{
+		Name: a.Name, Status: a.State, ZoneID: a.ZoneID, KubeHost: a.APIHost, KubeVersion: a.KubeVersion,
+		CertFingerprint: a.CertFingerprint, ErrorMessage: a.ErrorMessage, RetryCount: a.FailedCount,
+		Dynamic: a.Dynamic, LastUpdated: a.UpdatedAt.UnixMilli(), AgentID: a.AgentID,
+		Definition: def, DefinitionAsString: string(defStr), Properties: props, PropertiesAsString: string(propsStr),
+		Permissions: perms,
+	}
+}

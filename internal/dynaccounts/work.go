@@ -1,0 +1,172 @@
+package dynaccounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// activate sends claimed ACTIVATING accounts to agents: with a zone, the
+// agents of that zone; without, every connected agent in turn until one
+// succeeds. Accounts no agent took become FAILED with the reasons.
+func (m *Manager) activate(ctx context.Context, claimed []store.Account, agents []controlplane.AgentInfo) {
+	byZone := map[string][]store.Account{}
+	payload := map[string]*kubesvcv1.DynamicAccount{}
+	for _, a := range claimed {
+		def := loadDefinition(a.Definition)
+		content, err := m.creds.Resolve(ctx, def, a.KubeconfigRef, a.KubeconfigSealed)
+		if err != nil {
+			m.fail(ctx, a, fmt.Sprintf("credentials: %v", err))
+			continue
+		}
+		p := def.toProto(content)
+		if content == nil && !def.ServiceAccount {
+			p.KubeconfigFile = def.KubeconfigAgent
+		}
+		payload[a.Name] = p
+		byZone[a.ZoneID] = append(byZone[a.ZoneID], a)
+	}
+	zones := make([]string, 0, len(byZone))
+	for z := range byZone {
+		zones = append(zones, z)
+	}
+	sort.Strings(zones)
+	for _, zone := range zones {
+		remaining := byZone[zone]
+		reasons := map[string][]string{}
+		candidates := eligible(agents, zone)
+		for _, ag := range candidates {
+			if len(remaining) == 0 {
+				break
+			}
+			results, err := m.send(ctx, ag.ID, &kubesvcv1.AccountCommand{Command: &kubesvcv1.AccountCommand_Add{Add: &kubesvcv1.AddAccounts{Accounts: pick(payload, remaining)}}})
+			var next []store.Account
+			for _, a := range remaining {
+				r, ok := results[a.Name]
+				switch {
+				case err != nil:
+					reasons[a.Name] = append(reasons[a.Name], fmt.Sprintf("agent %s: %v", ag.ID, err))
+					next = append(next, a)
+				case !ok:
+					reasons[a.Name] = append(reasons[a.Name], fmt.Sprintf("agent %s: no result for the account", ag.ID))
+					next = append(next, a)
+				case !r.GetSuccess():
+					reasons[a.Name] = append(reasons[a.Name], fmt.Sprintf("agent %s: %s", ag.ID, r.GetError()))
+					next = append(next, a)
+				default:
+					info := r.GetInfo()
+					m.transition(ctx, a, func(a *store.Account) {
+						a.State, a.Owner, a.ErrorMessage, a.AgentID = Active, "", "", ag.ID
+						if a.ZoneID == "" {
+							a.ZoneID = ag.ZoneID
+						}
+						a.APIHost, a.KubeVersion, a.CertFingerprint = info.GetApiHost(), info.GetKubernetesVersion(), info.GetCertFingerprint()
+					})
+				}
+			}
+			remaining = next
+		}
+		for _, a := range remaining {
+			msg := strings.Join(reasons[a.Name], "; ")
+			if len(candidates) == 0 {
+				msg = "no connected agent accepts dynamic accounts"
+				if zone != "" {
+					msg = fmt.Sprintf("no connected agent of zone %q accepts dynamic accounts", zone)
+				}
+			}
+			m.fail(ctx, a, msg)
+		}
+	}
+}
+
+func pick(payload map[string]*kubesvcv1.DynamicAccount, accounts []store.Account) []*kubesvcv1.DynamicAccount {
+	out := make([]*kubesvcv1.DynamicAccount, 0, len(accounts))
+	for _, a := range accounts {
+		out = append(out, payload[a.Name])
+	}
+	return out
+}
+
+// fail records a failed activation attempt.
+func (m *Manager) fail(ctx context.Context, a store.Account, msg string) {
+	m.transition(ctx, a, func(a *store.Account) {
+		a.State, a.Owner, a.ErrorMessage = Failed, "", msg
+		a.FailedCount++
+	})
+}
+
+// send runs one account command with the configured timeout and indexes
+// the results by account.
+func (m *Manager) send(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (map[string]*kubesvcv1.AccountResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	cmd.Id = m.commandID()
+	res, err := m.agent.SendAccountCommand(ctx, agentID, cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*kubesvcv1.AccountResult, len(res.GetResults()))
+	for _, r := range res.GetResults() {
+		out[r.GetName()] = r
+	}
+	return out, nil
+}
+
+// stopOnAgents asks every connected agent serving one of the accounts to
+// stop, and returns the failures by account.
+func (m *Manager) stopOnAgents(ctx context.Context, accounts []store.Account, held map[string][]string) map[string]string {
+	byAgent := map[string][]string{}
+	for _, a := range accounts {
+		for _, id := range held[a.Name] {
+			byAgent[id] = append(byAgent[id], a.Name)
+		}
+	}
+	failures := map[string]string{}
+	for id, names := range byAgent {
+		results, err := m.send(ctx, id, &kubesvcv1.AccountCommand{Command: &kubesvcv1.AccountCommand_Delete{Delete: &kubesvcv1.DeleteAccounts{Names: names}}})
+		for _, n := range names {
+			switch r, ok := results[n]; {
+			case errors.Is(err, controlplane.ErrAgentGone):
+				// It stopped serving everything by leaving.
+			case err != nil:
+				failures[n] = fmt.Sprintf("agent %s: %v", id, err)
+			case ok && !r.GetSuccess():
+				failures[n] = fmt.Sprintf("agent %s: %s", id, r.GetError())
+			}
+		}
+	}
+	return failures
+}
+
+// deactivate stops claimed DEACTIVATING accounts on their agents.
+func (m *Manager) deactivate(ctx context.Context, claimed []store.Account, held map[string][]string) {
+	failures := m.stopOnAgents(ctx, claimed, held)
+	for _, a := range claimed {
+		m.transition(ctx, a, func(a *store.Account) {
+			a.State, a.Owner, a.ErrorMessage = Inactive, "", failures[a.Name]
+		})
+	}
+}
+
+// remove stops claimed DELETING accounts on their agents and deletes the
+// rows; an agent refusing leaves DELETE_FAILED with its reason.
+func (m *Manager) remove(ctx context.Context, claimed []store.Account, held map[string][]string) {
+	failures := m.stopOnAgents(ctx, claimed, held)
+	for _, a := range claimed {
+		if msg, failed := failures[a.Name]; failed {
+			m.transition(ctx, a, func(a *store.Account) { a.State, a.Owner, a.ErrorMessage = DeleteFailed, "", msg })
+			continue
+		}
+		if err := m.st.RemoveAccount(ctx, a.Name, a.Version); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+			m.log.Error("dynamic accounts: remove", "account", a.Name, "err", err)
+			continue
+		}
+		m.log.Info("dynamic account deleted", "account", a.Name)
+	}
+}
