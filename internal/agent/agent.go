@@ -92,7 +92,7 @@ type Config struct {
 	// DisableDynamicAccounts refuses the control plane's account commands
 	// (dynamicAccountsEnabled: false).
 	DisableDynamicAccounts bool
-	Log        *slog.Logger
+	Log                    *slog.Logger
 }
 
 // Agent connects to the control plane and streams its accounts.
@@ -102,7 +102,7 @@ type Agent struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 
-	mu        sync.Mutex // guards accounts, dynamic, infos, connected
+	mu        sync.Mutex         // guards accounts, dynamic, infos, connected
 	accounts  map[string]Account // from the configuration
 	dynamic   map[string]Account // added by the control plane
 	infos     map[string]*kubesvcv1.AccountInfo
