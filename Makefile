@@ -16,6 +16,7 @@ test:
 # Benchmarks with their in-run baselines (see docs/benchmarks.md).
 bench: k8s-binaries
 	go run ./bench/propagation $(BENCHFLAGS)
+	go run ./bench/dynaccounts $(DYNBENCHFLAGS)
 
 k8s-binaries:
 	@scripts/k8s-binaries.sh >/dev/null

@@ -61,5 +61,8 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := extendDynamic(srv, st, cfg, log); err != nil {
+		return err
+	}
 	return srv.Run(ctx)
 }

@@ -268,12 +268,15 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 				// record them before the waiter sees the result, so the
 				// account is never ACTIVE without a holder.
 				if sess.isAdd(msg.AccountCommandResult.GetId()) {
+					changed := false
 					for _, r := range msg.AccountCommandResult.GetResults() {
-						if !r.GetSuccess() {
-							continue
+						if r.GetSuccess() {
+							st := &kubesvcv1.AccountStatus{Account: r.GetName(), State: kubesvcv1.AccountStatus_SYNCING, Info: r.GetInfo()}
+							changed = s.registry.setAccount(sess, st) || changed
 						}
-						st := &kubesvcv1.AccountStatus{Account: r.GetName(), State: kubesvcv1.AccountStatus_SYNCING, Info: r.GetInfo()}
-						if err := s.accountStatus(ctx, sess, st); err != nil {
+					}
+					if changed {
+						if err := s.recordAgentAccounts(ctx, sess); err != nil {
 							return err
 						}
 					}
@@ -319,12 +322,10 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 	if !s.registry.setAccount(sess, st) {
 		return nil
 	}
-	s.signalAgents()
 	// The set of accounts the agent serves changed: record it, and drop a
 	// removed account from the cache unless another agent serves it.
-	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {
-		s.log.Error("record the agent's accounts", "agent", sess.agentID, "err", err)
-		return status.Error(codes.Unavailable, "control plane cannot update its cache")
+	if err := s.recordAgentAccounts(ctx, sess); err != nil {
+		return err
 	}
 	if st.GetState() == kubesvcv1.AccountStatus_REMOVED && len(s.registry.holders(st.GetAccount())) == 0 {
 		if err := s.store.DeleteAccount(ctx, st.GetAccount()); err != nil {
@@ -332,6 +333,17 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 			return status.Error(codes.Unavailable, "control plane cannot update its cache")
 		}
 		s.commits.publishAll()
+	}
+	return nil
+}
+
+// recordAgentAccounts persists the accounts the session's agent serves and
+// tells the dynamic-accounts reconciler.
+func (s *Server) recordAgentAccounts(ctx context.Context, sess *session) error {
+	s.signalAgents()
+	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {
+		s.log.Error("record the agent's accounts", "agent", sess.agentID, "err", err)
+		return status.Error(codes.Unavailable, "control plane cannot update its cache")
 	}
 	return nil
 }
