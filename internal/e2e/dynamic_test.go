@@ -99,6 +99,16 @@ func TestDynamicAccountLifecycle(t *testing.T) {
 		t.Errorf("GET /agents/kubernetes/accounts/dyn1: %d %s", code, body)
 	}
 
+	// PUT on an ACTIVE account reaches the agent at once: narrowing it to
+	// Namespaces drops the ConfigMaps from the cache.
+	put := fmt.Sprintf(`{"name":"dyn1","kubeconfigFile":%q,"kinds":["Namespace"]}`, cluster.KubeconfigPath)
+	if code, body := send(t, "PUT", cp.http+"/armory/accounts/dynamic", put); code != http.StatusAccepted {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	present(t, cp, q("account", "dyn1", "kind", "ConfigMap"))
+	present(t, cp, q("account", "dyn1", "kind", "Namespace", "name", "default"), "/default")
+	waitState(t, cp, "dyn1", dynaccounts.Active)
+
 	if code, body := send(t, "PATCH", cp.http+"/armory/accounts", `[{"name":"dyn1","state":"INACTIVE"}]`); code != http.StatusAccepted {
 		t.Fatalf("PATCH INACTIVE: %d %s", code, body)
 	}
