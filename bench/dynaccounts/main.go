@@ -13,21 +13,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -50,8 +46,8 @@ func run(n, nClusters int, kinds []string) error {
 	}
 	defer os.RemoveAll(work)
 	fmt.Println("building the agent and control plane binaries ...")
-	if out, err := exec.Command("go", "build", "-o", work+"/", "./cmd/agent", "./cmd/controlplane").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
+		return err
 	}
 	fmt.Printf("starting %d Kubernetes clusters and %d namespaces ...\n", nClusters, n)
 	var cls []*testenv.Cluster
@@ -74,7 +70,13 @@ func run(n, nClusters int, kinds []string) error {
 		}
 	}
 
-	grpcPort, httpPort, healthPort := freePort(), freePort(), freePort()
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = benchproc.FreePort(); err != nil {
+			return err
+		}
+	}
+	grpcPort, httpPort, healthPort := ports[0], ports[1], ports[2]
 	cpCfg := filepath.Join(work, "controlplane.yml")
 	os.WriteFile(cpCfg, []byte(fmt.Sprintf(`server: {address: 127.0.0.1, port: %d}
 kubesvc:
@@ -92,21 +94,21 @@ server: {host: 127.0.0.1, port: %d}
 logging: {level: warn}
 kubernetes: {accounts: []}
 `, grpcPort, healthPort)), 0o600)
-	cp, err := start(filepath.Join(work, "controlplane"), "--config", cpCfg)
+	cp, err := benchproc.Start(filepath.Join(work, "controlplane"), "--config", cpCfg)
 	if err != nil {
 		return err
 	}
-	defer cp.stop()
+	defer cp.Stop()
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	if err := waitHTTP(base + "/health"); err != nil {
+	if err := benchproc.WaitHTTP(base+"/health", 30*time.Second); err != nil {
 		return err
 	}
-	ag, err := start(filepath.Join(work, "agent"), "--config", agCfg)
+	ag, err := benchproc.Start(filepath.Join(work, "agent"), "--config", agCfg)
 	if err != nil {
 		return err
 	}
-	defer ag.stop()
-	if err := waitFor(30*time.Second, func() bool {
+	defer ag.Stop()
+	if err := benchproc.WaitFor(30*time.Second, func() bool {
 		var agents []any
 		return getJSON(base+"/armory/agents", &agents) == nil && len(agents) == 1
 	}); err != nil {
@@ -131,7 +133,7 @@ kubernetes: {accounts: []}
 	}
 	posted := time.Since(start)
 	var allActive, allWatching time.Duration
-	err = waitFor(5*time.Minute, func() bool {
+	err = benchproc.WaitFor(5*time.Minute, func() bool {
 		var page struct {
 			Items []struct{ Status, ErrorMessage string }
 			Total int
@@ -174,58 +176,14 @@ kubernetes: {accounts: []}
 	if err != nil {
 		return fmt.Errorf("accounts did not all become ACTIVE and WATCHING: %w", err)
 	}
-	cpRSS, _ := cp.peakRSS()
-	agRSS, _ := ag.peakRSS()
+	cpRSS, _ := cp.PeakRSS()
+	agRSS, _ := ag.PeakRSS()
 	fmt.Printf("\n%d dynamic accounts (%d clusters, one namespace each, kinds %s), one agent, SQLite:\n", n, nClusters, strings.Join(kinds, ","))
 	fmt.Println("| accounts | POST+PATCH answered | all ACTIVE | all WATCHING (streaming) | control plane peak RSS | agent peak RSS |")
 	fmt.Println("|---|---|---|---|---|---|")
 	fmt.Printf("| %d | %s | %s | %s | %.1f MiB | %.1f MiB |\n", n, posted.Round(time.Millisecond), allActive.Round(10*time.Millisecond),
 		allWatching.Round(10*time.Millisecond), float64(cpRSS)/(1<<20), float64(agRSS)/(1<<20))
 	return nil
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-	once sync.Once
-}
-
-func start(bin string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p, nil
-}
-
-func (p *proc) stop() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-}
-
-func (p *proc) peakRSS() (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM")
 }
 
 func send(method, url string, body any) (int, string) {
@@ -251,34 +209,4 @@ func getJSON(url string, into any) error {
 		return fmt.Errorf("%s: %d", url, resp.StatusCode)
 	}
 	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-func waitHTTP(url string) error {
-	return waitFor(30*time.Second, func() bool {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-}
-
-func waitFor(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -31,15 +27,15 @@ type benchEnv struct {
 type controlPlane struct {
 	grpc, http string
 	dbPath     string
-	proc       *process
+	proc       *benchproc.Process
 }
 
 func (e *benchEnv) startControlPlane(name string) (*controlPlane, error) {
-	grpcPort, err := freePort()
+	grpcPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
+	httpPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -56,27 +52,19 @@ logging: {level: warn}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	proc, err := startProcess(e.controlplaneBin, "--config", path)
+	proc, err := benchproc.Start(e.controlplaneBin, "--config", path)
 	if err != nil {
 		return nil, err
 	}
 	cp := &controlPlane{grpc: fmt.Sprintf("127.0.0.1:%d", grpcPort), http: fmt.Sprintf("http://127.0.0.1:%d", httpPort), dbPath: db, proc: proc}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(cp.http + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return cp, nil
-		}
-		if time.Now().After(deadline) {
-			proc.stop()
-			return nil, fmt.Errorf("control plane not up: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := benchproc.WaitHTTP(cp.http+"/health", 30*time.Second); err != nil {
+		proc.Stop()
+		return nil, fmt.Errorf("control plane not up: %w", err)
 	}
+	return cp, nil
 }
 
-func (cp *controlPlane) stop() { cp.proc.stop() }
+func (cp *controlPlane) stop() { cp.proc.Stop() }
 
 type storeSummary struct {
 	account string
@@ -102,52 +90,9 @@ func (cp *controlPlane) summaries(ctx context.Context) ([]storeSummary, error) {
 	return out, nil
 }
 
-// process is a child process that dies with this one.
-type process struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startProcess(bin string, args ...string) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p, nil
-}
-
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// peakRSS is the process's high-water resident set (VmHWM) in bytes.
-func (p *process) peakRSS() (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
-}
-
 // startAgent runs the real agent binary with one account.
-func (e *benchEnv) startAgent(cp *controlPlane, account, namespace string) (*process, error) {
-	port, err := freePort()
+func (e *benchEnv) startAgent(cp *controlPlane, account, namespace string) (*benchproc.Process, error) {
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +111,7 @@ kubernetes:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	return startProcess(e.agentBin, "--config", path)
+	return benchproc.Start(e.agentBin, "--config", path)
 }
 
 // waitWatching waits until the account's agent reports every stream synced.
@@ -191,13 +136,4 @@ func waitWatching(cp *controlPlane, account string, timeout time.Duration) error
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

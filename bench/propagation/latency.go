@@ -46,7 +46,7 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, d time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
-	defer ag.stop()
+	defer ag.Stop()
 	if err := waitWatching(cp, "latency", time.Minute); err != nil {
 		return nil, err
 	}

@@ -23,12 +23,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -62,8 +62,8 @@ func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) e
 	}
 	defer os.RemoveAll(work)
 	fmt.Println("building the agent and control plane binaries ...")
-	if out, err := exec.Command("go", "build", "-o", work+"/", "./cmd/agent", "./cmd/controlplane").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
+		return err
 	}
 	fmt.Println("starting a Kubernetes cluster ...")
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "bench"})

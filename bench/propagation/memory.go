@@ -55,9 +55,9 @@ func (e *benchEnv) memory(ctx context.Context, counts []int) ([]memoryResult, er
 		sync := time.Since(start)
 		var rss int64
 		if err == nil {
-			rss, err = ag.peakRSS()
+			rss, err = ag.PeakRSS()
 		}
-		ag.stop()
+		ag.Stop()
 		cp.stop()
 		if err != nil {
 			return nil, err

@@ -16,13 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /armory/agents", s.getAgents)
@@ -35,23 +36,6 @@ func (s *Server) routes() http.Handler {
 		e.Routes(mux)
 	}
 	return mux
-}
-
-// apiError is the body of every 4xx/5xx answer.
-type apiError struct {
-	Status  int    `json:"status"`
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-func writeError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, apiError{Status: code, Error: http.StatusText(code), Message: fmt.Sprintf(format, args...)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // armoryAgent is ArmoryAgentResponse of the REST contract.
@@ -85,17 +69,17 @@ func (s *Server) getAgents(w http.ResponseWriter, _ *http.Request) {
 	for _, v := range views {
 		out = append(out, s.agentResponse(v))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("agentId")
 	v, ok := s.registry.get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "agent %q is not connected to this control plane", id)
+		httpapi.WriteError(w, http.StatusNotFound, "agent %q is not connected to this control plane", id)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.agentResponse(v))
+	httpapi.WriteJSON(w, http.StatusOK, s.agentResponse(v))
 }
 
 // kubesvcAccount is KubesvcAccount of the REST contract, for accounts held
@@ -146,17 +130,17 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 	row, rowErr := s.store.GetAccount(r.Context(), name)
 	if rowErr != nil && !errors.Is(rowErr, store.ErrNotFound) {
 		s.log.Error("read account", "account", name, "err", rowErr)
-		writeError(w, http.StatusInternalServerError, "cannot read the account")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the account")
 		return
 	}
 	if len(holders) == 0 {
 		if rowErr == nil {
 			// A dynamic account no connected agent serves (yet): its
 			// lifecycle row tells where it is.
-			writeJSON(w, http.StatusOK, dynamicOnly(row))
+			httpapi.WriteJSON(w, http.StatusOK, dynamicOnly(row))
 			return
 		}
-		writeError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
 		return
 	}
 	a := holders[0].Accounts[name]
@@ -190,25 +174,25 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 			out.ErrorMessage = st.message
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
 	if len(s.registry.holders(name)) == 0 {
-		writeError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
 		return
 	}
 	ns, err := s.store.Namespaces(r.Context(), name)
 	if err != nil {
 		s.log.Error("list namespaces", "account", name, "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the cache")
 		return
 	}
 	if ns == nil {
 		ns = []string{}
 	}
-	writeJSON(w, http.StatusOK, ns)
+	httpapi.WriteJSON(w, http.StatusOK, ns)
 }
 
 // cachedObject is one object of the read API.
@@ -278,20 +262,20 @@ func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
 func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r.URL.Query(), listParams)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	objs, err := s.store.ListObjects(r.Context(), q)
 	if err != nil {
 		s.log.Error("list cached objects", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the cache")
 		return
 	}
 	out := make([]cachedObject, 0, len(objs))
 	for _, o := range objs {
 		out = append(out, toCachedObject(o))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 var getParams = map[string]bool{"namespace": true, "group": true, "minResourceVersion": true, "waitMs": true}
@@ -307,14 +291,14 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q, err := parseQuery(v, getParams)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	var wait time.Duration
 	if ms := v.Get("waitMs"); ms != "" {
 		n, err := strconv.Atoi(ms)
 		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > maxWait {
-			writeError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and %d", ms, maxWait.Milliseconds())
+			httpapi.WriteError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and %d", ms, maxWait.Milliseconds())
 			return
 		}
 		wait = time.Duration(n) * time.Millisecond
@@ -348,21 +332,21 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		break
 	}
 	if err == nil && minRV != "" && !atLeast(o.ResourceVersion, minRV) {
-		writeError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
+		httpapi.WriteError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
 			key.Kind, key.Name, o.ResourceVersion, minRV, wait)
 		return
 	}
 	var ambiguous *ambiguousGroupError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)
+		httpapi.WriteError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)
 	case errors.As(err, &ambiguous):
-		writeError(w, http.StatusBadRequest, "group: %v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "group: %v", err)
 	case err != nil:
 		s.log.Error("get cached object", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot read the cache")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the cache")
 	default:
-		writeJSON(w, http.StatusOK, toCachedObject(o))
+		httpapi.WriteJSON(w, http.StatusOK, toCachedObject(o))
 	}
 }
 

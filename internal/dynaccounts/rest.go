@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -20,7 +21,7 @@ func (m *Manager) routes(mux *http.ServeMux) {
 	h := func(f http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if !m.cfg.Enabled {
-				writeError(w, http.StatusNotImplemented, "dynamic accounts are disabled (kubesvc.dynamicAccounts.enabled is false)")
+				httpapi.WriteError(w, http.StatusNotImplemented, "dynamic accounts are disabled (kubesvc.dynamicAccounts.enabled is false)")
 				return
 			}
 			f(w, r)
@@ -34,22 +35,6 @@ func (m *Manager) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /armory/accounts/{accountName}", h(m.deleteOne))
 	mux.HandleFunc("POST /armory/accounts/dynamic", h(m.postDynamic))
 	mux.HandleFunc("PUT /armory/accounts/dynamic", h(m.putDynamic))
-}
-
-type apiError struct {
-	Status  int    `json:"status"`
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-func writeError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, apiError{Status: code, Error: http.StatusText(code), Message: fmt.Sprintf(format, args...)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // readArray reads a JSON array body; an empty or malformed body is an
@@ -117,12 +102,12 @@ func (m *Manager) postDynamic(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic bool) {
 	items, err := readBody(r, dynamic)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	defs, _, err := decodeAll(items, strict)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	// Credentials are checked for every item first: nothing is stored if
@@ -131,7 +116,7 @@ func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic
 	for i, d := range defs {
 		ref, sealed, err := m.creds.Store(r.Context(), d)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
 			return
 		}
 		refs[i] = [2]string{ref, sealed}
@@ -147,15 +132,15 @@ func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic
 			existing = append(existing, items[i])
 		case err != nil:
 			m.log.Error("dynamic accounts: create", "account", d.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, "cannot store account %q", d.Name)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot store account %q", d.Name)
 			return
 		}
 	}
 	if len(existing) > 0 {
-		writeJSON(w, http.StatusConflict, existing)
+		httpapi.WriteJSON(w, http.StatusConflict, existing)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, []any{})
+	httpapi.WriteJSON(w, http.StatusAccepted, []any{})
 }
 
 // readBody reads an array, or with single also one object.
@@ -181,17 +166,17 @@ func readBody(r *http.Request, single bool) ([]json.RawMessage, error) {
 func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 	items, err := readArray(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	defs, states, err := decodeAll(items, true)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	for i, st := range states {
 		if st != "" && st != Active && st != Inactive {
-			writeError(w, http.StatusBadRequest, "[%d].state: %q is not ACTIVE or INACTIVE", i, st)
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d].state: %q is not ACTIVE or INACTIVE", i, st)
 			return
 		}
 	}
@@ -200,7 +185,7 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 		if d.KubeconfigFile != "" || d.KubeconfigContents != "" || d.KubeconfigAgent != "" || d.ServiceAccount {
 			ref, sealed, err := m.creds.Store(r.Context(), d)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+				httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
 				return
 			}
 			creds[i] = [2]string{ref, sealed}
@@ -239,13 +224,13 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 			missing = append(missing, d.Name)
 		case err != nil:
 			m.log.Error("dynamic accounts: patch", "account", d.Name, "err", err)
-			writeError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
 			return
 		}
 	}
 	m.poke()
 	if len(missing) > 0 {
-		writeError(w, http.StatusNotFound, "unknown accounts (the others were updated): %s", strings.Join(missing, ", "))
+		httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (the others were updated): %s", strings.Join(missing, ", "))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -256,18 +241,18 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 	items, err := readBody(r, true)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	defs, _, err := decodeAll(items, false)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	for i, d := range defs {
 		ref, sealed, err := m.creds.Store(r.Context(), d)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "[%d].%v", i, err)
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
 			return
 		}
 		err = m.update(r.Context(), d.Name, func(a *store.Account) bool {
@@ -281,16 +266,16 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 			return true
 		})
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "account %q does not exist; create it with POST", d.Name)
+			httpapi.WriteError(w, http.StatusNotFound, "account %q does not exist; create it with POST", d.Name)
 			return
 		}
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot update account %q", d.Name)
 			return
 		}
 	}
 	m.poke()
-	writeJSON(w, http.StatusAccepted, map[string]any{})
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{})
 }
 
 // update applies change to the named row, retrying lost races.
@@ -313,17 +298,17 @@ func (m *Manager) update(ctx context.Context, name string, change func(*store.Ac
 func (m *Manager) deleteMany(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "body: %v", err)
+		httpapi.WriteError(w, http.StatusBadRequest, "body: %v", err)
 		return
 	}
 	var names []string
 	if err := json.Unmarshal(body, &names); err != nil || len(names) == 0 {
-		writeError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of account names")
+		httpapi.WriteError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of account names")
 		return
 	}
 	for i, n := range names {
 		if strings.TrimSpace(n) == "" {
-			writeError(w, http.StatusBadRequest, "[%d]: empty account name", i)
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d]: empty account name", i)
 			return
 		}
 	}
@@ -348,13 +333,13 @@ func (m *Manager) requestDelete(w http.ResponseWriter, ctx context.Context, name
 		case errors.Is(err, store.ErrNotFound):
 			missing = append(missing, n)
 		case err != nil:
-			writeError(w, http.StatusInternalServerError, "cannot delete account %q", n)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot delete account %q", n)
 			return
 		}
 	}
 	m.poke()
 	if len(missing) > 0 {
-		writeError(w, http.StatusNotFound, "unknown accounts (the others are being deleted): %s", strings.Join(missing, ", "))
+		httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (the others are being deleted): %s", strings.Join(missing, ", "))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -363,14 +348,14 @@ func (m *Manager) requestDelete(w http.ResponseWriter, ctx context.Context, name
 func (m *Manager) get(w http.ResponseWriter, r *http.Request) {
 	a, err := m.st.GetAccount(r.Context(), r.PathValue("accountName"))
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "account %q does not exist", r.PathValue("accountName"))
+		httpapi.WriteError(w, http.StatusNotFound, "account %q does not exist", r.PathValue("accountName"))
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot read account")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read account")
 		return
 	}
-	writeJSON(w, http.StatusOK, View(a))
+	httpapi.WriteJSON(w, http.StatusOK, View(a))
 }
 
 // list is GET /armory/accounts?page=&limit= (1-based page, default 100).
@@ -380,7 +365,7 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get(key); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				writeError(w, http.StatusBadRequest, "%s: %q is not a positive integer", key, v)
+				httpapi.WriteError(w, http.StatusBadRequest, "%s: %q is not a positive integer", key, v)
 				return
 			}
 			*dst = n
@@ -388,14 +373,14 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 	}
 	all, err := m.st.ListAccounts(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot read accounts")
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read accounts")
 		return
 	}
 	items := []Account{}
 	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
 		items = append(items, View(all[i]))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
 }
 
 // Account is the REST view of a row (KubesvcAccount of the contract).
