@@ -22,7 +22,27 @@ type Unmarshaler interface {
 	UnmarshalStrictYAML(n *yaml.Node) error
 }
 
-var unmarshalerType = reflect.TypeFor[Unmarshaler]()
+// NodeUnmarshaler is implemented by field types that decode themselves
+// with the decoder's help: a type that reports several errors, each at its
+// own key and line, records where its sub-keys were set, or decodes parts of
+// its node as ordinary values (a list of one-key mappings read as a map, for
+// instance). As for Unmarshaler, the node is never null nor an alias.
+// Origins recorded below the field's key by earlier documents are forgotten
+// before it is called.
+type NodeUnmarshaler interface {
+	UnmarshalStrictYAMLNode(d *FieldDecoder, n *yaml.Node)
+}
+
+var (
+	unmarshalerType     = reflect.TypeFor[Unmarshaler]()
+	nodeUnmarshalerType = reflect.TypeFor[NodeUnmarshaler]()
+)
+
+// selfDecoding reports whether values of type t decode themselves.
+func selfDecoding(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(unmarshalerType) || pt.Implements(nodeUnmarshalerType)
+}
 
 // Origin is where a key was set.
 type Origin struct {
@@ -45,9 +65,20 @@ type Decoder struct {
 	// way Spring Boot does. The nested and the dotted spelling of the same
 	// key in one document are reported as set twice.
 	DottedKeys bool
+	// KeepNullOrigins makes a key set to null keep where it was set, so that
+	// Origin and KeyError point at it (useful when validation rejects the
+	// zero value it leaves, such as a required name written as name: ~).
+	// IsSet reports such a key unset either way.
+	KeepNullOrigins bool
+	// KeysAsWritten makes the errors found while decoding a key written in
+	// its alias spelling (and the keys below it) name it as written rather
+	// than by its canonical yaml tag name. Origins, IsSet and KeyError use
+	// canonical names either way.
+	KeysAsWritten bool
 
 	sources     []string
 	origins     map[string]Origin
+	nulls       map[string]Origin // keys reset by null, with KeepNullOrigins
 	unsupported map[string]Origin
 }
 
@@ -90,7 +121,7 @@ func (d *Decoder) Decode(dst any, name string, data []byte) error {
 		}
 		return &KeyError{File: name, Line: extra.Line, Msg: "more than one YAML document"}
 	}
-	root := resolve(&doc)
+	root := Resolve(&doc)
 	if root == nil || isNull(root) {
 		return nil
 	}
@@ -121,13 +152,17 @@ func (d *Decoder) IsSet(key string) bool {
 	return ok
 }
 
-// Origin returns where key, or else the nearest enclosing key, was last set.
+// Origin returns where key, or else the nearest enclosing key, was last set
+// (to null too, with KeepNullOrigins).
 func (d *Decoder) Origin(key string) (Origin, bool) {
 	if d == nil {
 		return Origin{}, false
 	}
 	for key != "" {
 		if o, ok := d.origins[key]; ok {
+			return o, true
+		}
+		if o, ok := d.nulls[key]; ok {
 			return o, true
 		}
 		i := strings.LastIndexAny(key, ".[")
@@ -165,6 +200,19 @@ func (d *Decoder) record(key string, o Origin) {
 		d.origins = map[string]Origin{}
 	}
 	d.origins[key] = o
+	delete(d.nulls, key)
+}
+
+// reset forgets that key was set, its value being reset by null; with
+// KeepNullOrigins, Origin still finds where.
+func (d *Decoder) reset(key string) {
+	if o, ok := d.origins[key]; ok && d.KeepNullOrigins {
+		if d.nulls == nil {
+			d.nulls = map[string]Origin{}
+		}
+		d.nulls[key] = o
+	}
+	delete(d.origins, key)
 }
 
 func (d *Decoder) recordUnsupported(key string, o Origin) {
@@ -176,11 +224,44 @@ func (d *Decoder) recordUnsupported(key string, o Origin) {
 
 // drop forgets what was recorded below key, whose value is being replaced.
 func (d *Decoder) drop(key string) {
-	for _, m := range []map[string]Origin{d.origins, d.unsupported} {
+	for _, m := range []map[string]Origin{d.origins, d.nulls, d.unsupported} {
 		for k := range m {
 			if strings.HasPrefix(k, key+".") || strings.HasPrefix(k, key+"[") {
 				delete(m, k)
 			}
 		}
 	}
+}
+
+// FieldDecoder is handed to a NodeUnmarshaler: it decodes, records and
+// reports within the document being decoded.
+type FieldDecoder struct {
+	w   *walker
+	key string
+}
+
+// Key returns the canonical dotted path of the field being decoded.
+func (f *FieldDecoder) Key() string { return f.key }
+
+// Record notes that key (normally below Key) was set at line.
+func (f *FieldDecoder) Record(key string, line int) {
+	f.w.d.record(key, Origin{f.w.file, line})
+}
+
+// Decode stores n into dst, a non-nil pointer, as the value of key, the way
+// a field of dst's type is decoded; errors are reported at key. It reports
+// whether dst was set without error.
+func (f *FieldDecoder) Decode(n *yaml.Node, dst any, key string) bool {
+	return f.w.decode(n, reflect.ValueOf(dst).Elem(), key)
+}
+
+// Fail reports an error about key at line.
+func (f *FieldDecoder) Fail(key string, line int, msg string) {
+	f.w.fail(key, line, msg, nil)
+}
+
+// TypeError reports that the value n of key is not of type want, in the
+// words of the decoder's own type errors (expected a list, got "x").
+func (f *FieldDecoder) TypeError(key string, n *yaml.Node, want reflect.Type) {
+	f.w.typeError(n, want, key, nil)
 }

@@ -238,3 +238,131 @@ func TestKeys(t *testing.T) {
 		t.Errorf("Keys =\n %v\nwant\n %v", got, want)
 	}
 }
+
+func TestMergedMappingDuplicates(t *testing.T) {
+	// A key set twice within a merged mapping is reported where the mapping
+	// is merged too; explicit keys still override merged ones.
+	err := decode(t, &Decoder{}, &testDoc{}, "opt: &b {port: 1, port: 2}\nserver:\n  <<: [*b, *b]\n  port: 3\n")
+	want := "config f1.yaml: opt.port: set twice (also on line 1) (line 1)\n" +
+		"config f1.yaml: server.port: set twice (also on line 1) (line 1)\n" +
+		"config f1.yaml: server.port: set twice (also on line 1) (line 1)"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+func TestKeepNullOrigins(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		d := &Decoder{KeepNullOrigins: keep}
+		var doc testDoc
+		if err := decode(t, d, &doc, "server:\n  port: 1\n", "server:\n  address: a\n  port: ~\n"); err != nil {
+			t.Fatal(err)
+		}
+		want := Origin{"f2.yaml", 1} // server
+		if keep {
+			want = Origin{"f2.yaml", 3}
+		}
+		if o, ok := d.Origin("server.port"); !ok || o != want || d.IsSet("server.port") || doc.Server.Port != nil {
+			t.Errorf("keep=%v: Origin = %v, %v; IsSet = %v", keep, o, ok, d.IsSet("server.port"))
+		}
+		if err := d.Decode(&doc, "f3.yaml", []byte("server: {port: 2}\n")); err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := d.Origin("server.port"); o != (Origin{"f3.yaml", 1}) || !d.IsSet("server.port") {
+			t.Errorf("keep=%v: after reset Origin = %v, IsSet = %v", keep, o, d.IsSet("server.port"))
+		}
+	}
+}
+
+func TestKeysAsWritten(t *testing.T) {
+	for doc, want := range map[string][2]string{
+		"server: {host: [a]}\n":         {"server.address: expected a string, got a list", "server.host: expected a string, got a list"},
+		"server: {address: a, host: b}": {"server.address: set twice (also on line 1)", "server.host: set twice (also on line 1)"},
+		"server: {address: [a]}\n":      {"server.address: expected a string, got a list", "server.address: expected a string, got a list"},
+	} {
+		for i, written := range []bool{false, true} {
+			d := &Decoder{KeysAsWritten: written}
+			err := decode(t, d, &testDoc{}, doc)
+			if want := "config f1.yaml: " + want[i] + " (line 1)"; err == nil || err.Error() != want {
+				t.Errorf("%q written=%v:\n err = %v\nwant = %s", doc, written, err, want)
+			}
+		}
+	}
+	d := &Decoder{KeysAsWritten: true}
+	if err := decode(t, d, &testDoc{}, "server: {host: a}\n"); err != nil || !d.IsSet("server.address") {
+		t.Errorf("err = %v, IsSet = %v", err, d.IsSet("server.address"))
+	}
+}
+
+// tally counts names: written as a mapping of counts ({a: 2}) or as a list
+// of names, each counting once ([a, a]). It decodes through NodeUnmarshaler.
+type tally map[string]int
+
+func (t *tally) UnmarshalStrictYAMLNode(d *FieldDecoder, n *yaml.Node) {
+	out := tally{}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			if item = Resolve(item); item.Kind != yaml.ScalarNode {
+				d.Fail(fmt.Sprintf("%s[%d]", d.Key(), i), item.Line, "expected a name")
+				continue
+			}
+			d.Record(d.Key()+"."+item.Value, item.Line)
+			out[item.Value]++
+		}
+	case yaml.MappingNode:
+		for i := 0; i < len(n.Content); i += 2 {
+			name, count := n.Content[i].Value, 0
+			d.Record(d.Key()+"."+name, n.Content[i].Line)
+			if d.Decode(n.Content[i+1], &count, d.Key()+"."+name) {
+				out[name] += count
+			}
+		}
+	default:
+		d.TypeError(d.Key(), n, reflect.TypeFor[tally]())
+	}
+	*t = out
+}
+
+type tallyDoc struct {
+	Votes tally  `yaml:"votes"`
+	Opt   *tally `yaml:"opt"`
+	Name  string `yaml:"name"`
+}
+
+func TestNodeUnmarshaler(t *testing.T) {
+	if got, want := Keys(reflect.TypeFor[tallyDoc]()), []string{"votes", "opt", "name"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Keys = %v, want %v", got, want)
+	}
+	d := &Decoder{}
+	var doc tallyDoc
+	err := d.Decode(&doc, "f1.yaml", []byte("a: &n x\nvotes:\n  - *n\n  - y\n  - x\nopt: {z: 3}\n"))
+	if err == nil || err.Error() != `config f1.yaml: unknown key "a" (line 1)` {
+		t.Fatalf("err = %v", err)
+	}
+	if !reflect.DeepEqual(doc.Votes, tally{"x": 2, "y": 1}) || !reflect.DeepEqual(*doc.Opt, tally{"z": 3}) {
+		t.Errorf("doc = %+v", doc)
+	}
+	for key, want := range map[string]Origin{"votes.y": {"f1.yaml", 4}, "votes.x": {"f1.yaml", 5}, "opt.z": {"f1.yaml", 6}} {
+		if o, _ := d.Origin(key); o != want {
+			t.Errorf("Origin(%s) = %v, want %v", key, o, want)
+		}
+	}
+	// A later document replaces the value and forgets the origins below it.
+	if err := d.Decode(&doc, "f2.yaml", []byte("votes: {w: 1}\nopt: ~\n")); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := d.Origin("votes.y"); o != (Origin{"f2.yaml", 1}) || doc.Opt != nil || !reflect.DeepEqual(doc.Votes, tally{"w": 1}) {
+		t.Errorf("after f2: Origin = %v, doc = %+v", o, doc)
+	}
+	for doc, want := range map[string]string{
+		"votes: x\n":           `config f1.yaml: votes: expected a mapping, got "x" (line 1)`,
+		"votes: [[a]]\n":       `config f1.yaml: votes[0]: expected a name (line 1)`,
+		"votes: {a: b}\n":      `config f1.yaml: votes.a: expected an integer, got "b" (line 1)`,
+		"votes: []\nvotes: []": `config f1.yaml: votes: set twice (also on line 1) (line 2)`,
+	} {
+		if err := (&Decoder{}).Decode(&tallyDoc{}, "f1.yaml", []byte(doc)); err == nil || err.Error() != want {
+			t.Errorf("%q:\n err = %v\nwant = %s", doc, err, want)
+		}
+	}
+}

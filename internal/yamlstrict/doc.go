@@ -21,5 +21,7 @@
 // as Spring Boot allows) is read as the nested keys it names.
 //
 // YAML anchors, aliases and merge keys (<<: *anchor) work. A field type can
-// decode itself by implementing Unmarshaler. The package has no globals.
+// decode itself by implementing Unmarshaler, or NodeUnmarshaler when it needs
+// to report several errors, record where its sub-keys were set or decode
+// parts of its node as ordinary values. The package has no globals.
 package yamlstrict

@@ -71,7 +71,7 @@ func GenericKey(p string) string {
 // Keys returns the dotted paths of every leaf key of struct type t (a
 // pointer to a struct is dereferenced), in field order: nested structs are
 // walked, and a list of structs contributes its item keys as path[].key.
-// Types implementing Unmarshaler are leaves. It is meant for documentation
+// Types implementing Unmarshaler or NodeUnmarshaler are leaves. It is meant for documentation
 // checks (every key listed in a reference).
 func Keys(t reflect.Type) []string {
 	var out []string
@@ -89,11 +89,11 @@ func Keys(t reflect.Type) []string {
 				ft = ft.Elem()
 			}
 			switch {
-			case reflect.PointerTo(ft).Implements(unmarshalerType):
+			case selfDecoding(ft):
 				out = append(out, p)
 			case ft.Kind() == reflect.Struct:
 				walk(ft, p)
-			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !reflect.PointerTo(ft.Elem()).Implements(unmarshalerType):
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !selfDecoding(ft.Elem()):
 				walk(ft.Elem(), p+"[]")
 			default:
 				out = append(out, p)

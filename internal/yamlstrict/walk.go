@@ -23,7 +23,9 @@ type walker struct {
 	merging int
 }
 
-func resolve(n *yaml.Node) *yaml.Node {
+// Resolve skips document and alias nodes: it returns the node n stands for,
+// or nil for an empty document.
+func Resolve(n *yaml.Node) *yaml.Node {
 	for n != nil {
 		switch n.Kind {
 		case yaml.DocumentNode:
@@ -61,7 +63,7 @@ func isLeaf(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
+	if selfDecoding(t) {
 		return true
 	}
 	return t.Kind() != reflect.Struct && t.Kind() != reflect.Map
@@ -69,7 +71,7 @@ func isLeaf(t reflect.Type) bool {
 
 // decode stores n into v. It reports whether v was set without error.
 func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) bool {
-	n = resolve(n)
+	n = Resolve(n)
 	if n == nil {
 		return true
 	}
@@ -78,7 +80,7 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) bool {
 			return true // an empty section changes nothing
 		}
 		w.d.drop(path)
-		delete(w.d.origins, path)
+		w.d.reset(path)
 		v.SetZero()
 		return true
 	}
@@ -99,6 +101,12 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) bool {
 			return false
 		}
 		return true
+	}
+	if u, ok := v.Addr().Interface().(NodeUnmarshaler); ok {
+		w.d.drop(path)
+		before := len(w.errs)
+		u.UnmarshalStrictYAMLNode(&FieldDecoder{w: w, key: path}, n)
+		return len(w.errs) == before
 	}
 	switch v.Kind() {
 	case reflect.Struct, reflect.Map:
@@ -186,20 +194,21 @@ func typeName(t reflect.Type) string {
 
 // pairs calls fn for the key/value pairs of mapping n: first those pulled
 // in by merge keys (<<: *anchor or a list of anchors, earlier ones winning),
-// then the explicit ones, which override them.
-func (w *walker) pairs(n *yaml.Node, path string, fn func(k, val *yaml.Node)) {
+// then the explicit ones, which override them. seen is fresh for each
+// mapping, merged or explicit, for fn to find a key set twice within it.
+func (w *walker) pairs(n *yaml.Node, path string, fn func(k, val *yaml.Node, seen map[string]int)) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!merge" {
 			continue
 		}
 		var from []*yaml.Node
-		switch m := resolve(val); {
+		switch m := Resolve(val); {
 		case m != nil && m.Kind == yaml.MappingNode:
 			from = []*yaml.Node{m}
 		case m != nil && m.Kind == yaml.SequenceNode:
 			for j := len(m.Content) - 1; j >= 0; j-- {
-				from = append(from, resolve(m.Content[j]))
+				from = append(from, Resolve(m.Content[j]))
 			}
 		default:
 			from = []*yaml.Node{nil}
@@ -214,6 +223,7 @@ func (w *walker) pairs(n *yaml.Node, path string, fn func(k, val *yaml.Node)) {
 			w.merging--
 		}
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		switch {
@@ -221,7 +231,7 @@ func (w *walker) pairs(n *yaml.Node, path string, fn func(k, val *yaml.Node)) {
 		case k.Kind != yaml.ScalarNode:
 			w.fail(path, k.Line, "keys must be strings", nil)
 		default:
-			fn(k, val)
+			fn(k, val, seen)
 		}
 	}
 }
@@ -242,17 +252,18 @@ func (w *walker) set(k, val *yaml.Node, v reflect.Value, path string) {
 // structFields decodes the keys of mapping n into the fields of struct v.
 func (w *walker) structFields(n *yaml.Node, v reflect.Value, path string) {
 	t := v.Type()
-	seen := map[int]int{}
-	w.pairs(n, path, func(k, val *yaml.Node) {
+	w.pairs(n, path, func(k, val *yaml.Node, seen map[string]int) {
 		if idx, name, ok := fieldFor(t, k.Value); ok {
 			p := joinKey(path, name)
-			if w.merging == 0 {
-				if line, dup := seen[idx]; dup {
-					w.fail(p, k.Line, fmt.Sprintf("set twice (also on line %d)", line), nil)
-					return
-				}
-				seen[idx] = k.Line
+			before := len(w.errs)
+			if w.d.KeysAsWritten && name != k.Value {
+				defer w.rename(before, p, joinKey(path, k.Value))
 			}
+			if line, dup := seen[name]; dup {
+				w.fail(p, k.Line, fmt.Sprintf("set twice (also on line %d)", line), nil)
+				return
+			}
+			seen[name] = k.Line
 			w.set(k, val, v.Field(idx), p)
 			return
 		}
@@ -302,6 +313,18 @@ func (w *walker) structFields(n *yaml.Node, v reflect.Value, path string) {
 	})
 }
 
+// rename makes the errors from index from on name key (or a key below it)
+// as written, for KeysAsWritten.
+func (w *walker) rename(from int, key, written string) {
+	for _, err := range w.errs[from:] {
+		if e, ok := err.(*KeyError); ok {
+			if rest, ok := strings.CutPrefix(e.Key, key); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+				e.Key = written + rest
+			}
+		}
+	}
+}
+
 // mapEntries decodes the keys of mapping n into map v (string keys).
 func (w *walker) mapEntries(n *yaml.Node, v reflect.Value, path string) {
 	t := v.Type()
@@ -312,16 +335,13 @@ func (w *walker) mapEntries(n *yaml.Node, v reflect.Value, path string) {
 	if v.IsNil() {
 		v.Set(reflect.MakeMap(t))
 	}
-	seen := map[string]int{}
-	w.pairs(n, path, func(k, val *yaml.Node) {
+	w.pairs(n, path, func(k, val *yaml.Node, seen map[string]int) {
 		p := joinKey(path, k.Value)
-		if w.merging == 0 {
-			if line, dup := seen[k.Value]; dup {
-				w.fail(p, k.Line, fmt.Sprintf("set twice (also on line %d)", line), nil)
-				return
-			}
-			seen[k.Value] = k.Line
+		if line, dup := seen[k.Value]; dup {
+			w.fail(p, k.Line, fmt.Sprintf("set twice (also on line %d)", line), nil)
+			return
 		}
+		seen[k.Value] = k.Line
 		key := reflect.ValueOf(k.Value).Convert(t.Key())
 		ev := reflect.New(t.Elem()).Elem()
 		if old := v.MapIndex(key); old.IsValid() {

@@ -12,7 +12,7 @@
 // does both. cmd/agent can change a File (command-line flags) between Read and
 // New.
 //
-// Parsing is strict. A key the agent does not know is an error naming the
+// Parsing is strict (package yamlstrict does the decoding). A key the agent does not know is an error naming the
 // file, the full dotted key path (kubernetes.accounts[1].kindz) and the line;
 // a value of the wrong type and a failed validation name their key the same
 // way, so a typo cannot silently turn a setting off. Keys that the Armory

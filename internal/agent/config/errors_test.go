@@ -178,3 +178,16 @@ func TestValidCombinations(t *testing.T) {
 		}
 	}
 }
+
+func TestNullValueLines(t *testing.T) {
+	// A key set to null is located at its own line, not its parent's.
+	for y, want := range map[string]string{
+		account("serviceAccount: true", "namespaces:", "  - x", "  - ~"):        "kubernetes.accounts[0].namespaces[1]: must not be empty (line 7)",
+		"kubernetes:\n  accounts:\n    - serviceAccount: true\n      name: ~\n": "kubernetes.accounts[0].name: required (line 4)",
+	} {
+		_, p, err := loadString(t, y)
+		if err == nil || err.Error() != "config "+p+": "+want {
+			t.Errorf("%s\n err = %v\nwant = config %s: %s", y, err, p, want)
+		}
+	}
+}

@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"slices"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kubesvc/kubesvc/internal/yamlstrict"
 )
 
 // File is the configuration as written in YAML, before defaults and
@@ -28,12 +28,8 @@ type File struct {
 	TimeoutSeconds         int             `yaml:"timeoutSeconds"`
 	DynamicAccountsEnabled *bool           `yaml:"dynamicAccountsEnabled"`
 
-	// sources are the files read into this File, in order.
-	sources []string
-	// origins maps a dotted key path to where it was last set.
-	origins map[string]origin
-	// unsupported maps documented-but-unimplemented key paths to where they were set.
-	unsupported map[string]origin
+	// dec decodes into this File and remembers where each key was set.
+	dec *yamlstrict.Decoder
 }
 
 // FileAgent holds this agent's identity (our own keys, not Armory's).
@@ -199,8 +195,15 @@ type Source struct {
 	Optional bool
 }
 
+func (f *File) decoder() *yamlstrict.Decoder {
+	if f.dec == nil {
+		f.dec = &yamlstrict.Decoder{IsUnsupported: unsupportedKey, KeepNullOrigins: true, KeysAsWritten: true}
+	}
+	return f.dec
+}
+
 // Sources returns the files read into f, in order.
-func (f *File) Sources() []string { return slices.Clone(f.sources) }
+func (f *File) Sources() []string { return f.dec.Sources() }
 
 // Read parses the sources in order into one File; later files override
 // earlier ones. All errors of a file are returned together, each naming the
@@ -226,33 +229,25 @@ func Read(sources ...Source) (*File, error) {
 // name is used in error messages (normally the file path). On error dst may
 // be partly updated.
 func Parse(dst *File, name string, data []byte) error {
-	dst.sources = append(dst.sources, name)
-	if strings.TrimSpace(string(data)) == "" {
-		return nil
-	}
-	return decodeDocument(dst, name, data)
+	return dst.decoder().Decode(dst, name, data)
 }
 
-// decodeNode accepts the documented list of one-key mappings
+// UnmarshalStrictYAMLNode accepts the documented list of one-key mappings
 // (- READ: [a, b]) and a plain mapping (READ: [a, b]).
-func (p *Permissions) decodeNode(d *decoder, n *yaml.Node, path string) {
-	d.dropOrigins(path)
-	if isNull(n) {
-		*p = nil
-		return
-	}
+func (p *Permissions) UnmarshalStrictYAMLNode(d *yamlstrict.FieldDecoder, n *yaml.Node) {
+	path := d.Key()
 	out := Permissions{}
 	add := func(m *yaml.Node) {
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			k := m.Content[i]
 			if k.Kind != yaml.ScalarNode {
-				d.fail(path, k.Line, "keys must be strings", nil)
+				d.Fail(path, k.Line, "keys must be strings")
 				continue
 			}
-			kp := joinKey(path, k.Value)
-			d.record(kp, k.Line)
+			kp := path + "." + k.Value
+			d.Record(kp, k.Line)
 			var roles []string
-			if d.decode(m.Content[i+1], reflect.ValueOf(&roles).Elem(), kp) {
+			if d.Decode(m.Content[i+1], &roles, kp) {
 				out[k.Value] = append(out[k.Value], roles...)
 			}
 		}
@@ -262,15 +257,15 @@ func (p *Permissions) decodeNode(d *decoder, n *yaml.Node, path string) {
 		add(n)
 	case yaml.SequenceNode:
 		for i, raw := range n.Content {
-			item := resolve(raw)
+			item := yamlstrict.Resolve(raw)
 			if item == nil || item.Kind != yaml.MappingNode {
-				d.fail(fmt.Sprintf("%s[%d]", path, i), raw.Line, "expected a mapping such as READ: [role1, role2]", nil)
+				d.Fail(fmt.Sprintf("%s[%d]", path, i), raw.Line, "expected a mapping such as READ: [role1, role2]")
 				continue
 			}
 			add(item)
 		}
 	default:
-		d.typeError(n, reflect.TypeFor[map[string]any](), path, nil)
+		d.TypeError(path, n, reflect.TypeFor[map[string]any]())
 	}
 	*p = out
 }

@@ -3,8 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 )
@@ -17,28 +15,7 @@ type validator struct {
 }
 
 func (v *validator) fail(key, format string, args ...any) {
-	e := &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)}
-	if o, ok := v.f.lookup(key); ok {
-		e.File, e.Line = o.file, o.line
-	} else {
-		e.File = strings.Join(v.f.sources, ", ")
-	}
-	v.errs = append(v.errs, e)
-}
-
-// lookup finds where key, or the nearest enclosing key, was set.
-func (f *File) lookup(key string) (origin, bool) {
-	for key != "" {
-		if o, ok := f.origins[key]; ok {
-			return o, true
-		}
-		i := strings.LastIndexAny(key, ".[")
-		if i < 0 {
-			break
-		}
-		key = key[:i]
-	}
-	return origin{}, false
+	v.errs = append(v.errs, v.f.dec.KeyError(key, format, args...))
 }
 
 func (v *validator) nonNegative(key string, n int64) {
@@ -79,7 +56,7 @@ func New(f *File) (*Config, error) {
 		Agent:                  Agent{ID: f.Agent.ID, ZoneID: f.Agent.ZoneID},
 		Timeout:                time.Duration(f.TimeoutSeconds) * time.Second,
 		DynamicAccountsEnabled: orDefault(f.DynamicAccountsEnabled, defaultDynamicAccountsEnabled),
-		Unsupported:            slices.Sorted(maps.Keys(f.unsupported)),
+		Unsupported:            f.dec.Unsupported(),
 	}
 	v.nonNegative("timeoutSeconds", int64(f.TimeoutSeconds))
 	c.Clouddriver = v.clouddriver(&f.Clouddriver)
