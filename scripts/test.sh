@@ -4,7 +4,10 @@
 #   1. install missing system packages (scripts/deps.sh) and build the
 #      Kubernetes binaries if they are missing (cached),
 #   2. gofmt, go vet, and the generated protobuf code up to date,
-#   3. go test ./... ,
+#   3. start MariaDB and PostgreSQL for the store's backends
+#      (scripts/test-dbs.sh installs them if missing; skipped when
+#      KUBESVC_TEST_MYSQL_DSN and KUBESVC_TEST_POSTGRES_DSN are both set,
+#      e.g. to servers of your own), then go test ./... ,
 #   4. check that no etcd / kube-apiserver / kube-controller-manager started
 #      by the suite is still running.
 # --check-only stops after step 2.
@@ -26,8 +29,16 @@ echo "== generated code"
 scripts/gen-proto.sh --check
 [[ "${1:-}" == "--check-only" ]] && exit 0
 
+if [[ -z "${KUBESVC_TEST_MYSQL_DSN:-}" || -z "${KUBESVC_TEST_POSTGRES_DSN:-}" ]]; then
+  echo "== database servers"
+  dbenv=$(scripts/test-dbs.sh)
+  eval "$dbenv" # export KUBESVC_TEST_MYSQL_DSN=... KUBESVC_TEST_POSTGRES_DSN=...
+fi
+
 # Every process the suite starts inherits this marker, so the leak check
-# below finds exactly the suite's processes and not, say, a `make run`.
+# below finds exactly the suite's processes and not, say, a `make run`. The
+# database servers, started above without it and from outside $bindir, are
+# not the suite's: they keep running for the next run.
 export KUBESVC_TEST_RUN="$$-$RANDOM-$(date +%s)"
 echo "== go test"
 status=0

@@ -49,12 +49,14 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
-	if cfg.SQL.Driver != cpconfig.DriverSQLite {
-		return fmt.Errorf("sql.driver: %s is not supported by this build yet (sqlite is)", cfg.SQL.Driver)
+	// sql.path names the SQLite file; the server drivers take sql.dsn.
+	dsnOrPath := cfg.SQL.DSN
+	if cfg.SQL.Driver == cpconfig.DriverSQLite {
+		dsnOrPath = cfg.SQL.Path
 	}
-	st, err := store.OpenSQLite(ctx, cfg.SQL.Path, log.With("component", "store"))
+	st, err := store.Open(ctx, string(cfg.SQL.Driver), dsnOrPath, log.With("component", "store"))
 	if err != nil {
-		return err
+		return fmt.Errorf("sql (%s): %w", cfg.SQL.Driver, err)
 	}
 	defer st.Close()
 	srv, err := controlplane.New(cfg.ServerConfig(log), st)

@@ -136,20 +136,33 @@ func (a *Agent) handleCommand(ctx context.Context, cmd *kubesvcv1.AccountCommand
 	return res
 }
 
-// commandLoop executes the control plane's account commands in order and
-// queues their results.
+// maxConcurrentCommands bounds the account commands executed at once.
+const maxConcurrentCommands = 4
+
+// commandLoop executes the control plane's account commands, a few at a
+// time, and queues their results; it waits for those it started.
 func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.AccountCommand) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, maxConcurrentCommands)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case cmd := <-cmds:
-			res := s.agent.handleCommand(ctx, cmd)
 			select {
-			case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: res}}}:
+			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return nil
 			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				res := s.agent.handleCommand(ctx, cmd)
+				select {
+				case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: res}}}:
+				case <-ctx.Done():
+				}
+			})
 		}
 	}
 }

@@ -71,6 +71,18 @@ func (r *registry) setAccount(s *session, st *kubesvcv1.AccountStatus) (setChang
 	return setChanged
 }
 
+// addAccount records that s serves an account it just took, unless s
+// already reported it (its own status is newer than the command result).
+func (r *registry) addAccount(s *session, st *kubesvcv1.AccountStatus) bool {
+	r.mu.Lock()
+	_, known := s.accounts[st.GetAccount()]
+	r.mu.Unlock()
+	if known {
+		return false
+	}
+	return r.setAccount(s, st)
+}
+
 // accountNames returns the names of s's accounts, sorted.
 func (r *registry) accountNames(s *session) []string {
 	r.mu.Lock()

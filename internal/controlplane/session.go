@@ -272,7 +272,7 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 					for _, r := range msg.AccountCommandResult.GetResults() {
 						if r.GetSuccess() {
 							st := &kubesvcv1.AccountStatus{Account: r.GetName(), State: kubesvcv1.AccountStatus_SYNCING, Info: r.GetInfo()}
-							changed = s.registry.setAccount(sess, st) || changed
+							changed = s.registry.addAccount(sess, st) || changed
 						}
 					}
 					if changed {

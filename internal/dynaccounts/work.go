@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
@@ -45,12 +46,12 @@ func (m *Manager) activate(ctx context.Context, claimed []store.Account, agents 
 			if len(remaining) == 0 {
 				break
 			}
-			results, err := m.send(ctx, ag.ID, &kubesvcv1.AccountCommand{Command: &kubesvcv1.AccountCommand_Add{Add: &kubesvcv1.AddAccounts{Accounts: pick(payload, remaining)}}})
+			results, err := m.addInChunks(ctx, ag.ID, pick(payload, remaining))
 			var next []store.Account
 			for _, a := range remaining {
 				r, ok := results[a.Name]
 				switch {
-				case err != nil:
+				case !ok && err != nil:
 					reasons[a.Name] = append(reasons[a.Name], fmt.Sprintf("agent %s: %v", ag.ID, err))
 					next = append(next, a)
 				case !ok:
@@ -83,6 +84,38 @@ func (m *Manager) activate(ctx context.Context, claimed []store.Account, agents 
 			m.fail(ctx, a, msg)
 		}
 	}
+}
+
+// addChunk bounds the accounts of one AddAccounts command, so that each
+// command's answer fits CommandTimeout however many accounts are migrating.
+const addChunk = 500
+
+// addInChunks sends accounts to one agent, addChunk per command, the
+// commands concurrently, and merges the results. Accounts of a failed
+// command are missing from the result; the error is the first one.
+func (m *Manager) addInChunks(ctx context.Context, agentID string, accounts []*kubesvcv1.DynamicAccount) (map[string]*kubesvcv1.AccountResult, error) {
+	var (
+		mu       sync.Mutex // guards all and firstErr
+		all      = map[string]*kubesvcv1.AccountResult{}
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for start := 0; start < len(accounts); start += addChunk {
+		chunk := accounts[start:min(start+addChunk, len(accounts))]
+		wg.Go(func() {
+			results, err := m.send(ctx, agentID, &kubesvcv1.AccountCommand{Command: &kubesvcv1.AccountCommand_Add{Add: &kubesvcv1.AddAccounts{Accounts: chunk}}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			for k, v := range results {
+				all[k] = v
+			}
+		})
+	}
+	wg.Wait()
+	return all, firstErr
 }
 
 func pick(payload map[string]*kubesvcv1.DynamicAccount, accounts []store.Account) []*kubesvcv1.DynamicAccount {

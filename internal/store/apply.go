@@ -156,7 +156,7 @@ func (a *applier) stream(k StreamKey) (*streamState, error) {
 	}
 	st := &streamState{key: k}
 	if a.selectStream == nil {
-		if err := a.prepare(&a.selectStream, qSelectStream); err != nil {
+		if err := a.prepare(&a.selectStream, a.d.selectStreamQuery()); err != nil {
 			return nil, err
 		}
 	}
@@ -339,6 +339,12 @@ const (
 	WHERE account = ? AND api_group = ? AND resource = ? AND namespace = ?`
 )
 
+// selectStreamQuery reads a stream row, locking it where transactions run
+// concurrently: the row is read, changed in memory and written back.
+func (d dialect) selectStreamQuery() string {
+	return qSelectStream + d.forUpdate
+}
+
 // upsertObjectQuery is the dialect's insert-or-update of an object row.
 func (d dialect) upsertObjectQuery() string {
 	return d.insertOrUpdate(objectsTable, []string{
@@ -350,7 +356,7 @@ func (d dialect) upsertObjectQuery() string {
 
 // writeQueries are the queries writeStmts prepares.
 func (d dialect) writeQueries() []string {
-	return []string{qSelectStream, qDeleteObject, qInsertStream, qUpdateStream, d.upsertObjectQuery()}
+	return []string{d.selectStreamQuery(), qDeleteObject, qInsertStream, qUpdateStream, d.upsertObjectQuery()}
 }
 
 func (a *applier) closeStmts() {

@@ -192,7 +192,8 @@ func (s *sqlStore) Namespaces(ctx context.Context, account string) ([]string, er
 // any, sorted by account.
 func (s *sqlStore) CachedAccounts(ctx context.Context) ([]AccountSummary, error) {
 	byAccount := map[string]*AccountSummary{}
-	err := inTx(ctx, s.r, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.r, s.d.readTxOptions(), func(tx *sql.Tx) error {
+		clear(byAccount) // from an attempt that was rolled back
 		for _, t := range []struct {
 			table string
 			count func(*AccountSummary, int)

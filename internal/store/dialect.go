@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"strconv"
 	"strings"
 )
@@ -47,6 +48,34 @@ type dialect struct {
 	boolean string
 	// tableSuffix ends every CREATE TABLE (e.g. MySQL's ENGINE/charset).
 	tableSuffix string
+
+	// forUpdate ends a SELECT of a row the transaction will write, to lock
+	// it (" FOR UPDATE"): on a server several transactions run at once.
+	// Empty for SQLite, whose writes are serialised by its one writer.
+	forUpdate string
+	// readIsolation is the isolation of read transactions that must see
+	// one snapshot (CachedAccounts); zero for the driver's default.
+	readIsolation sql.IsolationLevel
+	// appliedDDL reports whether a migration statement failed only
+	// because it had already taken effect (table, column or index
+	// exists). Set where DDL commits implicitly (MySQL): a migration
+	// interrupted after some of its statements is re-run over them.
+	appliedDDL func(err error) bool
+}
+
+// readTxOptions are the options of a read-only snapshot transaction.
+func (d dialect) readTxOptions() *sql.TxOptions {
+	return &sql.TxOptions{ReadOnly: true, Isolation: d.readIsolation}
+}
+
+// retryableTxError reports whether err (from a transaction's statement or
+// its commit) says that the transaction lost a race with a concurrent one
+// and was rolled back, so running it again can succeed: deadlocks,
+// serialization failures, and unique-key violations (a row another
+// transaction inserted after this one found none, e.g. two first writes
+// to the same stream). SQLite's writes are serialised, it has none.
+func retryableTxError(err error) bool {
+	return mysqlRetryable(err) || postgresRetryable(err)
 }
 
 // sqliteDialect is SQLite (modernc.org/sqlite). Types are mostly advisory

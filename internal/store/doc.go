@@ -3,7 +3,9 @@
 // land, the dynamic-account lifecycle (kubesvc_accounts), operation history
 // and replica assignments.
 //
-// One Store interface, one file per SQL dialect (sqlite.go today; MySQL and
-// PostgreSQL follow), schema changes as numbered migrations applied at Open,
-// and one conformance suite (package storetest) that every backend runs.
+// One Store interface, one file per SQL dialect (sqlite.go, mysql.go for
+// MySQL and MariaDB, postgres.go; Open picks one by driver name), schema
+// changes as numbered migrations applied at Open, and one conformance suite
+// (package storetest) that every backend runs: the server backends on
+// databases of the servers scripts/test-dbs.sh starts.
 package store

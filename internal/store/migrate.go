@@ -128,10 +128,12 @@ func migrateAccounts(d dialect) []string {
 }
 
 // migrate brings the schema of db to latestVersion, one transaction per
-// migration (on MySQL, DDL commits implicitly: a migration failing halfway
-// there needs a manual look). It is idempotent, and safe against another
-// process migrating the same database: the version is read again inside
-// each write transaction.
+// migration. It is idempotent, and safe against another process migrating
+// the same database: the version is read again inside each write
+// transaction, and the server backends hold a database lock around it
+// (migrateLocked). On MySQL DDL commits implicitly, so a migration
+// interrupted halfway is re-run over what it did: its statements that fail
+// because they already took effect (dialect.appliedDDL) are skipped.
 func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error {
 	create := `CREATE TABLE IF NOT EXISTS ` + migrationsTable + ` (
 	version ` + d.bigint + ` PRIMARY KEY,
@@ -183,6 +185,9 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	}
 	for _, stmt := range m.up(d) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			if d.appliedDDL != nil && d.appliedDDL(err) {
+				continue // done by an earlier, interrupted run (DDL commits implicitly)
+			}
 			return nil, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
 		}
 	}

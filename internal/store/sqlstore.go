@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -91,8 +92,37 @@ func (s *sqlStore) Close() error {
 	return errors.Join(errs...)
 }
 
+// txAttempts bounds how often inTx runs a transaction that lost a race
+// (retryableTxError) before returning the error.
+const txAttempts = 8
+
 // inTx runs fn in a transaction of db, committing if it returns nil.
-func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+//
+// A transaction rolled back by the database because it lost a race with a
+// concurrent one (a deadlock, a serialization failure: see
+// retryableTxError) is run again, up to txAttempts times with a short
+// random backoff. So fn may be called more than once: it must keep no state
+// across calls (results it sets outside are overwritten by the last call).
+func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := inTxOnce(ctx, db, opts, fn)
+		if err == nil || attempt == txAttempts || ctx.Err() != nil || !retryableTxError(err) {
+			return err
+		}
+		// 2.5-5 ms, then doubling up to 160-320 ms.
+		d := time.Duration(5<<min(attempt-1, 6)) * time.Millisecond
+		t := time.NewTimer(d/2 + rand.N(d/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// inTxOnce runs fn in one transaction of db.
+func inTxOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
