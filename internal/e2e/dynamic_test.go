@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -73,10 +74,28 @@ func fastDynamic() *dynaccounts.Config {
 // INACTIVE stops it; DELETE removes it.
 func TestDynamicAccountLifecycle(t *testing.T) {
 	t.Parallel()
+	dynamicLifecycle(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db")})
+}
+
+// The same flow, with streaming into the cache, on the other backends.
+func TestDynamicAccountLifecycleMySQL(t *testing.T) {
+	t.Parallel()
+	driver, dsn := backendDB(t, storetest.MySQL())
+	dynamicLifecycle(t, cpOptions{driver: driver, dsn: dsn})
+}
+
+func TestDynamicAccountLifecyclePostgres(t *testing.T) {
+	t.Parallel()
+	driver, dsn := backendDB(t, storetest.Postgres())
+	dynamicLifecycle(t, cpOptions{driver: driver, dsn: dsn})
+}
+
+func dynamicLifecycle(t *testing.T, o cpOptions) {
 	cluster := testenv.StartForTest(t, testenv.Options{})
 	cs, _ := clients(t, cluster)
 	createConfigMap(t, cs, "default", "dynamic-visible")
-	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db"), dynamic: fastDynamic()})
+	o.dynamic = fastDynamic()
+	cp := startControlPlane(t, o)
 	startAgentAs(t, "agent-a", "zone-a", cp.grpc)
 
 	code, body := send(t, "POST", cp.http+"/armory/accounts", fmt.Sprintf(`[{"name":"dyn1","kubeconfigFile":%q}]`, cluster.KubeconfigPath))

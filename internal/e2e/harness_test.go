@@ -26,6 +26,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -90,6 +91,9 @@ type controlPlane struct {
 
 type cpOptions struct {
 	dbPath   string
+	// driver and dsn select a MySQL or PostgreSQL store instead of SQLite
+	// at dbPath (see backendDB).
+	driver, dsn string
 	grpcAddr string // "" picks a free port
 	wire     *wire
 	// dynamic enables Dynamic Accounts with this configuration (its
@@ -129,7 +133,13 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		o.grpcAddr = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.OpenSQLite(ctx, o.dbPath, slog.New(slog.DiscardHandler))
+	var st store.Store
+	var err error
+	if o.driver != "" {
+		st, err = store.Open(ctx, o.driver, o.dsn, slog.New(slog.DiscardHandler))
+	} else {
+		st, err = store.OpenSQLite(ctx, o.dbPath, slog.New(slog.DiscardHandler))
+	}
 	if err != nil {
 		cancel()
 		t.Fatalf("open store: %v", err)
@@ -343,4 +353,13 @@ func (cp *controlPlane) watching(t *testing.T, account string) {
 		}
 		return ""
 	})
+}
+
+// backendDB creates an empty database on srv's server for the test (the
+// test skips without the server, or fails on CI) and returns the store
+// driver and DSN for cpOptions.
+func backendDB(t *testing.T, srv storetest.Server) (driver, dsn string) {
+	t.Helper()
+	dbs := storetest.Connect(t, srv)
+	return srv.StoreDriver(), dbs.Create(t, t)
 }

@@ -5,117 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
-// testServer describes a database server backend for the tests: each test
-// creates its own databases on it (kubesvc_test_<random>), dropped when it
-// ends, so tests and test runs can share one server at once.
-type testServer struct {
-	name   string // for messages: "MySQL"
-	envVar string // the server's DSN, without a database
-	driver string // database/sql driver name, for raw connections
-	open   func(ctx context.Context, dsn string, log *slog.Logger) (store.Store, error)
-	// dsnFor returns dsn naming database db instead.
-	dsnFor func(dsn, db string) (string, error)
-	// createDB and dropDB are the statements creating and dropping db.
-	createDB, dropDB func(db string) string
-}
-
-// serverDBs creates and drops databases on a server for one test.
-type serverDBs struct {
-	srv   testServer
-	dsn   string
-	admin *sql.DB
-}
-
-// connectServer connects to srv's server, skipping the test if its DSN is
-// not set (failing on CI, which must test every backend).
-func connectServer(t *testing.T, srv testServer) *serverDBs {
-	t.Helper()
-	dsn := os.Getenv(srv.envVar)
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: CI must test every store backend (scripts/test.sh sets it from scripts/test-dbs.sh)", srv.envVar)
-		}
-		t.Skipf("%s is not set: to test the %s backend, start the servers with eval \"$(scripts/test-dbs.sh)\" (root; installs them if needed)",
-			srv.envVar, srv.name)
-	}
-	admin, err := sql.Open(srv.driver, dsn)
-	if err != nil {
-		t.Fatalf("%s: %s: %v", srv.name, srv.envVar, err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		t.Fatalf("%s: connect with %s: %v (is the server running? scripts/test-dbs.sh starts it)", srv.name, srv.envVar, err)
-	}
-	return &serverDBs{srv: srv, dsn: dsn, admin: admin}
-}
-
-// create makes an empty database, dropped when owner's test ends, and
-// returns its DSN.
-func (s *serverDBs) create(t, owner testing.TB) string {
-	t.Helper()
-	name := fmt.Sprintf("kubesvc_test_%016x", rand.Uint64())
-	if _, err := s.admin.Exec(s.srv.createDB(name)); err != nil {
-		t.Fatalf("%s: create database %s: %v", s.srv.name, name, err)
-	}
-	owner.Cleanup(func() {
-		if _, err := s.admin.Exec(s.srv.dropDB(name)); err != nil {
-			owner.Errorf("%s: drop database %s: %v", s.srv.name, name, err)
-		}
-	})
-	dsn, err := s.srv.dsnFor(s.dsn, name)
-	if err != nil {
-		t.Fatalf("%s: %s: %v", s.srv.name, s.srv.envVar, err)
-	}
-	return dsn
-}
-
-func (s *serverDBs) open(t testing.TB, dsn string) store.Store {
-	t.Helper()
-	st, err := s.srv.open(context.Background(), dsn, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("Open%s: %v", s.srv.name, err)
-	}
-	return st
-}
-
-// raw opens the database of dsn directly, bypassing the store.
-func (s *serverDBs) raw(t testing.TB, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open(s.srv.driver, dsn)
-	if err != nil {
-		t.Fatalf("sql.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-func runConformance(t *testing.T, srv testServer) {
+func runConformance(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
+	s := storetest.Connect(t, srv)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		// Dropped after the suite closes the store (cleanups run last
 		// registered first).
-		return s.open(t, s.create(t, t))
+		return s.Open(t, s.Create(t, t))
 	})
 }
 
-func runReopen(t *testing.T, srv testServer) {
+func runReopen(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
+	s := storetest.Connect(t, srv)
 	var mu sync.Mutex
 	dsns := map[string]string{}
 	storetest.RunReopen(t, func(st *testing.T, name string) store.Store {
@@ -124,18 +34,18 @@ func runReopen(t *testing.T, srv testServer) {
 		if !ok {
 			// Owned by the parent test: the subtest closes its last store
 			// in a cleanup registered before this one.
-			dsn = s.create(st, t)
+			dsn = s.Create(st, t)
 			dsns[name] = dsn
 		}
 		mu.Unlock()
-		return s.open(st, dsn)
+		return s.Open(st, dsn)
 	})
 }
 
 // runMigrations checks what migrating a server database involves.
-func runMigrations(t *testing.T, srv testServer) {
+func runMigrations(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
+	s := storetest.Connect(t, srv)
 	ctx := context.Background()
 	countMigrations := func(t *testing.T, db *sql.DB) (n, version int64) {
 		t.Helper()
@@ -148,12 +58,12 @@ func runMigrations(t *testing.T, srv testServer) {
 	t.Run("Concurrent", func(t *testing.T) {
 		// Processes starting at once on an empty database: one migrates,
 		// the others wait for its lock, then find nothing to do.
-		dsn := s.create(t, t)
+		dsn := s.Create(t, t)
 		const n = 6
 		errs := make(chan error, n)
 		for range n {
 			go func() {
-				st, err := srv.open(ctx, dsn, nil)
+				st, err := srv.OpenStore(ctx, dsn, nil)
 				if err == nil {
 					err = st.Close()
 				}
@@ -162,24 +72,24 @@ func runMigrations(t *testing.T, srv testServer) {
 		}
 		for range n {
 			if err := <-errs; err != nil {
-				t.Errorf("concurrent Open%s: %v", srv.name, err)
+				t.Errorf("concurrent Open%s: %v", srv.Name(), err)
 			}
 		}
-		rows, version := countMigrations(t, s.raw(t, dsn))
+		rows, version := countMigrations(t, s.Raw(t, dsn))
 		if want := store.SchemaVersion(); rows != want || version != want {
 			t.Errorf("%d migrations recorded up to %d, want %d", rows, version, want)
 		}
 	})
 
 	t.Run("SchemaTooNew", func(t *testing.T) {
-		dsn := s.create(t, t)
-		if err := s.open(t, dsn).Close(); err != nil {
+		dsn := s.Create(t, t)
+		if err := s.Open(t, dsn).Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.raw(t, dsn).Exec(`INSERT INTO kubesvc_schema_migrations (version, applied_at) VALUES (999, 'future')`); err != nil {
+		if _, err := s.Raw(t, dsn).Exec(`INSERT INTO kubesvc_schema_migrations (version, applied_at) VALUES (999, 'future')`); err != nil {
 			t.Fatal(err)
 		}
-		st, err := srv.open(ctx, dsn, nil)
+		st, err := srv.OpenStore(ctx, dsn, nil)
 		if err == nil {
 			_ = st.Close()
 			t.Fatal("opening a database of a newer schema: no error")
@@ -190,13 +100,13 @@ func runMigrations(t *testing.T, srv testServer) {
 	})
 
 	t.Run("Reopen", func(t *testing.T) {
-		dsn := s.create(t, t)
+		dsn := s.Create(t, t)
 		for range 3 {
-			if err := s.open(t, dsn).Close(); err != nil {
+			if err := s.Open(t, dsn).Close(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rows, _ := countMigrations(t, s.raw(t, dsn))
+		rows, _ := countMigrations(t, s.Raw(t, dsn))
 		if rows != store.SchemaVersion() {
 			t.Errorf("%d migrations recorded, want %d", rows, store.SchemaVersion())
 		}
@@ -207,11 +117,11 @@ func runMigrations(t *testing.T, srv testServer) {
 // migration interrupted after some statements is re-run over them.
 // Forgetting every recorded migration re-runs all of them over a complete
 // schema, which must succeed and keep the data.
-func runInterruptedMigrations(t *testing.T, srv testServer) {
+func runInterruptedMigrations(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
-	dsn := s.create(t, t)
-	st := s.open(t, dsn)
+	s := storetest.Connect(t, srv)
+	dsn := s.Create(t, t)
+	st := s.Open(t, dsn)
 	k := store.StreamKey{Account: "prod", Resource: store.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
 	o := &store.Object{ObjectKey: store.ObjectKey{Namespace: "ns", Name: "a"}, ResourceVersion: "1", JSON: []byte(`{}`)}
 	if err := st.ApplyChanges(context.Background(), []store.Change{{Type: store.Upserted, Stream: k, Object: o}}); err != nil {
@@ -220,11 +130,11 @@ func runInterruptedMigrations(t *testing.T, srv testServer) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db := s.raw(t, dsn)
+	db := s.Raw(t, dsn)
 	if _, err := db.Exec(`DELETE FROM kubesvc_schema_migrations`); err != nil {
 		t.Fatal(err)
 	}
-	st = s.open(t, dsn)
+	st = s.Open(t, dsn)
 	defer st.Close()
 	var n int64
 	if err := db.QueryRow(`SELECT COUNT(*) FROM kubesvc_schema_migrations`).Scan(&n); err != nil || n != store.SchemaVersion() {
@@ -237,10 +147,10 @@ func runInterruptedMigrations(t *testing.T, srv testServer) {
 
 // runKeyLengths: keys as long as Kubernetes allows fit the key columns
 // (MySQL's index limit), and longer values fail instead of being truncated.
-func runKeyLengths(t *testing.T, srv testServer) {
+func runKeyLengths(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
-	st := s.open(t, s.create(t, t))
+	s := storetest.Connect(t, srv)
+	st := s.Open(t, s.Create(t, t))
 	defer st.Close()
 	ctx := context.Background()
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
@@ -269,11 +179,11 @@ func runKeyLengths(t *testing.T, srv testServer) {
 // must survive: every read-modify-write of the stream row is serialised
 // (row lock), and transactions losing a race (deadlock, duplicate first
 // insert) are retried, so no generation bump and no object is lost.
-func runSameStreamWriters(t *testing.T, srv testServer) {
+func runSameStreamWriters(t *testing.T, srv storetest.Server) {
 	t.Parallel()
-	s := connectServer(t, srv)
-	dsn := s.create(t, t)
-	st := s.open(t, dsn)
+	s := storetest.Connect(t, srv)
+	dsn := s.Create(t, t)
+	st := s.Open(t, dsn)
 	defer st.Close()
 	ctx := context.Background()
 	const writers, rounds = 8, 10
@@ -302,7 +212,7 @@ func runSameStreamWriters(t *testing.T, srv testServer) {
 		return
 	}
 	var generation int64
-	if err := s.raw(t, dsn).QueryRow(`SELECT generation FROM kubesvc_cache_streams`).Scan(&generation); err != nil {
+	if err := s.Raw(t, dsn).QueryRow(`SELECT generation FROM kubesvc_cache_streams`).Scan(&generation); err != nil {
 		t.Fatal(err)
 	}
 	if want := int64(1 + writers*(rounds-1)); generation != want {
