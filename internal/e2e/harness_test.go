@@ -90,12 +90,12 @@ type controlPlane struct {
 }
 
 type cpOptions struct {
-	dbPath   string
+	dbPath string
 	// driver and dsn select a MySQL or PostgreSQL store instead of SQLite
 	// at dbPath (see backendDB).
 	driver, dsn string
-	grpcAddr string // "" picks a free port
-	wire     *wire
+	grpcAddr    string // "" picks a free port
+	wire        *wire
 	// dynamic enables Dynamic Accounts with this configuration (its
 	// Enabled field is ignored; set dynamicOff to register it disabled).
 	dynamic    *dynaccounts.Config
