@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/accountview"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -82,48 +83,6 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, s.agentResponse(v))
 }
 
-// kubesvcAccount is KubesvcAccount of the REST contract, for accounts held
-// by connected agents.
-type kubesvcAccount struct {
-	Name            string              `json:"name"`
-	Status          string              `json:"status"`
-	ZoneID          string              `json:"zoneId,omitempty"`
-	KubeHost        string              `json:"kubeHost,omitempty"`
-	KubeVersion     string              `json:"kubeVersion,omitempty"`
-	CertFingerprint string              `json:"certFingerprint,omitempty"`
-	Connections     int                 `json:"connections"`
-	Dynamic         bool                `json:"dynamic"`
-	ErrorMessage    string              `json:"errorMessage,omitempty"`
-	LastUpdated     int64               `json:"lastUpdated"`
-	MaxWatchAgeSecs int64               `json:"maxWatchAgeSeconds"`
-	Definition      map[string]any      `json:"definition"`
-	DefinitionStr   string              `json:"definitionAsString"`
-	Properties      map[string]any      `json:"properties"`
-	PropertiesStr   string              `json:"propertiesAsString"`
-	Permissions     map[string][]string `json:"permissions"`
-	// Agents serving the account and the state each reports (SYNCING,
-	// WATCHING, ERROR): our additions to the contract's shape.
-	Agents      []string          `json:"agents"`
-	AgentStates map[string]string `json:"agentStates"`
-	RetryCount  int               `json:"retryCount"`
-}
-
-// dynamicOnly describes an account known only from kubesvc_accounts.
-func dynamicOnly(a store.Account) kubesvcAccount {
-	def := map[string]any{}
-	_ = json.Unmarshal(a.Definition, &def)
-	defStr, _ := json.Marshal(def)
-	props := map[string]any{"kubeHost": a.APIHost, "kubeVersion": a.KubeVersion, "certFingerprint": a.CertFingerprint}
-	propsStr, _ := json.Marshal(props)
-	return kubesvcAccount{
-		Name: a.Name, Status: a.State, ZoneID: a.ZoneID, KubeHost: a.APIHost, KubeVersion: a.KubeVersion,
-		CertFingerprint: a.CertFingerprint, Dynamic: true, ErrorMessage: a.ErrorMessage, RetryCount: a.FailedCount,
-		LastUpdated: a.UpdatedAt.UnixMilli(), Definition: def, DefinitionStr: string(defStr),
-		Properties: props, PropertiesStr: string(propsStr), Permissions: map[string][]string{},
-		Agents: []string{}, AgentStates: map[string]string{},
-	}
-}
-
 func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
 	holders := s.registry.holders(name)
@@ -133,45 +92,35 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the account")
 		return
 	}
-	if len(holders) == 0 {
-		if rowErr == nil {
-			// A dynamic account no connected agent serves (yet): its
-			// lifecycle row tells where it is.
-			httpapi.WriteJSON(w, http.StatusOK, dynamicOnly(row))
-			return
-		}
+	if len(holders) == 0 && rowErr != nil {
 		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
 		return
 	}
-	a := holders[0].Accounts[name]
-	info := a.info
-	def := map[string]any{
-		"name": name, "namespaces": info.GetNamespaces(), "kinds": info.GetKinds(),
-		"omitKinds": info.GetOmitKinds(), "onlyNamespacedResources": info.GetOnlyNamespacedResources(),
-	}
-	defStr, _ := json.Marshal(def)
-	props := map[string]any{"kubeHost": info.GetApiHost(), "kubeVersion": info.GetKubernetesVersion(), "certFingerprint": info.GetCertFingerprint()}
-	propsStr, _ := json.Marshal(props)
-	out := kubesvcAccount{
-		Name: name, Status: "ACTIVE", ZoneID: holders[0].ZoneID,
-		KubeHost: info.GetApiHost(), KubeVersion: info.GetKubernetesVersion(), CertFingerprint: info.GetCertFingerprint(),
-		Connections: len(holders), Dynamic: info.GetDynamic(),
-		LastUpdated: a.updated.UnixMilli(), MaxWatchAgeSecs: info.GetMaxResumableResourceAgeMs() / 1000,
-		Definition: def, DefinitionStr: string(defStr), Properties: props, PropertiesStr: string(propsStr),
-		Permissions: map[string][]string{}, AgentStates: map[string]string{},
-	}
+	var out accountview.Account
 	if rowErr == nil {
-		out.Status, out.ErrorMessage, out.RetryCount, out.Dynamic = row.State, row.ErrorMessage, row.FailedCount, true
-		if row.ZoneID != "" {
-			out.ZoneID = row.ZoneID
+		// A dynamic account: its lifecycle row tells where it is.
+		out = accountview.FromRow(row)
+	} else {
+		info := holders[0].Accounts[name].info
+		def := map[string]any{
+			"name": name, "namespaces": info.GetNamespaces(), "kinds": info.GetKinds(),
+			"omitKinds": info.GetOmitKinds(), "onlyNamespacedResources": info.GetOnlyNamespacedResources(),
 		}
+		out = accountview.New(name, "ACTIVE", def, info.GetApiHost(), info.GetKubernetesVersion(), info.GetCertFingerprint())
+		out.ZoneID, out.Dynamic = holders[0].ZoneID, info.GetDynamic()
+		out.LastUpdated = holders[0].Accounts[name].updated.UnixMilli()
+		out.MaxWatchAgeSeconds = info.GetMaxResumableResourceAgeMs() / 1000
 	}
+	out.Connections = len(holders)
 	for _, h := range holders {
 		st := h.Accounts[name]
 		out.Agents = append(out.Agents, h.AgentID)
 		out.AgentStates[h.AgentID] = st.state.String()
 		if st.state == kubesvcv1.AccountStatus_ERROR {
 			out.ErrorMessage = st.message
+		}
+		if out.KubeHost == "" && st.info != nil {
+			out.KubeHost, out.KubeVersion, out.CertFingerprint = st.info.GetApiHost(), st.info.GetKubernetesVersion(), st.info.GetCertFingerprint()
 		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kubesvc/kubesvc/internal/accountview"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -376,60 +377,12 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read accounts")
 		return
 	}
-	items := []Account{}
+	items := []accountview.Account{}
 	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
 		items = append(items, View(all[i]))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
 }
 
-// Account is the REST view of a row (KubesvcAccount of the contract).
-// Credential content never appears: only the reference.
-type Account struct {
-	Name               string              `json:"name"`
-	Status             string              `json:"status"`
-	ZoneID             string              `json:"zoneId,omitempty"`
-	KubeHost           string              `json:"kubeHost,omitempty"`
-	KubeVersion        string              `json:"kubeVersion,omitempty"`
-	CertFingerprint    string              `json:"certFingerprint,omitempty"`
-	ErrorMessage       string              `json:"errorMessage,omitempty"`
-	RetryCount         int                 `json:"retryCount"`
-	Dynamic            bool                `json:"dynamic"`
-	LastUpdated        int64               `json:"lastUpdated"`
-	AgentID            string              `json:"agentId,omitempty"`
-	Definition         map[string]any      `json:"definition"`
-	DefinitionAsString string              `json:"definitionAsString"`
-	Properties         map[string]any      `json:"properties"`
-	PropertiesAsString string              `json:"propertiesAsString"`
-	Permissions        map[string][]string `json:"permissions"`
-	Connections        int                 `json:"connections"`
-}
-
 // View renders a row for the REST API.
-func View(a store.Account) Account {
-	def := map[string]any{}
-	_ = json.Unmarshal(a.Definition, &def)
-	if a.KubeconfigSealed != "" {
-		def["kubeconfigContents"] = "<sealed>"
-	}
-	defStr, _ := json.Marshal(def)
-	props := map[string]any{"kubeHost": a.APIHost, "kubeVersion": a.KubeVersion, "certFingerprint": a.CertFingerprint}
-	propsStr, _ := json.Marshal(props)
-	perms := map[string][]string{}
-	if p, ok := def["permissions"].(map[string]any); ok {
-		for k, v := range p {
-			if list, ok := v.([]any); ok {
-				for _, x := range list {
-					perms[k] = append(perms[k], fmt.Sprint(x))
-				}
-			}
-		}
-	}
-	return Account{
-		Name: a.Name, Status: a.State, ZoneID: a.ZoneID, KubeHost: a.APIHost, KubeVersion: a.KubeVersion,
-		CertFingerprint: a.CertFingerprint, ErrorMessage: a.ErrorMessage, RetryCount: a.FailedCount,
-		Dynamic: a.Dynamic, LastUpdated: a.UpdatedAt.UnixMilli(), AgentID: a.AgentID,
-		Definition: def, DefinitionAsString: string(defStr), Properties: props, PropertiesAsString: string(propsStr),
-		Permissions: perms,
-	}
-}
+func View(a store.Account) accountview.Account { return accountview.FromRow(a) }

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubesvc/kubesvc/internal/accountview"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -41,9 +42,9 @@ func send(t *testing.T, method, url, body string) (int, string) {
 }
 
 // accountState reads GET /armory/accounts/{name}.
-func accountState(t *testing.T, cp *controlPlane, name string) (dynaccounts.Account, int) {
+func accountState(t *testing.T, cp *controlPlane, name string) (accountview.Account, int) {
 	t.Helper()
-	var a dynaccounts.Account
+	var a accountview.Account
 	code, _, err := getJSON(cp.http, "/armory/accounts/"+name, nil, &a)
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +52,9 @@ func accountState(t *testing.T, cp *controlPlane, name string) (dynaccounts.Acco
 	return a, code
 }
 
-func waitState(t *testing.T, cp *controlPlane, name, want string) dynaccounts.Account {
+func waitState(t *testing.T, cp *controlPlane, name, want string) accountview.Account {
 	t.Helper()
-	var a dynaccounts.Account
+	var a accountview.Account
 	eventually(t, wait, func() string {
 		var code int
 		a, code = accountState(t, cp, name)
@@ -209,7 +210,7 @@ func TestDynamicAccountFailsRetriesAndRecovers(t *testing.T) {
 
 	send(t, "POST", cp.http+"/armory/accounts", fmt.Sprintf(`[{"name":"flaky","kubeconfigFile":%q}]`, viaProxy))
 	send(t, "PATCH", cp.http+"/armory/accounts", `[{"name":"flaky","state":"ACTIVE"}]`)
-	var a dynaccounts.Account
+	var a accountview.Account
 	eventually(t, wait, func() string {
 		a, _ = accountState(t, cp, "flaky")
 		if a.Status == dynaccounts.Failed && a.RetryCount == cfg.MaxRetries+1 {
