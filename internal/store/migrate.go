@@ -31,6 +31,7 @@ func migrations() []migration {
 		{version: 1, name: "cache streams and objects", up: migrateCache},
 		{version: 2, name: "accounts served by each agent, stream selectors", up: migrateAgentAccounts},
 		{version: 3, name: "dynamic accounts (kubesvc_accounts)", up: migrateAccounts},
+		{version: 4, name: "operation history (kubesvc_ops_history)", up: migrateOpsHistory},
 	}
 }
 
@@ -124,6 +125,29 @@ func migrateAccounts(d dialect) []string {
 	PRIMARY KEY (name)
 )` + d.tableSuffix,
 		`CREATE INDEX kubesvc_accounts_state ON kubesvc_accounts (state)`,
+	}
+}
+
+// migrateOpsHistory creates kubesvc_ops_history: every operation routed to
+// an agent, with the time of each hop and the outcome.
+func migrateOpsHistory(d dialect) []string {
+	return []string{
+		`CREATE TABLE kubesvc_ops_history (
+	id ` + d.key + `,
+	account ` + d.text + `,
+	op_type ` + d.text + `,
+	agent_id ` + d.text + `,
+	controlplane_id ` + d.text + `,
+	state ` + d.text + `,
+	error_message ` + d.largeText + `,
+	request ` + d.largeText + `,
+	result ` + d.largeText + `,
+	received_at_ms ` + d.bigint + `,
+	sent_at_ms ` + d.bigint + `,
+	finished_at_ms ` + d.bigint + `,
+	PRIMARY KEY (id)
+)` + d.tableSuffix,
+		`CREATE INDEX kubesvc_ops_history_received ON kubesvc_ops_history (received_at_ms)`,
 	}
 }
 

@@ -17,6 +17,7 @@ type Store interface {
 	Cache
 	Agents
 	Accounts
+	Operations
 	// Close releases the database handles.
 	Close() error
 }
@@ -79,6 +80,40 @@ type Accounts interface {
 	// RemoveAccount deletes the row if its version still equals version
 	// (ErrConflict otherwise; ErrNotFound if already gone).
 	RemoveAccount(ctx context.Context, name string, version int64) error
+}
+
+// Operations persists the operation history (kubesvc_ops_history).
+type Operations interface {
+	// CreateOperation records a new operation; ErrExists if its id is
+	// taken (a repeated clientRequestId).
+	CreateOperation(ctx context.Context, op Operation) error
+	// GetOperation returns one operation or an error wrapping ErrNotFound.
+	GetOperation(ctx context.Context, id string) (Operation, error)
+	// UpdateOperation writes op's mutable fields (agent, state, error,
+	// result, sent and finished times) if the stored state is still
+	// fromState; otherwise ErrConflict.
+	UpdateOperation(ctx context.Context, op Operation, fromState string) error
+	// ListOperations returns the newest operations first, at most limit.
+	ListOperations(ctx context.Context, limit int) ([]Operation, error)
+	// PurgeOperations deletes operations received before t; it returns
+	// how many.
+	PurgeOperations(ctx context.Context, before time.Time) (int, error)
+}
+
+// Operation is one row of kubesvc_ops_history.
+type Operation struct {
+	ID             string
+	Account        string
+	Type           string
+	AgentID        string
+	ControlPlaneID string
+	State          string
+	ErrorMessage   string
+	Request        []byte // the operation description (JSON)
+	Result         []byte // the result (JSON), when finished
+	ReceivedAt     time.Time
+	SentAt         time.Time // zero until sent to an agent
+	FinishedAt     time.Time // zero while running
 }
 
 // ErrExists and ErrConflict are returned (wrapped) by Accounts.

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentAccounts", testAgentAccounts},
 		{"AccountsCRUD", testAccountsCRUD},
 		{"AccountsParallelWriters", testAccountsParallelWriters},
+		{"Operations", testOperations},
 		{"Bookmark", testBookmark},
 		{"StreamRemoved", testStreamRemoved},
 		{"DeleteAccount", testDeleteAccount},

@@ -1,0 +1,67 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+func testOperations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	op := store.Operation{ID: "op-1", Account: "prod", Type: "deployManifest", ControlPlaneID: "cp-1", State: "RUNNING",
+		Request: []byte(`{"manifests":[]}`), ReceivedAt: t0}
+	if err := s.CreateOperation(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOperation(ctx, op); !errors.Is(err, store.ErrExists) {
+		t.Errorf("repeated id: %v, want ErrExists", err)
+	}
+	op.AgentID, op.State, op.SentAt = "agent-1", "RUNNING", t0.Add(time.Millisecond)
+	if err := s.UpdateOperation(ctx, op, "RUNNING"); err != nil {
+		t.Fatal(err)
+	}
+	op.State, op.Result, op.FinishedAt = "SUCCEEDED", []byte(`{"manifests":[1]}`), t0.Add(5*time.Millisecond)
+	if err := s.UpdateOperation(ctx, op, "RUNNING"); err != nil {
+		t.Fatal(err)
+	}
+	// A late second outcome (e.g. a timeout racing the result) loses.
+	late := op
+	late.State, late.ErrorMessage = "FAILED", "timed out"
+	if err := s.UpdateOperation(ctx, late, "RUNNING"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second outcome: %v, want ErrConflict", err)
+	}
+	got, err := s.GetOperation(ctx, "op-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "SUCCEEDED" || got.AgentID != "agent-1" || string(got.Result) != `{"manifests":[1]}` ||
+		!got.SentAt.Equal(t0.Add(time.Millisecond)) || !got.FinishedAt.Equal(t0.Add(5*time.Millisecond)) || got.Type != "deployManifest" {
+		t.Errorf("stored operation: %+v", got)
+	}
+	if _, err := s.GetOperation(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing operation: %v", err)
+	}
+	for i, id := range []string{"op-2", "op-3"} {
+		if err := s.CreateOperation(ctx, store.Operation{ID: id, State: "RUNNING", ReceivedAt: t0.Add(time.Duration(i+1) * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListOperations(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "op-3" || list[1].ID != "op-2" {
+		t.Errorf("newest two: %v", list)
+	}
+	n, err := s.PurgeOperations(ctx, t0.Add(90*time.Minute))
+	if err != nil || n != 2 {
+		t.Errorf("purge: %d %v, want 2", n, err)
+	}
+	if list, _ := s.ListOperations(ctx, 10); len(list) != 1 || list[0].ID != "op-3" {
+		t.Errorf("after purge: %v", list)
+	}
+}
