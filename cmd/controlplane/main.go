@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
+	"github.com/kubesvc/kubesvc/internal/operations"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -66,5 +67,9 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	if err := extendDynamic(srv, st, cfg, log); err != nil {
 		return err
 	}
+	srv.Extend(operations.New(operations.Config{
+		Wait: cfg.Cache.OperationWait, Retention: cfg.OperationHistoryRetention, ReplicaID: cfg.ID,
+		Log: log.With("component", "operations"),
+	}, st, srv))
 	return srv.Run(ctx)
 }

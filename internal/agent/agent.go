@@ -92,7 +92,10 @@ type Config struct {
 	// DisableDynamicAccounts refuses the control plane's account commands
 	// (dynamicAccountsEnabled: false).
 	DisableDynamicAccounts bool
-	Log                    *slog.Logger
+	// NewExecutor builds the executor of operations for an account's
+	// cluster; nil refuses operations.
+	NewExecutor ExecutorFactory
+	Log         *slog.Logger
 }
 
 // Agent connects to the control plane and streams its accounts.

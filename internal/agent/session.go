@@ -259,10 +259,12 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 	}
 	window := make(chan struct{}, maxInflightBatches)
 	cmds := make(chan *kubesvcv1.AccountCommand, 16)
+	ops := make(chan *kubesvcv1.Operation, 64)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
-	g.Go(func() error { return receiveLoop(gctx, stream, window, cmds) })
+	g.Go(func() error { return receiveLoop(gctx, stream, window, cmds, ops) })
 	g.Go(func() error { return s.commandLoop(gctx, cmds) })
+	g.Go(func() error { return s.operationLoop(gctx, ops) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
 	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
 	err = g.Wait()
@@ -388,9 +390,9 @@ func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
 }
 
 // receiveLoop handles what the control plane sends: acknowledgements free
-// window slots, account commands go to the command loop. The stream's
-// context ends it.
-func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand) error {
+// window slots, account commands go to the command loop, operations to the
+// operation loop. The stream's context ends it.
+func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand, ops chan<- *kubesvcv1.Operation) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -406,6 +408,12 @@ func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClien
 		case *kubesvcv1.ControlMessage_AccountCommand:
 			select {
 			case cmds <- m.GetAccountCommand():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case *kubesvcv1.ControlMessage_Operation:
+			select {
+			case ops <- m.GetOperation():
 			case <-ctx.Done():
 				return ctx.Err()
 			}

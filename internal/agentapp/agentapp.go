@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
 )
 
 // Version is the agent version reported to the control plane; the build
@@ -77,6 +78,7 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		Log:              log,
 
 		DisableDynamicAccounts: !cfg.DynamicAccountsEnabled,
+		NewExecutor:            agent.OpsExecutors(opsOptions(cfg, log)),
 	}
 	if cfg.Server.Port > 0 {
 		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
@@ -89,6 +91,26 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		c.TLS = t
 	}
 	return c, nil
+}
+
+// opsOptions maps kubernetes.serverSideApply.* and kubernetes.retries.*.
+func opsOptions(cfg *config.Config, log *slog.Logger) ops.Options {
+	k := cfg.Kubernetes
+	o := ops.Options{
+		ServerSideApply: ops.SSAMode(k.ServerSideApply.Enabled),
+		Retries: &ops.Retries{
+			Enabled: k.Retries.Enabled, MaxRetries: k.Retries.MaxRetries, BackOff: k.Retries.BackOff,
+			RetryAnyError: k.Retries.RetryAnyError, RetryableErrors: k.Retries.RetryableErrors,
+		},
+		Logger: log.With("component", "operations"),
+	}
+	for _, kind := range k.ServerSideApply.Kinds {
+		if o.SSAKinds == nil {
+			o.SSAKinds = map[string]ops.SSAMode{}
+		}
+		o.SSAKinds[kind.Kind] = ops.SSAMode(kind.Enabled)
+	}
+	return o
 }
 
 // Accounts converts the configured accounts.

@@ -113,3 +113,51 @@ func (sess *session) deliver(res *kubesvcv1.AccountCommandResult) {
 		}
 	}
 }
+
+// SendOperation sends op to the agent and waits for its result, the agent's
+// disconnection, or ctx (the caller's operation deadline).
+func (s *Server) SendOperation(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
+	s.registry.mu.Lock()
+	sess := s.registry.agents[agentID]
+	s.registry.mu.Unlock()
+	if sess == nil {
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	}
+	ch := make(chan *kubesvcv1.OperationResult, 1)
+	sess.pendingMu.Lock()
+	sess.pendingOps[op.GetId()] = ch
+	sess.pendingMu.Unlock()
+	defer func() {
+		sess.pendingMu.Lock()
+		delete(sess.pendingOps, op.GetId())
+		sess.pendingMu.Unlock()
+	}()
+	select {
+	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}:
+	case <-sess.done:
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-sess.done:
+		return nil, fmt.Errorf("agent %s: %w before answering", agentID, ErrAgentGone)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("agent %s did not answer in time: %w", agentID, ctx.Err())
+	}
+}
+
+// deliverOperation hands an operation result to its waiter, if any.
+func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) {
+	sess.pendingMu.Lock()
+	ch, ok := sess.pendingOps[res.GetId()]
+	sess.pendingMu.Unlock()
+	if ok {
+		select {
+		case ch <- res:
+		default:
+		}
+	}
+}

@@ -258,27 +258,9 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		Group: q.Group, Namespace: q.Namespace,
 	}
 	_, groupGiven := v["group"]
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	watchKey := objectKeyString(key)
-	next := s.commits.current()
-	o, err := s.lookup(r.Context(), key, groupGiven)
-	for wait > 0 {
-		if err != nil && !errors.Is(err, store.ErrNotFound) || err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)) {
-			break // answer now: a store error, or satisfied
-		}
-		select {
-		case <-next.done:
-			var hit bool
-			if next, hit = touched(next, watchKey); hit {
-				o, err = s.lookup(r.Context(), key, groupGiven)
-			}
-			continue
-		case <-r.Context().Done():
-			return
-		case <-deadline.C:
-		}
-		break
+	o, err := s.waitObject(r.Context(), key, groupGiven, minRV, wait)
+	if r.Context().Err() != nil {
+		return
 	}
 	if err == nil && minRV != "" && !atLeast(o.ResourceVersion, minRV) {
 		httpapi.WriteError(w, http.StatusGatewayTimeout, "cached %s %q is at resourceVersion %s, not yet %s, after waiting %s",
@@ -339,4 +321,51 @@ func (s *Server) lookup(ctx context.Context, key store.ObjectKey, groupGiven boo
 		e.groups = append(e.groups, strconv.Quote(o.Group))
 	}
 	return store.Object{}, e
+}
+
+// waitObject reads an object, waiting up to wait for it to be cached at
+// minRV or later (any version when minRV is empty). It returns what it
+// last read: the caller compares versions to tell a timeout.
+func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven bool, minRV string, wait time.Duration) (store.Object, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	watchKey := objectKeyString(key)
+	next := s.commits.current()
+	o, err := s.lookup(ctx, key, groupGiven)
+	for wait > 0 {
+		if err != nil && !errors.Is(err, store.ErrNotFound) || err == nil && (minRV == "" || atLeast(o.ResourceVersion, minRV)) {
+			break // a store error, or satisfied
+		}
+		select {
+		case <-next.done:
+			var hit bool
+			if next, hit = touched(next, watchKey); hit {
+				o, err = s.lookup(ctx, key, groupGiven)
+			}
+			continue
+		case <-ctx.Done():
+			return o, ctx.Err()
+		case <-deadline.C:
+		}
+		break
+	}
+	return o, err
+}
+
+// WaitCached waits until the cache holds the object at minRV or later
+// (read-your-writes for operations), or ctx ends.
+func (s *Server) WaitCached(ctx context.Context, key store.ObjectKey, minRV string) error {
+	deadline, ok := ctx.Deadline()
+	wait := maxWait
+	if ok {
+		wait = time.Until(deadline)
+	}
+	o, err := s.waitObject(ctx, key, key.Group != "", minRV, wait)
+	if err != nil {
+		return err
+	}
+	if minRV != "" && !atLeast(o.ResourceVersion, minRV) {
+		return fmt.Errorf("cached %s %s/%s is at resourceVersion %s, not yet %s", key.Kind, key.Namespace, key.Name, o.ResourceVersion, minRV)
+	}
+	return nil
 }

@@ -26,8 +26,9 @@ type session struct {
 	done                         chan struct{}                  // closed when Connect returns
 	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
 
-	pendingMu sync.Mutex // guards pending
-	pending   map[string]pendingCommand
+	pendingMu  sync.Mutex // guards pending and pendingOps
+	pending    map[string]pendingCommand
+	pendingOps map[string]chan *kubesvcv1.OperationResult
 
 	// Guarded by registry.mu.
 	lastSeen time.Time
@@ -82,6 +83,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		done:        make(chan struct{}),
 		out:         make(chan *kubesvcv1.ControlMessage, 16),
 		pending:     map[string]pendingCommand{},
+		pendingOps:  map[string]chan *kubesvcv1.OperationResult{},
 
 		dynamicAccounts: hello.GetDynamicAccountsEnabled(),
 		lastSeen:        now,
@@ -282,6 +284,8 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 					}
 				}
 				sess.deliver(msg.AccountCommandResult)
+			case *kubesvcv1.AgentMessage_OperationResult:
+				sess.deliverOperation(msg.OperationResult)
 			case *kubesvcv1.AgentMessage_Hello:
 				return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
 			default:

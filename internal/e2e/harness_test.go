@@ -22,9 +22,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
+	"github.com/kubesvc/kubesvc/internal/operations"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -107,6 +109,8 @@ type cpOptions struct {
 	// logs, when set, also receives every log line.
 	logs *syncBuffer
 	id   string
+	// opWait enables the operation API with this wait (operationWaitMs).
+	opWait time.Duration
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -181,6 +185,9 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		}
 		srv.Extend(dynaccounts.New(dc, st, srv, dynaccounts.NewCredentials(r)))
 	}
+	if o.opWait > 0 {
+		srv.Extend(operations.New(operations.Config{Wait: o.opWait, ReplicaID: o.id, Log: log.With("component", "operations")}, st, srv))
+	}
 	cp := &controlPlane{srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { cp.done <- srv.Run(ctx) }()
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
@@ -227,8 +234,9 @@ func startAgentAs(t *testing.T, id, zone, target string, accounts ...agent.Accou
 	a, err := agent.New(agent.Config{
 		ID: id, ZoneID: zone, Version: "test",
 		Target: target, Accounts: accounts, KeepaliveTime: 10 * time.Second, KeepaliveTimeout: 5 * time.Second,
-		Backoff: agent.Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-		Log:     testLogger(t).With("component", "agent"),
+		NewExecutor: agent.OpsExecutors(ops.Options{}),
+		Backoff:     agent.Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		Log:         testLogger(t).With("component", "agent"),
 	})
 	if err != nil {
 		t.Fatal(err)

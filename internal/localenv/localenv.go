@@ -15,9 +15,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
+	"github.com/kubesvc/kubesvc/internal/operations"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -138,11 +140,14 @@ func Run(ctx context.Context, cfg Config) error {
 	cp.Extend(dynaccounts.New(dynaccounts.Config{Enabled: true, ReplicaID: "local", Log: cfg.Log.With("component", "dynaccounts")},
 		st, cp, dynaccounts.NewCredentials(&credentials.Resolver{Client: secrets, Namespace: "default", Sealer: sealer})))
 
+	cp.Extend(operations.New(operations.Config{ReplicaID: "local", Log: cfg.Log.With("component", "operations")}, st, cp))
+
 	ag, err := agent.New(agent.Config{
 		ID: "local-agent", ZoneID: "local", Version: "dev", Target: cfg.GRPCAddr,
 		KeepaliveTime: 20 * time.Second, KeepaliveTimeout: 10 * time.Second, HealthAddr: cfg.AgentHealthAddr,
-		Accounts: []agent.Account{{Name: AccountName, KubeconfigFile: kubeconfig, MaxResumableAge: 5 * time.Minute}},
-		Log:      cfg.Log.With("component", "agent"),
+		Accounts:    []agent.Account{{Name: AccountName, KubeconfigFile: kubeconfig, MaxResumableAge: 5 * time.Minute}},
+		Log:         cfg.Log.With("component", "agent"),
+		NewExecutor: agent.OpsExecutors(ops.Options{}),
 	})
 	if err != nil {
 		return fmt.Errorf("localenv: %w", err)

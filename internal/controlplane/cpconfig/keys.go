@@ -48,7 +48,6 @@ var notImplemented = map[string]func(c *Config) bool{
 	"kubesvc.heartbeat.initialDelay":                          nil,
 	"kubesvc.heartbeat.period":                                nil,
 	"kubesvc.heartbeat.periodUnit":                            nil,
-	"kubesvc.cache.operationWaitMs":                           nil,
 	"kubesvc.cache.onDemandQuickWaitMs":                       nil,
 	"kubesvc.cache.accountCleanupFrequencySeconds":            nil,
 	"kubesvc.cache.eventsCleanupFrequencySeconds":             nil,
@@ -65,7 +64,6 @@ var notImplemented = map[string]func(c *Config) bool{
 	"kubesvc.cluster-kubernetes.namespace":                    nil,
 	"kubesvc.cluster-kubernetes.httpPortName":                 nil,
 	"kubesvc.cluster-kubernetes.clouddriverServiceNamePrefix": nil,
-	"kubesvc.jobs.operation-history.purge.weeks":              nil,
 	"kubesvc.loadBalancer":                                    nil,
 }
 

@@ -164,11 +164,10 @@ logging: {level: DEBUG, format: json}
 		}
 	}
 	wantUnsupported := []string{
-		"kubesvc.cache.cacheKinds", "kubesvc.cache.operationWaitMs", "kubesvc.cluster",
+		"kubesvc.cache.cacheKinds", "kubesvc.cluster",
 		"kubesvc.dynamicAccounts.interceptor.enabled", "kubesvc.dynamicAccounts.namePatterns",
 		"kubesvc.grpc.server.security.clientAuth",
 		"kubesvc.heartbeat.enabled", "kubesvc.heartbeat.initialDelay", "kubesvc.heartbeat.period", "kubesvc.heartbeat.periodUnit",
-		"kubesvc.jobs.operation-history.purge.weeks",
 	}
 	if !reflect.DeepEqual(c.Unsupported, wantUnsupported) {
 		t.Errorf("Unsupported =\n %q\nwant\n %q", c.Unsupported, wantUnsupported)

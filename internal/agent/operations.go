@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
+)
+
+// Executor runs one Clouddriver operation (its type and JSON description)
+// against a cluster and returns the result as JSON.
+type Executor interface {
+	Execute(ctx context.Context, opType string, description []byte) ([]byte, error)
+}
+
+// maxConcurrentOperations bounds the operations executed at once.
+const maxConcurrentOperations = 16
+
+// executeOperation runs op on the account it names.
+func (a *Agent) executeOperation(ctx context.Context, op *kubesvcv1.Operation) *kubesvcv1.OperationResult {
+	res := &kubesvcv1.OperationResult{Id: op.GetId()}
+	if a.cfg.NewExecutor == nil {
+		res.Error = "this agent does not execute operations"
+		return res
+	}
+	acct, ok := a.snapshot()[op.GetAccount()]
+	if !ok {
+		res.Error = fmt.Sprintf("account %q is not served by this agent", op.GetAccount())
+		return res
+	}
+	if dl := op.GetDeadlineMs(); dl > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(dl))
+		defer cancel()
+	}
+	cfg, err := restConfig(acct)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	ex, err := a.cfg.NewExecutor(cfg)
+	if err != nil {
+		res.Error = fmt.Sprintf("account %s: %v", acct.Name, err)
+		return res
+	}
+	out, err := ex.Execute(ctx, op.GetType(), op.GetPayload())
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.Success, res.Payload = true, out
+	return res
+}
+
+// operationLoop executes the control plane's operations, several at a
+// time, and queues their results; it waits for those it started.
+func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Operation) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, maxConcurrentOperations)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case op := <-ops:
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				res := s.agent.executeOperation(ctx, op)
+				select {
+				case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: res}}}:
+				case <-ctx.Done():
+				}
+			})
+		}
+	}
+}
+
+// ExecutorFactory builds the executor of an account's cluster.
+type ExecutorFactory func(cfg *rest.Config) (Executor, error)
+
+// OpsExecutors returns the factory of internal/agent/ops executors with
+// opts (server-side-apply policy, retries).
+func OpsExecutors(opts ops.Options) ExecutorFactory {
+	return func(cfg *rest.Config) (Executor, error) {
+		ex, err := ops.New(cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		return opsExecutor{ex}, nil
+	}
+}
+
+type opsExecutor struct{ ex *ops.Executor }
+
+func (e opsExecutor) Execute(ctx context.Context, opType string, description []byte) ([]byte, error) {
+	res, err := e.ex.Execute(ctx, opType, description)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}

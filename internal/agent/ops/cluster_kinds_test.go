@@ -1,0 +1,131 @@
+package ops
+
+import (
+	"fmt"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+func widget(name string, spec map[string]any) map[string]any {
+	return map[string]any{"apiVersion": "kubesvc.test/v1", "kind": "Widget", "metadata": map[string]any{"name": name}, "spec": spec}
+}
+
+func testCustomResources(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	// Unknown until the CRD exists: a validation error naming the field.
+	_, err := e.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{configMap("before", nil, nil), widget("w0", nil)}})
+	wantValidation(t, err, "manifests[1].kind", `unknown kind "Widget" in apiVersion "kubesvc.test/v1"`)
+
+	crd := map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "widgets.kubesvc.test"},
+		"spec": map[string]any{
+			"group": "kubesvc.test", "scope": "Namespaced",
+			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": "Widget"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+					"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
+		},
+	}
+	res := e.deploy(nil, crd)
+	wantNames(t, res, "", "customResourceDefinition widgets.kubesvc.test")
+	t.Cleanup(func() { _ = e.dyn.Resource(crdGVR).Delete(e.ctx, "widgets.kubesvc.test", metav1.DeleteOptions{}) })
+	e.eventually("CRD established", func() error {
+		u, err := e.dyn.Resource(crdGVR).Get(e.ctx, "widgets.kubesvc.test", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			if m := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+				return nil
+			}
+		}
+		return fmt.Errorf("not established: %v", conds)
+	})
+
+	// Client-side apply of a custom resource uses a JSON merge patch.
+	csa := e.withOptions(Options{ServerSideApply: SSANever})
+	var res2 Result
+	e.eventually("deploy a widget once discovery has it", func() error {
+		b, err := csa.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+			"manifests": []any{widget("w1", map[string]any{"size": 1, "color": "red"})}})
+		res2 = b
+		return err
+	})
+	wantNames(t, res2, e.ns, "Widget.kubesvc.test w1")
+	csa.deploy(nil, widget("w1", map[string]any{"size": 2}))
+	gvr := schema.GroupVersionResource{Group: "kubesvc.test", Version: "v1", Resource: "widgets"}
+	w, err := e.dyn.Resource(gvr).Namespace(e.ns).Get(e.ctx, "w1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _, _ := unstructured.NestedMap(w.Object, "spec")
+	if len(spec) != 1 || spec["size"] != int64(2) {
+		t.Errorf("widget spec after client-side re-apply = %v, want only size 2", spec)
+	}
+	if w.GetAnnotations()[AnnotationArtifactType] != "kubernetes/Widget.kubesvc.test" {
+		t.Errorf("artifact type annotation %q", w.GetAnnotations()[AnnotationArtifactType])
+	}
+
+	// Strategic merge patches need built-in types.
+	_, err = e.try(OpPatchManifest, map[string]any{"manifestName": "Widget.kubesvc.test w1", "location": e.ns,
+		"patchBody": map[string]any{"spec": map[string]any{"size": 3}}})
+	wantValidation(t, err, "options.mergeStrategy", "strategic merge patch is not supported")
+	e.run(OpPatchManifest, map[string]any{"manifestName": "widget w1", "location": e.ns,
+		"patchBody": map[string]any{"spec": map[string]any{"size": 3}}, "options": map[string]any{"mergeStrategy": "merge"}})
+	w, _ = e.dyn.Resource(gvr).Namespace(e.ns).Get(e.ctx, "w1", metav1.GetOptions{})
+	if v, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); v != 3 {
+		t.Errorf("size after merge patch = %d", v)
+	}
+	res = e.run(OpDeleteManifest, map[string]any{"manifestName": "Widget.kubesvc.test w1", "location": e.ns})
+	wantNames(t, res, e.ns, "Widget.kubesvc.test w1")
+}
+
+func testStrategies(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	noVersion := map[string]any{"versioned": false}
+
+	rc := configMap("rc", map[string]any{"a": "1"}, map[string]any{AnnotationRecreate: "true"})
+	e.deploy(noVersion, rc)
+	first, _ := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rc", metav1.GetOptions{})
+	e.deploy(noVersion, configMap("rc", map[string]any{"a": "1"}, map[string]any{AnnotationRecreate: "true"}))
+	second, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rc", metav1.GetOptions{})
+	if err != nil || second.UID == first.UID {
+		t.Errorf("recreate: uid %s then %s (err %v), want a new object", first.UID, second.UID, err)
+	}
+
+	rp := func() map[string]any {
+		return configMap("rp", map[string]any{"a": "1"}, map[string]any{AnnotationReplace: "true"})
+	}
+	e.deploy(noVersion, rp())
+	first, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rp", metav1.GetOptions{})
+	first.Labels["oob"] = "x"
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Update(e.ctx, first, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.deploy(noVersion, rp())
+	second, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rp", metav1.GetOptions{})
+	if second.UID != first.UID || second.Labels["oob"] != "" {
+		t.Errorf("replace: uid %s then %s, labels %v; want the same object without the out-of-band label", first.UID, second.UID, second.Labels)
+	}
+
+	capDep := func() map[string]any {
+		d := deployment("cap", "nginx", 1, "")
+		d["metadata"].(map[string]any)["annotations"] = map[string]any{AnnotationUseSourceCapacity: "true"}
+		return d
+	}
+	e.deploy(nil, capDep())
+	e.run(OpScaleManifest, map[string]any{"manifestName": "deployment cap", "location": e.ns, "replicas": 4})
+	e.deploy(nil, capDep())
+	dep, _ := e.kube.AppsV1().Deployments(e.ns).Get(e.ctx, "cap", metav1.GetOptions{})
+	if *dep.Spec.Replicas != 4 {
+		t.Errorf("use-source-capacity: replicas %d, want the live 4", *dep.Spec.Replicas)
+	}
+}

@@ -1,0 +1,352 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+type monikerDesc struct {
+	App      string `json:"app"`
+	Cluster  string `json:"cluster"`
+	Stack    string `json:"stack"`
+	Detail   string `json:"detail"`
+	Sequence optInt `json:"sequence"`
+}
+
+// deployDesc is Clouddriver's KubernetesDeployManifestDescription.
+type deployDesc struct {
+	Account                string            `json:"account"`
+	Application            string            `json:"application"`
+	Manifests              []json.RawMessage `json:"manifests"`
+	Manifest               json.RawMessage   `json:"manifest"` // deprecated single manifest
+	Moniker                *monikerDesc      `json:"moniker"`
+	NamespaceOverride      string            `json:"namespaceOverride"`
+	Versioned              optBool           `json:"versioned"`
+	Source                 string            `json:"source"`
+	Strategy               json.RawMessage   `json:"strategy"` // RED_BLACK, HIGHLANDER, NONE
+	EnableTraffic          optBool           `json:"enableTraffic"`
+	Services               []string          `json:"services"`
+	SkipSpecTemplateLabels optBool           `json:"skipSpecTemplateLabels"`
+	RequiredArtifacts      []Artifact        `json:"requiredArtifacts"`
+	OptionalArtifacts      []Artifact        `json:"optionalArtifacts"`
+	EnableArtifactBinding  optBool           `json:"enableArtifactBinding"`
+}
+
+type deployOp struct {
+	d      deployDesc
+	items  []*manifest
+	runJob bool
+}
+
+func parseDeploy(payload []byte) (operation, error) {
+	var d deployDesc
+	if err := decodeDescription(payload, &d); err != nil {
+		return nil, err
+	}
+	raws, field := d.Manifests, "manifests"
+	if len(raws) == 0 && len(d.Manifest) > 0 && !bytes.Equal(bytes.TrimSpace(d.Manifest), []byte("null")) {
+		raws, field = []json.RawMessage{d.Manifest}, "manifest"
+	}
+	if len(raws) == 0 {
+		msg := "required: at least one manifest"
+		if d.Source == "artifact" {
+			msg += " (with source artifact the caller resolves manifestArtifact into manifests)"
+		}
+		return nil, invalid("manifests", "%s", msg)
+	}
+	items, err := parseManifests(field, raws)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNamespace("namespaceOverride", d.NamespaceOverride); err != nil {
+		return nil, err
+	}
+	if d.Moniker == nil {
+		d.Moniker = &monikerDesc{}
+	}
+	if d.Moniker.App == "" {
+		d.Moniker.App = d.Application
+	}
+	if d.Moniker.App == "" {
+		for _, it := range items {
+			if it.obj.GetAnnotations()[AnnotationMonikerApplication] == "" {
+				return nil, invalid("moniker.app", "required: the Spinnaker application of the manifests")
+			}
+		}
+	}
+	for i, s := range d.Services {
+		if _, err := parseLoadBalancer(fmt.Sprintf("services[%d]", i), s); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkArtifacts("requiredArtifacts", d.RequiredArtifacts); err != nil {
+		return nil, err
+	}
+	if err := checkArtifacts("optionalArtifacts", d.OptionalArtifacts); err != nil {
+		return nil, err
+	}
+	return &deployOp{d: d, items: items}, nil
+}
+
+func checkArtifacts(field string, as []Artifact) error {
+	for i, a := range as {
+		if a.Type == "" {
+			return invalid(fmt.Sprintf("%s[%d].type", field, i), "required")
+		}
+	}
+	return nil
+}
+
+func (o *deployOp) check(_ context.Context, e *Executor) error {
+	for _, it := range o.items {
+		if it.mapping != nil {
+			continue
+		}
+		m, err := e.mappingFor(it.obj.GroupVersionKind(), joinField(it.field, "kind"))
+		if err != nil {
+			return err
+		}
+		it.mapping = m
+		ns := o.d.NamespaceOverride
+		if ns == "" {
+			ns = it.obj.GetNamespace()
+		}
+		it.obj.SetNamespace(e.namespaceFor(m, ns))
+	}
+	return nil
+}
+
+// deployPlan is a manifest ready to be sent, with the artifact it creates.
+type deployPlan struct {
+	m        *manifest
+	strategy strategy
+	artifact Artifact
+}
+
+func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
+	if err := o.check(ctx, e); err != nil {
+		return Result{}, err
+	}
+	items := slices.Clone(o.items)
+	slices.SortStableFunc(items, func(a, b *manifest) int {
+		return deployPriority(a.mapping.GroupVersionKind.GroupKind()) - deployPriority(b.mapping.GroupVersionKind.GroupKind())
+	})
+	binding := o.d.EnableArtifactBinding.or(true)
+	all := map[string]Artifact{}
+	if binding {
+		for _, a := range slices.Concat(o.d.RequiredArtifacts, o.d.OptionalArtifacts) {
+			if _, ok := all[a.key()]; !ok {
+				all[a.key()] = a
+			}
+		}
+	}
+	var res Result
+	plans := make([]deployPlan, 0, len(items))
+	for _, it := range items {
+		p, err := o.prepare(ctx, e, it, all, &res, binding)
+		if err != nil {
+			return Result{}, err
+		}
+		plans = append(plans, p)
+	}
+	if binding {
+		if err := unbound("requiredArtifacts", o.d.RequiredArtifacts, res.BoundArtifacts); err != nil {
+			return Result{}, err
+		}
+	}
+	var done []string
+	for _, p := range plans {
+		gk := p.m.mapping.GroupVersionKind.GroupKind()
+		out, err := e.deployObject(ctx, p.m.mapping, p.m.obj, p.strategy)
+		if err != nil {
+			what := fullName(gk, p.m.obj.GetName())
+			if what == fullName(gk, "") {
+				what = fullName(gk, p.m.obj.GetGenerateName()+"*")
+			}
+			if ns := p.m.obj.GetNamespace(); ns != "" {
+				what += " in namespace " + ns
+			}
+			if len(done) > 0 {
+				what += fmt.Sprintf(" (applied before it: %s)", strings.Join(done, ", "))
+			}
+			return Result{}, fmt.Errorf("deploy %s: %w", what, err)
+		}
+		done = append(done, fullName(gk, out.GetName()))
+		if p.artifact.Reference == "" { // generateName: known now
+			p.artifact.Name, p.artifact.Reference = out.GetName(), out.GetName()
+		}
+		res.addObject(gk, out)
+		res.CreatedArtifacts = addArtifacts(res.CreatedArtifacts, p.artifact)
+		e.opts.Logger.Info("deployed manifest", "account", o.d.Account, "object", fullName(gk, out.GetName()), "namespace", out.GetNamespace())
+	}
+	if o.runJob {
+		res.DeployedNamesByLocation = maps.Clone(res.ManifestNamesByNamespace)
+	}
+	return res, nil
+}
+
+// prepare binds artifacts, versions, annotates and labels one manifest, as
+// Clouddriver's KubernetesDeployManifestOperation does, without writing.
+func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all map[string]Artifact, res *Result, binding bool) (deployPlan, error) {
+	obj := it.obj
+	gk := it.mapping.GroupVersionKind.GroupKind()
+	ns := obj.GetNamespace()
+	st := strategyOf(obj.GetAnnotations())
+	if o.redBlack() && st.maxVersionHistory != nil && *st.maxVersionHistory < 2 {
+		return deployPlan{}, invalid(joinField(it.field, "metadata.annotations"),
+			"%s must be at least 2 with the red/black strategy, got %d", AnnotationMaxVersionHistory, *st.maxVersionHistory)
+	}
+	if binding {
+		arts := slices.SortedFunc(maps.Values(all), func(a, b Artifact) int { return strings.Compare(a.key()+a.Reference, b.key()+b.Reference) })
+		res.BoundArtifacts = addArtifacts(res.BoundArtifacts, bindArtifacts(obj.Object, ns, o.d.Account, arts)...)
+	}
+	base := obj.GetName()
+	versioned := base != "" && o.versioned(st, gk)
+	var (
+		version  *int
+		previous string
+	)
+	if versioned {
+		v, prev, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
+		if err != nil {
+			return deployPlan{}, err
+		}
+		version, previous = &v, prev
+	}
+	mon := *o.d.Moniker
+	if version != nil {
+		mon.Sequence = optInt{set: true, v: int64(*version)}
+	}
+	if mon.Cluster == "" {
+		n := base
+		if n == "" {
+			n = obj.GetGenerateName()
+		}
+		mon.Cluster = fullName(gk, n)
+	}
+	art := Artifact{Type: "kubernetes/" + KindName(gk), Name: base, Location: ns, Reference: base,
+		Metadata: map[string]any{"account": o.d.Account}}
+	if version != nil {
+		art.Version = fmt.Sprintf("v%03d", *version)
+		art.Reference = base + "-" + art.Version
+	}
+	all[art.key()] = art
+	annotateArtifact(obj.Object, art)
+	if st.useSourceCapacity {
+		src := base
+		if versioned {
+			src = previous
+		}
+		if err := e.copyReplicas(ctx, it.mapping, ns, src, obj); err != nil {
+			return deployPlan{}, err
+		}
+	}
+	if receivesTraffic(gk) {
+		if err := setTraffic(obj, o.d.Services); err != nil {
+			return deployPlan{}, &ValidationError{Field: joinField(it.field, "metadata.annotations"), Message: err.Error()}
+		}
+		if o.d.EnableTraffic.or(true) {
+			if err := e.attachForDeploy(ctx, it, o.items); err != nil {
+				return deployPlan{}, err
+			}
+		}
+	}
+	applyMoniker(obj.Object, mon, o.d.SkipSpecTemplateLabels.or(false))
+	if art.Reference != "" {
+		obj.SetName(art.Reference)
+	}
+	return deployPlan{m: it, strategy: st, artifact: art}, nil
+}
+
+func (o *deployOp) redBlack() bool {
+	var s string
+	if json.Unmarshal(o.d.Strategy, &s) != nil {
+		return false
+	}
+	s = strings.ReplaceAll(strings.ToUpper(s), "_", "")
+	return s == "REDBLACK"
+}
+
+// versioned follows Clouddriver: the manifest's annotation, else the
+// description's versioned flag, else the kind's default.
+func (o *deployOp) versioned(st strategy, gk schema.GroupKind) bool {
+	if st.versioned != nil {
+		return *st.versioned
+	}
+	return o.d.Versioned.or(versionedByDefault(gk))
+}
+
+// unbound fails when a required artifact was not substituted anywhere.
+func unbound(field string, required, bound []Artifact) error {
+	var missing []string
+	for _, r := range required {
+		if !slices.ContainsFunc(bound, func(b Artifact) bool { return b.key() == r.key() }) {
+			missing = append(missing, fmt.Sprintf("%s %s", r.Type, r.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return invalid(field, "the following required artifacts could not be bound: %s; check that the names used in the manifests match them",
+			strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// annotateArtifact stores the artifact.spinnaker.io annotations on the
+// object and its pod template, keeping values already there.
+func annotateArtifact(obj map[string]any, a Artifact) {
+	for _, ann := range annotationMaps(obj) {
+		for k, v := range map[string]string{AnnotationArtifactType: a.Type, AnnotationArtifactName: a.Name,
+			AnnotationArtifactLocation: a.Location, AnnotationArtifactVersion: a.Version} {
+			if _, ok := ann[k]; !ok {
+				ann[k] = v
+			}
+		}
+	}
+}
+
+// applyMoniker is Clouddriver's namer: moniker annotations on the object
+// and its pod template (kept when present), app.kubernetes.io/name (kept),
+// app.kubernetes.io/managed-by and moniker.spinnaker.io/sequence
+// (overwritten) labels on the object and, unless skipped, its pod template.
+func applyMoniker(obj map[string]any, mon monikerDesc, skipTemplateLabels bool) {
+	seq := ""
+	if mon.Sequence.set {
+		seq = strconv.FormatInt(mon.Sequence.v, 10)
+	}
+	for _, ann := range annotationMaps(obj) {
+		storeIfAbsent(ann, AnnotationMonikerCluster, mon.Cluster)
+		storeIfAbsent(ann, AnnotationMonikerApplication, mon.App)
+		storeIfAbsent(ann, AnnotationMonikerStack, mon.Stack)
+		storeIfAbsent(ann, AnnotationMonikerDetail, mon.Detail)
+		storeIfAbsent(ann, AnnotationMonikerSequence, seq)
+	}
+	labels := []map[string]any{stringMapAt(obj, true, "metadata", "labels")}
+	if t := podTemplate(obj); t != nil && !skipTemplateLabels {
+		labels = append(labels, stringMapAt(t, true, "metadata", "labels"))
+	}
+	for _, l := range labels {
+		storeIfAbsent(l, LabelName, mon.App)
+		l[LabelManagedBy] = managedBySpinnaker
+		if seq != "" {
+			l[LabelMonikerSequence] = seq
+		}
+	}
+}
+
+// annotationMaps returns metadata.annotations and, for objects with a pod
+// template, spec.template.metadata.annotations, creating them.
+func annotationMaps(obj map[string]any) []map[string]any {
+	out := []map[string]any{stringMapAt(obj, true, "metadata", "annotations")}
+	if t := podTemplate(obj); t != nil {
+		out = append(out, stringMapAt(t, true, "metadata", "annotations"))
+	}
+	return out
+}

@@ -1,0 +1,281 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestValidateStatic(t *testing.T) {
+	cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}`
+	cases := []struct {
+		op, payload, field, msg string
+	}{
+		{"deployManifest", `[]`, "", "must be a JSON object"},
+		{"deployManifest", `{"manifests": [`, "", "malformed JSON"},
+		{"deployManifest", `{"moniker":{"app":"a"}}`, "manifests", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":{}}`, "manifests", "must be a list"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"kind":"ConfigMap","metadata":{"name":"c"}}]}`, "manifests[0].apiVersion", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"a/b/c","kind":"X","metadata":{"name":"c"}}]}`, "manifests[0].apiVersion", "malformed apiVersion"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","metadata":{"name":"c"}}]}`, "manifests[0].kind", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap"}]}`, "manifests[0].metadata", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}]}`, "manifests[0].metadata.name", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a/b"}}]}`, "manifests[0].metadata.name", "invalid name"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"Bad_NS"}}]}`, "manifests[0].metadata.namespace", "invalid namespace"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","labels":{"x":1}}}]}`, "manifests[0].metadata.labels.x", "must be a string"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[` + cm + `,"x"]}`, "manifests[1]", "must be a JSON object"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"List","items":[` + cm + `,{"apiVersion":"v1"}]}]}`, "manifests[0].items[1].kind", "required"},
+		{"deployManifest", `{"manifests":[` + cm + `]}`, "moniker.app", "required"},
+		{"deployManifest", `{"moniker":{"app":"a","sequence":"x"},"manifests":[` + cm + `]}`, "moniker.sequence", "must be an integer"},
+		{"deployManifest", `{"moniker":{"app":"a"},"versioned":"maybe","manifests":[` + cm + `]}`, "versioned", "must be a boolean"},
+		{"deployManifest", `{"moniker":{"app":"a"},"services":["frontend"],"manifests":[` + cm + `]}`, "services[0]", `"service NAME"`},
+		{"deployManifest", `{"moniker":{"app":"a"},"services":["ingress x"],"manifests":[` + cm + `]}`, "services[0]", "only Services"},
+		{"deployManifest", `{"moniker":{"app":"a"},"requiredArtifacts":[{"name":"x"}],"manifests":[` + cm + `]}`, "requiredArtifacts[0].type", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"namespaceOverride":"-x","manifests":[` + cm + `]}`, "namespaceOverride", "invalid namespace"},
+		{"deleteManifest", `{"location":"ns"}`, "manifestName", "required"},
+		{"deleteManifest", `{"manifestName":"deployment","location":"ns"}`, "manifestName", `"KIND NAME"`},
+		{"deleteManifest", `{"kinds":["configMap"],"location":"ns"}`, "labelSelectors", "required with kinds"},
+		{"deleteManifest", `{"kinds":["configMap"],"labelSelectors":{"selectors":[{"kind":"LIKE","key":"a"}]}}`, "labelSelectors.selectors[0].kind", "must be ANY"},
+		{"deleteManifest", `{"kinds":["configMap"],"labelSelectors":{"selectors":[{"kind":"EQUALS","key":"a b","values":["x"]}]}}`, "labelSelectors.selectors[0]", "name part must consist"},
+		{"deleteManifest", `{"manifestName":"cm x","options":{"cascading":"sometimes"}}`, "options.cascading", "must be a boolean"},
+		{"deleteManifest", `{"manifestName":"cm x","options":{"gracePeriodSeconds":-1}}`, "options.gracePeriodSeconds", "non-negative"},
+		{"deleteManifest", `{"manifestName":"cm x","options":{"propagationPolicy":"Now"}}`, "options.propagationPolicy", "Orphan, Background or Foreground"},
+		{"scaleManifest", `{"manifestName":"deployment x","location":"ns"}`, "replicas", "required"},
+		{"scaleManifest", `{"manifestName":"deployment x","replicas":-1}`, "replicas", "between 0"},
+		{"scaleManifest", `{"manifestName":"deployment x","replicas":"three"}`, "replicas", "must be an integer"},
+		{"patchManifest", `{"manifestName":"deployment x"}`, "patchBody", "required"},
+		{"patchManifest", `{"manifestName":"deployment x","patchBody":[],"options":{"mergeStrategy":"strategic"}}`, "patchBody", "JSON object"},
+		{"patchManifest", `{"manifestName":"deployment x","patchBody":{},"options":{"mergeStrategy":"json"}}`, "patchBody", "list of JSON patch"},
+		{"patchManifest", `{"manifestName":"deployment x","patchBody":[{"path":"/a"}],"options":{"mergeStrategy":"json"}}`, "patchBody[0].op", "required"},
+		{"patchManifest", `{"manifestName":"deployment x","patchBody":{},"options":{"mergeStrategy":"xml"}}`, "options.mergeStrategy", "strategic, merge or json"},
+		{"undoRolloutManifest", `{"manifestName":"deployment x","revision":0}`, "revision", "positive"},
+		{"undoRolloutManifest", `{"manifestName":"deployment x","numRevisionsBack":-2}`, "numRevisionsBack", "negative"},
+		{"pauseRolloutManifest", `{"location":"ns"}`, "manifestName", "required"},
+		{"runJob", `{"application":"a"}`, "manifest", "required"},
+		{"runJob", `{"application":"a","manifest":` + cm + `}`, "manifest.kind", "must be Job"},
+		{"runJob", `{"manifest":{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"}}}`, "application", "required"},
+		{"enableManifest", `{"manifestName":"replicaSet x","loadBalancers":["x"]}`, "loadBalancers[0]", `"service NAME"`},
+		{"frobnicateManifest", `{}`, "", "unknown operation type"},
+	}
+	for _, c := range cases {
+		t.Run(c.op+"/"+c.field, func(t *testing.T) {
+			err := Validate(c.op, []byte(c.payload))
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate(%s) = %v, want a *ValidationError", c.payload, err)
+			}
+			if ve.Op != c.op || ve.Field != c.field || !strings.Contains(ve.Message, c.msg) {
+				t.Fatalf("got Op %q Field %q Message %q, want Op %q Field %q Message containing %q",
+					ve.Op, ve.Field, ve.Message, c.op, c.field, c.msg)
+			}
+			if !strings.HasPrefix(err.Error(), c.op+": ") {
+				t.Errorf("error %q does not start with the operation type", err)
+			}
+		})
+	}
+	if err := Validate("frobnicateManifest", []byte(`{}`)); !errors.Is(err, ErrUnknownOperation) {
+		t.Errorf("unknown operation: %v does not wrap ErrUnknownOperation", err)
+	}
+}
+
+func TestValidateAcceptsClouddriverShapes(t *testing.T) {
+	ok := map[string]string{
+		"deployManifest": `{"account":"k","cloudProvider":"kubernetes","source":"text","moniker":{"app":"shop","sequence":"2"},
+			"versioned":"false","enableTraffic":true,"services":["service web"],"strategy":"RED_BLACK","skipSpecTemplateLabels":false,
+			"manifests":[{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}],
+			"requiredArtifacts":[{"type":"docker/image","name":"nginx","reference":"nginx:1.27"}]}`,
+		"deleteManifest":         `{"manifestName":"deployment web","location":"ns","options":{"cascading":true,"gracePeriodSeconds":"5"}}`,
+		"scaleManifest":          `{"manifestName":"deployment web","location":"ns","replicas":"3"}`,
+		"patchManifest":          `{"manifestName":"deployment web","location":"ns","patchBody":[{"op":"add","path":"/metadata/labels/a","value":"b"}],"options":{"mergeStrategy":"json","record":true}}`,
+		"undoRolloutManifest":    `{"manifestName":"deployment web","location":"ns","numRevisionsBack":1}`,
+		"rollingRestartManifest": `{"manifestName":"deployment web","location":"ns"}`,
+		"runJob":                 `{"application":"shop","manifest":{"apiVersion":"batch/v1","kind":"Job","metadata":{"generateName":"j-"}}}`,
+		"disableManifest":        `{"manifestName":"replicaSet web-v001","location":"ns","loadBalancers":["service web"]}`,
+	}
+	for op, p := range ok {
+		if err := Validate(op, []byte(p)); err != nil {
+			t.Errorf("Validate(%s): %v", op, err)
+		}
+	}
+}
+
+func TestKindName(t *testing.T) {
+	for gk, want := range map[schema.GroupKind]string{
+		{Kind: "ConfigMap"}:                                    "configMap",
+		{Group: "apps", Kind: "Deployment"}:                    "deployment",
+		{Group: "apps", Kind: "ReplicaSet"}:                    "replicaSet",
+		{Group: "scheduling.k8s.io", Kind: "PriorityClass"}:    "PriorityClass",
+		{Group: "argoproj.io", Kind: "Rollout"}:                "Rollout.argoproj.io",
+		{Group: "networking.istio.io", Kind: "VirtualService"}: "virtualService.networking.istio.io",
+	} {
+		if got := KindName(gk); got != want {
+			t.Errorf("KindName(%v) = %q, want %q", gk, got, want)
+		}
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ann  map[string]string
+		want int
+	}{
+		{"cfg-v000", nil, 0},
+		{"cfg-v012", nil, 12},
+		{"cfg-v1000", nil, 1000},
+		{"cfg-x-v001", nil, -1},
+		{"cfg", nil, -1},
+		{"cfg-v01", nil, -1},
+		{"renamed", map[string]string{AnnotationArtifactName: "cfg", AnnotationArtifactVersion: "v007"}, 7},
+		{"renamed", map[string]string{AnnotationArtifactName: "cfg", AnnotationArtifactType: "kubernetes/secret", AnnotationArtifactVersion: "v007"}, -1},
+	} {
+		if got := versionOf(c.name, c.ann, "cfg", "kubernetes/configMap"); got != c.want {
+			t.Errorf("versionOf(%q, %v) = %d, want %d", c.name, c.ann, got, c.want)
+		}
+	}
+}
+
+func TestBindArtifacts(t *testing.T) {
+	obj := map[string]any{"kind": "Deployment", "spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []any{map[string]any{"name": "a", "image": "gcr.io/x/app:old",
+			"envFrom": []any{map[string]any{"configMapRef": map[string]any{"name": "cfg"}}},
+			"env":     []any{map[string]any{"name": "E", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "sec", "key": "k"}}}}}},
+		"initContainers": []any{map[string]any{"name": "i", "image": "busybox"}},
+		"volumes": []any{map[string]any{"name": "v", "configMap": map[string]any{"name": "cfg"}},
+			map[string]any{"name": "p", "projected": map[string]any{"sources": []any{map[string]any{"secret": map[string]any{"name": "sec"}}}}}},
+	}}}}
+	arts := []Artifact{
+		{Type: "docker/image", Name: "gcr.io/x/app", Reference: "gcr.io/x/app@sha256:abc"},
+		{Type: "kubernetes/configMap", Name: "cfg", Location: "ns", Reference: "cfg-v002"},
+		{Type: "kubernetes/secret", Name: "sec", Location: "other", Reference: "sec-v001"},
+	}
+	bound := bindArtifacts(obj, "ns", "acct", arts)
+	b, _ := json.Marshal(obj)
+	s := string(b)
+	for _, want := range []string{`"image":"gcr.io/x/app@sha256:abc"`, `"configMapRef":{"name":"cfg-v002"}`, `"configMap":{"name":"cfg-v002"}`, `"image":"busybox"`, `"name":"sec"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("bound manifest lacks %s: %s", want, s)
+		}
+	}
+	if len(bound) != 2 {
+		t.Errorf("bound %v, want the image and the configMap (the secret is in another namespace)", bound)
+	}
+	for ref, want := range map[string]string{"nginx": "nginx", "nginx:1.2": "nginx", "host:5000/a/b:t": "host:5000/a/b", "host:5000/a/b": "host:5000/a/b", "a@sha256:x": "a"} {
+		if got := imageName(ref); got != want {
+			t.Errorf("imageName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+func TestResultJSONShape(t *testing.T) {
+	b, err := json.Marshal(Result{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"manifestNamesByNamespace":{},"manifests":[],"createdArtifacts":[],"boundArtifacts":[]}`
+	if string(b) != want {
+		t.Errorf("empty result = %s, want %s", b, want)
+	}
+}
+
+func TestRetries(t *testing.T) {
+	e := &Executor{retries: Retries{Enabled: true, MaxRetries: 2, BackOff: time.Millisecond, RetryableErrors: []string{"timeout", "Deadline Exceeded"}}}
+	e.opts.Logger = discardLogger()
+	gr := schema.GroupResource{Resource: "deployments"}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{apierrors.NewConflict(gr, "x", errors.New("changed")), true},
+		{apierrors.NewTooManyRequests("slow down", 1), true},
+		{apierrors.NewInternalError(errors.New("boom")), true},
+		{apierrors.NewServiceUnavailable("later"), true},
+		{apierrors.NewNotFound(gr, "x"), false},
+		{apierrors.NewForbidden(gr, "x", errors.New("no")), false},
+		{errors.New("net/http: TLS handshake timeout"), true},
+		{errors.New("context deadline exceeded"), true},
+		{errors.New("connection refused"), false},
+		{permanent{errors.New("timeout but permanent")}, false},
+		{invalid("x", "timeout"), false},
+		{context.Canceled, false},
+	} {
+		if got := e.retryable(c.err); got != c.want {
+			t.Errorf("retryable(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+
+	calls := 0
+	err := e.do(context.Background(), "op", func(context.Context) error {
+		calls++
+		return apierrors.NewServiceUnavailable("later")
+	})
+	if calls != 3 || !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "giving up after 3 attempts") {
+		t.Errorf("do: %d calls, err %v; want 3 calls and a wrapped 503", calls, err)
+	}
+	calls = 0
+	err = e.do(context.Background(), "op", func(context.Context) error {
+		calls++
+		if calls < 2 {
+			return fmt.Errorf("read: i/o timeout")
+		}
+		return nil
+	})
+	if calls != 2 || err != nil {
+		t.Errorf("do: %d calls, err %v; want success on the second", calls, err)
+	}
+	calls = 0
+	_ = e.do(context.Background(), "op", func(context.Context) error {
+		calls++
+		return apierrors.NewNotFound(gr, "x")
+	})
+	if calls != 1 {
+		t.Errorf("not-found was attempted %d times, want 1", calls)
+	}
+	e.retries.RetryAnyError = true
+	if !e.retryable(apierrors.NewNotFound(gr, "x")) {
+		t.Error("RetryAnyError does not retry a 404")
+	}
+	e.retries = Retries{}
+	calls = 0
+	_ = e.do(context.Background(), "op", func(context.Context) error {
+		calls++
+		return apierrors.NewConflict(gr, "x", errors.New("changed"))
+	})
+	if calls != 1 {
+		t.Errorf("retries disabled: %d attempts, want 1", calls)
+	}
+}
+
+func TestDeleteOptions(t *testing.T) {
+	for _, c := range []struct {
+		opts  map[string]any
+		want  metav1.DeletionPropagation
+		grace int64
+	}{
+		{nil, metav1.DeletePropagationBackground, -1},
+		{map[string]any{"cascading": true}, metav1.DeletePropagationBackground, -1},
+		{map[string]any{"cascading": false, "gracePeriodSeconds": float64(3)}, metav1.DeletePropagationOrphan, 3},
+		{map[string]any{"cascading": "false", "orphanDependents": "false"}, metav1.DeletePropagationBackground, -1},
+		{map[string]any{"orphanDependents": true}, metav1.DeletePropagationOrphan, -1},
+		{map[string]any{"propagationPolicy": "Foreground", "cascading": true}, metav1.DeletePropagationForeground, -1},
+	} {
+		do, err := deleteOptions(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *do.PropagationPolicy != c.want {
+			t.Errorf("deleteOptions(%v) policy %s, want %s", c.opts, *do.PropagationPolicy, c.want)
+		}
+		if (c.grace < 0) != (do.GracePeriodSeconds == nil) || (do.GracePeriodSeconds != nil && *do.GracePeriodSeconds != c.grace) {
+			t.Errorf("deleteOptions(%v) grace %v, want %d", c.opts, do.GracePeriodSeconds, c.grace)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package operations
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Task states in kubesvc_ops_history.
+const (
+	Running   = "RUNNING"
+	Succeeded = "SUCCEEDED"
+	Failed    = "FAILED"
+)
+
+// Config configures the operation API.
+type Config struct {
+	// Wait bounds each operation, from the request to the agent's result
+	// and the cache reflecting it (kubesvc.cache.operationWaitMs). Default 30s.
+	Wait time.Duration
+	// Retention: history rows older than this are purged
+	// (kubesvc.jobs.operation-history.purge.weeks). Default one week.
+	Retention time.Duration
+	// MaxRequestBytes bounds a request body. Default 4 MiB.
+	MaxRequestBytes int64
+	ReplicaID       string
+	Log             *slog.Logger
+}
+
+// Agents is what the manager needs of the control plane.
+type Agents interface {
+	ConnectedAgents() []controlplane.AgentInfo
+	SendOperation(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error)
+	WaitCached(ctx context.Context, key store.ObjectKey, minRV string) error
+}
+
+// Manager runs operation tasks.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	st     store.Store
+	agents Agents
+
+	wg sync.WaitGroup // running tasks; Run waits for them
+}
+
+// New returns a manager; register it with Server.Extend.
+func New(cfg Config, st store.Store, agents Agents) *Manager {
+	if cfg.Wait <= 0 {
+		cfg.Wait = 30 * time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 4 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents}
+}
+
+// Run purges old history every hour until ctx ends, then waits for the
+// tasks still running (each bounded by Wait).
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.wg.Wait()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := m.st.PurgeOperations(ctx, time.Now().Add(-m.cfg.Retention)); err != nil && ctx.Err() == nil {
+			m.log.Error("operations: purge history", "err", err)
+		} else if n > 0 {
+			m.log.Info("operations: history purged", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// op is one validated operation of a task.
+type op struct {
+	Type        string          `json:"type"`
+	Account     string          `json:"account"`
+	Description json.RawMessage `json:"description"`
+}
+
+// taskResult is what kubesvc_ops_history.result holds for a task.
+type taskResult struct {
+	Results []json.RawMessage `json:"results"`
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// start records the task and runs it in the background. With a
+// clientRequestId already used, it returns that task without running.
+func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error) {
+	if id == "" {
+		id = newID()
+	}
+	req, _ := json.Marshal(ops)
+	typ := ops[0].Type
+	if len(ops) > 1 {
+		typ = fmt.Sprintf("%s+%d", typ, len(ops)-1)
+	}
+	row := store.Operation{ID: id, Account: ops[0].Account, Type: typ, ControlPlaneID: m.cfg.ReplicaID,
+		State: Running, Request: req, ReceivedAt: time.Now()}
+	if err := m.st.CreateOperation(ctx, row); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return id, nil // idempotent: the same clientRequestId runs once
+		}
+		return "", err
+	}
+	m.wg.Go(func() { m.run(row, ops) })
+	return id, nil
+}
+
+// run executes a task's operations in order; the first failure ends it.
+func (m *Manager) run(row store.Operation, ops []op) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Wait*time.Duration(len(ops)))
+	defer cancel()
+	var results []json.RawMessage
+	for i, o := range ops {
+		res, err := m.execute(ctx, &row, i, o)
+		if err != nil {
+			m.finish(row, Failed, fmt.Sprintf("%s (operation %d, %s): %v", o.Type, i, o.Account, err), results)
+			return
+		}
+		results = append(results, res)
+	}
+	m.finish(row, Succeeded, "", results)
+}
+
+func (m *Manager) finish(row store.Operation, state, msg string, results []json.RawMessage) {
+	row.State, row.ErrorMessage, row.FinishedAt = state, msg, time.Now()
+	row.Result, _ = json.Marshal(taskResult{Results: results})
+	// A fresh context: the task's own may have run out, and its outcome
+	// must still be recorded (never a silent loss).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.st.UpdateOperation(ctx, row, Running); err != nil {
+		m.log.Error("operations: record outcome", "task", row.ID, "err", err)
+	}
+	m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
+		"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg)
+}
+
+// execute routes one operation to an agent serving its account, waits for
+// the result, then for the cache to reflect the applied objects.
+func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op) (json.RawMessage, error) {
+	agentID := ""
+	for _, a := range m.agents.ConnectedAgents() {
+		for _, acct := range a.Accounts {
+			if acct == o.Account {
+				agentID = a.ID
+			}
+		}
+		if agentID != "" {
+			break
+		}
+	}
+	if agentID == "" {
+		return nil, fmt.Errorf("no connected agent serves account %q", o.Account)
+	}
+	// Record the hop before waiting, so the history shows where the
+	// operation is.
+	row.AgentID = agentID
+	if row.SentAt.IsZero() {
+		row.SentAt = time.Now()
+		if err := m.st.UpdateOperation(ctx, *row, Running); err != nil {
+			m.log.Warn("operations: record the send", "task", row.ID, "err", err)
+		}
+	}
+	deadline, _ := ctx.Deadline()
+	res, err := m.agents.SendOperation(ctx, agentID, &kubesvcv1.Operation{
+		Id: fmt.Sprintf("%s/%d", row.ID, i), Account: o.Account, Type: o.Type, Payload: o.Description, DeadlineMs: deadline.UnixMilli(),
+	})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("timed out after %s waiting for agent %s (kubesvc.cache.operationWaitMs)", m.cfg.Wait, agentID)
+		}
+		return nil, err
+	}
+	if !res.GetSuccess() {
+		return nil, errors.New(res.GetError())
+	}
+	if err := m.reflect(ctx, o.Account, res.GetPayload()); err != nil {
+		return nil, err
+	}
+	return res.GetPayload(), nil
+}
+
+// reflect waits until the cache holds every applied object of a result
+// whose kind the account caches, at the applied resourceVersion or later.
+func (m *Manager) reflect(ctx context.Context, account string, payload []byte) error {
+	var r struct {
+		Manifests []struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name, Namespace, ResourceVersion string
+			} `json:"metadata"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(payload, &r); err != nil || len(r.Manifests) == 0 {
+		return nil
+	}
+	streams, err := m.st.Streams(ctx, []string{account})
+	if err != nil {
+		return err
+	}
+	cached := map[string]bool{}
+	for _, s := range streams {
+		cached[s.Stream.Resource.Group+"/"+s.Stream.Resource.Kind] = true
+	}
+	for _, mf := range r.Manifests {
+		group := ""
+		if g, _, ok := cutLast(mf.APIVersion, "/"); ok {
+			group = g
+		}
+		if !cached[group+"/"+mf.Kind] || mf.Metadata.ResourceVersion == "" {
+			continue
+		}
+		key := store.ObjectKey{Account: account, Group: group, Kind: mf.Kind, Namespace: mf.Metadata.Namespace, Name: mf.Metadata.Name}
+		if err := m.agents.WaitCached(ctx, key, mf.Metadata.ResourceVersion); err != nil {
+			return fmt.Errorf("applied, but the cache did not reflect %s %s/%s in time: %w", mf.Kind, mf.Metadata.Namespace, mf.Metadata.Name, err)
+		}
+	}
+	return nil
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	for i := len(s) - len(sep); i >= 0; i-- {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}

@@ -1,0 +1,314 @@
+package operations
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// knownTypes are the operations agents execute.
+var knownTypes = map[string]bool{
+	"deployManifest": true, "deleteManifest": true, "scaleManifest": true, "patchManifest": true,
+	"undoRolloutManifest": true, "pauseRolloutManifest": true, "resumeRolloutManifest": true,
+	"rollingRestartManifest": true, "runJob": true, "enableManifest": true, "disableManifest": true,
+}
+
+// Routes registers the operation API.
+func (m *Manager) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /kubernetes/ops", m.postOps)
+	mux.HandleFunc("POST /kubernetes/ops/{name}", m.postOp)
+	mux.HandleFunc("GET /task/{id}", m.getTask)
+	mux.HandleFunc("GET /armory/agent/operations", m.listHistory)
+	mux.HandleFunc("GET /armory/agent/operations/{opId}", m.getHistory)
+}
+
+func (m *Manager) readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, m.cfg.MaxRequestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("body: %v", err)
+	}
+	if int64(len(body)) > m.cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("body: larger than the %d-byte limit for manifests", m.cfg.MaxRequestBytes)
+	}
+	if strings.TrimSpace(string(body)) == "" {
+		return nil, errors.New("body: empty")
+	}
+	return body, nil
+}
+
+// postOps is POST /kubernetes/ops: [{"deployManifest": {...}}, ...].
+func (m *Manager) postOps(w http.ResponseWriter, r *http.Request) {
+	body, err := m.readBody(r)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil || len(items) == 0 {
+		httpapi.WriteError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of single-key operation objects")
+		return
+	}
+	ops := make([]op, 0, len(items))
+	for i, it := range items {
+		if len(it) != 1 {
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d]: expected exactly one key (the operation type), got %d", i, len(it))
+			return
+		}
+		for typ, desc := range it {
+			o, err := m.validate(fmt.Sprintf("[%d].%s", i, typ), typ, desc)
+			if err != nil {
+				httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+				return
+			}
+			ops = append(ops, o)
+		}
+	}
+	m.accept(w, r, ops)
+}
+
+// postOp is POST /kubernetes/ops/{name} with the bare description.
+func (m *Manager) postOp(w http.ResponseWriter, r *http.Request) {
+	body, err := m.readBody(r)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	typ := r.PathValue("name")
+	o, err := m.validate(typ, typ, body)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	m.accept(w, r, []op{o})
+}
+
+func (m *Manager) accept(w http.ResponseWriter, r *http.Request, ops []op) {
+	id := r.URL.Query().Get("clientRequestId")
+	if len(id) > 200 {
+		httpapi.WriteError(w, http.StatusBadRequest, "clientRequestId: longer than 200 characters")
+		return
+	}
+	id, err := m.start(r.Context(), id, ops)
+	if err != nil {
+		m.log.Error("operations: start", "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot record the task")
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "resourceUri": "/task/" + id})
+}
+
+// validate checks one description before anything is sent to an agent.
+func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) {
+	if !knownTypes[typ] {
+		return op{}, fmt.Errorf("%s: unknown operation type %q", where, typ)
+	}
+	var d struct {
+		Account      string            `json:"account"`
+		Credentials  string            `json:"credentials"`
+		Manifests    []json.RawMessage `json:"manifests"`
+		Manifest     json.RawMessage   `json:"manifest"`
+		ManifestName string            `json:"manifestName"`
+		Kinds        []string          `json:"kinds"`
+		Replicas     json.RawMessage   `json:"replicas"`
+		PatchBody    json.RawMessage   `json:"patchBody"`
+		Options      struct {
+			MergeStrategy string `json:"mergeStrategy"`
+		} `json:"options"`
+	}
+	if err := json.Unmarshal(desc, &d); err != nil {
+		return op{}, fmt.Errorf("%s: not a valid description: %v", where, err)
+	}
+	if d.Account == "" {
+		d.Account = d.Credentials // Clouddriver's older name
+	}
+	if d.Account == "" {
+		return op{}, fmt.Errorf("%s.account: required", where)
+	}
+	served := false
+	for _, a := range m.agents.ConnectedAgents() {
+		for _, acct := range a.Accounts {
+			served = served || acct == d.Account
+		}
+	}
+	if !served {
+		return op{}, fmt.Errorf("%s.account: %q is not served by any connected agent", where, d.Account)
+	}
+	checkManifest := func(path string, raw json.RawMessage) error {
+		var mf struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name, GenerateName string
+			} `json:"metadata"`
+		}
+		if err := json.Unmarshal(raw, &mf); err != nil {
+			return fmt.Errorf("%s: malformed manifest: %v", path, err)
+		}
+		switch {
+		case mf.APIVersion == "":
+			return fmt.Errorf("%s.apiVersion: required", path)
+		case mf.Kind == "":
+			return fmt.Errorf("%s.kind: required", path)
+		case mf.Metadata.Name == "" && mf.Metadata.GenerateName == "":
+			return fmt.Errorf("%s.metadata.name: required", path)
+		}
+		return nil
+	}
+	switch typ {
+	case "deployManifest":
+		if len(d.Manifests) == 0 {
+			return op{}, fmt.Errorf("%s.manifests: required, a non-empty array", where)
+		}
+		for j, raw := range d.Manifests {
+			if err := checkManifest(fmt.Sprintf("%s.manifests[%d]", where, j), raw); err != nil {
+				return op{}, err
+			}
+		}
+	case "runJob":
+		if len(d.Manifest) == 0 {
+			return op{}, fmt.Errorf("%s.manifest: required", where)
+		}
+		if err := checkManifest(where+".manifest", d.Manifest); err != nil {
+			return op{}, err
+		}
+	case "deleteManifest":
+		if d.ManifestName == "" && len(d.Kinds) == 0 {
+			return op{}, fmt.Errorf("%s.manifestName: required (\"kind name\"), or kinds with labelSelectors", where)
+		}
+	default:
+		if d.ManifestName == "" {
+			return op{}, fmt.Errorf("%s.manifestName: required (\"kind name\")", where)
+		}
+	}
+	if d.ManifestName != "" && len(strings.Fields(d.ManifestName)) != 2 {
+		return op{}, fmt.Errorf("%s.manifestName: %q is not \"kind name\"", where, d.ManifestName)
+	}
+	if typ == "scaleManifest" {
+		var n int
+		if err := json.Unmarshal(d.Replicas, &n); err != nil || n < 0 {
+			// Clouddriver sends replicas as a number or a numeric string.
+			var s string
+			if json.Unmarshal(d.Replicas, &s) != nil {
+				return op{}, fmt.Errorf("%s.replicas: required, a non-negative integer", where)
+			}
+			if n, err = strconv.Atoi(s); err != nil || n < 0 {
+				return op{}, fmt.Errorf("%s.replicas: %q is not a non-negative integer", where, s)
+			}
+		}
+	}
+	if typ == "patchManifest" {
+		if len(d.PatchBody) == 0 || string(d.PatchBody) == "null" {
+			return op{}, fmt.Errorf("%s.patchBody: required", where)
+		}
+		switch d.Options.MergeStrategy {
+		case "", "strategic", "json", "merge":
+		default:
+			return op{}, fmt.Errorf("%s.options.mergeStrategy: %q is not strategic, json or merge", where, d.Options.MergeStrategy)
+		}
+	}
+	return op{Type: typ, Account: d.Account, Description: desc}, nil
+}
+
+// getTask is GET /task/{id} in Clouddriver's task shape.
+func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
+	row, err := m.st.GetOperation(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.WriteError(w, http.StatusNotFound, "task %q does not exist", r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the task")
+		return
+	}
+	var res taskResult
+	_ = json.Unmarshal(row.Result, &res)
+	status := map[string]any{
+		"phase": "ORCHESTRATION", "status": strings.ToLower(row.State),
+		"completed": row.State != Running, "failed": row.State == Failed, "retryable": false,
+	}
+	if row.ErrorMessage != "" {
+		status["status"] = row.ErrorMessage
+	}
+	results := res.Results
+	if results == nil {
+		results = []json.RawMessage{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
+		"id": row.ID, "status": status, "resultObjects": results, "state": row.State,
+		"startTimeMs": row.ReceivedAt.UnixMilli(),
+	})
+}
+
+// record is one row of the operation history for the REST API.
+type record struct {
+	ID             string          `json:"id"`
+	Account        string          `json:"account"`
+	Type           string          `json:"type"`
+	AgentID        string          `json:"agentId"`
+	ControlPlaneID string          `json:"clouddriverId"`
+	State          string          `json:"state"`
+	Error          string          `json:"error,omitempty"`
+	ReceivedAt     int64           `json:"receivedAtMs"`
+	SentAt         int64           `json:"sentAtMs,omitempty"`
+	FinishedAt     int64           `json:"finishedAtMs,omitempty"`
+	DurationMs     int64           `json:"durationMs,omitempty"`
+	Request        json.RawMessage `json:"request,omitempty"`
+}
+
+func toRecord(o store.Operation, withRequest bool) record {
+	rec := record{ID: o.ID, Account: o.Account, Type: o.Type, AgentID: o.AgentID, ControlPlaneID: o.ControlPlaneID,
+		State: o.State, Error: o.ErrorMessage, ReceivedAt: o.ReceivedAt.UnixMilli()}
+	if !o.SentAt.IsZero() {
+		rec.SentAt = o.SentAt.UnixMilli()
+	}
+	if !o.FinishedAt.IsZero() {
+		rec.FinishedAt = o.FinishedAt.UnixMilli()
+		rec.DurationMs = o.FinishedAt.Sub(o.ReceivedAt).Milliseconds()
+	}
+	if withRequest && json.Valid(o.Request) {
+		rec.Request = o.Request
+	}
+	return rec
+}
+
+func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			httpapi.WriteError(w, http.StatusBadRequest, "limit: %q is not a positive integer", v)
+			return
+		}
+		limit = n
+	}
+	rows, err := m.st.ListOperations(r.Context(), limit)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the history")
+		return
+	}
+	out := make([]record, 0, len(rows))
+	for _, o := range rows {
+		out = append(out, toRecord(o, false))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (m *Manager) getHistory(w http.ResponseWriter, r *http.Request) {
+	o, err := m.st.GetOperation(r.Context(), r.PathValue("opId"))
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.WriteError(w, http.StatusNotFound, "operation %q does not exist", r.PathValue("opId"))
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the history")
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, toRecord(o, true))
+}
