@@ -17,6 +17,7 @@ test:
 bench: k8s-binaries
 	go run ./bench/propagation $(BENCHFLAGS)
 	go run ./bench/dynaccounts $(DYNBENCHFLAGS)
+	go run ./bench/operations $(OPSBENCHFLAGS)
 
 k8s-binaries:
 	@scripts/k8s-binaries.sh >/dev/null

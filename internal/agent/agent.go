@@ -109,6 +109,7 @@ type Agent struct {
 	accounts  map[string]Account // from the configuration
 	dynamic   map[string]Account // added by the control plane
 	infos     map[string]*kubesvcv1.AccountInfo
+	executors map[string]cachedExecutor
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
 }
@@ -151,7 +152,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
-		changed: make(chan struct{}, 1),
+		executors: map[string]cachedExecutor{},
+		changed:   make(chan struct{}, 1),
 	}
 	if err := a.SetAccounts(cfg.Accounts); err != nil {
 		return nil, err

@@ -39,12 +39,7 @@ func (a *Agent) executeOperation(ctx context.Context, op *kubesvcv1.Operation) *
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(dl))
 		defer cancel()
 	}
-	cfg, err := restConfig(acct)
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	ex, err := a.cfg.NewExecutor(cfg)
+	ex, err := a.executor(acct)
 	if err != nil {
 		res.Error = fmt.Sprintf("account %s: %v", acct.Name, err)
 		return res
@@ -56,6 +51,35 @@ func (a *Agent) executeOperation(ctx context.Context, op *kubesvcv1.Operation) *
 	}
 	res.Success, res.Payload = true, out
 	return res
+}
+
+// cachedExecutor is the executor of one account's settings.
+type cachedExecutor struct {
+	acct Account
+	ex   Executor
+}
+
+// executor returns the account's executor, building it (client, discovery)
+// the first time and again when the account's settings change.
+func (a *Agent) executor(acct Account) (Executor, error) {
+	a.mu.Lock()
+	c, ok := a.executors[acct.Name]
+	a.mu.Unlock()
+	if ok && c.acct.equal(acct) {
+		return c.ex, nil
+	}
+	cfg, err := restConfig(acct)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := a.cfg.NewExecutor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.executors[acct.Name] = cachedExecutor{acct: acct, ex: ex}
+	a.mu.Unlock()
+	return ex, nil
 }
 
 // operationLoop executes the control plane's operations, several at a

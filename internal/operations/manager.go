@@ -52,6 +52,9 @@ type Manager struct {
 	agents Agents
 
 	wg sync.WaitGroup // running tasks; Run waits for them
+
+	mu   sync.Mutex // guards done
+	done map[string]chan struct{} // closed when the task of this replica ends
 }
 
 // New returns a manager; register it with Server.Extend.
@@ -68,7 +71,7 @@ func New(cfg Config, st store.Store, agents Agents) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents}
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, done: map[string]chan struct{}{}}
 }
 
 // Run purges old history every hour until ctx ends, then waits for the
@@ -128,7 +131,19 @@ func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error
 		}
 		return "", err
 	}
-	m.wg.Go(func() { m.run(row, ops) })
+	finished := make(chan struct{})
+	m.mu.Lock()
+	m.done[id] = finished
+	m.mu.Unlock()
+	m.wg.Go(func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.done, id)
+			m.mu.Unlock()
+			close(finished)
+		}()
+		m.run(row, ops)
+	})
 	return id, nil
 }
 
@@ -253,4 +268,12 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		}
 	}
 	return s, "", false
+}
+
+// finished returns a channel closed when task id, running on this replica,
+// ends; nil if it is not running here.
+func (m *Manager) finished(id string) <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.done[id]
 }

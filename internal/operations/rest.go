@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -216,8 +217,25 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 	return op{Type: typ, Account: d.Account, Description: desc}, nil
 }
 
-// getTask is GET /task/{id} in Clouddriver's task shape.
+// getTask is GET /task/{id} in Clouddriver's task shape. With waitMs
+// (ours, up to 60000) it answers when the task ends or the time is up.
 func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("waitMs"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 60000 {
+			httpapi.WriteError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and 60000", v)
+			return
+		}
+		if ch := m.finished(r.PathValue("id")); ch != nil {
+			t := time.NewTimer(time.Duration(n) * time.Millisecond)
+			select {
+			case <-ch:
+			case <-t.C:
+			case <-r.Context().Done():
+			}
+			t.Stop()
+		}
+	}
 	row, err := m.st.GetOperation(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		httpapi.WriteError(w, http.StatusNotFound, "task %q does not exist", r.PathValue("id"))
