@@ -53,7 +53,7 @@ type Manager struct {
 
 	wg sync.WaitGroup // running tasks; Run waits for them
 
-	mu   sync.Mutex // guards done
+	mu   sync.Mutex               // guards done
 	done map[string]chan struct{} // closed when the task of this replica ends
 }
 
