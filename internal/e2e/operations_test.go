@@ -116,9 +116,33 @@ func TestOperationsDeployAndScaleThroughTheControlPlane(t *testing.T) {
 		t.Errorf("replicas after scale: %v %v", d.Spec.Replicas, err)
 	}
 
+	code, id, body = postOps(t, cp, "", `[{"patchManifest": {"account": "main", "manifestName": "deployment web", "location": "default",
+		"patchBody": {"metadata": {"labels": {"patched": "yes"}}}, "options": {"mergeStrategy": "merge"}}}]`)
+	if code != http.StatusOK {
+		t.Fatalf("patch: %d %s", code, body)
+	}
+	if tk := waitTask(t, cp, id); tk.State != "SUCCEEDED" {
+		t.Fatalf("patch task: %+v", tk)
+	}
+	if d, err := cs.AppsV1().Deployments("default").Get(context.Background(), "web", metav1.GetOptions{}); err != nil || d.Labels["patched"] != "yes" {
+		t.Errorf("labels after patch: %v %v", d.Labels, err)
+	}
+	code, id, body = postOps(t, cp, "", `[{"deleteManifest": {"account": "main", "manifestName": "configMap settings-v000", "location": "default",
+		"options": {"cascading": true}}}]`)
+	if code != http.StatusOK {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if tk := waitTask(t, cp, id); tk.State != "SUCCEEDED" {
+		t.Fatalf("delete task: %+v", tk)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Get(context.Background(), "settings-v000", metav1.GetOptions{}); err == nil {
+		t.Error("ConfigMap settings-v000 still exists after deleteManifest")
+	}
+	present(t, cp, q("account", "main", "kind", "ConfigMap", "name", "settings-v000"))
+
 	var history []map[string]any
-	if code, body, _ := getJSON(cp.http, "/armory/agent/operations", nil, &history); code != 200 || len(history) != 2 {
-		t.Errorf("operation history: %d %s, want 2 records", code, body)
+	if code, body, _ := getJSON(cp.http, "/armory/agent/operations", nil, &history); code != 200 || len(history) != 4 {
+		t.Errorf("operation history: %d %s, want 4 records", code, body)
 	}
 	var rec map[string]any
 	if code, body, _ := getJSON(cp.http, "/armory/agent/operations/deploy-1", nil, &rec); code != 200 || rec["state"] != "SUCCEEDED" || rec["agentId"] == "" {
