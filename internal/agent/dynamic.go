@@ -142,14 +142,23 @@ const maxConcurrentCommands = 4
 // commandLoop executes the control plane's account commands, a few at a
 // time, and queues their results; it waits for those it started.
 func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.AccountCommand) error {
+	return serve(ctx, s, cmds, maxConcurrentCommands, func(cmd *kubesvcv1.AccountCommand) *kubesvcv1.AgentMessage {
+		return &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: s.agent.handleCommand(ctx, cmd)}}
+	})
+}
+
+// serve runs handle on each request from in, at most limit at a time, and
+// queues each answer on the session's stream, in the order they finish.
+// It returns when ctx ends, after the handlers it started.
+func serve[T any](ctx context.Context, s *session, in <-chan T, limit int, handle func(T) *kubesvcv1.AgentMessage) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sem := make(chan struct{}, maxConcurrentCommands)
+	sem := make(chan struct{}, limit)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case cmd := <-cmds:
+		case req := <-in:
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -157,9 +166,9 @@ func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.Accoun
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				res := s.agent.handleCommand(ctx, cmd)
+				msg := handle(req)
 				select {
-				case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: res}}}:
+				case s.out <- item{msg: msg}:
 				case <-ctx.Done():
 				}
 			})

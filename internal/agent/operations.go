@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -85,29 +84,9 @@ func (a *Agent) executor(acct Account) (Executor, error) {
 // operationLoop executes the control plane's operations, several at a
 // time, and queues their results; it waits for those it started.
 func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Operation) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sem := make(chan struct{}, maxConcurrentOperations)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case op := <-ops:
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				res := s.agent.executeOperation(ctx, op)
-				select {
-				case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: res}}}:
-				case <-ctx.Done():
-				}
-			})
-		}
-	}
+	return serve(ctx, s, ops, maxConcurrentOperations, func(op *kubesvcv1.Operation) *kubesvcv1.AgentMessage {
+		return &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: s.agent.executeOperation(ctx, op)}}
+	})
 }
 
 // ExecutorFactory builds the executor of an account's cluster.

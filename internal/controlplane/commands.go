@@ -53,11 +53,9 @@ func (s *Server) signalAgents() {
 // SendAccountCommand sends cmd to the agent and waits for its result, the
 // agent's disconnection, or ctx.
 func (s *Server) SendAccountCommand(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
-	s.registry.mu.Lock()
-	sess := s.registry.agents[agentID]
-	s.registry.mu.Unlock()
-	if sess == nil {
-		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	sess, err := s.session(agentID)
+	if err != nil {
+		return nil, err
 	}
 	if !sess.dynamicAccounts {
 		return nil, fmt.Errorf("agent %s does not accept dynamic accounts (dynamicAccountsEnabled is false)", agentID)
@@ -71,20 +69,38 @@ func (s *Server) SendAccountCommand(ctx context.Context, agentID string, cmd *ku
 		delete(sess.pending, cmd.GetId())
 		sess.pendingMu.Unlock()
 	}()
-	select {
-	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}:
-	case <-sess.done:
+	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}, ch)
+}
+
+// session returns the live session of agentID, or ErrAgentGone.
+func (s *Server) session(agentID string) (*session, error) {
+	s.registry.mu.Lock()
+	sess := s.registry.agents[agentID]
+	s.registry.mu.Unlock()
+	if sess == nil {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	}
+	return sess, nil
+}
+
+// roundTrip sends msg down sess's stream and waits for the answer on ch
+// (registered by the caller), the agent's disconnection, or ctx.
+func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.ControlMessage, ch <-chan R) (R, error) {
+	var zero R
+	select {
+	case sess.out <- msg:
+	case <-sess.done:
+		return zero, fmt.Errorf("agent %s: %w", sess.agentID, ErrAgentGone)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 	select {
 	case res := <-ch:
 		return res, nil
 	case <-sess.done:
-		return nil, fmt.Errorf("agent %s: %w before answering", agentID, ErrAgentGone)
+		return zero, fmt.Errorf("agent %s: %w before answering", sess.agentID, ErrAgentGone)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("agent %s did not answer: %w", agentID, ctx.Err())
+		return zero, fmt.Errorf("agent %s did not answer in time: %w", sess.agentID, ctx.Err())
 	}
 }
 
@@ -117,11 +133,9 @@ func (sess *session) deliver(res *kubesvcv1.AccountCommandResult) {
 // SendOperation sends op to the agent and waits for its result, the agent's
 // disconnection, or ctx (the caller's operation deadline).
 func (s *Server) SendOperation(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
-	s.registry.mu.Lock()
-	sess := s.registry.agents[agentID]
-	s.registry.mu.Unlock()
-	if sess == nil {
-		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	sess, err := s.session(agentID)
+	if err != nil {
+		return nil, err
 	}
 	ch := make(chan *kubesvcv1.OperationResult, 1)
 	sess.pendingMu.Lock()
@@ -132,21 +146,7 @@ func (s *Server) SendOperation(ctx context.Context, agentID string, op *kubesvcv
 		delete(sess.pendingOps, op.GetId())
 		sess.pendingMu.Unlock()
 	}()
-	select {
-	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}:
-	case <-sess.done:
-		return nil, fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case res := <-ch:
-		return res, nil
-	case <-sess.done:
-		return nil, fmt.Errorf("agent %s: %w before answering", agentID, ErrAgentGone)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("agent %s did not answer in time: %w", agentID, ctx.Err())
-	}
+	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}, ch)
 }
 
 // deliverOperation hands an operation result to its waiter, if any.
