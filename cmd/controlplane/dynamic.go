@@ -37,14 +37,15 @@ func extendDynamic(srv *controlplane.Server, st store.Store, cfg *cpconfig.Confi
 	} else if d.Enabled {
 		log.Info("no Kubernetes access: secret references (encryptedFile:k8s!...) cannot be resolved", "reason", err)
 	}
-	srv.Extend(dynaccounts.New(dynaccounts.Config{
+	mgr := dynaccounts.New(dynaccounts.Config{
 		Enabled:        d.Enabled,
 		RetryFrequency: d.RetryFrequency,
 		MaxRetries:     d.MaxRetries,
 		ReplicaID:      cfg.ID,
 		Log:            log.With("component", "dynaccounts"),
-	}, st, srv, dynaccounts.NewCredentials(r)))
-	return nil
+	}, st, srv, dynaccounts.NewCredentials(r))
+	srv.Extend(mgr)
+	return extendMigration(srv, st, mgr, cfg, log)
 }
 
 func secretsClientConfig(cfg *cpconfig.Config) (*rest.Config, error) {

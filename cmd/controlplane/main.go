@@ -60,16 +60,32 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 		return fmt.Errorf("sql (%s): %w", cfg.SQL.Driver, err)
 	}
 	defer st.Close()
-	srv, err := controlplane.New(cfg.ServerConfig(log), st)
+	scfg := cfg.ServerConfig(log)
+	if scfg.BaseURL == "" {
+		scfg.BaseURL = defaultBaseURL(cfg.Server.Port)
+	}
+	disc, err := peerDiscovery(cfg, log)
 	if err != nil {
 		return err
+	}
+	if disc != nil {
+		scfg.Peers = disc
+	}
+	srv, err := controlplane.New(scfg, st)
+	if err != nil {
+		return err
+	}
+	if disc != nil {
+		srv.Extend(disc)
 	}
 	if err := extendDynamic(srv, st, cfg, log); err != nil {
 		return err
 	}
-	srv.Extend(operations.New(operations.Config{
+	ops := operations.New(operations.Config{
 		Wait: cfg.Cache.OperationWait, Retention: cfg.OperationHistoryRetention, ReplicaID: cfg.ID,
 		Log: log.With("component", "operations"),
-	}, st, srv))
+	}, st, srv)
+	srv.Extend(ops)
+	srv.SetUnclaimedResults(ops)
 	return srv.Run(ctx)
 }

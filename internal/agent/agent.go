@@ -95,7 +95,10 @@ type Config struct {
 	// NewExecutor builds the executor of operations for an account's
 	// cluster; nil refuses operations.
 	NewExecutor ExecutorFactory
-	Log         *slog.Logger
+	// ResponseRetries governs resending results the control plane did not
+	// acknowledge (clouddriver.responseRetries.*). Nil: the defaults.
+	ResponseRetries *ResponseRetries
+	Log             *slog.Logger
 }
 
 // Agent connects to the control plane and streams its accounts.
@@ -110,6 +113,7 @@ type Agent struct {
 	dynamic   map[string]Account // added by the control plane
 	infos     map[string]*kubesvcv1.AccountInfo
 	executors map[string]cachedExecutor
+	operator  *operator // executes operations, keeps their results
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
 }
@@ -149,10 +153,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	retries := DefaultResponseRetries()
+	if cfg.ResponseRetries != nil {
+		retries = *cfg.ResponseRetries
+	}
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
 		executors: map[string]cachedExecutor{},
+		operator:  newOperator(retries, cfg.Log),
 		changed:   make(chan struct{}, 1),
 	}
 	if err := a.SetAccounts(cfg.Accounts); err != nil {
@@ -246,21 +255,26 @@ func (a *Agent) hello() *kubesvcv1.Hello {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: !a.cfg.DisableDynamicAccounts, Protocol: 1}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: !a.cfg.DisableDynamicAccounts, Protocol: 1, Assignable: true}
 	for _, name := range names {
-		acct := accounts[name]
-		info, ok := a.infos[name]
-		if !ok {
-			info = acct.info()
-			if cfg, err := restConfig(acct); err == nil {
-				info.ApiHost = cfg.Host
-			}
-		}
-		h.Accounts = append(h.Accounts, info)
+		h.Accounts = append(h.Accounts, a.infoOf(accounts[name]))
 	}
 	return h
+}
+
+// infoOf describes an account with the API server facts learnt so far.
+func (a *Agent) infoOf(acct Account) *kubesvcv1.AccountInfo {
+	a.mu.Lock()
+	info, ok := a.infos[acct.Name]
+	a.mu.Unlock()
+	if ok {
+		return info
+	}
+	info = acct.info()
+	if cfg, err := restConfig(acct); err == nil {
+		info.ApiHost = cfg.Host
+	}
+	return info
 }
 
 func (a Account) equal(b Account) bool { return reflect.DeepEqual(a, b) }
@@ -292,7 +306,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	a.operator.stop() // operations outlive sessions, not the agent
+	return err
 }
 
 func defaultID() string {

@@ -143,7 +143,19 @@ const maxConcurrentCommands = 4
 // time, and queues their results; it waits for those it started.
 func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.AccountCommand) error {
 	return serve(ctx, s, cmds, maxConcurrentCommands, func(cmd *kubesvcv1.AccountCommand) *kubesvcv1.AgentMessage {
-		return &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: s.agent.handleCommand(ctx, cmd)}}
+		res := s.agent.handleCommand(ctx, cmd)
+		if cmd.GetAdd() != nil {
+			// The agent that takes a dynamic account caches it.
+			var taken []string
+			for _, r := range res.GetResults() {
+				if r.GetSuccess() {
+					taken = append(taken, r.GetName())
+				}
+			}
+			s.assigned.add(taken...)
+			s.agent.signalChanged()
+		}
+		return &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountCommandResult{AccountCommandResult: res}}
 	})
 }
 

@@ -81,13 +81,46 @@ func (a *Agent) executor(acct Account) (Executor, error) {
 	return ex, nil
 }
 
-// operationLoop executes the control plane's operations, several at a
-// time, and queues their results; it waits for those it started.
+// operationLoop hands the control plane's operations to the agent's
+// operator (they run to completion even if this session breaks) and sends
+// the results due on this session: new ones at once, ones an earlier
+// session did not get acknowledged again (clouddriver.responseRetries.*).
+// The control plane acknowledges each result it received with
+// OperationResultAck (receiveLoop).
 func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Operation) error {
-	return serve(ctx, s, ops, maxConcurrentOperations, func(op *kubesvcv1.Operation) *kubesvcv1.AgentMessage {
-		return &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: s.agent.executeOperation(ctx, op)}}
-	})
+	a := s.agent
+	box := a.operator.results
+	id := box.newSession()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, next := box.due(id, time.Now())
+		for _, res := range due {
+			select {
+			case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: res}}}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		var wake <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			wake = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case op := <-ops:
+			a.operator.start(op, a.executeOperation)
+		case <-box.changed:
+		case <-wake:
+		}
+	}
 }
+
+// PendingResults returns how many operation results await the control
+// plane's acknowledgement.
+func (a *Agent) PendingResults() int { return a.operator.results.len() }
 
 // ExecutorFactory builds the executor of an account's cluster.
 type ExecutorFactory func(cfg *rest.Config) (Executor, error)

@@ -55,6 +55,8 @@ type session struct {
 	// account no longer wants is removed from the control plane with
 	// StreamRemoved.
 	known map[string]map[string]*kubesvcv1.StreamKey
+	// assigned is what the control plane lets this session cache.
+	assigned *assignment
 }
 
 func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
@@ -63,6 +65,8 @@ func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
 		out:    make(chan item, queueLen),
 		resume: map[string]*kubesvcv1.ResumePoint{},
 		known:  map[string]map[string]*kubesvcv1.StreamKey{},
+
+		assigned: newAssignment(welcome),
 	}
 	for _, rp := range welcome.GetResumePoints() {
 		id := streamID(rp.GetStream())
@@ -262,7 +266,7 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 	ops := make(chan *kubesvcv1.Operation, 64)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
-	g.Go(func() error { return receiveLoop(gctx, stream, window, cmds, ops) })
+	g.Go(func() error { return s.receiveLoop(gctx, stream, window, cmds, ops) })
 	g.Go(func() error { return s.commandLoop(gctx, cmds) })
 	g.Go(func() error { return s.operationLoop(gctx, ops) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
@@ -391,8 +395,9 @@ func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
 
 // receiveLoop handles what the control plane sends: acknowledgements free
 // window slots, account commands go to the command loop, operations to the
-// operation loop. The stream's context ends it.
-func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand, ops chan<- *kubesvcv1.Operation) error {
+// operation loop, assignments change what is cached. The stream's context
+// ends it.
+func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand, ops chan<- *kubesvcv1.Operation) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -417,6 +422,10 @@ func receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClien
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		case *kubesvcv1.ControlMessage_Assignment:
+			s.assign(m.GetAssignment())
+		case *kubesvcv1.ControlMessage_OperationResultAck:
+			s.agent.operator.results.ack(m.GetOperationResultAck().GetId())
 		case *kubesvcv1.ControlMessage_Heartbeat:
 		}
 	}
@@ -452,6 +461,9 @@ func (s *session) manageAccounts(ctx context.Context) error {
 	a := s.agent
 	total := make(chan struct{}, a.cfg.TotalBudget)
 	running := map[string]*runningAccount{}
+	// standby: accounts served but not cached, reported as such in this
+	// session so the control plane can assign them.
+	standby := map[string]bool{}
 	var wg sync.WaitGroup
 	defer func() {
 		for _, ra := range running {
@@ -460,7 +472,8 @@ func (s *session) manageAccounts(ctx context.Context) error {
 		wg.Wait()
 	}()
 	for {
-		desired := a.snapshot()
+		served := a.snapshot()
+		desired := s.assigned.filter(served)
 		for name, ra := range running {
 			d, ok := desired[name]
 			if ok && d.equal(ra.acct) {
@@ -469,6 +482,13 @@ func (s *session) manageAccounts(ctx context.Context) error {
 			ra.cancel()
 			<-ra.done
 			delete(running, name)
+			if _, still := served[name]; still && !ok {
+				// Another agent replica caches it now; this one still
+				// executes its operations.
+				a.log.Info("account no longer assigned to this agent; stopped caching it", "account", name)
+				s.forgetAccount(name)
+				continue
+			}
 			if ok {
 				// Changed: the new runner lists every stream again (the
 				// resume points are spent) and removes the streams the new
@@ -480,6 +500,21 @@ func (s *session) manageAccounts(ctx context.Context) error {
 			a.log.Info("account removed", "account", name)
 			s.forgetAccount(name)
 			s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_REMOVED})
+		}
+		for name, acct := range served {
+			if _, cached := desired[name]; cached {
+				delete(standby, name)
+				continue
+			}
+			if !standby[name] {
+				standby[name] = true
+				s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_STANDBY, Info: a.infoOf(acct)})
+			}
+		}
+		for name := range standby {
+			if _, ok := served[name]; !ok {
+				delete(standby, name)
+			}
 		}
 		for name, acct := range desired {
 			if _, ok := running[name]; ok {

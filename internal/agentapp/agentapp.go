@@ -79,6 +79,10 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 
 		DisableDynamicAccounts: !cfg.DynamicAccountsEnabled,
 		NewExecutor:            agent.OpsExecutors(opsOptions(cfg, log)),
+		ResponseRetries: &agent.ResponseRetries{
+			Enabled: cfg.Clouddriver.ResponseRetries.Enabled, MaxRetries: cfg.Clouddriver.ResponseRetries.MaxRetries,
+			BackOff: cfg.Clouddriver.ResponseRetries.BackOff,
+		},
 	}
 	if cfg.Server.Port > 0 {
 		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"time"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -13,30 +15,91 @@ import (
 // disconnected before answering.
 var ErrAgentGone = errors.New("agent disconnected")
 
-// AgentInfo describes a connected agent for the dynamic-accounts reconciler.
+// AgentInfo describes a connected agent, on this replica or another.
 type AgentInfo struct {
 	ID, ZoneID string
 	// DynamicAccounts: the agent accepts account commands.
 	DynamicAccounts bool
 	// Accounts the agent serves right now, sorted.
 	Accounts []string
+	// Assigned: the accounts it caches, sorted.
+	Assigned []string
+	// ReplicaID is the control-plane replica holding its session.
+	ReplicaID   string
+	ConnectedAt time.Time
 }
 
-// ConnectedAgents returns the agents connected to this replica, by id.
+// ConnectedAgents returns the agents connected to the cluster, by id: this
+// replica's live, the others' as of the last refresh (AssignInterval).
 func (s *Server) ConnectedAgents() []AgentInfo {
 	s.registry.mu.Lock()
-	defer s.registry.mu.Unlock()
 	out := make([]AgentInfo, 0, len(s.registry.agents))
+	local := map[string]bool{}
 	for _, sess := range s.registry.agents {
-		ai := AgentInfo{ID: sess.agentID, ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts}
+		ai := AgentInfo{ID: sess.agentID, ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts, ReplicaID: s.cfg.ID, ConnectedAt: sess.connectedAt}
 		for name := range sess.accounts {
 			ai.Accounts = append(ai.Accounts, name)
 		}
+		for name := range sess.assigned {
+			ai.Assigned = append(ai.Assigned, name)
+		}
 		sort.Strings(ai.Accounts)
+		sort.Strings(ai.Assigned)
 		out = append(out, ai)
+		local[sess.agentID] = true
+	}
+	s.registry.mu.Unlock()
+	for _, ai := range s.cluster.remoteAgents(s.cfg.ID) {
+		if !local[ai.ID] {
+			out = append(out, ai)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// RouteAccount returns the agent to send an account's operations to: the
+// one caching it, else any connected agent serving it.
+func (s *Server) RouteAccount(account string) (string, bool) {
+	agents := s.ConnectedAgents()
+	for _, a := range agents {
+		if slices.Contains(a.Assigned, account) {
+			return a.ID, true
+		}
+	}
+	for _, a := range agents {
+		if slices.Contains(a.Accounts, account) {
+			return a.ID, true
+		}
+	}
+	return "", false
+}
+
+// servedByOthers reports whether an agent other than agentID serves account.
+func (s *Server) servedByOthers(account, agentID string) bool {
+	for _, a := range s.ConnectedAgents() {
+		if a.ID != agentID && slices.Contains(a.Accounts, account) {
+			return true
+		}
+	}
+	return false
+}
+
+// localAgentFor returns the agent of this replica to run an account's
+// operation: the one caching it, else one serving it.
+func (s *Server) localAgentFor(account string) string {
+	s.registry.mu.Lock()
+	defer s.registry.mu.Unlock()
+	fallback := ""
+	for id, sess := range s.registry.agents {
+		if sess.assigned[account] {
+			return id
+		}
+		if _, ok := sess.accounts[account]; ok {
+			fallback = id
+		}
+	}
+	return fallback
 }
 
 // AgentsChanged is signalled (coalesced) whenever an agent connects,
@@ -50,9 +113,16 @@ func (s *Server) signalAgents() {
 	}
 }
 
-// SendAccountCommand sends cmd to the agent and waits for its result, the
-// agent's disconnection, or ctx.
+// SendAccountCommand sends cmd to the agent, through the replica holding
+// it, and waits for its result, the agent's disconnection, or ctx.
 func (s *Server) SendAccountCommand(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
+	if _, err := s.session(agentID); err != nil {
+		return s.sendAccountCommandRemote(ctx, agentID, cmd)
+	}
+	return s.sendAccountCommandLocal(ctx, agentID, cmd)
+}
+
+func (s *Server) sendAccountCommandLocal(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
 	sess, err := s.session(agentID)
 	if err != nil {
 		return nil, err
@@ -130,9 +200,17 @@ func (sess *session) deliver(res *kubesvcv1.AccountCommandResult) {
 	}
 }
 
-// SendOperation sends op to the agent and waits for its result, the agent's
-// disconnection, or ctx (the caller's operation deadline).
+// SendOperation sends op to the agent, through the replica holding it, and
+// waits for its result, the agent's disconnection, or ctx (the caller's
+// operation deadline).
 func (s *Server) SendOperation(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
+	if _, err := s.session(agentID); err != nil {
+		return s.sendOperationRemote(ctx, agentID, op)
+	}
+	return s.sendOperationLocal(ctx, agentID, op)
+}
+
+func (s *Server) sendOperationLocal(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
 	sess, err := s.session(agentID)
 	if err != nil {
 		return nil, err
@@ -149,8 +227,9 @@ func (s *Server) SendOperation(ctx context.Context, agentID string, op *kubesvcv
 	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}, ch)
 }
 
-// deliverOperation hands an operation result to its waiter, if any.
-func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) {
+// deliverOperation hands an operation result to its waiter, if any, and
+// reports whether there was one.
+func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) bool {
 	sess.pendingMu.Lock()
 	ch, ok := sess.pendingOps[res.GetId()]
 	sess.pendingMu.Unlock()
@@ -160,4 +239,5 @@ func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) {
 		default:
 		}
 	}
+	return ok
 }

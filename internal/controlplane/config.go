@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -41,6 +42,28 @@ type Config struct {
 	// GRPCOptions are added to the gRPC server's options (TLS credentials,
 	// interceptors).
 	GRPCOptions []grpc.ServerOption
+
+	// BaseURL is where other replicas reach this one's REST API, for
+	// forwarding (kubesvc.cluster-kubernetes / static peers). Default
+	// http://<host name>:<HTTP port>.
+	BaseURL string
+	// Peers lists the replicas of the cluster (kubesvc.cluster): nil for
+	// a single replica (local).
+	Peers Peers
+	// HeartbeatPeriod is how often this replica records itself alive and
+	// reaps silent peers (kubesvc.heartbeat.period). Default 60s.
+	HeartbeatPeriod time.Duration
+	// ReplicaTimeout: a replica that has not heartbeat for this long is
+	// dead; its agent sessions and their accounts are taken over. A
+	// replica that cannot heartbeat for this long drops its own agents
+	// (they reconnect to a survivor). Default 3 x HeartbeatPeriod.
+	ReplicaTimeout time.Duration
+	// AssignInterval is how often the replica looks for accounts without
+	// a caching agent and claims them for its agents. Default 1s.
+	AssignInterval time.Duration
+	// ForwardDialTimeout bounds connecting to another replica when
+	// forwarding; a dead replica fails fast. Default 2s.
+	ForwardDialTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +94,26 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = 60 * time.Second
+	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = 3 * c.HeartbeatPeriod
+	}
+	if c.AssignInterval == 0 {
+		c.AssignInterval = time.Second
+	}
+	if c.ForwardDialTimeout == 0 {
+		c.ForwardDialTimeout = 2 * time.Second
+	}
+	if c.BaseURL == "" {
+		port := "7002"
+		if _, p, err := net.SplitHostPort(c.HTTPAddr); err == nil && p != "" && p != "0" {
+			port = p
+		}
+		host, _ := os.Hostname()
+		c.BaseURL = "http://" + net.JoinHostPort(host, port)
+	}
 }
 
 // Validate applies defaults and checks the configuration.
@@ -85,10 +128,14 @@ func (c *Config) Validate() error {
 		"kubesvc.grpc.server.security.keepAliveHeartbeatSeconds": c.KeepaliveTime,
 		"kubesvc.grpc.server.security.KeepAliveTimeOutSeconds":   c.KeepaliveTimeout,
 		"kubesvc.agentTimeoutSeconds":                            c.AgentTimeout,
+		"kubesvc.heartbeat.period":                               c.HeartbeatPeriod,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", key))
 		}
+	}
+	if c.ReplicaTimeout <= c.HeartbeatPeriod {
+		errs = append(errs, fmt.Errorf("kubesvc.heartbeat: the replica timeout (%s) must exceed the heartbeat period (%s)", c.ReplicaTimeout, c.HeartbeatPeriod))
 	}
 	return errors.Join(errs...)
 }

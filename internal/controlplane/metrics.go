@@ -11,6 +11,11 @@ type metrics struct {
 	batches        prometheus.Counter
 	changes        prometheus.Counter
 	persistSeconds prometheus.Histogram
+
+	// The cluster as this replica last read it (AssignInterval).
+	replicas         prometheus.Gauge
+	assignedAccounts *prometheus.GaugeVec // by replica
+	clusterAgents    *prometheus.GaugeVec // by replica
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,8 +37,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to persist one change batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kubesvc_cluster_replicas",
+			Help: "Control-plane replicas recorded alive in the database.",
+		}),
+		assignedAccounts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kubesvc_cluster_assigned_accounts",
+			Help: "Accounts cached through the agents of each control-plane replica.",
+		}, []string{"replica"}),
+		clusterAgents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kubesvc_cluster_agents",
+			Help: "Agents connected to each control-plane replica.",
+		}, []string{"replica"}),
 	}
-	reg.MustRegister(m.sessions, m.batches, m.changes, m.persistSeconds)
+	reg.MustRegister(m.sessions, m.batches, m.changes, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
 	return m
 }
 
@@ -41,4 +58,15 @@ func (m *metrics) observeBatch(changes int, d time.Duration) {
 	m.batches.Inc()
 	m.changes.Add(float64(changes))
 	m.persistSeconds.Observe(d.Seconds())
+}
+
+// observeCluster publishes the spread of agents and accounts.
+func (m *metrics) observeCluster(replicas []string, agents, accounts map[string]int) {
+	m.replicas.Set(float64(len(replicas)))
+	m.assignedAccounts.Reset()
+	m.clusterAgents.Reset()
+	for _, r := range replicas {
+		m.assignedAccounts.WithLabelValues(r).Set(float64(accounts[r]))
+		m.clusterAgents.WithLabelValues(r).Set(float64(agents[r]))
+	}
 }

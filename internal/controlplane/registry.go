@@ -163,3 +163,61 @@ func (r *registry) closeAll(cause error) {
 		s.cancel(cause)
 	}
 }
+
+// sessions returns this replica's live sessions.
+func (r *registry) sessions() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*session, 0, len(r.agents))
+	for _, s := range r.agents {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.agents)
+}
+
+// setAssigned records the accounts s caches; it returns those added and
+// whether the set changed.
+func (r *registry) setAssigned(s *session, accounts []string) (added []string, changed bool) {
+	next := make(map[string]bool, len(accounts))
+	for _, a := range accounts {
+		next[a] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for a := range next {
+		if !s.assigned[a] {
+			added = append(added, a)
+		}
+	}
+	changed = len(added) > 0 || len(next) != len(s.assigned)
+	s.assigned = next
+	sort.Strings(added)
+	return added, changed
+}
+
+// isAssigned reports whether s caches account.
+func (r *registry) isAssigned(s *session, account string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.assigned[account]
+}
+
+// splitServed splits accounts into those s serves and the others.
+func (r *registry) splitServed(s *session, accounts []string) (served, others []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range accounts {
+		if _, ok := s.accounts[a]; ok {
+			served = append(served, a)
+		} else {
+			others = append(others, a)
+		}
+	}
+	return served, others
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +32,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", s.getNamespaces)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
+	s.clusterRoutes(mux)
 	for _, e := range s.extensions {
 		e.Routes(mux)
 	}
@@ -49,38 +49,53 @@ type armoryAgent struct {
 	Type           string   `json:"type"`
 	ZoneID         string   `json:"zoneId,omitempty"`
 	Version        string   `json:"version,omitempty"`
+	// AssignedAccounts are the accounts the agent caches (Accounts it
+	// serves; another agent replica caches the rest).
+	AssignedAccounts []string `json:"assignedAccounts"`
 }
 
-func (s *Server) agentResponse(v agentView) armoryAgent {
-	accounts := make([]string, 0, len(v.Accounts))
-	for name := range v.Accounts {
-		accounts = append(accounts, name)
-	}
-	sort.Strings(accounts)
+func agentResponse(a AgentInfo, version string) armoryAgent {
 	return armoryAgent{
-		AgentID: v.AgentID, Accounts: accounts, Caching: true, ClouddriverID: s.cfg.ID,
-		LastConnection: v.ConnectedAt.UTC().Format(time.RFC3339Nano), Type: "kubernetes",
-		ZoneID: v.ZoneID, Version: v.Version,
+		AgentID: a.ID, Accounts: nonNil(a.Accounts), Caching: len(a.Assigned) > 0, ClouddriverID: a.ReplicaID,
+		LastConnection: a.ConnectedAt.UTC().Format(time.RFC3339Nano), Type: "kubernetes",
+		ZoneID: a.ZoneID, Version: version, AssignedAccounts: nonNil(a.Assigned),
 	}
 }
 
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// getAgents lists the agents of the whole cluster.
 func (s *Server) getAgents(w http.ResponseWriter, _ *http.Request) {
-	views := s.registry.list()
-	out := make([]armoryAgent, 0, len(views))
-	for _, v := range views {
-		out = append(out, s.agentResponse(v))
+	agents := s.ConnectedAgents()
+	out := make([]armoryAgent, 0, len(agents))
+	for _, a := range agents {
+		version := ""
+		if v, ok := s.registry.get(a.ID); ok {
+			version = v.Version
+		}
+		out = append(out, agentResponse(a, version))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("agentId")
-	v, ok := s.registry.get(id)
-	if !ok {
-		httpapi.WriteError(w, http.StatusNotFound, "agent %q is not connected to this control plane", id)
-		return
+	for _, a := range s.ConnectedAgents() {
+		if a.ID == id {
+			version := ""
+			if v, ok := s.registry.get(a.ID); ok {
+				version = v.Version
+			}
+			httpapi.WriteJSON(w, http.StatusOK, agentResponse(a, version))
+			return
+		}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, s.agentResponse(v))
+	httpapi.WriteError(w, http.StatusNotFound, "agent %q is not connected to the control plane", id)
 }
 
 func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
@@ -330,6 +345,10 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	watchKey := objectKeyString(key)
+	// Commits of other replicas (an account cached through another
+	// replica's agent) are not notified here: read again now and then.
+	poll := time.NewTicker(crossReplicaPoll)
+	defer poll.Stop()
 	next := s.commits.current()
 	o, err := s.lookup(ctx, key, groupGiven)
 	for wait > 0 {
@@ -343,6 +362,9 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 				o, err = s.lookup(ctx, key, groupGiven)
 			}
 			continue
+		case <-poll.C:
+			o, err = s.lookup(ctx, key, groupGiven)
+			continue
 		case <-ctx.Done():
 			return o, ctx.Err()
 		case <-deadline.C:
@@ -351,6 +373,10 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 	}
 	return o, err
 }
+
+// crossReplicaPoll is how often a wait for an object reads the store again,
+// for writes persisted by other replicas.
+const crossReplicaPoll = 100 * time.Millisecond
 
 // WaitCached waits until the cache holds the object at minRV or later
 // (read-your-writes for operations), or ctx ends.

@@ -36,11 +36,19 @@ type Server struct {
 	// agentsChanged is signalled when agents or their accounts change.
 	agentsChanged chan struct{}
 
+	cluster    clusterView   // the whole cluster as last read
+	assignPoke chan struct{} // wakes the assigner; capacity 1
+	assignMu   sync.Mutex    // one assignment decision at a time
+	forwarder  *http.Client  // REST calls to other replicas
+
 	// receivers counts the per-session stream readers; Run waits for them
 	// after the gRPC server has stopped.
 	receivers sync.WaitGroup
+	// background counts short best-effort calls to peers; Run waits.
+	background sync.WaitGroup
 
-	extensions []Extension // added by Extend before Run
+	extensions []Extension      // added by Extend before Run
+	unclaimed  UnclaimedResults // set by SetUnclaimedResults before Run
 
 	mu        sync.Mutex // guards the listener addresses below
 	grpcAddr  net.Addr
@@ -66,6 +74,8 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		commits:  newNotifier(),
 
 		agentsChanged: make(chan struct{}, 1),
+		assignPoke:    make(chan struct{}, 1),
+		forwarder:     newForwarder(cfg.ForwardDialTimeout),
 		listening:     make(chan struct{}),
 	}, nil
 }
@@ -118,6 +128,8 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, e := range s.extensions {
 		g.Go(func() error { return e.Run(gctx) })
 	}
+	g.Go(func() error { return s.runHeartbeat(gctx) })
+	g.Go(func() error { return s.runAssigner(gctx) })
 	g.Go(func() error {
 		if err := gs.Serve(grpcLis); err != nil {
 			return fmt.Errorf("controlplane: gRPC server: %w", err)
@@ -146,6 +158,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
 	err = g.Wait()
 	s.receivers.Wait()
+	s.background.Wait()
 	return err
 }
 

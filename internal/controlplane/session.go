@@ -30,9 +30,13 @@ type session struct {
 	pending    map[string]pendingCommand
 	pendingOps map[string]chan *kubesvcv1.OperationResult
 
+	// assignable: the agent caches only the accounts assigned to it.
+	assignable bool
+
 	// Guarded by registry.mu.
 	lastSeen time.Time
 	accounts map[string]*accountState
+	assigned map[string]bool // accounts this session caches
 }
 
 var (
@@ -86,6 +90,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		pendingOps:  map[string]chan *kubesvcv1.OperationResult{},
 
 		dynamicAccounts: hello.GetDynamicAccountsEnabled(),
+		assignable:      hello.GetAssignable(),
 		lastSeen:        now,
 		accounts:        map[string]*accountState{},
 	}
@@ -117,15 +122,26 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		log.Error("reconcile the agent's accounts", "err", err)
 		return status.Error(codes.Unavailable, "control plane cannot update its cache")
 	}
+	assigned, err := s.admit(ctx, sess, names)
+	if err != nil {
+		log.Error("record the session in the cluster", "err", err)
+		return status.Error(codes.Unavailable, "control plane cannot record the session")
+	}
+	defer s.leave(sess)
+	// An assignable agent resumes the streams of the accounts it caches;
+	// it gets the others' positions if they are assigned to it later.
+	resumed := names
+	if sess.assignable {
+		resumed = assigned
+	}
 	var streams []store.ResumePoint
-	if len(names) > 0 {
-		var err error
-		if streams, err = s.store.Streams(ctx, names); err != nil {
+	if len(resumed) > 0 {
+		if streams, err = s.store.Streams(ctx, resumed); err != nil {
 			log.Error("load resume points", "err", err)
 			return status.Error(codes.Unavailable, "control plane cannot read its cache")
 		}
 	}
-	log.Info("agent connected", "zone", sess.zoneID, "version", sess.version, "accounts", len(names), "streams", len(streams))
+	log.Info("agent connected", "zone", sess.zoneID, "version", sess.version, "accounts", len(names), "assigned", len(assigned), "streams", len(streams))
 	s.metrics.sessions.Inc()
 	defer s.metrics.sessions.Dec()
 
@@ -134,6 +150,9 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		ControlplaneId: s.cfg.ID,
 		ResumePoints:   resumePointsToProto(streams),
 		MaxBatchBytes:  uint32(s.cfg.MaxRecvMsgBytes),
+
+		Assigns:          sess.assignable,
+		AssignedAccounts: assigned,
 	}}}); err != nil {
 		return err
 	}
@@ -141,7 +160,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sendLoop(gctx, stream, sess.out) })
 	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, sess.out) })
-	err := g.Wait()
+	err = g.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
@@ -166,7 +185,7 @@ func (s *Server) forgetDroppedAccounts(ctx context.Context, agentID string, now 
 		return err
 	}
 	for _, account := range before {
-		if slices.Contains(now, account) || len(s.registry.holders(account)) > 0 {
+		if slices.Contains(now, account) || s.servedByOthers(account, agentID) {
 			continue
 		}
 		s.log.Info("agent no longer serves the account; dropping it from the cache", "agent", agentID, "account", account)
@@ -285,7 +304,11 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 				}
 				sess.deliver(msg.AccountCommandResult)
 			case *kubesvcv1.AgentMessage_OperationResult:
-				sess.deliverOperation(msg.OperationResult)
+				if ack := s.operationResult(ctx, sess, msg.OperationResult); ack != nil {
+					if err := send(ack); err != nil {
+						return err
+					}
+				}
 			case *kubesvcv1.AgentMessage_Hello:
 				return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
 			default:
@@ -345,6 +368,7 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 // tells the dynamic-accounts reconciler.
 func (s *Server) recordAgentAccounts(ctx context.Context, sess *session) error {
 	s.signalAgents()
+	defer s.pokeAssigner()
 	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {
 		s.log.Error("record the agent's accounts", "agent", sess.agentID, "err", err)
 		return status.Error(codes.Unavailable, "control plane cannot update its cache")

@@ -133,17 +133,23 @@ func (d Definition) stored() []byte {
 	for k, v := range d.Extra {
 		m[k] = v
 	}
+	// A secret reference in kubeconfigContents is kept (it is resolved at
+	// activation); inline content is sealed, not kept here.
+	ref := d.KubeconfigContents
+	if !credentials.IsRef(ref) {
+		ref = ""
+	}
 	raw, _ := json.Marshal(struct {
 		Definition
 		KubeconfigContents string `json:"kubeconfigContents,omitempty"`
-	}{Definition: d})
+	}{Definition: d, KubeconfigContents: ref})
 	var known map[string]any
 	_ = json.Unmarshal(raw, &known)
 	for k, v := range known {
 		m[k] = v
 	}
-	if !credentials.IsRef(d.KubeconfigContents) {
-		delete(m, "kubeconfigContents") // inline content is sealed, not kept here
+	if ref == "" {
+		delete(m, "kubeconfigContents")
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

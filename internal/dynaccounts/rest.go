@@ -206,17 +206,9 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 				a.Definition = def.stored()
 			}
 			if desired == Inactive {
-				switch a.State {
-				case Active, Activating, Failed, Orphaned, DeleteFailed:
-					a.State, a.Owner = ToDeactivate, ""
-				case ToMigrate:
-					a.State = Inactive
-				}
-				return true
-			}
-			switch a.State {
-			case Inactive, Failed, Orphaned, ToDeactivate:
-				a.State, a.Owner, a.FailedCount, a.ErrorMessage = ToMigrate, "", 0, ""
+				wantInactive(a)
+			} else {
+				wantActive(a)
 			}
 			return true
 		})

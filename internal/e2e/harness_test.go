@@ -111,6 +111,9 @@ type cpOptions struct {
 	id   string
 	// opWait enables the operation API with this wait (operationWaitMs).
 	opWait time.Duration
+	// extend registers more extensions on the Dynamic Accounts manager
+	// (with dynamic set), e.g. the Clouddriver accounts migration.
+	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -183,10 +186,16 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 			}
 			r.Client = cs
 		}
-		srv.Extend(dynaccounts.New(dc, st, srv, dynaccounts.NewCredentials(r)))
+		mgr := dynaccounts.New(dc, st, srv, dynaccounts.NewCredentials(r))
+		srv.Extend(mgr)
+		if o.extend != nil {
+			o.extend(srv, st, mgr)
+		}
 	}
 	if o.opWait > 0 {
-		srv.Extend(operations.New(operations.Config{Wait: o.opWait, ReplicaID: o.id, Log: log.With("component", "operations")}, st, srv))
+		ops := operations.New(operations.Config{Wait: o.opWait, ReplicaID: o.id, Log: log.With("component", "operations")}, st, srv)
+		srv.Extend(ops)
+		srv.SetUnclaimedResults(ops)
 	}
 	cp := &controlPlane{srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { cp.done <- srv.Run(ctx) }()

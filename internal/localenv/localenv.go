@@ -140,7 +140,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cp.Extend(dynaccounts.New(dynaccounts.Config{Enabled: true, ReplicaID: "local", Log: cfg.Log.With("component", "dynaccounts")},
 		st, cp, dynaccounts.NewCredentials(&credentials.Resolver{Client: secrets, Namespace: "default", Sealer: sealer})))
 
-	cp.Extend(operations.New(operations.Config{ReplicaID: "local", Log: cfg.Log.With("component", "operations")}, st, cp))
+	opm := operations.New(operations.Config{ReplicaID: "local", Log: cfg.Log.With("component", "operations")}, st, cp)
+	cp.Extend(opm)
+	cp.SetUnclaimedResults(opm)
 
 	ag, err := agent.New(agent.Config{
 		ID: "local-agent", ZoneID: "local", Version: "dev", Target: cfg.GRPCAddr,

@@ -8,5 +8,9 @@
 // failed with a message, or failed by timeout. Before a task is reported
 // succeeded, the cache is made to reflect the objects the operation applied
 // (read-your-writes). A clientRequestId makes a request idempotent: the same
-// id runs once.
+// id runs once. Results an agent sends again after a reconnect, which no
+// waiter on the session claims, come in through Manager.HandleResult (the
+// control plane's UnclaimedResults hook) and finish the task in the history;
+// a task whose agent disconnected before answering watches its row for them
+// until its deadline (late.go).
 package operations

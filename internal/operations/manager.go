@@ -53,8 +53,17 @@ type Manager struct {
 
 	wg sync.WaitGroup // running tasks; Run waits for them
 
-	mu   sync.Mutex               // guards done
+	mu   sync.Mutex               // guards done, stopping, lateSignal
 	done map[string]chan struct{} // closed when the task of this replica ends
+	// stopping: Run is waiting for wg; no more background work starts.
+	stopping bool
+	// stopped is closed when Run's context ends: runners waiting for a
+	// late result leave the task RUNNING for the replica the agent
+	// reconnects to (see late.go).
+	stopped chan struct{}
+	// lateSignal is closed (and replaced) when HandleResult recorded a
+	// result, waking the runners in awaitLate.
+	lateSignal chan struct{}
 }
 
 // New returns a manager; register it with Server.Extend.
@@ -71,13 +80,20 @@ func New(cfg Config, st store.Store, agents Agents) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, done: map[string]chan struct{}{}}
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, done: map[string]chan struct{}{},
+		lateSignal: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // Run purges old history every hour until ctx ends, then waits for the
 // tasks still running (each bounded by Wait).
 func (m *Manager) Run(ctx context.Context) error {
-	defer m.wg.Wait()
+	defer func() {
+		m.mu.Lock()
+		m.stopping = true
+		m.mu.Unlock()
+		close(m.stopped)
+		m.wg.Wait()
+	}()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -154,11 +170,22 @@ func (m *Manager) run(row store.Operation, ops []op) {
 	var results []json.RawMessage
 	for i, o := range ops {
 		res, err := m.execute(ctx, &row, i, o)
+		if errors.Is(err, errFinishedElsewhere) || errors.Is(err, errAbandoned) {
+			return
+		}
 		if err != nil {
-			m.finish(row, Failed, fmt.Sprintf("%s (operation %d, %s): %v", o.Type, i, o.Account, err), results)
+			m.finish(row, Failed, failure(o, i, err.Error()), results)
 			return
 		}
 		results = append(results, res)
+		if i < len(ops)-1 {
+			// Progress, for a result of the next operation that arrives
+			// through HandleResult (see late.go).
+			row.Result, _ = json.Marshal(taskResult{Results: results})
+			if err := m.st.UpdateOperation(ctx, row, Running); err != nil {
+				m.log.Warn("operations: record progress", "task", row.ID, "err", err)
+			}
+		}
 	}
 	m.finish(row, Succeeded, "", results)
 }
@@ -170,7 +197,11 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 	// must still be recorded (never a silent loss).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := m.st.UpdateOperation(ctx, row, Running); err != nil {
+	if err := m.st.UpdateOperation(ctx, row, Running); errors.Is(err, store.ErrConflict) {
+		// HandleResult finished it from a result resent after a reconnect.
+		m.log.Info("operations: task already finished from a late result", "task", row.ID, "outcome here", state)
+		return
+	} else if err != nil {
 		m.log.Error("operations: record outcome", "task", row.ID, "err", err)
 	}
 	m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
@@ -205,8 +236,14 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 	}
 	deadline, _ := ctx.Deadline()
 	res, err := m.agents.SendOperation(ctx, agentID, &kubesvcv1.Operation{
-		Id: fmt.Sprintf("%s/%d", row.ID, i), Account: o.Account, Type: o.Type, Payload: o.Description, DeadlineMs: deadline.UnixMilli(),
+		Id: opID(row.ID, i), Account: o.Account, Type: o.Type, Payload: o.Description, DeadlineMs: deadline.UnixMilli(),
 	})
+	if errors.Is(err, controlplane.ErrAgentGone) {
+		// The agent keeps the result and sends it again when it is back,
+		// maybe to another replica: watch the history for it.
+		m.log.Info("operations: agent disconnected before answering; waiting for its result", "task", row.ID, "agent", agentID)
+		res, err = m.awaitLate(ctx, row.ID, i, agentID)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("timed out after %s waiting for agent %s (kubesvc.cache.operationWaitMs)", m.cfg.Wait, agentID)

@@ -50,3 +50,24 @@ func (s *sqlStore) SetAgentAccounts(ctx context.Context, agentID string, account
 		return nil
 	})
 }
+
+// AllAgentAccounts returns the accounts recorded for every agent.
+func (s *sqlStore) AllAgentAccounts(ctx context.Context) (map[string][]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, account FROM `+agentAccountsTable+` ORDER BY agent_id, account`)
+	if err != nil {
+		return nil, fmt.Errorf("store: accounts of every agent: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var agent, account string
+		if err := rows.Scan(&agent, &account); err != nil {
+			return nil, fmt.Errorf("store: accounts of every agent: %w", err)
+		}
+		out[agent] = append(out[agent], account)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: accounts of every agent: %w", err)
+	}
+	return out, nil
+}

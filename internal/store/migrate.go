@@ -32,6 +32,8 @@ func migrations() []migration {
 		{version: 2, name: "accounts served by each agent, stream selectors", up: migrateAgentAccounts},
 		{version: 3, name: "dynamic accounts (kubesvc_accounts)", up: migrateAccounts},
 		{version: 4, name: "operation history (kubesvc_ops_history)", up: migrateOpsHistory},
+		{version: 5, name: "Clouddriver account migration: leases, migrated accounts", up: migrateClouddriverMigration},
+		{version: 6, name: "cluster: replicas, agent sessions, assignments", up: migrateCluster},
 	}
 }
 

@@ -18,6 +18,9 @@ type Store interface {
 	Agents
 	Accounts
 	Operations
+	Cluster
+	Leases
+	MigratedAccounts
 	// Close releases the database handles.
 	Close() error
 }
@@ -59,6 +62,8 @@ type Agents interface {
 	AgentAccounts(ctx context.Context, agentID string) ([]string, error)
 	// SetAgentAccounts replaces the accounts recorded for the agent.
 	SetAgentAccounts(ctx context.Context, agentID string, accounts []string) error
+	// AllAgentAccounts returns the accounts recorded for every agent.
+	AllAgentAccounts(ctx context.Context) (map[string][]string, error)
 }
 
 // Accounts persists the dynamic-account lifecycle (kubesvc_accounts). Every
@@ -80,6 +85,69 @@ type Accounts interface {
 	// RemoveAccount deletes the row if its version still equals version
 	// (ErrConflict otherwise; ErrNotFound if already gone).
 	RemoveAccount(ctx context.Context, name string, version int64) error
+}
+
+// Cluster coordinates the control-plane replicas sharing the database:
+// each replica's heartbeat, the live session of every agent (which replica
+// holds it), and the assignment of each account to the one agent session
+// that caches it. An assignment is valid while its session is recorded;
+// sessions go when their agent disconnects or their replica is reaped.
+type Cluster interface {
+	// HeartbeatReplica records r as alive now. existed is false when the
+	// row had to be created: a first start, or a replica that others
+	// reaped while it could not heartbeat.
+	HeartbeatReplica(ctx context.Context, r Replica) (existed bool, err error)
+	// Replicas returns every recorded replica, sorted by id.
+	Replicas(ctx context.Context) ([]Replica, error)
+	// ReapReplicas deletes the replicas whose heartbeat is older than
+	// before, with their agent sessions and those sessions' assignments,
+	// and returns their ids.
+	ReapReplicas(ctx context.Context, before time.Time) ([]string, error)
+	// RemoveReplica deletes a replica, its sessions and their assignments.
+	RemoveReplica(ctx context.Context, id string) error
+	// PutAgentSession records s as its agent's live session, replacing the
+	// agent's previous one, whose assignments move to s.
+	PutAgentSession(ctx context.Context, s AgentSession) error
+	// RemoveAgentSession deletes the agent's session if it is still
+	// sessionID, and every assignment of sessionID.
+	RemoveAgentSession(ctx context.Context, agentID, sessionID string) error
+	// AgentSessions returns every recorded session, sorted by agent id.
+	AgentSessions(ctx context.Context) ([]AgentSession, error)
+	// Assignments returns every assignment, sorted by account.
+	Assignments(ctx context.Context) ([]Assignment, error)
+	// ClaimAssignments assigns to s each of accounts that has no valid
+	// assignment (none, or one whose session is no longer recorded) and
+	// returns the accounts assigned to s afterwards (claimed now or
+	// before). It fails with ErrConflict when s is not its agent's live
+	// session.
+	ClaimAssignments(ctx context.Context, s AgentSession, accounts []string) ([]string, error)
+	// ReleaseAssignments drops the assignments of accounts held by
+	// sessionID, or by any session when sessionID is empty.
+	ReleaseAssignments(ctx context.Context, sessionID string, accounts []string) error
+}
+
+// Replica is one control-plane replica (kubesvc_replicas).
+type Replica struct {
+	ID string
+	// BaseURL is where the replica's REST API answers other replicas.
+	BaseURL     string
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+}
+
+// AgentSession is an agent's live stream (kubesvc_agent_sessions).
+type AgentSession struct {
+	AgentID, SessionID, ReplicaID, ZoneID string
+	// DynamicAccounts: the agent accepts account commands.
+	DynamicAccounts bool
+	ConnectedAt     time.Time
+}
+
+// Assignment says which agent session caches an account
+// (kubesvc_assignments).
+type Assignment struct {
+	Account, AgentID, SessionID, ReplicaID string
+	AssignedAt                             time.Time
 }
 
 // Operations persists the operation history (kubesvc_ops_history).

@@ -43,6 +43,11 @@ const (
 	AccountStatus_ERROR AccountStatus_State = 3
 	// The agent stopped serving the account.
 	AccountStatus_REMOVED AccountStatus_State = 4
+	// The agent serves the account (operations) but does not cache it:
+	// it is not assigned to this agent (yet). Sent when an account is
+	// added while connected, or taken away, so the control plane can
+	// assign it.
+	AccountStatus_STANDBY AccountStatus_State = 5
 )
 
 // Enum value maps for AccountStatus_State.
@@ -53,6 +58,7 @@ var (
 		2: "SYNCING",
 		3: "ERROR",
 		4: "REMOVED",
+		5: "STANDBY",
 	}
 	AccountStatus_State_value = map[string]int32{
 		"STATE_UNSPECIFIED": 0,
@@ -60,6 +66,7 @@ var (
 		"SYNCING":           2,
 		"ERROR":             3,
 		"REMOVED":           4,
+		"STANDBY":           5,
 	}
 )
 
@@ -87,7 +94,7 @@ func (x AccountStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AccountStatus_State.Descriptor instead.
 func (AccountStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{16, 0}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17, 0}
 }
 
 // AgentMessage is everything an agent sends.
@@ -247,6 +254,8 @@ type ControlMessage struct {
 	//	*ControlMessage_Heartbeat
 	//	*ControlMessage_Operation
 	//	*ControlMessage_AccountCommand
+	//	*ControlMessage_OperationResultAck
+	//	*ControlMessage_Assignment
 	Msg           isControlMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -334,6 +343,24 @@ func (x *ControlMessage) GetAccountCommand() *AccountCommand {
 	return nil
 }
 
+func (x *ControlMessage) GetOperationResultAck() *OperationResultAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ControlMessage_OperationResultAck); ok {
+			return x.OperationResultAck
+		}
+	}
+	return nil
+}
+
+func (x *ControlMessage) GetAssignment() *Assignment {
+	if x != nil {
+		if x, ok := x.Msg.(*ControlMessage_Assignment); ok {
+			return x.Assignment
+		}
+	}
+	return nil
+}
+
 type isControlMessage_Msg interface {
 	isControlMessage_Msg()
 }
@@ -358,6 +385,14 @@ type ControlMessage_AccountCommand struct {
 	AccountCommand *AccountCommand `protobuf:"bytes,5,opt,name=account_command,json=accountCommand,proto3,oneof"`
 }
 
+type ControlMessage_OperationResultAck struct {
+	OperationResultAck *OperationResultAck `protobuf:"bytes,6,opt,name=operation_result_ack,json=operationResultAck,proto3,oneof"`
+}
+
+type ControlMessage_Assignment struct {
+	Assignment *Assignment `protobuf:"bytes,10,opt,name=assignment,proto3,oneof"`
+}
+
 func (*ControlMessage_Welcome) isControlMessage_Msg() {}
 
 func (*ControlMessage_Ack) isControlMessage_Msg() {}
@@ -367,6 +402,10 @@ func (*ControlMessage_Heartbeat) isControlMessage_Msg() {}
 func (*ControlMessage_Operation) isControlMessage_Msg() {}
 
 func (*ControlMessage_AccountCommand) isControlMessage_Msg() {}
+
+func (*ControlMessage_OperationResultAck) isControlMessage_Msg() {}
+
+func (*ControlMessage_Assignment) isControlMessage_Msg() {}
 
 // Hello identifies the agent and the accounts it serves.
 type Hello struct {
@@ -384,7 +423,12 @@ type Hello struct {
 	// Whether the agent accepts AccountCommand messages.
 	DynamicAccountsEnabled bool `protobuf:"varint,5,opt,name=dynamic_accounts_enabled,json=dynamicAccountsEnabled,proto3" json:"dynamic_accounts_enabled,omitempty"`
 	// Protocol revision the agent speaks; 1 for this file.
-	Protocol      uint32 `protobuf:"varint,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol uint32 `protobuf:"varint,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// The agent caches only the accounts the control plane assigns to it
+	// (Welcome.assigned_accounts, then Assignment messages), so that agent
+	// replicas configured with the same accounts never cache one twice.
+	// Without it the agent caches every account it serves.
+	Assignable    bool `protobuf:"varint,7,opt,name=assignable,proto3" json:"assignable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +503,13 @@ func (x *Hello) GetProtocol() uint32 {
 		return x.Protocol
 	}
 	return 0
+}
+
+func (x *Hello) GetAssignable() bool {
+	if x != nil {
+		return x.Assignable
+	}
+	return false
 }
 
 // AccountInfo describes one account (one Kubernetes API server + filters).
@@ -599,6 +650,13 @@ type Welcome struct {
 	ResumePoints []*ResumePoint `protobuf:"bytes,3,rep,name=resume_points,json=resumePoints,proto3" json:"resume_points,omitempty"`
 	// Largest ChangeBatch the control plane accepts, in bytes.
 	MaxBatchBytes uint32 `protobuf:"varint,4,opt,name=max_batch_bytes,json=maxBatchBytes,proto3" json:"max_batch_bytes,omitempty"`
+	// For an assignable agent: the accounts it caches from now on. Accounts
+	// it serves but is not assigned are cached by another agent replica; it
+	// still executes their operations when asked.
+	AssignedAccounts []string `protobuf:"bytes,5,rep,name=assigned_accounts,json=assignedAccounts,proto3" json:"assigned_accounts,omitempty"`
+	// Whether assigned_accounts applies (the agent said it is assignable
+	// and the control plane assigns); false: cache every account.
+	Assigns       bool `protobuf:"varint,6,opt,name=assigns,proto3" json:"assigns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +719,78 @@ func (x *Welcome) GetMaxBatchBytes() uint32 {
 	return 0
 }
 
+func (x *Welcome) GetAssignedAccounts() []string {
+	if x != nil {
+		return x.AssignedAccounts
+	}
+	return nil
+}
+
+func (x *Welcome) GetAssigns() bool {
+	if x != nil {
+		return x.Assigns
+	}
+	return false
+}
+
+// Assignment replaces the set of accounts an assignable agent caches. The
+// control plane sends it whenever the set changes (an account freed by
+// another agent replica, a dynamic account added). Accounts added by an
+// AccountCommand are assigned to the agent that took them.
+type Assignment struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accounts []string               `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// The persisted positions of the streams of accounts newly assigned, so
+	// the agent resumes them instead of listing again.
+	ResumePoints  []*ResumePoint `protobuf:"bytes,2,rep,name=resume_points,json=resumePoints,proto3" json:"resume_points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Assignment) Reset() {
+	*x = Assignment{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assignment) ProtoMessage() {}
+
+func (x *Assignment) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
+func (*Assignment) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Assignment) GetAccounts() []string {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *Assignment) GetResumePoints() []*ResumePoint {
+	if x != nil {
+		return x.ResumePoints
+	}
+	return nil
+}
+
 // StreamKey names one list+watch stream of an account: one resource, either
 // across all namespaces (namespace empty) or within one namespace.
 type StreamKey struct {
@@ -678,7 +808,7 @@ type StreamKey struct {
 
 func (x *StreamKey) Reset() {
 	*x = StreamKey{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +820,7 @@ func (x *StreamKey) String() string {
 func (*StreamKey) ProtoMessage() {}
 
 func (x *StreamKey) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +833,7 @@ func (x *StreamKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamKey.ProtoReflect.Descriptor instead.
 func (*StreamKey) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StreamKey) GetAccount() string {
@@ -750,7 +880,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +892,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +905,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Resource) GetGroup() string {
@@ -827,7 +957,7 @@ type ResumePoint struct {
 
 func (x *ResumePoint) Reset() {
 	*x = ResumePoint{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +969,7 @@ func (x *ResumePoint) String() string {
 func (*ResumePoint) ProtoMessage() {}
 
 func (x *ResumePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +982,7 @@ func (x *ResumePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePoint.ProtoReflect.Descriptor instead.
 func (*ResumePoint) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResumePoint) GetStream() *StreamKey {
@@ -889,7 +1019,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1031,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1044,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangeBatch) GetSeq() uint64 {
@@ -951,7 +1081,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1093,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1106,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Change) GetStream() *StreamKey {
@@ -1134,7 +1264,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1276,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1289,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Object) GetNamespace() string {
@@ -1219,7 +1349,7 @@ type SyncBegin struct {
 
 func (x *SyncBegin) Reset() {
 	*x = SyncBegin{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1361,7 @@ func (x *SyncBegin) String() string {
 func (*SyncBegin) ProtoMessage() {}
 
 func (x *SyncBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1374,7 @@ func (x *SyncBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncBegin.ProtoReflect.Descriptor instead.
 func (*SyncBegin) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 type SyncEnd struct {
@@ -1256,7 +1386,7 @@ type SyncEnd struct {
 
 func (x *SyncEnd) Reset() {
 	*x = SyncEnd{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1398,7 @@ func (x *SyncEnd) String() string {
 func (*SyncEnd) ProtoMessage() {}
 
 func (x *SyncEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1411,7 @@ func (x *SyncEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEnd.ProtoReflect.Descriptor instead.
 func (*SyncEnd) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SyncEnd) GetResourceVersion() string {
@@ -1300,7 +1430,7 @@ type Bookmark struct {
 
 func (x *Bookmark) Reset() {
 	*x = Bookmark{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1442,7 @@ func (x *Bookmark) String() string {
 func (*Bookmark) ProtoMessage() {}
 
 func (x *Bookmark) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1455,7 @@ func (x *Bookmark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bookmark.ProtoReflect.Descriptor instead.
 func (*Bookmark) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Bookmark) GetResourceVersion() string {
@@ -1343,7 +1473,7 @@ type StreamRemoved struct {
 
 func (x *StreamRemoved) Reset() {
 	*x = StreamRemoved{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1485,7 @@ func (x *StreamRemoved) String() string {
 func (*StreamRemoved) ProtoMessage() {}
 
 func (x *StreamRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1498,7 @@ func (x *StreamRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRemoved.ProtoReflect.Descriptor instead.
 func (*StreamRemoved) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 // BatchAck confirms that a batch, and everything before it, is persisted.
@@ -1381,7 +1511,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1523,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1536,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1431,7 +1561,7 @@ type AccountStatus struct {
 
 func (x *AccountStatus) Reset() {
 	*x = AccountStatus{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1573,7 @@ func (x *AccountStatus) String() string {
 func (*AccountStatus) ProtoMessage() {}
 
 func (x *AccountStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1586,7 @@ func (x *AccountStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
 func (*AccountStatus) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AccountStatus) GetAccount() string {
@@ -1505,7 +1635,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1647,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1660,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Heartbeat) GetSentAtMs() int64 {
@@ -1557,7 +1687,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1699,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1712,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Operation) GetId() string {
@@ -1634,7 +1764,7 @@ type OperationResult struct {
 
 func (x *OperationResult) Reset() {
 	*x = OperationResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1776,7 @@ func (x *OperationResult) String() string {
 func (*OperationResult) ProtoMessage() {}
 
 func (x *OperationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1789,7 @@ func (x *OperationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationResult.ProtoReflect.Descriptor instead.
 func (*OperationResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OperationResult) GetId() string {
@@ -1690,6 +1820,54 @@ func (x *OperationResult) GetPayload() []byte {
 	return nil
 }
 
+// OperationResultAck tells the agent that the control plane has received
+// (and handed on or recorded) the OperationResult with this id. Until it
+// arrives the agent keeps the result and sends it again on its next
+// session (clouddriver.responseRetries.*); on it the agent drops it.
+type OperationResultAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationResultAck) Reset() {
+	*x = OperationResultAck{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationResultAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationResultAck) ProtoMessage() {}
+
+func (x *OperationResultAck) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationResultAck.ProtoReflect.Descriptor instead.
+func (*OperationResultAck) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *OperationResultAck) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // AccountCommand adds or removes dynamic accounts (dynamic accounts issue).
 type AccountCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1705,7 +1883,7 @@ type AccountCommand struct {
 
 func (x *AccountCommand) Reset() {
 	*x = AccountCommand{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1895,7 @@ func (x *AccountCommand) String() string {
 func (*AccountCommand) ProtoMessage() {}
 
 func (x *AccountCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1908,7 @@ func (x *AccountCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommand.ProtoReflect.Descriptor instead.
 func (*AccountCommand) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AccountCommand) GetId() string {
@@ -1790,7 +1968,7 @@ type AddAccounts struct {
 
 func (x *AddAccounts) Reset() {
 	*x = AddAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1980,7 @@ func (x *AddAccounts) String() string {
 func (*AddAccounts) ProtoMessage() {}
 
 func (x *AddAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1993,7 @@ func (x *AddAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAccounts.ProtoReflect.Descriptor instead.
 func (*AddAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AddAccounts) GetAccounts() []*DynamicAccount {
@@ -1834,7 +2012,7 @@ type DeleteAccounts struct {
 
 func (x *DeleteAccounts) Reset() {
 	*x = DeleteAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2024,7 @@ func (x *DeleteAccounts) String() string {
 func (*DeleteAccounts) ProtoMessage() {}
 
 func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2037,7 @@ func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccounts.ProtoReflect.Descriptor instead.
 func (*DeleteAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteAccounts) GetNames() []string {
@@ -1892,7 +2070,7 @@ type DynamicAccount struct {
 
 func (x *DynamicAccount) Reset() {
 	*x = DynamicAccount{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2082,7 @@ func (x *DynamicAccount) String() string {
 func (*DynamicAccount) ProtoMessage() {}
 
 func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2095,7 @@ func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DynamicAccount.ProtoReflect.Descriptor instead.
 func (*DynamicAccount) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DynamicAccount) GetName() string {
@@ -2008,7 +2186,7 @@ type AccountCommandResult struct {
 
 func (x *AccountCommandResult) Reset() {
 	*x = AccountCommandResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2198,7 @@ func (x *AccountCommandResult) String() string {
 func (*AccountCommandResult) ProtoMessage() {}
 
 func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2211,7 @@ func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommandResult.ProtoReflect.Descriptor instead.
 func (*AccountCommandResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AccountCommandResult) GetId() string {
@@ -2062,7 +2240,7 @@ type AccountResult struct {
 
 func (x *AccountResult) Reset() {
 	*x = AccountResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2252,7 @@ func (x *AccountResult) String() string {
 func (*AccountResult) ProtoMessage() {}
 
 func (x *AccountResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2265,7 @@ func (x *AccountResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResult.ProtoReflect.Descriptor instead.
 func (*AccountResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AccountResult) GetName() string {
@@ -2131,21 +2309,29 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\theartbeat\x18\x04 \x01(\v2\x15.kubesvc.v1.HeartbeatH\x00R\theartbeat\x12H\n" +
 	"\x10operation_result\x18\x05 \x01(\v2\x1b.kubesvc.v1.OperationResultH\x00R\x0foperationResult\x12X\n" +
 	"\x16account_command_result\x18\x06 \x01(\v2 .kubesvc.v1.AccountCommandResultH\x00R\x14accountCommandResultB\x05\n" +
-	"\x03msg\"\xa7\x02\n" +
+	"\x03msg\"\xb5\x03\n" +
 	"\x0eControlMessage\x12/\n" +
 	"\awelcome\x18\x01 \x01(\v2\x13.kubesvc.v1.WelcomeH\x00R\awelcome\x12(\n" +
 	"\x03ack\x18\x02 \x01(\v2\x14.kubesvc.v1.BatchAckH\x00R\x03ack\x125\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x15.kubesvc.v1.HeartbeatH\x00R\theartbeat\x125\n" +
 	"\toperation\x18\x04 \x01(\v2\x15.kubesvc.v1.OperationH\x00R\toperation\x12E\n" +
-	"\x0faccount_command\x18\x05 \x01(\v2\x1a.kubesvc.v1.AccountCommandH\x00R\x0eaccountCommandB\x05\n" +
-	"\x03msg\"\xe0\x01\n" +
+	"\x0faccount_command\x18\x05 \x01(\v2\x1a.kubesvc.v1.AccountCommandH\x00R\x0eaccountCommand\x12R\n" +
+	"\x14operation_result_ack\x18\x06 \x01(\v2\x1e.kubesvc.v1.OperationResultAckH\x00R\x12operationResultAck\x128\n" +
+	"\n" +
+	"assignment\x18\n" +
+	" \x01(\v2\x16.kubesvc.v1.AssignmentH\x00R\n" +
+	"assignmentB\x05\n" +
+	"\x03msg\"\x80\x02\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x17\n" +
 	"\azone_id\x18\x02 \x01(\tR\x06zoneId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x123\n" +
 	"\baccounts\x18\x04 \x03(\v2\x17.kubesvc.v1.AccountInfoR\baccounts\x128\n" +
 	"\x18dynamic_accounts_enabled\x18\x05 \x01(\bR\x16dynamicAccountsEnabled\x12\x1a\n" +
-	"\bprotocol\x18\x06 \x01(\rR\bprotocol\"\x83\x03\n" +
+	"\bprotocol\x18\x06 \x01(\rR\bprotocol\x12\x1e\n" +
+	"\n" +
+	"assignable\x18\a \x01(\bR\n" +
+	"assignable\"\x83\x03\n" +
 	"\vAccountInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bapi_host\x18\x02 \x01(\tR\aapiHost\x12)\n" +
@@ -2160,13 +2346,19 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x19only_namespaced_resources\x18\b \x01(\bR\x17onlyNamespacedResources\x12@\n" +
 	"\x1dmax_resumable_resource_age_ms\x18\t \x01(\x03R\x19maxResumableResourceAgeMs\x12\x18\n" +
 	"\adynamic\x18\n" +
-	" \x01(\bR\adynamic\"\xb7\x01\n" +
+	" \x01(\bR\adynamic\"\xfe\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12'\n" +
 	"\x0fcontrolplane_id\x18\x02 \x01(\tR\x0econtrolplaneId\x12<\n" +
 	"\rresume_points\x18\x03 \x03(\v2\x17.kubesvc.v1.ResumePointR\fresumePoints\x12&\n" +
-	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\"\x9a\x01\n" +
+	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\x12+\n" +
+	"\x11assigned_accounts\x18\x05 \x03(\tR\x10assignedAccounts\x12\x18\n" +
+	"\aassigns\x18\x06 \x01(\bR\aassigns\"f\n" +
+	"\n" +
+	"Assignment\x12\x1a\n" +
+	"\baccounts\x18\x01 \x03(\tR\baccounts\x12<\n" +
+	"\rresume_points\x18\x02 \x03(\v2\x17.kubesvc.v1.ResumePointR\fresumePoints\"\x9a\x01\n" +
 	"\tStreamKey\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x120\n" +
 	"\bresource\x18\x02 \x01(\v2\x14.kubesvc.v1.ResourceR\bresource\x12\x1c\n" +
@@ -2216,19 +2408,20 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x10resource_version\x18\x01 \x01(\tR\x0fresourceVersion\"\x0f\n" +
 	"\rStreamRemoved\"\x1c\n" +
 	"\bBatchAck\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\x94\x02\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\xa1\x02\n" +
 	"\rAccountStatus\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.kubesvc.v1.AccountStatus.StateR\x05state\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12+\n" +
 	"\x04info\x18\x04 \x01(\v2\x17.kubesvc.v1.AccountInfoR\x04info\x12\x18\n" +
-	"\astreams\x18\x05 \x01(\rR\astreams\"Q\n" +
+	"\astreams\x18\x05 \x01(\rR\astreams\"^\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bWATCHING\x10\x01\x12\v\n" +
 	"\aSYNCING\x10\x02\x12\t\n" +
 	"\x05ERROR\x10\x03\x12\v\n" +
-	"\aREMOVED\x10\x04\")\n" +
+	"\aREMOVED\x10\x04\x12\v\n" +
+	"\aSTANDBY\x10\x05\")\n" +
 	"\tHeartbeat\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x01 \x01(\x03R\bsentAtMs\"\x84\x01\n" +
@@ -2243,7 +2436,9 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"\x8e\x01\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\"$\n" +
+	"\x12OperationResultAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x8e\x01\n" +
 	"\x0eAccountCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x03add\x18\x02 \x01(\v2\x17.kubesvc.v1.AddAccountsH\x00R\x03add\x124\n" +
@@ -2293,7 +2488,7 @@ func file_api_kubesvc_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kubesvc_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(AccountStatus_State)(0),     // 0: kubesvc.v1.AccountStatus.State
 	(*AgentMessage)(nil),         // 1: kubesvc.v1.AgentMessage
@@ -2301,69 +2496,74 @@ var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(*Hello)(nil),                // 3: kubesvc.v1.Hello
 	(*AccountInfo)(nil),          // 4: kubesvc.v1.AccountInfo
 	(*Welcome)(nil),              // 5: kubesvc.v1.Welcome
-	(*StreamKey)(nil),            // 6: kubesvc.v1.StreamKey
-	(*Resource)(nil),             // 7: kubesvc.v1.Resource
-	(*ResumePoint)(nil),          // 8: kubesvc.v1.ResumePoint
-	(*ChangeBatch)(nil),          // 9: kubesvc.v1.ChangeBatch
-	(*Change)(nil),               // 10: kubesvc.v1.Change
-	(*Object)(nil),               // 11: kubesvc.v1.Object
-	(*SyncBegin)(nil),            // 12: kubesvc.v1.SyncBegin
-	(*SyncEnd)(nil),              // 13: kubesvc.v1.SyncEnd
-	(*Bookmark)(nil),             // 14: kubesvc.v1.Bookmark
-	(*StreamRemoved)(nil),        // 15: kubesvc.v1.StreamRemoved
-	(*BatchAck)(nil),             // 16: kubesvc.v1.BatchAck
-	(*AccountStatus)(nil),        // 17: kubesvc.v1.AccountStatus
-	(*Heartbeat)(nil),            // 18: kubesvc.v1.Heartbeat
-	(*Operation)(nil),            // 19: kubesvc.v1.Operation
-	(*OperationResult)(nil),      // 20: kubesvc.v1.OperationResult
-	(*AccountCommand)(nil),       // 21: kubesvc.v1.AccountCommand
-	(*AddAccounts)(nil),          // 22: kubesvc.v1.AddAccounts
-	(*DeleteAccounts)(nil),       // 23: kubesvc.v1.DeleteAccounts
-	(*DynamicAccount)(nil),       // 24: kubesvc.v1.DynamicAccount
-	(*AccountCommandResult)(nil), // 25: kubesvc.v1.AccountCommandResult
-	(*AccountResult)(nil),        // 26: kubesvc.v1.AccountResult
-	nil,                          // 27: kubesvc.v1.Object.LabelsEntry
+	(*Assignment)(nil),           // 6: kubesvc.v1.Assignment
+	(*StreamKey)(nil),            // 7: kubesvc.v1.StreamKey
+	(*Resource)(nil),             // 8: kubesvc.v1.Resource
+	(*ResumePoint)(nil),          // 9: kubesvc.v1.ResumePoint
+	(*ChangeBatch)(nil),          // 10: kubesvc.v1.ChangeBatch
+	(*Change)(nil),               // 11: kubesvc.v1.Change
+	(*Object)(nil),               // 12: kubesvc.v1.Object
+	(*SyncBegin)(nil),            // 13: kubesvc.v1.SyncBegin
+	(*SyncEnd)(nil),              // 14: kubesvc.v1.SyncEnd
+	(*Bookmark)(nil),             // 15: kubesvc.v1.Bookmark
+	(*StreamRemoved)(nil),        // 16: kubesvc.v1.StreamRemoved
+	(*BatchAck)(nil),             // 17: kubesvc.v1.BatchAck
+	(*AccountStatus)(nil),        // 18: kubesvc.v1.AccountStatus
+	(*Heartbeat)(nil),            // 19: kubesvc.v1.Heartbeat
+	(*Operation)(nil),            // 20: kubesvc.v1.Operation
+	(*OperationResult)(nil),      // 21: kubesvc.v1.OperationResult
+	(*OperationResultAck)(nil),   // 22: kubesvc.v1.OperationResultAck
+	(*AccountCommand)(nil),       // 23: kubesvc.v1.AccountCommand
+	(*AddAccounts)(nil),          // 24: kubesvc.v1.AddAccounts
+	(*DeleteAccounts)(nil),       // 25: kubesvc.v1.DeleteAccounts
+	(*DynamicAccount)(nil),       // 26: kubesvc.v1.DynamicAccount
+	(*AccountCommandResult)(nil), // 27: kubesvc.v1.AccountCommandResult
+	(*AccountResult)(nil),        // 28: kubesvc.v1.AccountResult
+	nil,                          // 29: kubesvc.v1.Object.LabelsEntry
 }
 var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: kubesvc.v1.AgentMessage.hello:type_name -> kubesvc.v1.Hello
-	9,  // 1: kubesvc.v1.AgentMessage.changes:type_name -> kubesvc.v1.ChangeBatch
-	17, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
-	18, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
-	20, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
-	25, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
+	10, // 1: kubesvc.v1.AgentMessage.changes:type_name -> kubesvc.v1.ChangeBatch
+	18, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
+	19, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
+	21, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
+	27, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
 	5,  // 6: kubesvc.v1.ControlMessage.welcome:type_name -> kubesvc.v1.Welcome
-	16, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
-	18, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
-	19, // 9: kubesvc.v1.ControlMessage.operation:type_name -> kubesvc.v1.Operation
-	21, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
-	4,  // 11: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
-	8,  // 12: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
-	7,  // 13: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
-	6,  // 14: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
-	10, // 15: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
-	6,  // 16: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
-	11, // 17: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
-	11, // 18: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
-	11, // 19: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
-	12, // 20: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
-	13, // 21: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
-	14, // 22: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
-	15, // 23: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
-	27, // 24: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
-	0,  // 25: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
-	4,  // 26: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
-	22, // 27: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
-	23, // 28: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
-	24, // 29: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	26, // 30: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 31: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	1,  // 32: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 33: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	17, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
+	19, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
+	20, // 9: kubesvc.v1.ControlMessage.operation:type_name -> kubesvc.v1.Operation
+	23, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
+	22, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
+	6,  // 12: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
+	4,  // 13: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
+	9,  // 14: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
+	9,  // 15: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
+	8,  // 16: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
+	7,  // 17: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
+	11, // 18: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
+	7,  // 19: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
+	12, // 20: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
+	12, // 21: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
+	12, // 22: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
+	13, // 23: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
+	14, // 24: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
+	15, // 25: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
+	16, // 26: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
+	29, // 27: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	0,  // 28: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
+	4,  // 29: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
+	24, // 30: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
+	25, // 31: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
+	26, // 32: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
+	28, // 33: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 34: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	1,  // 35: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 36: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	36, // [36:37] is the sub-list for method output_type
+	35, // [35:36] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -2385,8 +2585,10 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*ControlMessage_Heartbeat)(nil),
 		(*ControlMessage_Operation)(nil),
 		(*ControlMessage_AccountCommand)(nil),
+		(*ControlMessage_OperationResultAck)(nil),
+		(*ControlMessage_Assignment)(nil),
 	}
-	file_api_kubesvc_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
+	file_api_kubesvc_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
 		(*Change_Listed)(nil),
 		(*Change_Upserted)(nil),
 		(*Change_Deleted)(nil),
@@ -2395,7 +2597,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*Change_Bookmark)(nil),
 		(*Change_StreamRemoved)(nil),
 	}
-	file_api_kubesvc_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
+	file_api_kubesvc_v1_agent_proto_msgTypes[22].OneofWrappers = []any{
 		(*AccountCommand_Add)(nil),
 		(*AccountCommand_Delete)(nil),
 	}
@@ -2405,7 +2607,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kubesvc_v1_agent_proto_rawDesc), len(file_api_kubesvc_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

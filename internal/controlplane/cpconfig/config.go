@@ -21,10 +21,14 @@ const (
 	DefaultEventsCleanupFrequency  = 7200 * time.Second
 	DefaultRetryFrequency          = 5 * time.Second
 	DefaultMaxRetries              = 3
-	DefaultHTTPPortName            = "http"
-	DefaultServiceNamePrefix       = "spin-clouddriver"
-	DefaultOperationHistoryWeeks   = 1
-	DefaultSQLitePath              = "kubesvc.db"
+	// DefaultScanFrequency and DefaultScanBatchSize are the values the
+	// Scale Agent documents (service-config-options.csv).
+	DefaultScanFrequency         = 120 * time.Second
+	DefaultScanBatchSize         = 572
+	DefaultHTTPPortName          = "http"
+	DefaultServiceNamePrefix     = "spin-clouddriver"
+	DefaultOperationHistoryWeeks = 1
+	DefaultSQLitePath            = "kubesvc.db"
 
 	// MinMaxInboundMessageSize is the smallest accepted
 	// kubesvc.grpc.server.maxInboundMessageSize (as controlplane.Config).
@@ -158,10 +162,16 @@ type DynamicAccounts struct {
 	Enabled            bool
 	RetryFrequency     time.Duration
 	MaxRetries         int
-	ScanFrequency      time.Duration // 0: not set (no documented default)
-	ScanBatchSize      int           // 0: not set (no documented default)
-	NamePatterns       []string      // regular expressions (Go syntax), validated
+	ScanFrequency      time.Duration // default DefaultScanFrequency
+	ScanBatchSize      int           // default DefaultScanBatchSize
+	NamePatterns       []string      // regular expressions (Go syntax), validated; set: scan
 	InterceptorEnabled bool
+	// ClouddriverURL is where the interceptor proxies requests for
+	// accounts other than Kubernetes ones; empty: it stores them itself.
+	ClouddriverURL string
+	// ClouddriverDatabase holds Clouddriver's accounts tables: the
+	// control plane's own database (SQL) unless configured.
+	ClouddriverDatabase SQL
 	// EncryptionKey and EncryptionKeyFile: the key sealing inline kubeconfig
 	// contents (see internal/credentials.ParseKey); both empty: inline
 	// contents are refused.
@@ -183,6 +193,16 @@ const (
 type Cluster struct {
 	Mode       ClusterMode
 	Kubernetes ClusterKubernetesConfig
+	// Static is kubesvc.cluster-static.peers (mode static).
+	Static []Peer
+	// BaseURL is kubesvc.baseUrl: this replica's REST API for its peers;
+	// empty: http://<POD_IP or host name>:<server.port>.
+	BaseURL string
+}
+
+// Peer is one replica of a static cluster.
+type Peer struct {
+	ID, BaseURL string
 }
 
 // ClusterKubernetesConfig is kubesvc.cluster-kubernetes.*.

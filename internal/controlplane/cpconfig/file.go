@@ -38,8 +38,12 @@ type FileKubesvc struct {
 	DynamicAccounts     FileDynamicAccounts   `yaml:"dynamicAccounts"`
 	Cluster             string                `yaml:"cluster"`
 	ClusterKubernetes   FileClusterKubernetes `yaml:"cluster-kubernetes"`
-	Jobs                FileJobs              `yaml:"jobs"`
-	LoadBalancer        string                `yaml:"loadBalancer"`
+	// ClusterStatic lists the peers for kubesvc.cluster: static (ours).
+	ClusterStatic FileClusterStatic `yaml:"cluster-static"`
+	// BaseURL is where other replicas reach this one's REST API (ours).
+	BaseURL      string   `yaml:"baseUrl"`
+	Jobs         FileJobs `yaml:"jobs"`
+	LoadBalancer string   `yaml:"loadBalancer"`
 }
 
 // FileGRPC is kubesvc.grpc.
@@ -121,11 +125,29 @@ type FileDynamicAccounts struct {
 	// rest (ours): 32 bytes as base64 or hex, or a file holding them.
 	EncryptionKey     string `yaml:"encryptionKey"`
 	EncryptionKeyFile string `yaml:"encryptionKeyFile"`
+	// ClouddriverDatabase is where Clouddriver's accounts table lives
+	// (ours); unset: the control plane's own database (sql.*).
+	ClouddriverDatabase FileSQL `yaml:"clouddriverDatabase"`
 }
 
 // FileInterceptor is kubesvc.dynamicAccounts.interceptor.
 type FileInterceptor struct {
 	Enabled bool `yaml:"enabled"`
+	// ClouddriverURL: where /credentials requests for other account types
+	// are proxied (ours).
+	ClouddriverURL string `yaml:"clouddriverUrl"`
+}
+
+// FileClusterStatic is kubesvc.cluster-static (ours): a fixed peer list
+// for replicas running outside Kubernetes.
+type FileClusterStatic struct {
+	Peers []FilePeer `yaml:"peers"`
+}
+
+// FilePeer is one replica of kubesvc.cluster-static.peers.
+type FilePeer struct {
+	ID      string `yaml:"id"`
+	BaseURL string `yaml:"baseUrl"`
 }
 
 // FileClusterKubernetes is kubesvc.cluster-kubernetes: peer discovery

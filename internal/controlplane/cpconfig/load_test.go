@@ -73,7 +73,8 @@ func defaults(t *testing.T) *Config {
 			CacheKinds: []string{"ReplicaSet", "Service", "Ingress", "DaemonSet", "Deployment", "Pod",
 				"StatefulSet", "Job", "CronJob", "NetworkPolicy", "Namespace", "CustomResourceDefinition"},
 		},
-		DynamicAccounts: DynamicAccounts{RetryFrequency: 5 * time.Second, MaxRetries: 3},
+		DynamicAccounts: DynamicAccounts{RetryFrequency: 5 * time.Second, MaxRetries: 3,
+			ScanFrequency: 120 * time.Second, ScanBatchSize: 572, ClouddriverDatabase: SQL{Driver: DriverSQLite, Path: "kubesvc.db"}},
 		Cluster: Cluster{Mode: ClusterLocal, Kubernetes: ClusterKubernetesConfig{
 			VerifySSL: true, HTTPPortName: "http", ClouddriverServiceNamePrefix: "spin-clouddriver"}},
 		OperationHistoryRetention: 7 * 24 * time.Hour,
@@ -140,18 +141,19 @@ sql: {driver: postgres, dsn: 'postgres://u@db/kubesvc'}
 logging: {level: DEBUG, format: json}
 `[1:])
 	checks := map[string][2]any{
-		"ID":                {c.ID, "cp-1"},
-		"AgentTimeout":      {c.AgentTimeout, 30 * time.Second},
-		"Server":            {c.Server, Server{Address: "127.0.0.1", Port: 8080}},
-		"GRPC.Address":      {c.GRPC.Address, "::1"},
-		"GRPC.Port":         {c.GRPC.Port, 9999},
-		"GRPC.Max":          {c.GRPC.MaxInboundMessageSize, 16 << 20},
-		"GRPC.Keepalive":    {c.GRPC.Keepalive, Keepalive{MinTime: 10 * time.Second, Time: 15 * time.Second, Timeout: 7 * time.Second}},
-		"GRPC.ClientAuth":   {c.GRPC.Security.ClientAuth, ClientAuthRequire},
-		"Heartbeat":         {c.Heartbeat, Heartbeat{Enabled: true, InitialDelay: 500 * time.Millisecond, Period: 30 * time.Second}},
-		"Cache.OpWait":      {c.Cache.OperationWait, time.Second},
-		"Cache.Kinds":       {c.Cache.CacheKinds, []string{"Pod"}},
-		"DynamicAccounts":   {c.DynamicAccounts, DynamicAccounts{Enabled: true, RetryFrequency: 5 * time.Second, MaxRetries: 3, NamePatterns: []string{"^account1.*", "^.*account2.*"}, InterceptorEnabled: true}},
+		"ID":              {c.ID, "cp-1"},
+		"AgentTimeout":    {c.AgentTimeout, 30 * time.Second},
+		"Server":          {c.Server, Server{Address: "127.0.0.1", Port: 8080}},
+		"GRPC.Address":    {c.GRPC.Address, "::1"},
+		"GRPC.Port":       {c.GRPC.Port, 9999},
+		"GRPC.Max":        {c.GRPC.MaxInboundMessageSize, 16 << 20},
+		"GRPC.Keepalive":  {c.GRPC.Keepalive, Keepalive{MinTime: 10 * time.Second, Time: 15 * time.Second, Timeout: 7 * time.Second}},
+		"GRPC.ClientAuth": {c.GRPC.Security.ClientAuth, ClientAuthRequire},
+		"Heartbeat":       {c.Heartbeat, Heartbeat{Enabled: true, InitialDelay: 500 * time.Millisecond, Period: 30 * time.Second}},
+		"Cache.OpWait":    {c.Cache.OperationWait, time.Second},
+		"Cache.Kinds":     {c.Cache.CacheKinds, []string{"Pod"}},
+		"DynamicAccounts": {c.DynamicAccounts, DynamicAccounts{Enabled: true, RetryFrequency: 5 * time.Second, MaxRetries: 3, ScanFrequency: DefaultScanFrequency, ScanBatchSize: DefaultScanBatchSize, NamePatterns: []string{"^account1.*", "^.*account2.*"}, InterceptorEnabled: true,
+			ClouddriverDatabase: SQL{Driver: DriverPostgres, Path: "kubesvc.db", DSN: "postgres://u@db/kubesvc"}}},
 		"Cluster.Mode":      {c.Cluster.Mode, ClusterKubernetes},
 		"Retention":         {c.OperationHistoryRetention, 4 * 7 * 24 * time.Hour},
 		"SQL":               {c.SQL, SQL{Driver: DriverPostgres, Path: "kubesvc.db", DSN: "postgres://u@db/kubesvc"}},
@@ -164,10 +166,9 @@ logging: {level: DEBUG, format: json}
 		}
 	}
 	wantUnsupported := []string{
-		"kubesvc.cache.cacheKinds", "kubesvc.cluster",
-		"kubesvc.dynamicAccounts.interceptor.enabled", "kubesvc.dynamicAccounts.namePatterns",
+		"kubesvc.cache.cacheKinds",
 		"kubesvc.grpc.server.security.clientAuth",
-		"kubesvc.heartbeat.enabled", "kubesvc.heartbeat.initialDelay", "kubesvc.heartbeat.period", "kubesvc.heartbeat.periodUnit",
+		"kubesvc.heartbeat.enabled", "kubesvc.heartbeat.initialDelay",
 	}
 	if !reflect.DeepEqual(c.Unsupported, wantUnsupported) {
 		t.Errorf("Unsupported =\n %q\nwant\n %q", c.Unsupported, wantUnsupported)
@@ -301,6 +302,7 @@ kubesvc:
 		KeepaliveTimeout: 10 * time.Second,
 		AgentTimeout:     45 * time.Second,
 		Log:              log,
+		HeartbeatPeriod:  time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ServerConfig =\n %+v\nwant\n %+v", got, want)

@@ -23,5 +23,7 @@ func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 		KeepaliveTimeout: c.GRPC.Keepalive.Timeout,
 		AgentTimeout:     c.AgentTimeout,
 		Log:              log,
+		BaseURL:          c.Cluster.BaseURL,
+		HeartbeatPeriod:  c.Heartbeat.Period,
 	}
 }

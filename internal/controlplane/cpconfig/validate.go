@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -134,6 +135,7 @@ func New(f *File) (*Config, error) {
 	c.OperationHistoryRetention = v.duration("kubesvc.jobs.operation-history.purge.weeks",
 		int64(orDefault(k.Jobs.OperationHistory.Purge.Weeks, DefaultOperationHistoryWeeks)), 7*24*time.Hour, false)
 	c.SQL = v.sql(&f.SQL)
+	c.DynamicAccounts.ClouddriverDatabase = v.clouddriverDatabase(&k.DynamicAccounts.ClouddriverDatabase, c.SQL)
 	c.Logging = v.logging(&f.Logging)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -255,6 +257,7 @@ func (v *validator) dynamicAccounts(f *FileDynamicAccounts) DynamicAccounts {
 		MaxRetries:         orDefault(f.MaxRetries, DefaultMaxRetries),
 		ScanFrequency:      v.duration("kubesvc.dynamicAccounts.scanFrequencySeconds", int64(f.ScanFrequencySeconds), time.Second, false),
 		ScanBatchSize:      f.ScanBatchSize,
+		ClouddriverURL:     strings.TrimSpace(f.Interceptor.ClouddriverURL),
 		NamePatterns:       v.patterns("kubesvc.dynamicAccounts.namePatterns", f.NamePatterns),
 		InterceptorEnabled: f.Interceptor.Enabled,
 		EncryptionKey:      f.EncryptionKey,
@@ -262,7 +265,41 @@ func (v *validator) dynamicAccounts(f *FileDynamicAccounts) DynamicAccounts {
 	}
 	v.nonNegative("kubesvc.dynamicAccounts.maxRetries", int64(d.MaxRetries))
 	v.nonNegative("kubesvc.dynamicAccounts.scanBatchSize", int64(d.ScanBatchSize))
+	if d.ScanFrequency == 0 {
+		d.ScanFrequency = DefaultScanFrequency
+	}
+	if d.ScanBatchSize == 0 {
+		d.ScanBatchSize = DefaultScanBatchSize
+	}
+	if u, err := url.Parse(d.ClouddriverURL); d.ClouddriverURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		v.fail("kubesvc.dynamicAccounts.interceptor.clouddriverUrl", "must be an absolute http or https URL, got %q", d.ClouddriverURL)
+	}
 	return d
+}
+
+// clouddriverDatabase is kubesvc.dynamicAccounts.clouddriverDatabase.*:
+// the control plane's own database unless a driver is set.
+func (v *validator) clouddriverDatabase(f *FileSQL, own SQL) SQL {
+	const key = "kubesvc.dynamicAccounts.clouddriverDatabase"
+	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: strings.TrimSpace(f.DSN)}
+	switch s.Driver {
+	case "":
+		if s.Path != "" || s.DSN != "" {
+			v.fail(key+".driver", "required when %s.path or %s.dsn is set", key, key)
+		}
+		return own
+	case DriverSQLite:
+		if s.Path == "" {
+			v.fail(key+".path", "required when %s.driver is sqlite", key)
+		}
+	case DriverMySQL, DriverPostgres:
+		if s.DSN == "" {
+			v.fail(key+".dsn", "required when %s.driver is %s", key, s.Driver)
+		}
+	default:
+		v.fail(key+".driver", "must be sqlite, mysql or postgres, got %q", f.Driver)
+	}
+	return s
 }
 
 func (v *validator) cluster(k *FileKubesvc) Cluster {
@@ -285,6 +322,24 @@ func (v *validator) cluster(k *FileKubesvc) Cluster {
 		v.fail("kubesvc.cluster", "redis clustering is not supported (it is deprecated in the plugin); use kubernetes")
 	default:
 		v.fail("kubesvc.cluster", "must be local, kubernetes or static, got %q", k.Cluster)
+	}
+	c.BaseURL = strings.TrimSpace(k.BaseURL)
+	if c.BaseURL != "" && !absoluteHTTPURL(c.BaseURL) {
+		v.fail("kubesvc.baseUrl", "must be an absolute http or https URL, got %q", c.BaseURL)
+	}
+	for i, p := range k.ClusterStatic.Peers {
+		key := fmt.Sprintf("kubesvc.cluster-static.peers[%d]", i)
+		peer := Peer{ID: strings.TrimSpace(p.ID), BaseURL: strings.TrimSpace(p.BaseURL)}
+		if peer.ID == "" {
+			v.fail(key+".id", "required")
+		}
+		if !absoluteHTTPURL(peer.BaseURL) {
+			v.fail(key+".baseUrl", "must be an absolute http or https URL, got %q", peer.BaseURL)
+		}
+		c.Static = append(c.Static, peer)
+	}
+	if c.Mode == ClusterStatic && len(c.Static) == 0 {
+		v.fail("kubesvc.cluster-static.peers", "required when kubesvc.cluster is static")
 	}
 	if c.Kubernetes.HTTPPortName == "" {
 		c.Kubernetes.HTTPPortName = DefaultHTTPPortName
@@ -336,4 +391,10 @@ func (v *validator) logging(f *FileLogging) Logging {
 		v.fail("logging.format", "must be text or json, got %q", f.Format)
 	}
 	return l
+}
+
+// absoluteHTTPURL reports whether s is an http or https URL with a host.
+func absoluteHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// ResponseRetries is clouddriver.responseRetries.*: how an operation's
+// result reaches the control plane when the stream breaks before the
+// control plane acknowledged it.
+type ResponseRetries struct {
+	// Enabled keeps unacknowledged results and sends them again on the
+	// next session; false sends each result once.
+	Enabled bool
+	// MaxRetries is how many times a result is sent again after its first
+	// attempt.
+	MaxRetries int
+	// BackOff is the least time between two attempts of one result.
+	BackOff time.Duration
+}
+
+// DefaultResponseRetries are the documented defaults (true, 3, 3000 ms).
+func DefaultResponseRetries() ResponseRetries {
+	return ResponseRetries{Enabled: true, MaxRetries: 3, BackOff: 3 * time.Second}
+}
+
+// maxKeptResults bounds the results kept awaiting acknowledgement; beyond
+// it the oldest is dropped (its task then fails on the control plane by
+// timeout, never silently succeeds).
+const maxKeptResults = 256
+
+// operator executes operations independently of sessions (a session that
+// breaks does not cancel an operation half-way; its result goes out on the
+// next session) and keeps their results until acknowledged.
+type operator struct {
+	ctx     context.Context // ends when the agent stops
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // running operations
+	sem     chan struct{}  // bounds the operations executed at once
+	results *resultBox
+}
+
+func newOperator(retries ResponseRetries, log *slog.Logger) *operator {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &operator{ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxConcurrentOperations), results: newResultBox(retries, log)}
+}
+
+// start executes op in the background and keeps its result for sending.
+func (o *operator) start(op *kubesvcv1.Operation, exec func(context.Context, *kubesvcv1.Operation) *kubesvcv1.OperationResult) {
+	o.wg.Go(func() {
+		select {
+		case o.sem <- struct{}{}:
+		case <-o.ctx.Done():
+			return
+		}
+		defer func() { <-o.sem }()
+		var deadline time.Time
+		if dl := op.GetDeadlineMs(); dl > 0 {
+			deadline = time.UnixMilli(dl)
+		}
+		o.results.put(exec(o.ctx, op), deadline)
+	})
+}
+
+// stop cancels the running operations and waits for them.
+func (o *operator) stop() {
+	o.cancel()
+	o.wg.Wait()
+}
+
+// keptResult is a result awaiting acknowledgement.
+type keptResult struct {
+	res      *kubesvcv1.OperationResult
+	deadline time.Time // the control plane stops waiting then; zero: never
+	attempts int       // sessions it was handed to
+	last     time.Time // when it was last handed to a session
+	session  uint64    // the session it was last handed to
+	seq      uint64    // arrival order, for eviction
+}
+
+// resultBox holds the results of operations until the control plane
+// acknowledges them. Each session takes what is due (sendable) from it: a
+// new result at once; one handed to an earlier session that ended without
+// its acknowledgement again, BackOff after its previous attempt, up to
+// 1+MaxRetries attempts.
+type resultBox struct {
+	retries ResponseRetries
+	log     *slog.Logger
+	changed chan struct{} // signalled when a result is added; capacity 1
+
+	mu       sync.Mutex // guards the fields below
+	kept     map[string]*keptResult
+	seq      uint64
+	sessions uint64
+}
+
+func newResultBox(retries ResponseRetries, log *slog.Logger) *resultBox {
+	return &resultBox{retries: retries, log: log, changed: make(chan struct{}, 1), kept: map[string]*keptResult{}}
+}
+
+// put keeps a new result, dropping the oldest beyond maxKeptResults.
+func (b *resultBox) put(res *kubesvcv1.OperationResult, deadline time.Time) {
+	b.mu.Lock()
+	b.seq++
+	b.kept[res.GetId()] = &keptResult{res: res, deadline: deadline, seq: b.seq}
+	if len(b.kept) > maxKeptResults {
+		var oldest *keptResult
+		for _, k := range b.kept {
+			if oldest == nil || k.seq < oldest.seq {
+				oldest = k
+			}
+		}
+		delete(b.kept, oldest.res.GetId())
+		b.log.Warn("too many operation results await acknowledgement; dropped the oldest", "operation", oldest.res.GetId(), "limit", maxKeptResults)
+	}
+	b.mu.Unlock()
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// ack drops an acknowledged result.
+func (b *resultBox) ack(id string) {
+	b.mu.Lock()
+	delete(b.kept, id)
+	b.mu.Unlock()
+}
+
+// newSession returns the number of a new session, for due.
+func (b *resultBox) newSession() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sessions++
+	return b.sessions
+}
+
+// len returns how many results await acknowledgement.
+func (b *resultBox) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.kept)
+}
+
+// due returns, oldest first, the results session should send now and
+// marks them handed to it; results out of attempts or past their deadline
+// are dropped. next is when another result becomes due (zero: none waits).
+func (b *resultBox) due(session uint64, now time.Time) (out []*kubesvcv1.OperationResult, next time.Time) {
+	attempts := 1
+	if b.retries.Enabled {
+		attempts += max(b.retries.MaxRetries, 0)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ready []*keptResult
+	for id, k := range b.kept {
+		switch {
+		case k.session == session:
+			continue // awaiting its acknowledgement on this session
+		case !k.deadline.IsZero() && now.After(k.deadline):
+			b.log.Warn("operation result not acknowledged before the control plane's deadline; dropped", "operation", id, "attempts", k.attempts)
+			delete(b.kept, id)
+			continue
+		case k.attempts >= attempts:
+			b.log.Warn("operation result not acknowledged after every retry (clouddriver.responseRetries); dropped", "operation", id, "attempts", k.attempts)
+			delete(b.kept, id)
+			continue
+		}
+		if k.attempts > 0 {
+			if at := k.last.Add(b.retries.BackOff); at.After(now) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
+		}
+		ready = append(ready, k)
+	}
+	// Oldest first: the order in which they were produced.
+	slices.SortFunc(ready, func(x, y *keptResult) int { return cmp.Compare(x.seq, y.seq) })
+	for _, k := range ready {
+		if k.attempts > 0 {
+			b.log.Info("sending an unacknowledged operation result again", "operation", k.res.GetId(), "attempt", k.attempts+1)
+		}
+		k.attempts++
+		k.last, k.session = now, session
+		out = append(out, k.res)
+		if !b.retries.Enabled {
+			delete(b.kept, k.res.GetId()) // sent once, never kept
+		}
+	}
+	return out, next
+}

@@ -1,0 +1,259 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Assignment: each account is cached by exactly one agent session at a
+// time, recorded in kubesvc_assignments. An agent keeps its accounts across
+// reconnections (its new session inherits them, on whichever replica); an
+// account without a valid assignment goes to the least busy live agent
+// serving it, and never moves off a still-connected holder.
+
+func (sess *session) record(replicaID string) store.AgentSession {
+	return store.AgentSession{AgentID: sess.agentID, SessionID: sess.id, ReplicaID: replicaID,
+		ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts, ConnectedAt: sess.connectedAt}
+}
+
+// admit records a new session in the cluster and returns the accounts it
+// caches: those its agent held before (its previous session, here or on
+// another replica, is over) and free ones it is the best choice for.
+func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]string, error) {
+	before, err := s.store.AgentSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.PutAgentSession(ctx, sess.record(s.cfg.ID)); err != nil {
+		return nil, err
+	}
+	for _, old := range before {
+		if old.AgentID == sess.agentID && old.ReplicaID != s.cfg.ID {
+			// The agent left that replica; make sure it knows.
+			s.disconnectRemote(old.ReplicaID, old.AgentID)
+		}
+	}
+	// One assignment decision at a time on this replica, so that a
+	// concurrent pass does not undo what this one claims.
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
+	sessions, allServed, assignments, err := s.refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var inherited, stale []string
+	for _, a := range assignments {
+		if a.SessionID != sess.id {
+			continue
+		}
+		if slices.Contains(served, a.Account) {
+			inherited = append(inherited, a.Account)
+		} else {
+			stale = append(stale, a.Account)
+		}
+	}
+	if len(stale) > 0 {
+		if err := s.store.ReleaseAssignments(ctx, sess.id, stale); err != nil {
+			return nil, err
+		}
+	}
+	want := append(inherited, plan(sessions, allServed, assignments, replicaLoads(assignments))[sess.id]...)
+	claimed, err := s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), want)
+	if err != nil {
+		return nil, err
+	}
+	s.registry.setAssigned(sess, claimed)
+	return claimed, nil
+}
+
+// leave removes an ended session from the cluster: its accounts become
+// free for the other agents serving them.
+func (s *Server) leave(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.RemoveAgentSession(ctx, sess.agentID, sess.id); err != nil {
+		s.log.Error("cluster: release the session's accounts", "agent", sess.agentID, "err", err)
+	}
+	s.pokeAssigner()
+}
+
+// plan decides which free accounts each live session should claim: every
+// account served by some session and without a valid assignment goes to
+// the session serving it with the fewest accounts, then on the replica with
+// the fewest, then by agent id. It returns accounts by session id.
+func plan(sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, replicaLoad map[string]int) map[string][]string {
+	live := map[string]store.AgentSession{}
+	for _, s := range sessions {
+		live[s.SessionID] = s
+	}
+	load := map[string]int{}
+	taken := map[string]bool{}
+	for _, a := range assignments {
+		if _, ok := live[a.SessionID]; ok {
+			load[a.SessionID]++
+			taken[a.Account] = true
+		}
+	}
+	candidates := map[string][]store.AgentSession{}
+	for _, s := range sessions {
+		for _, acct := range served[s.AgentID] {
+			if !taken[acct] {
+				candidates[acct] = append(candidates[acct], s)
+			}
+		}
+	}
+	accounts := make([]string, 0, len(candidates))
+	for a := range candidates {
+		accounts = append(accounts, a)
+	}
+	sort.Strings(accounts)
+	out := map[string][]string{}
+	for _, acct := range accounts {
+		best := slices.MinFunc(candidates[acct], func(a, b store.AgentSession) int {
+			switch {
+			case load[a.SessionID] != load[b.SessionID]:
+				return load[a.SessionID] - load[b.SessionID]
+			case replicaLoad[a.ReplicaID] != replicaLoad[b.ReplicaID]:
+				return replicaLoad[a.ReplicaID] - replicaLoad[b.ReplicaID]
+			}
+			return cmpString(a.AgentID, b.AgentID)
+		})
+		out[best.SessionID] = append(out[best.SessionID], acct)
+		load[best.SessionID]++
+		replicaLoad[best.ReplicaID]++
+	}
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// replicaLoads counts the assignments of each replica.
+func replicaLoads(assignments []store.Assignment) map[string]int {
+	out := map[string]int{}
+	for _, a := range assignments {
+		out[a.ReplicaID]++
+	}
+	return out
+}
+
+func (s *Server) pokeAssigner() {
+	select {
+	case s.assignPoke <- struct{}{}:
+	default:
+	}
+}
+
+// runAssigner claims free accounts for this replica's agents every
+// AssignInterval, or sooner when poked, and tells each agent when the set
+// it caches changes.
+func (s *Server) runAssigner(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.AssignInterval)
+	defer t.Stop()
+	for {
+		if err := s.reassign(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("cluster: assign accounts", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.assignPoke:
+		}
+	}
+}
+
+func (s *Server) reassign(ctx context.Context) error {
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
+	sessions, served, assignments, err := s.refresh(ctx)
+	if err != nil {
+		return err
+	}
+	claims := plan(sessions, served, assignments, replicaLoads(assignments))
+	local := s.registry.sessions()
+	claimedAny := false
+	for _, sess := range local {
+		want := claims[sess.id]
+		if len(want) == 0 {
+			continue
+		}
+		if _, err := s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), want); err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+			continue // the session ended meanwhile
+		}
+		claimedAny = true
+	}
+	if claimedAny {
+		if _, _, assignments, err = s.refresh(ctx); err != nil {
+			return err
+		}
+		s.signalAgents()
+	}
+	held := map[string][]string{}
+	for _, a := range assignments {
+		held[a.SessionID] = append(held[a.SessionID], a.Account)
+	}
+	for _, sess := range local {
+		// Accounts the agent stopped serving are free for others.
+		kept, dropped := s.registry.splitServed(sess, held[sess.id])
+		if len(dropped) > 0 {
+			if err := s.store.ReleaseAssignments(ctx, sess.id, dropped); err != nil {
+				return err
+			}
+			held[sess.id] = kept
+		}
+	}
+	for _, sess := range local {
+		if !sess.assignable {
+			s.registry.setAssigned(sess, held[sess.id])
+			continue
+		}
+		added, changed := s.registry.setAssigned(sess, held[sess.id])
+		if !changed {
+			continue
+		}
+		if err := s.sendAssignment(ctx, sess, held[sess.id], added); err != nil {
+			s.log.Warn("cluster: send assignment", "agent", sess.agentID, "err", err)
+		}
+	}
+	return nil
+}
+
+// sendAssignment tells an agent the accounts it caches, with the resume
+// points of those just added.
+func (s *Server) sendAssignment(ctx context.Context, sess *session, accounts, added []string) error {
+	msg := &kubesvcv1.Assignment{Accounts: accounts}
+	if len(added) > 0 {
+		streams, err := s.store.Streams(ctx, added)
+		if err != nil {
+			return err
+		}
+		msg.ResumePoints = resumePointsToProto(streams)
+	}
+	s.log.Info("cluster: accounts assigned", "agent", sess.agentID, "accounts", len(accounts), "added", len(added))
+	select {
+	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Assignment{Assignment: msg}}:
+		return nil
+	case <-sess.done:
+		return fmt.Errorf("agent %s: %w", sess.agentID, ErrAgentGone)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

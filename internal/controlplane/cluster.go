@@ -1,0 +1,179 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Peer is a control-plane replica as peer discovery sees it.
+type Peer struct {
+	ID, BaseURL string
+	Ready       bool
+	LastUpdated time.Time
+}
+
+// Peers lists the replicas of the cluster (kubesvc.cluster: kubernetes
+// Endpoints, a static list). It is the consumer's view of peer discovery.
+type Peers interface {
+	Peers() []Peer
+}
+
+// errFenced ends this replica's sessions when it lost its place in the
+// cluster: its peers reaped it, or it could not heartbeat for
+// ReplicaTimeout. The agents reconnect, to a survivor if this replica is
+// cut off, and their accounts follow them.
+var errFenced = errors.New("this control-plane replica lost its cluster membership")
+
+// clusterView is what this replica last read of the whole cluster. Agents
+// of this replica are always read live from the registry instead.
+//
+// Lock ordering: clusterView.mu is never held while taking registry.mu.
+type clusterView struct {
+	mu          sync.Mutex // guards the fields below
+	sessions    []store.AgentSession
+	served      map[string][]string // agent -> accounts it serves
+	assignments map[string]store.Assignment
+	replicas    map[string]store.Replica
+	refreshed   time.Time
+}
+
+func (v *clusterView) set(sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, replicas []store.Replica) {
+	byAccount := make(map[string]store.Assignment, len(assignments))
+	for _, a := range assignments {
+		byAccount[a.Account] = a
+	}
+	byID := make(map[string]store.Replica, len(replicas))
+	for _, r := range replicas {
+		byID[r.ID] = r
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.sessions, v.served, v.assignments, v.replicas, v.refreshed = sessions, served, byAccount, byID, time.Now()
+}
+
+// remoteAgents returns the agents of other replicas.
+func (v *clusterView) remoteAgents(self string) []AgentInfo {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	assigned := map[string][]string{}
+	for _, a := range v.assignments {
+		assigned[a.SessionID] = append(assigned[a.SessionID], a.Account)
+	}
+	var out []AgentInfo
+	for _, s := range v.sessions {
+		if s.ReplicaID == self {
+			continue
+		}
+		as := assigned[s.SessionID]
+		sort.Strings(as)
+		out = append(out, AgentInfo{ID: s.AgentID, ZoneID: s.ZoneID, DynamicAccounts: s.DynamicAccounts,
+			Accounts: v.served[s.AgentID], Assigned: as, ReplicaID: s.ReplicaID, ConnectedAt: s.ConnectedAt})
+	}
+	return out
+}
+
+// replicaOf returns the replica holding agentID's session.
+func (v *clusterView) replicaOf(agentID string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, s := range v.sessions {
+		if s.AgentID == agentID {
+			return s.ReplicaID, true
+		}
+	}
+	return "", false
+}
+
+func (v *clusterView) replica(id string) (store.Replica, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.replicas[id]
+	return r, ok
+}
+
+func (v *clusterView) assignment(account string) (store.Assignment, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.assignments[account]
+	return a, ok
+}
+
+// refresh reads the cluster's state from the store.
+func (s *Server) refresh(ctx context.Context) (sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, err error) {
+	if sessions, err = s.store.AgentSessions(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if served, err = s.store.AllAgentAccounts(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if assignments, err = s.store.Assignments(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	replicas, err := s.store.Replicas(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.cluster.set(sessions, served, assignments, replicas)
+	ids := make([]string, 0, len(replicas))
+	for _, r := range replicas {
+		ids = append(ids, r.ID)
+	}
+	agents := map[string]int{}
+	for _, sess := range sessions {
+		agents[sess.ReplicaID]++
+	}
+	s.metrics.observeCluster(ids, agents, replicaLoads(assignments))
+	return sessions, served, assignments, nil
+}
+
+// runHeartbeat records this replica alive every HeartbeatPeriod and reaps
+// peers silent for ReplicaTimeout. A replica reaped by its peers, or unable
+// to heartbeat for ReplicaTimeout, drops its agents (fencing): the peers
+// have given their accounts to others. On a clean stop it leaves the
+// cluster at once, so its accounts move without waiting for the timeout.
+func (s *Server) runHeartbeat(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.HeartbeatPeriod)
+	defer t.Stop()
+	registered, lastOK := false, time.Now()
+	for {
+		existed, err := s.store.HeartbeatReplica(ctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL})
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			s.log.Error("cluster: heartbeat", "err", err)
+			if time.Since(lastOK) > s.cfg.ReplicaTimeout && s.registry.count() > 0 {
+				s.log.Warn("cluster: no heartbeat for the replica timeout; dropping this replica's agents", "timeout", s.cfg.ReplicaTimeout)
+				s.registry.closeAll(errFenced)
+			}
+		case registered && !existed:
+			s.log.Warn("cluster: peers declared this replica dead; dropping its agents so they reconnect")
+			s.registry.closeAll(errFenced)
+			lastOK = time.Now()
+		default:
+			registered, lastOK = true, time.Now()
+		}
+		if ctx.Err() == nil {
+			if reaped, err := s.store.ReapReplicas(ctx, time.Now().Add(-s.cfg.ReplicaTimeout)); err != nil {
+				s.log.Error("cluster: reap silent replicas", "err", err)
+			} else if len(reaped) > 0 {
+				s.log.Warn("cluster: replicas silent for the replica timeout removed; their accounts are taken over", "replicas", reaped)
+				s.pokeAssigner()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.store.RemoveReplica(lctx, s.cfg.ID); err != nil {
+				s.log.Warn("cluster: leave", "err", err)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+)
+
+func (s *Server) clusterRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /armory/clouddrivers", s.getClouddrivers)
+	mux.HandleFunc("GET /armory/clouddrivers/{clouddriverId}", s.getClouddriver)
+	mux.HandleFunc("POST /armory/agent/operations", s.postOperation)
+	mux.HandleFunc("POST /armory/agent/operationresults", s.postOperationResult)
+	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.postCommand)
+	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.postDisconnect)
+	mux.HandleFunc("POST /armory/agent/assignments", s.postAssignments)
+}
+
+// clouddriver is ClouddriverInstance of the REST contract, with the spread
+// of agents and accounts over the replicas.
+type clouddriver struct {
+	BaseURL     string `json:"baseUrl"`
+	ID          string `json:"id"`
+	LastUpdated string `json:"lastUpdated"`
+	Ready       bool   `json:"ready"`
+	Agents      int    `json:"agents"`
+	Accounts    int    `json:"accounts"`
+}
+
+// clouddrivers merges peer discovery with the replicas' own heartbeats.
+func (s *Server) clouddrivers() []clouddriver {
+	agents, accounts := map[string]int{}, map[string]int{}
+	s.cluster.mu.Lock()
+	for _, sess := range s.cluster.sessions {
+		agents[sess.ReplicaID]++
+	}
+	for _, a := range s.cluster.assignments {
+		accounts[a.ReplicaID]++
+	}
+	byID := map[string]clouddriver{}
+	for id, r := range s.cluster.replicas {
+		byID[id] = clouddriver{ID: id, BaseURL: r.BaseURL, LastUpdated: r.HeartbeatAt.UTC().Format(time.RFC3339Nano),
+			Ready: time.Since(r.HeartbeatAt) < s.cfg.ReplicaTimeout}
+	}
+	s.cluster.mu.Unlock()
+	if s.cfg.Peers != nil {
+		for _, p := range s.cfg.Peers.Peers() {
+			c := byID[p.ID]
+			c.ID, c.BaseURL, c.Ready = p.ID, p.BaseURL, p.Ready
+			c.LastUpdated = p.LastUpdated.UTC().Format(time.RFC3339Nano)
+			byID[p.ID] = c
+		}
+	}
+	self := byID[s.cfg.ID]
+	self.ID, self.Ready = s.cfg.ID, true
+	if self.BaseURL == "" {
+		self.BaseURL = s.cfg.BaseURL
+	}
+	if self.LastUpdated == "" {
+		self.LastUpdated = time.Now().UTC().Format(time.RFC3339Nano)
+	}
+	byID[s.cfg.ID] = self
+	out := make([]clouddriver, 0, len(byID))
+	for id, c := range byID {
+		c.Agents, c.Accounts = agents[id], accounts[id]
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (s *Server) getClouddrivers(w http.ResponseWriter, _ *http.Request) {
+	httpapi.WriteJSON(w, http.StatusOK, s.clouddrivers())
+}
+
+func (s *Server) getClouddriver(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("clouddriverId")
+	for _, c := range s.clouddrivers() {
+		if c.ID == id {
+			httpapi.WriteJSON(w, http.StatusOK, c)
+			return
+		}
+	}
+	httpapi.WriteError(w, http.StatusNotFound, "control-plane replica %q is not part of the cluster", id)
+}
+
+func readForward(w http.ResponseWriter, r *http.Request) (forwardMessage, bool) {
+	var body forwardMessage
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&body); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "body: %v", err)
+		return body, false
+	}
+	return body, true
+}
+
+// postOperation runs an operation on an agent of this replica and answers
+// its result: the holder's side of operation forwarding.
+func (s *Server) postOperation(w http.ResponseWriter, r *http.Request) {
+	body, ok := readForward(w, r)
+	if !ok {
+		return
+	}
+	op := &kubesvcv1.Operation{}
+	if err := protojson.Unmarshal([]byte(body.Operation), op); err != nil || op.GetId() == "" || op.GetAccount() == "" {
+		httpapi.WriteError(w, http.StatusBadRequest, "operation: a JSON Operation with id and account is required")
+		return
+	}
+	agentID := r.URL.Query().Get("agentId")
+	if agentID == "" {
+		agentID = s.localAgentFor(op.GetAccount())
+	}
+	ctx := r.Context()
+	if op.GetDeadlineMs() > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(op.GetDeadlineMs()))
+		defer cancel()
+	}
+	res, err := s.sendOperationLocal(ctx, agentID, op)
+	if err != nil {
+		s.writeForwardError(w, err)
+		return
+	}
+	b, _ := protojson.Marshal(res)
+	httpapi.WriteJSON(w, http.StatusOK, forwardMessage{Result: string(b)})
+}
+
+// postOperationResult delivers a result to the operation waiting for it on
+// this replica, else records it through the UnclaimedResults hook.
+func (s *Server) postOperationResult(w http.ResponseWriter, r *http.Request) {
+	body, ok := readForward(w, r)
+	if !ok {
+		return
+	}
+	res := &kubesvcv1.OperationResult{}
+	if err := protojson.Unmarshal([]byte(body.Result), res); err != nil || res.GetId() == "" {
+		httpapi.WriteError(w, http.StatusBadRequest, "result: a JSON OperationResult with id is required")
+		return
+	}
+	for _, sess := range s.registry.sessions() {
+		if sess.deliverOperation(res) {
+			httpapi.WriteJSON(w, http.StatusOK, map[string]string{"id": res.GetId(), "deliveredTo": "waiting operation"})
+			return
+		}
+	}
+	if s.unclaimed != nil {
+		if err := s.unclaimed.HandleResult(r.Context(), "", res); err != nil {
+			httpapi.WriteError(w, http.StatusServiceUnavailable, "result %s not recorded: %v", res.GetId(), err)
+			return
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"id": res.GetId(), "deliveredTo": "history"})
+}
+
+// postCommand runs an account command on an agent of this replica.
+func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
+	body, ok := readForward(w, r)
+	if !ok {
+		return
+	}
+	cmd := &kubesvcv1.AccountCommand{}
+	if err := protojson.Unmarshal([]byte(body.Command), cmd); err != nil || cmd.GetId() == "" {
+		httpapi.WriteError(w, http.StatusBadRequest, "command: a JSON AccountCommand with id is required")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	res, err := s.sendAccountCommandLocal(ctx, r.PathValue("agentId"), cmd)
+	if err != nil {
+		s.writeForwardError(w, err)
+		return
+	}
+	b, _ := protojson.Marshal(res)
+	httpapi.WriteJSON(w, http.StatusOK, forwardMessage{Command: string(b)})
+}
+
+func (s *Server) writeForwardError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrAgentGone):
+		httpapi.WriteError(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		httpapi.WriteError(w, http.StatusGatewayTimeout, "%v", err)
+	default:
+		httpapi.WriteError(w, http.StatusBadGateway, "%v", err)
+	}
+}
+
+// postDisconnect ends this replica's session of an agent (DisconnectRequest).
+func (s *Server) postDisconnect(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ClusterDriven bool   `json:"clusterDriven"`
+		Origin        string `json:"origin"`
+		Timestamp     int64  `json:"timestamp"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+			httpapi.WriteError(w, http.StatusBadRequest, "body: %v", err)
+			return
+		}
+	}
+	id := r.PathValue("agentId")
+	sess, err := s.session(id)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusNotFound, "agent %q is not connected to control-plane replica %s", id, s.cfg.ID)
+		return
+	}
+	// A cluster-driven request names when the agent's newer session
+	// started; a session started after that is the newer one itself.
+	if req.ClusterDriven && req.Timestamp > 0 && sess.connectedAt.UnixMilli() > req.Timestamp {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agentId": id, "disconnected": false, "reason": "the session here is newer"})
+		return
+	}
+	s.log.Info("cluster: agent disconnected on request", "agent", id, "origin", req.Origin, "clusterDriven", req.ClusterDriven)
+	sess.cancel(errDisconnected)
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agentId": id, "disconnected": true})
+}
+
+var errDisconnected = errors.New("disconnected on request (POST /armory/agent/{agentId}/disconnect)")
+
+// postAssignments frees the named accounts' assignments: each goes again to
+// the least busy connected agent serving it.
+func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
+	var names []string
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&names); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "body: a JSON array of account names is required: %v", err)
+		return
+	}
+	for i, n := range names {
+		if n == "" {
+			httpapi.WriteError(w, http.StatusBadRequest, "accountNames[%d]: empty name", i)
+			return
+		}
+	}
+	if err := s.store.ReleaseAssignments(r.Context(), "", names); err != nil {
+		s.log.Error("cluster: release assignments", "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot release the assignments")
+		return
+	}
+	s.pokeAssigner()
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"accounts": names})
+}

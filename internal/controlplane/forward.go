@@ -1,0 +1,203 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// Forwarding: any replica accepts any request; what needs the agent's
+// stream goes over REST to the replica holding the agent's session
+// (POST /armory/agent/operations, /armory/agent/{agentId}/commands). A
+// forward to a dead replica fails fast (ForwardDialTimeout) with
+// ErrAgentGone, so the caller routes again once the agent has reconnected
+// elsewhere.
+
+func newForwarder(dialTimeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// replicaURL returns the REST base URL of replica id: from peer discovery
+// when it knows the replica, else what the replica recorded itself.
+func (s *Server) replicaURL(id string) (string, error) {
+	if s.cfg.Peers != nil {
+		for _, p := range s.cfg.Peers.Peers() {
+			if p.ID == id && p.BaseURL != "" {
+				return p.BaseURL, nil
+			}
+		}
+	}
+	if r, ok := s.cluster.replica(id); ok && r.BaseURL != "" {
+		return r.BaseURL, nil
+	}
+	return "", fmt.Errorf("control-plane replica %s is unknown: %w", id, ErrAgentGone)
+}
+
+// remoteReplica returns the replica holding agentID when it is not this one.
+func (s *Server) remoteReplica(agentID string) (string, error) {
+	id, ok := s.cluster.replicaOf(agentID)
+	if !ok || id == s.cfg.ID {
+		return "", fmt.Errorf("agent %s: %w", agentID, ErrAgentGone)
+	}
+	return id, nil
+}
+
+// forwardMessage is the JSON body of forwarded operations and results: a
+// protobuf message in its JSON form, as a string (the swagger's
+// OperationRequest and OperationResultRequest).
+type forwardMessage struct {
+	Operation string `json:"operation,omitempty"`
+	Result    string `json:"result,omitempty"`
+	Command   string `json:"command,omitempty"`
+}
+
+// post sends body to replica's path and decodes the answer into out. A
+// replica that cannot be reached, or that no longer holds the agent,
+// yields ErrAgentGone.
+func (s *Server) post(ctx context.Context, replica, path string, body any, out any) error {
+	base, err := s.replicaURL(replica)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, s.cfg.ID)
+	resp, err := s.forwarder.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("forward to control-plane replica %s: %v: %w", replica, err, ErrAgentGone)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusServiceUnavailable:
+		return fmt.Errorf("control-plane replica %s: %s: %w", replica, errorText(data), ErrAgentGone)
+	case resp.StatusCode == http.StatusGatewayTimeout:
+		return fmt.Errorf("control-plane replica %s: %s: %w", replica, errorText(data), context.DeadlineExceeded)
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("control-plane replica %s answered %d: %s", replica, resp.StatusCode, errorText(data))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// forwardedHeader marks a request forwarded by another replica (it names
+// it); a forwarded request is never forwarded again.
+const forwardedHeader = "X-Kubesvc-Forwarded-By"
+
+func errorText(body []byte) string {
+	var e struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && (e.Error != "" || e.Message != "") {
+		return strings.TrimSpace(e.Message + " " + e.Error)
+	}
+	return strings.TrimSpace(string(body))
+}
+
+// forwardProto posts msg (as protojson in field) and decodes the answer's
+// field into out.
+func (s *Server) forwardProto(ctx context.Context, replica, path string, msg proto.Message, out proto.Message) error {
+	b, err := protojson.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	var req, resp forwardMessage
+	switch msg.(type) {
+	case *kubesvcv1.Operation:
+		req.Operation = string(b)
+	case *kubesvcv1.OperationResult:
+		req.Result = string(b)
+	default:
+		req.Command = string(b)
+	}
+	if err := s.post(ctx, replica, path, req, &resp); err != nil || out == nil {
+		return err
+	}
+	text := resp.Result
+	if text == "" {
+		text = resp.Command
+	}
+	if err := protojson.Unmarshal([]byte(text), out); err != nil {
+		return fmt.Errorf("control-plane replica %s: malformed answer: %w", replica, err)
+	}
+	return nil
+}
+
+// sendOperationRemote runs op on an agent connected to another replica.
+func (s *Server) sendOperationRemote(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
+	replica, err := s.remoteReplica(agentID)
+	if err != nil {
+		return nil, err
+	}
+	res := &kubesvcv1.OperationResult{}
+	if err := s.forwardProto(ctx, replica, "/armory/agent/operations?agentId="+url.QueryEscape(agentID), op, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// sendAccountCommandRemote runs cmd on an agent of another replica.
+func (s *Server) sendAccountCommandRemote(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
+	replica, err := s.remoteReplica(agentID)
+	if err != nil {
+		return nil, err
+	}
+	res := &kubesvcv1.AccountCommandResult{}
+	if err := s.forwardProto(ctx, replica, "/armory/agent/"+url.PathEscape(agentID)+"/commands", cmd, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ForwardResult hands a result to the replica that sent the operation
+// (POST /armory/agent/operationresults), for a result an agent delivered
+// to this replica instead (after a reconnection).
+func (s *Server) ForwardResult(ctx context.Context, replica string, res *kubesvcv1.OperationResult) error {
+	if replica == s.cfg.ID {
+		return errors.New("the result belongs to this replica")
+	}
+	return s.forwardProto(ctx, replica, "/armory/agent/operationresults", res, nil)
+}
+
+// disconnectRemote asks replica to end its session of agentID, in the
+// background: the agent has a newer session here.
+func (s *Server) disconnectRemote(replica, agentID string) {
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		body := map[string]any{"clusterDriven": true, "origin": s.cfg.ID, "timestamp": time.Now().UnixMilli()}
+		if err := s.post(ctx, replica, "/armory/agent/"+url.PathEscape(agentID)+"/disconnect", body, nil); err != nil && !errors.Is(err, ErrAgentGone) {
+			s.log.Debug("cluster: ask the previous replica to drop the agent", "replica", replica, "agent", agentID, "err", err)
+		}
+	})
+}

@@ -1,0 +1,198 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Replicas heartbeat, are listed, reaped when silent (with their sessions
+// and assignments) and removed.
+func testClusterReplicas(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	existed, err := s.HeartbeatReplica(ctx, store.Replica{ID: "r1", BaseURL: "http://10.0.0.1:7002"})
+	if err != nil || existed {
+		t.Fatalf("first heartbeat: existed=%v err=%v, want false, nil", existed, err)
+	}
+	if existed, err = s.HeartbeatReplica(ctx, store.Replica{ID: "r1", BaseURL: "http://10.0.0.9:7002"}); err != nil || !existed {
+		t.Fatalf("second heartbeat: existed=%v err=%v, want true, nil", existed, err)
+	}
+	if _, err := s.HeartbeatReplica(ctx, store.Replica{ID: "r2", BaseURL: "http://10.0.0.2:7002"}); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := s.Replicas(ctx)
+	if err != nil || len(reps) != 2 || reps[0].ID != "r1" || reps[0].BaseURL != "http://10.0.0.9:7002" || reps[1].ID != "r2" {
+		t.Fatalf("Replicas = %+v, %v", reps, err)
+	}
+	if reps[0].HeartbeatAt.IsZero() || reps[0].StartedAt.After(reps[0].HeartbeatAt) {
+		t.Errorf("replica r1 times: %+v", reps[0])
+	}
+	// r2's agent holds an account; reaping r2 voids both.
+	sess := store.AgentSession{AgentID: "a2", SessionID: "a2-1", ReplicaID: "r2", ConnectedAt: time.Now()}
+	if err := s.PutAgentSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ClaimAssignments(ctx, sess, []string{"acc"}); err != nil || !slices.Equal(got, []string{"acc"}) {
+		t.Fatalf("claim = %v, %v", got, err)
+	}
+	if reaped, err := s.ReapReplicas(ctx, time.Now().Add(-time.Hour)); err != nil || len(reaped) != 0 {
+		t.Fatalf("reap of nobody = %v, %v", reaped, err)
+	}
+	reaped, err := s.ReapReplicas(ctx, time.Now().Add(time.Hour))
+	slices.Sort(reaped)
+	if err != nil || !slices.Equal(reaped, []string{"r1", "r2"}) {
+		t.Fatalf("reap = %v, %v; want r1 r2", reaped, err)
+	}
+	if got := sessions(t, s); len(got) != 0 {
+		t.Errorf("sessions after reaping their replica: %+v", got)
+	}
+	if got := assignments(t, s); len(got) != 0 {
+		t.Errorf("assignments after reaping their replica: %+v", got)
+	}
+	// A reaped replica finds out at its next heartbeat.
+	if existed, err := s.HeartbeatReplica(ctx, store.Replica{ID: "r1"}); err != nil || existed {
+		t.Errorf("heartbeat after reaping: existed=%v err=%v", existed, err)
+	}
+	if err := s.RemoveReplica(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if reps, _ := s.Replicas(ctx); len(reps) != 0 {
+		t.Errorf("replicas after removal: %+v", reps)
+	}
+}
+
+// Claims: free accounts are taken, a live session's are not, an ended
+// session's are, and a new session of the same agent inherits them.
+func testClusterAssignments(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a1 := store.AgentSession{AgentID: "a1", SessionID: "a1-1", ReplicaID: "r1", ZoneID: "z", DynamicAccounts: true, ConnectedAt: time.Now()}
+	a2 := store.AgentSession{AgentID: "a2", SessionID: "a2-1", ReplicaID: "r2", ConnectedAt: time.Now()}
+	for _, sess := range []store.AgentSession{a1, a2} {
+		if err := s.PutAgentSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sessions(t, s); len(got) != 2 || got[0].ZoneID != "z" || !got[0].DynamicAccounts || got[1].ReplicaID != "r2" {
+		t.Fatalf("sessions = %+v", got)
+	}
+	claim := func(sess store.AgentSession, accounts ...string) []string {
+		t.Helper()
+		got, err := s.ClaimAssignments(ctx, sess, accounts)
+		if err != nil {
+			t.Fatalf("claim %v for %s: %v", accounts, sess.SessionID, err)
+		}
+		return got
+	}
+	if got := claim(a1, "x", "y"); !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("a1 claimed %v, want x y", got)
+	}
+	if got := claim(a2, "y", "z"); !slices.Equal(got, []string{"z"}) {
+		t.Fatalf("a2 claimed %v, want z (y is a1's)", got)
+	}
+	if got := claim(a1, "x", "y", "z"); !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("a1 re-claim = %v, want x y", got)
+	}
+	// a1 reconnects (to r2): its assignments follow it.
+	a1b := store.AgentSession{AgentID: "a1", SessionID: "a1-2", ReplicaID: "r2", ConnectedAt: time.Now()}
+	if err := s.PutAgentSession(ctx, a1b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimAssignments(ctx, a1, []string{"w"}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("claim by a replaced session: %v, want ErrConflict", err)
+	}
+	for _, a := range assignments(t, s) {
+		if a.AgentID == "a1" && (a.SessionID != "a1-2" || a.ReplicaID != "r2") {
+			t.Errorf("assignment not moved to the new session: %+v", a)
+		}
+	}
+	// The old session ending late releases nothing of the new one.
+	if err := s.RemoveAgentSession(ctx, "a1", "a1-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(assignments(t, s)); got != 3 {
+		t.Errorf("%d assignments after a stale session ended, want 3", got)
+	}
+	// a2 releases z; a1 ends: their accounts become free for the other.
+	if err := s.ReleaseAssignments(ctx, "a2-1", []string{"z"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveAgentSession(ctx, "a1", "a1-2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(a2, "x", "y", "z"); !slices.Equal(got, []string{"x", "y", "z"}) {
+		t.Fatalf("a2 claimed %v after a1 left, want x y z", got)
+	}
+	if got := sessions(t, s); len(got) != 1 || got[0].AgentID != "a2" {
+		t.Errorf("sessions = %+v, want only a2", got)
+	}
+}
+
+// Parallel claimers of the same accounts: every account ends with exactly
+// one holder, and each claimer's answer agrees with the table.
+func testClusterParallelClaims(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var accounts []string
+	for i := range 600 {
+		accounts = append(accounts, fmt.Sprintf("acct-%03d", i))
+	}
+	const claimers = 4
+	got := make([][]string, claimers)
+	var wg sync.WaitGroup
+	for i := range claimers {
+		sess := store.AgentSession{AgentID: fmt.Sprintf("agent-%d", i), SessionID: fmt.Sprintf("s-%d", i), ReplicaID: fmt.Sprintf("r-%d", i), ConnectedAt: time.Now()}
+		if err := s.PutAgentSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			c, err := s.ClaimAssignments(ctx, sess, accounts)
+			if err != nil {
+				t.Errorf("claimer %d: %v", i, err)
+			}
+			got[i] = c
+		})
+	}
+	wg.Wait()
+	owner := map[string]string{}
+	for _, a := range assignments(t, s) {
+		owner[a.Account] = a.SessionID
+	}
+	if len(owner) != len(accounts) {
+		t.Fatalf("%d accounts assigned, want %d", len(owner), len(accounts))
+	}
+	total := 0
+	for i, c := range got {
+		total += len(c)
+		for _, a := range c {
+			if owner[a] != fmt.Sprintf("s-%d", i) {
+				t.Errorf("claimer %d got %s, but the table gives it to %s", i, a, owner[a])
+			}
+		}
+	}
+	if total != len(accounts) {
+		t.Errorf("claimers got %d accounts in all, want %d (each exactly once)", total, len(accounts))
+	}
+}
+
+func sessions(t *testing.T, s store.Store) []store.AgentSession {
+	t.Helper()
+	got, err := s.AgentSessions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func assignments(t *testing.T, s store.Store) []store.Assignment {
+	t.Helper()
+	got, err := s.Assignments(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
