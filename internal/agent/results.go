@@ -44,15 +44,77 @@ type operator struct {
 	wg      sync.WaitGroup // running operations
 	sem     chan struct{}  // bounds the operations executed at once
 	results *resultBox
+
+	mu   sync.Mutex // guards seen
+	seen map[string]*seenOp
+}
+
+// seenOp remembers an operation id received recently: a control plane that
+// lost track of it (a replica died while forwarding it) sends it again, to
+// this agent or, after a reconnection, through another replica. It runs
+// once; the duplicate gets the same result.
+type seenOp struct {
+	res   *kubesvcv1.OperationResult // nil while running
+	until time.Time
+}
+
+// seenFor is how long an operation id is remembered after its deadline.
+const seenFor = 10 * time.Minute
+
+// maxSeen bounds the remembered ids (the oldest go first).
+const maxSeen = 1024
+
+// dedupe reports whether op was seen before; a finished one's result is
+// queued for sending again.
+func (o *operator) dedupe(op *kubesvcv1.Operation, deadline time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if s, ok := o.seen[op.GetId()]; ok && now.Before(s.until) {
+		if s.res != nil {
+			o.results.put(s.res, deadline)
+		}
+		return true
+	}
+	if len(o.seen) >= maxSeen {
+		for id, s := range o.seen {
+			if now.After(s.until) || len(o.seen) >= maxSeen {
+				delete(o.seen, id)
+			}
+		}
+	}
+	until := now.Add(seenFor)
+	if !deadline.IsZero() {
+		until = deadline.Add(seenFor)
+	}
+	o.seen[op.GetId()] = &seenOp{until: until}
+	return false
+}
+
+func (o *operator) finished(res *kubesvcv1.OperationResult) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s, ok := o.seen[res.GetId()]; ok {
+		s.res = res
+	}
 }
 
 func newOperator(retries ResponseRetries, log *slog.Logger) *operator {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &operator{ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxConcurrentOperations), results: newResultBox(retries, log)}
+	return &operator{ctx: ctx, cancel: cancel, sem: make(chan struct{}, maxConcurrentOperations), results: newResultBox(retries, log),
+		seen: map[string]*seenOp{}}
 }
 
 // start executes op in the background and keeps its result for sending.
+// An operation id already seen is not executed again (see seenOp).
 func (o *operator) start(op *kubesvcv1.Operation, exec func(context.Context, *kubesvcv1.Operation) *kubesvcv1.OperationResult) {
+	var deadline time.Time
+	if dl := op.GetDeadlineMs(); dl > 0 {
+		deadline = time.UnixMilli(dl)
+	}
+	if o.dedupe(op, deadline) {
+		return
+	}
 	o.wg.Go(func() {
 		select {
 		case o.sem <- struct{}{}:
@@ -60,11 +122,9 @@ func (o *operator) start(op *kubesvcv1.Operation, exec func(context.Context, *ku
 			return
 		}
 		defer func() { <-o.sem }()
-		var deadline time.Time
-		if dl := op.GetDeadlineMs(); dl > 0 {
-			deadline = time.UnixMilli(dl)
-		}
-		o.results.put(exec(o.ctx, op), deadline)
+		res := exec(o.ctx, op)
+		o.finished(res)
+		o.results.put(res, deadline)
 	})
 }
 

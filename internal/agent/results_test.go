@@ -265,3 +265,42 @@ func TestResultBox(t *testing.T) {
 		t.Errorf("capped box: %d results, first %s", len(got), got[0].GetId())
 	}
 }
+
+// An operation id sent again (a control plane that lost track of it while
+// forwarding) runs once: while it runs the duplicate is ignored, after it
+// the duplicate gets the same result again.
+func TestOperatorRunsAnOperationIDOnce(t *testing.T) {
+	o := newOperator(DefaultResponseRetries(), slog.New(slog.DiscardHandler))
+	defer o.stop()
+	var runs atomic.Int32
+	release := make(chan struct{})
+	exec := func(_ context.Context, op *kubesvcv1.Operation) *kubesvcv1.OperationResult {
+		runs.Add(1)
+		<-release
+		return &kubesvcv1.OperationResult{Id: op.GetId(), Success: true, Payload: []byte(`{"n":1}`)}
+	}
+	op := &kubesvcv1.Operation{Id: "task/0", DeadlineMs: time.Now().Add(time.Minute).UnixMilli()}
+	o.start(op, exec)
+	o.start(op, exec) // while running: ignored
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for o.results.len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no result kept")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	o.results.ack("task/0")
+	o.start(op, exec) // finished and acknowledged: the same result again
+	if got := o.results.len(); got != 1 {
+		t.Fatalf("%d results kept after the duplicate, want 1 (the first result again)", got)
+	}
+	due, _ := o.results.due(o.results.newSession(), time.Now())
+	if len(due) != 1 || string(due[0].GetPayload()) != `{"n":1}` {
+		t.Fatalf("due = %v", due)
+	}
+	o.wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("executed %d times, want 1", n)
+	}
+}

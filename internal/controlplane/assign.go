@@ -24,8 +24,10 @@ func (sess *session) record(replicaID string) store.AgentSession {
 }
 
 // admit records a new session in the cluster and returns the accounts it
-// caches: those its agent held before (its previous session, here or on
-// another replica, is over) and free ones it is the best choice for.
+// caches at once: those its agent held before (its previous session, here
+// or on another replica, is over). Free accounts come with the assigner
+// once the session is AssignInterval old, so that agent replicas starting
+// together share them (see plan).
 func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]string, error) {
 	before, err := s.store.AgentSessions(ctx)
 	if err != nil {
@@ -44,7 +46,7 @@ func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]s
 	// concurrent pass does not undo what this one claims.
 	s.assignMu.Lock()
 	defer s.assignMu.Unlock()
-	sessions, allServed, assignments, err := s.refresh(ctx)
+	_, _, assignments, err := s.refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +66,14 @@ func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]s
 			return nil, err
 		}
 	}
-	want := append(inherited, plan(sessions, allServed, assignments, replicaLoads(assignments))[sess.id]...)
-	claimed, err := s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), want)
-	if err != nil {
-		return nil, err
+	var claimed []string
+	if len(inherited) > 0 {
+		if claimed, err = s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), inherited); err != nil {
+			return nil, err
+		}
 	}
 	s.registry.setAssigned(sess, claimed)
+	time.AfterFunc(s.cfg.AssignInterval, s.pokeAssigner)
 	return claimed, nil
 }
 
@@ -189,7 +193,8 @@ func (s *Server) reassign(ctx context.Context) error {
 	claimedAny := false
 	for _, sess := range local {
 		want := claims[sess.id]
-		if len(want) == 0 {
+		if len(want) == 0 || time.Since(sess.connectedAt) < s.cfg.AssignInterval {
+			// A new session waits for its peers starting with it.
 			continue
 		}
 		if _, err := s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), want); err != nil {

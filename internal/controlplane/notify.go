@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +23,10 @@ type notifier struct {
 // is closed and never after.
 type commit struct {
 	done chan struct{}
-	keys map[string]struct{} // objects touched
-	all  bool                // the batch may have touched any object (sync end, removal)
+	// keys are the objects touched, each with the object as the batch
+	// left it in the store, or nil when it was deleted.
+	keys map[string]*store.Object
+	all  bool // the batch may have touched any object (sync end, removal)
 	next *commit
 }
 
@@ -36,14 +39,17 @@ func (n *notifier) current() *commit {
 	return n.cur
 }
 
-// publish records a persisted batch and wakes its waiters.
+// publish records a persisted batch and wakes its waiters. changes are
+// those ApplyChanges persisted: their objects are as stored.
 func (n *notifier) publish(changes []store.Change) {
-	keys := make(map[string]struct{}, len(changes))
+	keys := make(map[string]*store.Object, len(changes))
 	all := false
 	for _, c := range changes {
 		switch c.Type {
-		case store.Listed, store.Upserted, store.Deleted:
-			keys[objectKeyString(c.Object.ObjectKey)] = struct{}{}
+		case store.Listed, store.Upserted:
+			keys[objectKeyString(c.Object.ObjectKey)] = c.Object
+		case store.Deleted:
+			keys[objectKeyString(c.Object.ObjectKey)] = nil
 		case store.SyncEnd, store.StreamRemoved:
 			all = true
 		}
@@ -68,20 +74,42 @@ func (n *notifier) publishAll() {
 
 // touched walks from c over every commit that has happened and reports
 // whether one of them may have changed key; it returns the first commit
-// that has not happened yet.
-func touched(c *commit, key string) (*commit, bool) {
-	hit := false
+// that has not happened yet. When the last commit that touched key stored
+// an object under it (and no later one may have changed it), that object
+// is returned too: it is what the store held when that commit returned, so
+// a waiter can answer with it instead of reading it back. Otherwise (a
+// deletion, a sync end...) the waiter must read the store.
+func touched(c *commit, key string) (_ *commit, hit bool, stored *store.Object) {
 	for {
 		select {
 		case <-c.done:
-			if _, ok := c.keys[key]; ok || c.all {
-				hit = true
+			if o, ok := c.keys[key]; ok || c.all {
+				hit, stored = true, o
+				if c.all {
+					stored = nil
+				}
 			}
 			c = c.next
 		default:
-			return c, hit
+			return c, hit, stored
 		}
 	}
+}
+
+// afterCommits is what a reader waiting for key does once commit c has
+// happened: it walks the commits that happened since and returns the first
+// that has not, with the object as they left it. That is the object the
+// last one stored under key, when it has it; else what the store holds, if
+// one of them may have changed key; else o and err unchanged.
+func (s *Server) afterCommits(ctx context.Context, c *commit, watchKey string, key store.ObjectKey, groupGiven bool, o store.Object, err error) (*commit, store.Object, error) {
+	c, hit, stored := touched(c, watchKey)
+	switch {
+	case stored != nil && groupGiven && stored.Group == key.Group && len(stored.JSON) > 0:
+		return c, *stored, nil // as committed: no need to read it back
+	case hit:
+		o, err = s.lookup(ctx, key, groupGiven)
+	}
+	return c, o, err
 }
 
 // objectKeyString names an object for waiters. The group is left out: a

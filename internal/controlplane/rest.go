@@ -357,10 +357,7 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 		}
 		select {
 		case <-next.done:
-			var hit bool
-			if next, hit = touched(next, watchKey); hit {
-				o, err = s.lookup(ctx, key, groupGiven)
-			}
+			next, o, err = s.afterCommits(ctx, next, watchKey, key, groupGiven, o, err)
 			continue
 		case <-poll.C:
 			o, err = s.lookup(ctx, key, groupGiven)

@@ -185,3 +185,30 @@ func (m *Manager) awaitLate(ctx context.Context, taskID string, i int, agentID s
 		}
 	}
 }
+
+// rerouteEvery is how often a task whose agent went away looks for the
+// account's new route while it waits for a late result.
+const rerouteEvery = 500 * time.Millisecond
+
+// awaitLateOrRoute waits for a late result of operation i (see awaitLate)
+// for up to rerouteEvery at a time; between waits, when the account is
+// served again, it sends op again and returns that attempt's outcome
+// (ErrAgentGone again sends the caller back here). At ctx's deadline it
+// fails like awaitLate.
+func (m *Manager) awaitLateOrRoute(ctx context.Context, taskID string, i int, agentID, account string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, rerouteEvery)
+		res, err := m.awaitLate(wctx, taskID, i, agentID)
+		cancel()
+		if err == nil || ctx.Err() != nil || errors.Is(err, errFinishedElsewhere) || errors.Is(err, errAbandoned) {
+			if ctx.Err() != nil && err != nil && !errors.Is(err, errFinishedElsewhere) && !errors.Is(err, errAbandoned) {
+				return nil, fmt.Errorf("agent %s disconnected before answering and no result arrived within %s (kubesvc.cache.operationWaitMs)", agentID, m.cfg.Wait)
+			}
+			return res, err
+		}
+		if next, ok := m.agents.RouteAccount(account); ok {
+			m.log.Info("operations: sending the operation again", "task", taskID, "agent", next)
+			return m.agents.SendOperation(ctx, next, op)
+		}
+	}
+}

@@ -23,6 +23,8 @@ func (goneAgents) ConnectedAgents() []controlplane.AgentInfo {
 	return []controlplane.AgentInfo{{ID: "a1", Accounts: []string{"main"}}}
 }
 
+func (goneAgents) RouteAccount(account string) (string, bool) { return "a1", account == "main" }
+
 func (goneAgents) SendOperation(context.Context, string, *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error) {
 	return nil, fmt.Errorf("agent a1: %w before answering", controlplane.ErrAgentGone)
 }

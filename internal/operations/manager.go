@@ -40,6 +40,8 @@ type Config struct {
 // Agents is what the manager needs of the control plane.
 type Agents interface {
 	ConnectedAgents() []controlplane.AgentInfo
+	// RouteAccount names the agent to run an account's operations.
+	RouteAccount(account string) (agentID string, ok bool)
 	SendOperation(ctx context.Context, agentID string, op *kubesvcv1.Operation) (*kubesvcv1.OperationResult, error)
 	WaitCached(ctx context.Context, key store.ObjectKey, minRV string) error
 }
@@ -84,8 +86,9 @@ func New(cfg Config, st store.Store, agents Agents) *Manager {
 		lateSignal: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-// Run purges old history every hour until ctx ends, then waits for the
-// tasks still running (each bounded by Wait).
+// Run purges old history every hour and fails tasks left by stopped
+// replicas (sweepOrphans) until ctx ends, then waits for the tasks still
+// running (each bounded by Wait).
 func (m *Manager) Run(ctx context.Context) error {
 	defer func() {
 		m.mu.Lock()
@@ -96,17 +99,26 @@ func (m *Manager) Run(ctx context.Context) error {
 	}()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	m.purge(ctx)
 	for {
-		if n, err := m.st.PurgeOperations(ctx, time.Now().Add(-m.cfg.Retention)); err != nil && ctx.Err() == nil {
-			m.log.Error("operations: purge history", "err", err)
-		} else if n > 0 {
-			m.log.Info("operations: history purged", "rows", n)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sweep.C:
+			m.sweepOrphans(ctx)
 		case <-t.C:
+			m.purge(ctx)
 		}
+	}
+}
+
+func (m *Manager) purge(ctx context.Context) {
+	if n, err := m.st.PurgeOperations(ctx, time.Now().Add(-m.cfg.Retention)); err != nil && ctx.Err() == nil {
+		m.log.Error("operations: purge history", "err", err)
+	} else if n > 0 {
+		m.log.Info("operations: history purged", "rows", n)
 	}
 }
 
@@ -211,18 +223,8 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 // execute routes one operation to an agent serving its account, waits for
 // the result, then for the cache to reflect the applied objects.
 func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op) (json.RawMessage, error) {
-	agentID := ""
-	for _, a := range m.agents.ConnectedAgents() {
-		for _, acct := range a.Accounts {
-			if acct == o.Account {
-				agentID = a.ID
-			}
-		}
-		if agentID != "" {
-			break
-		}
-	}
-	if agentID == "" {
+	agentID, ok := m.agents.RouteAccount(o.Account)
+	if !ok {
 		return nil, fmt.Errorf("no connected agent serves account %q", o.Account)
 	}
 	// Record the hop before waiting, so the history shows where the
@@ -235,14 +237,20 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 		}
 	}
 	deadline, _ := ctx.Deadline()
-	res, err := m.agents.SendOperation(ctx, agentID, &kubesvcv1.Operation{
+	opMsg := &kubesvcv1.Operation{
 		Id: opID(row.ID, i), Account: o.Account, Type: o.Type, Payload: o.Description, DeadlineMs: deadline.UnixMilli(),
-	})
-	if errors.Is(err, controlplane.ErrAgentGone) {
-		// The agent keeps the result and sends it again when it is back,
-		// maybe to another replica: watch the history for it.
-		m.log.Info("operations: agent disconnected before answering; waiting for its result", "task", row.ID, "agent", agentID)
-		res, err = m.awaitLate(ctx, row.ID, i, agentID)
+	}
+	res, err := m.agents.SendOperation(ctx, agentID, opMsg)
+	for errors.Is(err, controlplane.ErrAgentGone) {
+		// The agent, or the replica it was reached through, went away.
+		// The agent keeps a result it produced and sends it again when it
+		// is back (maybe to another replica): watch the history for it.
+		// Meanwhile, once the account is served again, send the operation
+		// again: an agent that already has it does not run it twice
+		// (operation ids are remembered), one that never got it runs it.
+		m.log.Info("operations: agent or its replica went away before answering; waiting for the result or a new route",
+			"task", row.ID, "agent", agentID, "err", err)
+		res, err = m.awaitLateOrRoute(ctx, row.ID, i, agentID, o.Account, opMsg)
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

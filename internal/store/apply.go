@@ -18,6 +18,11 @@ import (
 // at generation 1, not syncing. An empty resource version in an Upserted,
 // Deleted or Bookmark change leaves the position as it was; SyncEnd sets it
 // as given (empty: no resume point).
+//
+// Once the transaction has committed, the Object of every Listed and
+// Upserted change is as stored: key, version and resource completed from
+// the stream, UpdatedAt set. A caller can hand it on (to readers waiting
+// for it) without reading it back.
 func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -34,13 +39,15 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 		return err
 	}
 	start := time.Now()
+	var now int64
 	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+		now = s.now().UnixMilli()
 		a := &applier{
 			ctx:     ctx,
 			d:       s.d,
 			tx:      tx,
 			stmts:   stmts,
-			now:     s.now().UnixMilli(),
+			now:     now,
 			streams: make(map[streamID]*streamState),
 		}
 		defer a.closeStmts()
@@ -56,8 +63,29 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 	if err != nil {
 		return err
 	}
+	for i := range changes {
+		if c := &changes[i]; c.Type == Listed || c.Type == Upserted {
+			asStored(c, now)
+		}
+	}
 	s.log.Debug("store: changes applied", "changes", len(changes), "duration", time.Since(start))
 	return nil
+}
+
+// asStored completes the object of a persisted Listed or Upserted change
+// as upsert stored it (same key, version and resource), with its UpdatedAt.
+func asStored(c *Change, now int64) {
+	o := c.Object
+	if key, err := objectKeyOf(c); err == nil {
+		o.ObjectKey = key
+	}
+	if o.Version == "" {
+		o.Version = c.Stream.Resource.Version
+	}
+	if o.Resource == "" {
+		o.Resource = c.Stream.Resource.Resource
+	}
+	o.UpdatedAt = time.UnixMilli(now)
 }
 
 // streamID is the primary key of a stream row.

@@ -51,6 +51,19 @@ func testUpsertAndGet(t *testing.T, s store.Store) {
 		}
 	}
 
+	// Once applied, a change's object is as stored (ApplyChanges completes
+	// it), so that the caller can hand it to readers without reading it back.
+	bare := &store.Object{ObjectKey: store.ObjectKey{Namespace: "web", Name: "bare"}, ResourceVersion: "13", JSON: []byte(`{}`)}
+	apply(t, s, upserted(st, bare))
+	got, err := s.GetObject(ctx, store.ObjectKey{Account: "prod", Group: "apps", Kind: "Deployment", Namespace: "web", Name: "bare"})
+	if err != nil {
+		t.Fatalf("GetObject(bare): %v", err)
+	}
+	if got.ObjectKey != bare.ObjectKey || got.Version != bare.Version || got.Resource != bare.Resource ||
+		got.ResourceVersion != bare.ResourceVersion || !bytes.Equal(got.JSON, bare.JSON) || !got.UpdatedAt.Equal(bare.UpdatedAt) {
+		t.Errorf("applied object = %+v, stored %+v", *bare, got)
+	}
+
 	for _, key := range []store.ObjectKey{
 		{Account: "prod", Group: "apps", Kind: "Deployment", Namespace: "web", Name: "backend"},
 		{Account: "prod", Group: "apps", Kind: "Deployment", Namespace: "other", Name: "frontend"},

@@ -1,0 +1,106 @@
+package clusterharness
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Agent is one agent process on the host.
+type Agent struct {
+	ID     string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// AccountSpec is one account of an agent: the harness's cluster restricted
+// to a namespace and kinds.
+type AccountSpec struct {
+	Name, Namespace string
+	Kinds           []string
+}
+
+// StartAgent runs an agent serving accounts through the load balancer
+// (LB). Agents given the same accounts are replicas of one another.
+func (h *Harness) StartAgent(id string, accounts []AccountSpec) (*Agent, error) {
+	target, err := h.LB()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(h.opts.Dir, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, `agent: {id: %s, zoneId: harness}
+clouddriver:
+  grpc: %q
+  insecure: true
+  keepAliveHeartbeatSeconds: 1
+  keepAliveTimeOutSeconds: 2
+  backoff: {baseDelay: 200000000, maxDelay: 2000000000}
+server: {host: 127.0.0.1, port: %d}
+logging: {level: info}
+kubernetes:
+  accounts:
+`, id, target, port)
+	for _, a := range accounts {
+		kinds := a.Kinds
+		if len(kinds) == 0 {
+			kinds = []string{"configMap"}
+		}
+		fmt.Fprintf(&b, "  - {name: %s, kubeconfigFile: %q, namespaces: [%s], kinds: [%s]}\n",
+			a.Name, h.opts.Kubeconfig, a.Namespace, strings.Join(kinds, ", "))
+	}
+	path := filepath.Join(dir, "agent.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{ID: id, exited: make(chan struct{})}
+	a.cmd = exec.Command(filepath.Join(h.opts.Bin, "agent"), "--config", path)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() { _ = a.cmd.Wait(); logf.Close(); close(a.exited) }()
+	h.mu.Lock()
+	h.agents = append(h.agents, a)
+	h.mu.Unlock()
+	return a, nil
+}
+
+// Kill sends SIGKILL to the agent and waits for it to exit.
+func (a *Agent) Kill() error {
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-a.exited
+	return nil
+}
+
+// Running reports whether the agent's process is alive.
+func (a *Agent) Running() bool {
+	select {
+	case <-a.exited:
+		return false
+	default:
+		return true
+	}
+}

@@ -1,0 +1,71 @@
+package operations
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// sweepEvery is how often a replica looks for tasks left RUNNING by a
+// replica that stopped.
+const sweepEvery = 5 * time.Second
+
+// sweepGrace is added to a task's deadline before another replica ends it.
+const sweepGrace = 5 * time.Second
+
+// sweepScan bounds the history rows read per sweep (newest first).
+const sweepScan = 5000
+
+// sweepOrphans fails the tasks whose replica is gone from the cluster
+// (killed, or reaped after missing its heartbeats) and whose deadline has
+// passed without a result: no task stays RUNNING for ever. A result that
+// arrived meanwhile (HandleResult, on any replica) has already finished it.
+func (m *Manager) sweepOrphans(ctx context.Context) {
+	replicas, err := m.st.Replicas(ctx)
+	if err != nil {
+		m.log.Warn("operations: sweep: read replicas", "err", err)
+		return
+	}
+	live := make([]string, 0, len(replicas))
+	for _, r := range replicas {
+		live = append(live, r.ID)
+	}
+	rows, err := m.st.ListOperations(ctx, sweepScan)
+	if err != nil {
+		m.log.Warn("operations: sweep: read history", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, row := range rows {
+		if row.State != Running || row.ControlPlaneID == m.cfg.ReplicaID || slices.Contains(live, row.ControlPlaneID) {
+			continue
+		}
+		if now.Before(row.ReceivedAt.Add(m.cfg.Wait*time.Duration(taskOps(row)) + sweepGrace)) {
+			continue
+		}
+		var tr taskResult
+		_ = json.Unmarshal(row.Result, &tr)
+		row.State, row.FinishedAt = Failed, now
+		row.ErrorMessage = fmt.Sprintf("control-plane replica %s stopped while running the task, and no result arrived within %s (kubesvc.cache.operationWaitMs)",
+			row.ControlPlaneID, m.cfg.Wait)
+		if err := m.st.UpdateOperation(ctx, row, Running); err == nil {
+			m.log.Warn("operations: task of a stopped replica failed", "task", row.ID, "replica", row.ControlPlaneID)
+		}
+	}
+}
+
+// taskOps counts a task's operations from its type ("deployManifest+2").
+func taskOps(row store.Operation) int {
+	if _, extra, ok := strings.Cut(row.Type, "+"); ok {
+		var n int
+		if _, err := fmt.Sscanf(extra, "%d", &n); err == nil {
+			return n + 1
+		}
+	}
+	return 1
+}
