@@ -11,8 +11,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -73,15 +75,23 @@ type streams struct {
 }
 
 func (r *accountRunner) serve(ctx context.Context) error {
-	cfg, err := restConfig(r.acct)
-	if err != nil {
-		return err
+	facts := r.sess.agent.facts.get(r.acct)
+	var cfg *rest.Config
+	var info *kubesvcv1.AccountInfo
+	if facts != nil {
+		// Learnt by a recent session: a reconnection resumes at once.
+		cfg, info = facts.cfg, facts.info
+	} else {
+		var err error
+		if cfg, err = restConfig(r.acct); err != nil {
+			return err
+		}
+		if info, err = probe(ctx, r.acct.Name, cfg); err != nil {
+			return err
+		}
+		r.acct.fillInfo(info)
+		r.sess.agent.facts.probed(r.acct, cfg, info)
 	}
-	info, err := probe(ctx, r.acct.Name, cfg)
-	if err != nil {
-		return err
-	}
-	r.acct.fillInfo(info)
 	r.sess.agent.rememberInfo(info)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
@@ -146,11 +156,24 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	// reconcile makes the running streams match discovery, and removes
 	// from the control plane the streams it holds that are no longer
 	// wanted. Streams of groups that failed discovery are left alone.
+	var cachedKeys []*kubesvcv1.StreamKey
+	if facts != nil {
+		cachedKeys = facts.keys
+	}
+	var lastKeys []*kubesvcv1.StreamKey
 	reconcile := func() error {
-		keys, failed, err := discoverStreams(dc, r.acct, r.log)
-		if err != nil {
-			return err
+		keys, failed := cachedKeys, map[string]bool(nil)
+		if keys == nil {
+			var err error
+			if keys, failed, err = discoverStreams(dc, r.acct, r.log); err != nil {
+				return err
+			}
+			if len(failed) == 0 {
+				r.sess.agent.facts.discovered(r.acct, keys)
+			}
 		}
+		cachedKeys = nil // only the first reconcile of a session reuses them
+		lastKeys = keys
 		want := make(map[string]*kubesvcv1.StreamKey, len(keys))
 		for _, k := range keys {
 			want[streamID(k)] = k
@@ -184,7 +207,9 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	}
 
 	crdChanged := make(chan struct{}, 1)
-	wg.Go(func() { watchCRDs(ctx, dyn, crdChanged) })
+	if !r.acct.kindsAllFound(lastKeys) {
+		wg.Go(func() { watchCRDs(ctx, dyn, crdChanged) })
+	}
 	periodic := time.NewTicker(rediscoverEvery)
 	defer periodic.Stop()
 	var debounce <-chan time.Time
@@ -240,11 +265,18 @@ func (st *streams) summary() (msg string, done bool) {
 
 // watchCRDs signals changed whenever a CustomResourceDefinition is added,
 // changed or deleted, until ctx ends. Without permission to watch CRDs it
-// gives up quietly and periodic rediscovery remains.
+// gives up quietly and periodic rediscovery remains. It watches from the
+// current resource version (read with a one-item list), so the CRDs that
+// exist already cause no rediscovery: with many accounts, a reconnection
+// does not turn into one discovery per account.
 func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct{}) {
-	failures := 0
+	failures, rewatch := 0, false
 	for ctx.Err() == nil {
-		w, err := dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{})
+		var w watch.Interface
+		list, err := dyn.Resource(crdResource).List(ctx, metav1.ListOptions{Limit: 1})
+		if err == nil {
+			w, err = dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
+		}
 		if err != nil {
 			failures++
 			if failures > 5 || !sleep(ctx, retryDelay(failures)) {
@@ -252,9 +284,15 @@ func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct
 			}
 			continue
 		}
-		failures = 0
-		// The initial ADDED events describe CRDs discovery already saw; the
-		// rediscovery they trigger finds nothing new, which is cheap.
+		if failures > 0 || rewatch {
+			// Changes between the previous watch and this list went
+			// unseen: rediscover once.
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+		failures, rewatch = 0, true
 		for range w.ResultChan() {
 			select {
 			case changed <- struct{}{}:

@@ -112,6 +112,8 @@ type Agent struct {
 	accounts  map[string]Account // from the configuration
 	dynamic   map[string]Account // added by the control plane
 	infos     map[string]*kubesvcv1.AccountInfo
+	// facts: what serving each account learnt, reused across sessions.
+	facts *factsCache
 	executors map[string]cachedExecutor
 	operator  *operator // executes operations, keeps their results
 	connected bool
@@ -160,6 +162,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
+		facts: newFactsCache(),
 		executors: map[string]cachedExecutor{},
 		operator:  newOperator(retries, cfg.Log),
 		changed:   make(chan struct{}, 1),
@@ -196,7 +199,15 @@ func (a *Agent) SetAccounts(accounts []Account) error {
 			delete(a.infos, name)
 		}
 	}
+	dynamic := make(map[string]bool, len(a.dynamic))
+	for name := range a.dynamic {
+		dynamic[name] = true
+	}
 	a.mu.Unlock()
+	a.facts.forget(func(name string) bool {
+		_, static := next[name]
+		return static || dynamic[name]
+	})
 	a.signalChanged()
 	return nil
 }

@@ -121,3 +121,27 @@ func streamID(k *kubesvcv1.StreamKey) string {
 	r := k.GetResource()
 	return k.GetAccount() + "|" + r.GetGroup() + "|" + r.GetResource() + "|" + k.GetNamespace()
 }
+
+// kindsAllFound reports whether the account names its kinds and every one
+// of them was discovered: no CRD created later can add a stream then, and
+// one deleted makes its stream fail and trigger a rediscovery, so the
+// account needs no CRD watch.
+func (a Account) kindsAllFound(keys []*kubesvcv1.StreamKey) bool {
+	if len(a.Kinds) == 0 {
+		return false
+	}
+	for _, want := range a.Kinds {
+		found := false
+		for _, k := range keys {
+			r := k.GetResource()
+			if (Account{Kinds: []string{want}}).wantsKind(r.GetKind(), r.GetGroup()) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

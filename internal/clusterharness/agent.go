@@ -42,6 +42,10 @@ func (h *Harness) StartAgent(id string, accounts []AccountSpec) (*Agent, error) 
 	}
 	port := lis.Addr().(*net.TCPAddr).Port
 	lis.Close()
+	backoff := ""
+	if h.opts.AgentBackoff > 0 {
+		backoff = fmt.Sprintf("  backoff: {baseDelay: %d, maxDelay: %d}\n", h.opts.AgentBackoff.Nanoseconds(), 10*h.opts.AgentBackoff.Nanoseconds())
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `agent: {id: %s, zoneId: harness}
 clouddriver:
@@ -49,12 +53,11 @@ clouddriver:
   insecure: true
   keepAliveHeartbeatSeconds: 1
   keepAliveTimeOutSeconds: 2
-  backoff: {baseDelay: 200000000, maxDelay: 2000000000}
-server: {host: 127.0.0.1, port: %d}
+%sserver: {host: 127.0.0.1, port: %d}
 logging: {level: info}
 kubernetes:
   accounts:
-`, id, target, port)
+`, id, target, backoff, port)
 	for _, a := range accounts {
 		kinds := a.Kinds
 		if len(kinds) == 0 {

@@ -47,6 +47,9 @@ type Options struct {
 	HeartbeatSeconds int
 	// OperationWaitMs is kubesvc.cache.operationWaitMs. Default 15000.
 	OperationWaitMs int
+	// AgentBackoff is the agents' clouddriver.backoff.baseDelay; zero:
+	// the documented default (1 s).
+	AgentBackoff time.Duration
 	// Logf receives progress lines (t.Logf).
 	Logf func(format string, args ...any)
 }
@@ -97,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Harness, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.QPS, cfg.Burst = 2000, 4000 // the tests' and benchmark's writers
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

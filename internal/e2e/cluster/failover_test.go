@@ -45,7 +45,7 @@ func start(t *testing.T, srv storetest.Server, dbAddr string) *env {
 	}
 	h, err := clusterharness.New(ctx, clusterharness.Options{
 		Driver: driver, DSN: dsn, DBAddr: dbAddr, Kubeconfig: kube.KubeconfigPath,
-		Bin: bin, Dir: workDir(t), OperationWaitMs: 10000, Logf: t.Logf,
+		Bin: bin, Dir: workDir(t), OperationWaitMs: 10000, AgentBackoff: 200 * time.Millisecond, Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
