@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,4 +201,46 @@ func (s *Server) disconnectRemote(replica, agentID string) {
 			s.log.Debug("cluster: ask the previous replica to drop the agent", "replica", replica, "agent", agentID, "err", err)
 		}
 	})
+}
+
+// forwardRead answers a read that needs the agent serving account (what
+// it reported of the account lives in the memory of the replica holding
+// its session) by asking that replica. It reports false when no other
+// replica's agent serves the account, or the request was forwarded
+// already.
+func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account string) bool {
+	if r.Header.Get(forwardedHeader) != "" {
+		return false
+	}
+	replica := ""
+	for _, a := range s.ConnectedAgents() {
+		if a.ReplicaID != s.cfg.ID && slices.Contains(a.Accounts, account) {
+			replica = a.ReplicaID
+			break
+		}
+	}
+	if replica == "" {
+		return false
+	}
+	base, err := s.replicaURL(replica)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+r.URL.RequestURI(), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set(forwardedHeader, s.cfg.ID)
+	resp, err := s.forwarder.Do(req)
+	if err != nil {
+		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)
+		return false
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return true
 }

@@ -108,7 +108,10 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(holders) == 0 && rowErr != nil {
-		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		if s.forwardRead(w, r, name) {
+			return
+		}
+		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
 		return
 	}
 	var out accountview.Account
@@ -144,7 +147,10 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
 	if len(s.registry.holders(name)) == 0 {
-		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to this control plane", name)
+		if s.forwardRead(w, r, name) {
+			return
+		}
+		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
 		return
 	}
 	ns, err := s.store.Namespaces(r.Context(), name)

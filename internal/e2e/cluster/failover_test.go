@@ -346,6 +346,7 @@ func (e *env) busiestAgent() *clusterharness.Agent {
 func testKills(t *testing.T, srv storetest.Server, dbAddr string) {
 	e := start(t, srv, dbAddr)
 	e.checkPeers(3)
+	e.checkAccountReads()
 	l := e.startLoad()
 	time.Sleep(2 * time.Second)
 	victim := e.busiestReplica()
@@ -381,6 +382,27 @@ func testKills(t *testing.T, srv storetest.Server, dbAddr string) {
 	e.probe(30 * time.Second)
 	t.Logf("agent %s killed: every account served again and a change in each visible after %s", agent.ID, time.Since(killed).Round(time.Millisecond))
 	e.settle(l.halt())
+}
+
+// checkAccountReads: any replica answers for any account, those whose
+// agent is connected elsewhere by forwarding to that replica.
+func (e *env) checkAccountReads() {
+	e.t.Helper()
+	for _, r := range e.live() {
+		for _, acct := range e.accounts {
+			var view struct {
+				Name   string
+				Agents []string
+			}
+			if err := clusterharness.GetJSON(context.Background(), r.URL+"/agents/kubernetes/accounts/"+acct, &view); err != nil {
+				e.t.Errorf("%s: %v", r.ID, err)
+				continue
+			}
+			if view.Name != acct || len(view.Agents) == 0 {
+				e.t.Errorf("%s: account %s = %+v", r.ID, acct, view)
+			}
+		}
+	}
 }
 
 // checkPeers: every replica lists the others, found through EndpointSlices.
