@@ -56,4 +56,22 @@ for env in /proc/[0-9]*/environ; do
 done
 if [[ $leaked -ne 0 ]]; then echo "FAIL: the suite left Kubernetes processes running"; exit 1; fi
 echo "none"
+
+echo "== leftover network namespaces (cluster tests)"
+# internal/clusterharness names its bridges and namespaces ksb<pid>-...;
+# one whose test process is gone was leaked.
+if command -v ip >/dev/null; then
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ksb' || true); do
+    pid=${ns#ksb}; pid=${pid%%-*}
+    [[ -d /proc/$pid ]] && continue
+    echo "leaked: network namespace $ns"; leaked=1; ip netns del "$ns" || true
+  done
+  for br in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep '^ksb' || true); do
+    pid=${br#ksb}; pid=${pid%%-*}
+    [[ -d /proc/$pid ]] && continue
+    echo "leaked: bridge $br"; leaked=1; ip link del "$br" || true
+  done
+fi
+if [[ $leaked -ne 0 ]]; then echo "FAIL: the suite left network namespaces behind"; exit 1; fi
+echo "none"
 exit $status

@@ -51,7 +51,8 @@ func NewNetwork() (*Network, error) {
 	pid := os.Getpid()
 	k := int(networkSeq.Add(1))
 	nw := &Network{
-		Bridge: fmt.Sprintf("ksbr%d-%d", pid%100000, k),
+		// Interface names are at most 15 characters: ksb<pid>-<k>.
+		Bridge: fmt.Sprintf("ksb%d-%d", pid, k%10),
 		prefix: fmt.Sprintf("10.%d.%d.", 200+(pid+k)%50, (pid/50+k)%256),
 	}
 	nw.HostIP = nw.prefix + "1"
@@ -76,11 +77,11 @@ func (nw *Network) Add() (*Netns, error) {
 	}
 	ns := &Netns{
 		Name:   fmt.Sprintf("%s-ns%d", nw.Bridge, n),
-		HostIf: fmt.Sprintf("%sh%d", nw.Bridge, n),
+		HostIf: fmt.Sprintf("ks%sh%d", strings.TrimPrefix(nw.Bridge, "ksb"), n),
 		HostIP: nw.HostIP,
 		NSIP:   fmt.Sprintf("%s%d", nw.prefix, n+1),
 	}
-	peer := fmt.Sprintf("%sn%d", nw.Bridge, n)
+	peer := fmt.Sprintf("ks%sn%d", strings.TrimPrefix(nw.Bridge, "ksb"), n)
 	steps := [][]string{
 		{"netns", "add", ns.Name},
 		{"link", "add", ns.HostIf, "type", "veth", "peer", "name", peer},
