@@ -75,3 +75,10 @@ func (s *session) assign(m *kubesvcv1.Assignment) {
 	s.agent.log.Info("accounts assigned by the control plane", "accounts", len(m.GetAccounts()), "resumePoints", len(m.GetResumePoints()))
 	s.agent.signalChanged()
 }
+
+// has reports whether the session caches account.
+func (as *assignment) has(account string) bool {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.all || as.accounts[account]
+}

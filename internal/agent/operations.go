@@ -96,6 +96,11 @@ func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Opera
 	for {
 		due, next := box.due(id, time.Now())
 		for _, res := range due {
+			// The objects it applied go ahead of it, so the control
+			// plane's cache reflects them when the result arrives.
+			if err := s.sendApplied(ctx, a.operator.accountOf(res.GetId()), res); err != nil {
+				return nil
+			}
 			select {
 			case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: res}}}:
 			case <-ctx.Done():

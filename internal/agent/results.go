@@ -54,8 +54,9 @@ type operator struct {
 // this agent or, after a reconnection, through another replica. It runs
 // once; the duplicate gets the same result.
 type seenOp struct {
-	res   *kubesvcv1.OperationResult // nil while running
-	until time.Time
+	account string
+	res     *kubesvcv1.OperationResult // nil while running
+	until   time.Time
 }
 
 // seenFor is how long an operation id is remembered after its deadline.
@@ -87,8 +88,18 @@ func (o *operator) dedupe(op *kubesvcv1.Operation, deadline time.Time) bool {
 	if !deadline.IsZero() {
 		until = deadline.Add(seenFor)
 	}
-	o.seen[op.GetId()] = &seenOp{until: until}
+	o.seen[op.GetId()] = &seenOp{account: op.GetAccount(), until: until}
 	return false
+}
+
+// accountOf returns the account of a remembered operation id.
+func (o *operator) accountOf(id string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s, ok := o.seen[id]; ok {
+		return s.account
+	}
+	return ""
 }
 
 func (o *operator) finished(res *kubesvcv1.OperationResult) {

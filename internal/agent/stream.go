@@ -248,14 +248,18 @@ func (r *streamRunner) watch(ctx context.Context, rv string) (string, error) {
 // stream, not from the object (list items may lack it), so a Secret is
 // always recognised as one.
 func (r *streamRunner) object(u *unstructured.Unstructured) (*kubesvcv1.Object, error) {
-	res := r.key.GetResource()
+	return wireObject(r.key.GetResource(), u, r.scrubber)
+}
+
+// wireObject scrubs u and encodes it as an object of resource res.
+func wireObject(res *kubesvcv1.Resource, u *unstructured.Unstructured, scrubber *scrub.Scrubber) (*kubesvcv1.Object, error) {
 	apiVersion := res.GetVersion()
 	if res.GetGroup() != "" {
 		apiVersion = res.GetGroup() + "/" + apiVersion
 	}
 	u.SetAPIVersion(apiVersion)
 	u.SetKind(res.GetKind())
-	r.scrubber.Map(u.Object)
+	scrubber.Map(u.Object)
 	data, err := json.Marshal(u.Object)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)

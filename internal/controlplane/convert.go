@@ -83,6 +83,8 @@ func changesFromProto(in []*kubesvcv1.Change) ([]store.Change, error) {
 			sc.Type, sc.ResourceVersion = store.Bookmark, ch.Bookmark.GetResourceVersion()
 		case *kubesvcv1.Change_StreamRemoved:
 			sc.Type = store.StreamRemoved
+		case *kubesvcv1.Change_Applied:
+			sc.Type, obj = store.Applied, ch.Applied
 		default:
 			return nil, fmt.Errorf("changes[%d]: empty change", i)
 		}

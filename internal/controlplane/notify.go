@@ -48,6 +48,10 @@ func (n *notifier) publish(changes []store.Change) {
 		switch c.Type {
 		case store.Listed, store.Upserted:
 			keys[objectKeyString(c.Object.ObjectKey)] = c.Object
+		case store.Applied:
+			if c.Object != nil { // nil: not stored, the watch was ahead
+				keys[objectKeyString(c.Object.ObjectKey)] = c.Object
+			}
 		case store.Deleted:
 			keys[objectKeyString(c.Object.ObjectKey)] = nil
 		case store.SyncEnd, store.StreamRemoved:

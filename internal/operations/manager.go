@@ -227,14 +227,18 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 	if !ok {
 		return nil, fmt.Errorf("no connected agent serves account %q", o.Account)
 	}
-	// Record the hop before waiting, so the history shows where the
-	// operation is.
+	// Record the hop, so the history shows where the operation is while
+	// it runs; off the operation's path (the outcome's write repeats it;
+	// this one touches only the hop's columns, while RUNNING).
 	row.AgentID = agentID
 	if row.SentAt.IsZero() {
 		row.SentAt = time.Now()
-		if err := m.st.UpdateOperation(ctx, *row, Running); err != nil {
-			m.log.Warn("operations: record the send", "task", row.ID, "err", err)
-		}
+		id, at := row.ID, row.SentAt
+		m.wg.Go(func() {
+			if err := m.st.MarkOperationSent(ctx, id, agentID, at); err != nil && ctx.Err() == nil {
+				m.log.Warn("operations: record the send", "task", id, "err", err)
+			}
+		})
 	}
 	deadline, _ := ctx.Deadline()
 	opMsg := &kubesvcv1.Operation{

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,9 +41,12 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 	}
 	start := time.Now()
 	var now int64
+	var skipped map[*Change]bool // Applied changes not persisted, by the committed attempt
 	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
 		now = s.now().UnixMilli()
+		skipped = map[*Change]bool{}
 		a := &applier{
+			skipped: skipped,
 			ctx:     ctx,
 			d:       s.d,
 			tx:      tx,
@@ -64,7 +68,11 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 		return err
 	}
 	for i := range changes {
-		if c := &changes[i]; c.Type == Listed || c.Type == Upserted {
+		c := &changes[i]
+		switch {
+		case c.Type == Applied && skipped[c]:
+			c.Object = nil
+		case c.Type == Listed || c.Type == Upserted || c.Type == Applied:
 			asStored(c, now)
 		}
 	}
@@ -113,6 +121,7 @@ type applier struct {
 	tx      *sql.Tx
 	now     int64
 	streams map[streamID]*streamState
+	skipped map[*Change]bool // Applied changes not persisted
 	order   []*streamState // first-touch order, for a deterministic flush
 
 	// stmts are the writer's prepared statements by query (writeStmts).
@@ -168,6 +177,12 @@ func (a *applier) apply(c *Change) error {
 		}
 	case StreamRemoved:
 		return a.remove(c.Stream, st)
+	case Applied:
+		if !st.exists || st.syncing || !rvOlder(st.position, c.Object.ResourceVersion) {
+			a.skipped[c] = true // the watch got there first: nothing to add
+			return nil
+		}
+		return a.upsert(c, st.generation)
 	default:
 		return fmt.Errorf("%w: unknown change type %d", ErrInvalidChange, c.Type)
 	}
@@ -393,4 +408,12 @@ func (a *applier) closeStmts() {
 			_ = s.Close()
 		}
 	}
+}
+
+// rvOlder reports whether resource version a is older than b, both read as
+// the decimal numbers etcd issues; false when either is not one.
+func rvOlder(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x < y
 }

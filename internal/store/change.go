@@ -17,7 +17,7 @@ func validateChange(c *Change) error {
 		return fmt.Errorf("%w: %s: stream %s lacks account, resource or kind", ErrInvalidChange, changeName(c.Type), streamName(k))
 	}
 	switch c.Type {
-	case Listed, Upserted, Deleted:
+	case Listed, Upserted, Deleted, Applied:
 		if c.Object == nil {
 			return fmt.Errorf("%w: %s for stream %s without an object", ErrInvalidChange, changeName(c.Type), streamName(k))
 		}
@@ -87,6 +87,8 @@ func changeName(t ChangeType) string {
 		return "Bookmark"
 	case StreamRemoved:
 		return "StreamRemoved"
+	case Applied:
+		return "Applied"
 	}
 	return fmt.Sprintf("ChangeType(%d)", int(t))
 }

@@ -140,3 +140,13 @@ func (s *sqlStore) PurgeOperations(ctx context.Context, before time.Time) (int, 
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+// MarkOperationSent records the agent an operation went to and when,
+// touching only those columns, while the operation is RUNNING.
+func (s *sqlStore) MarkOperationSent(ctx context.Context, id, agentID string, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, s.d.rebind(`UPDATE `+opsTable+` SET agent_id = ?, sent_at_ms = ? WHERE id = ? AND state = ?`),
+		agentID, ms(at), id, "RUNNING"); err != nil {
+		return fmt.Errorf("store: mark operation %q sent: %w", id, err)
+	}
+	return nil
+}

@@ -161,6 +161,10 @@ type Operations interface {
 	// result, sent and finished times) if the stored state is still
 	// fromState; otherwise ErrConflict.
 	UpdateOperation(ctx context.Context, op Operation, fromState string) error
+	// MarkOperationSent records the agent an operation went to and when,
+	// changing nothing else, if the operation is still RUNNING (no-op
+	// otherwise). Concurrent with UpdateOperation it loses nothing.
+	MarkOperationSent(ctx context.Context, id, agentID string, at time.Time) error
 	// ListOperations returns the newest operations first, at most limit.
 	ListOperations(ctx context.Context, limit int) ([]Operation, error)
 	// PurgeOperations deletes operations received before t; it returns
@@ -281,6 +285,12 @@ const (
 	Bookmark
 	// StreamRemoved drops the stream and everything cached for it.
 	StreamRemoved
+	// Applied: an object as an operation just applied it, ahead of the
+	// watch. It is persisted only when the stream is not syncing and its
+	// position is older than the object's resource version (compared as
+	// numbers, as etcd issues them), and never moves the position. One
+	// not persisted comes back from ApplyChanges with a nil Object.
+	Applied
 )
 
 // Change is one step of a stream. Object is set for Listed, Upserted and

@@ -1074,6 +1074,7 @@ type Change struct {
 	//	*Change_SyncEnd
 	//	*Change_Bookmark
 	//	*Change_StreamRemoved
+	//	*Change_Applied
 	Change        isChange_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1186,6 +1187,15 @@ func (x *Change) GetStreamRemoved() *StreamRemoved {
 	return nil
 }
 
+func (x *Change) GetApplied() *Object {
+	if x != nil {
+		if x, ok := x.Change.(*Change_Applied); ok {
+			return x.Applied
+		}
+	}
+	return nil
+}
+
 type isChange_Change interface {
 	isChange_Change()
 }
@@ -1228,6 +1238,16 @@ type Change_StreamRemoved struct {
 	StreamRemoved *StreamRemoved `protobuf:"bytes,8,opt,name=stream_removed,json=streamRemoved,proto3,oneof"`
 }
 
+type Change_Applied struct {
+	// An object as an operation of this agent just applied it, sent ahead
+	// of the watch so the control plane's cache reflects the operation
+	// before its result arrives. Persisted only while the stream's
+	// position is older than the object's resource version (the watch has
+	// not delivered it, nor anything after it); it never moves the
+	// position, so resuming stays exact.
+	Applied *Object `protobuf:"bytes,9,opt,name=applied,proto3,oneof"`
+}
+
 func (*Change_Listed) isChange_Change() {}
 
 func (*Change_Upserted) isChange_Change() {}
@@ -1241,6 +1261,8 @@ func (*Change_SyncEnd) isChange_Change() {}
 func (*Change_Bookmark) isChange_Change() {}
 
 func (*Change_StreamRemoved) isChange_Change() {}
+
+func (*Change_Applied) isChange_Change() {}
 
 // Object is one Kubernetes object, scrubbed: managedFields removed, Secret
 // data values removed. The JSON is the object as the API server returned it
@@ -2378,7 +2400,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\rupdated_at_ms\x18\x03 \x01(\x03R\vupdatedAtMs\"M\n" +
 	"\vChangeBatch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
-	"\achanges\x18\x02 \x03(\v2\x12.kubesvc.v1.ChangeR\achanges\"\xb3\x03\n" +
+	"\achanges\x18\x02 \x03(\v2\x12.kubesvc.v1.ChangeR\achanges\"\xe3\x03\n" +
 	"\x06Change\x12-\n" +
 	"\x06stream\x18\x01 \x01(\v2\x15.kubesvc.v1.StreamKeyR\x06stream\x12,\n" +
 	"\x06listed\x18\x02 \x01(\v2\x12.kubesvc.v1.ObjectH\x00R\x06listed\x120\n" +
@@ -2388,7 +2410,8 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"sync_begin\x18\x05 \x01(\v2\x15.kubesvc.v1.SyncBeginH\x00R\tsyncBegin\x120\n" +
 	"\bsync_end\x18\x06 \x01(\v2\x13.kubesvc.v1.SyncEndH\x00R\asyncEnd\x122\n" +
 	"\bbookmark\x18\a \x01(\v2\x14.kubesvc.v1.BookmarkH\x00R\bbookmark\x12B\n" +
-	"\x0estream_removed\x18\b \x01(\v2\x19.kubesvc.v1.StreamRemovedH\x00R\rstreamRemovedB\b\n" +
+	"\x0estream_removed\x18\b \x01(\v2\x19.kubesvc.v1.StreamRemovedH\x00R\rstreamRemoved\x12.\n" +
+	"\aapplied\x18\t \x01(\v2\x12.kubesvc.v1.ObjectH\x00R\aappliedB\b\n" +
 	"\x06change\"\xa0\x02\n" +
 	"\x06Object\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2549,21 +2572,22 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	14, // 24: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
 	15, // 25: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
 	16, // 26: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
-	29, // 27: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
-	0,  // 28: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
-	4,  // 29: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
-	24, // 30: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
-	25, // 31: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
-	26, // 32: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	28, // 33: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 34: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	1,  // 35: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 36: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	36, // [36:37] is the sub-list for method output_type
-	35, // [35:36] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	12, // 27: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
+	29, // 28: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	0,  // 29: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
+	4,  // 30: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
+	24, // 31: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
+	25, // 32: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
+	26, // 33: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
+	28, // 34: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 35: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	1,  // 36: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 37: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	37, // [37:38] is the sub-list for method output_type
+	36, // [36:37] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -2596,6 +2620,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*Change_SyncEnd)(nil),
 		(*Change_Bookmark)(nil),
 		(*Change_StreamRemoved)(nil),
+		(*Change_Applied)(nil),
 	}
 	file_api_kubesvc_v1_agent_proto_msgTypes[22].OneofWrappers = []any{
 		(*AccountCommand_Add)(nil),

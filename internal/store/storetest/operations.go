@@ -65,3 +65,35 @@ func testOperations(t *testing.T, s store.Store) {
 		t.Errorf("after purge: %v", list)
 	}
 }
+
+// MarkOperationSent changes only the hop's columns, and only while the
+// operation runs.
+func testMarkOperationSent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	op := store.Operation{ID: "op-m", Account: "prod", Type: "scaleManifest", ControlPlaneID: "cp-1", State: "RUNNING", ReceivedAt: t0}
+	if err := s.CreateOperation(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	op.Result = []byte(`{"results":[1]}`)
+	if err := s.UpdateOperation(ctx, op, "RUNNING"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkOperationSent(ctx, "op-m", "agent-9", t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetOperation(ctx, "op-m")
+	if err != nil || got.AgentID != "agent-9" || !got.SentAt.Equal(t0.Add(time.Second)) || string(got.Result) != `{"results":[1]}` {
+		t.Fatalf("after MarkOperationSent: %+v %v", got, err)
+	}
+	got.State, got.FinishedAt = "SUCCEEDED", t0.Add(2*time.Second)
+	if err := s.UpdateOperation(ctx, got, "RUNNING"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkOperationSent(ctx, "op-m", "agent-late", t0.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetOperation(ctx, "op-m"); got.AgentID != "agent-9" || got.State != "SUCCEEDED" {
+		t.Fatalf("a late MarkOperationSent changed a finished operation: %+v", got)
+	}
+}
