@@ -393,3 +393,22 @@ func PostJSON(ctx context.Context, u string, body, out any) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// PatchJSON sends PATCH u with body; it fails on a non-2xx answer.
+func PatchJSON(ctx context.Context, u string, body any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPatch, u, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("PATCH %s: %d %s", u, resp.StatusCode, data)
+	}
+	return resp.StatusCode, nil
+}

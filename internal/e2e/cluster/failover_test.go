@@ -32,6 +32,8 @@ type env struct {
 	replicas []*clusterharness.Replica
 	agents   []*clusterharness.Agent
 	accounts []string
+	// kubeconfig of the cluster, as the control plane may read it.
+	kubeconfig string
 }
 
 func start(t *testing.T, srv storetest.Server, dbAddr string) *env {
@@ -50,7 +52,7 @@ func start(t *testing.T, srv storetest.Server, dbAddr string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, h: h}
+	e := &env{t: t, h: h, kubeconfig: kube.KubeconfigPath}
 	t.Cleanup(func() {
 		h.Close()
 	})
