@@ -370,36 +370,22 @@ func GetJSON(ctx context.Context, u string, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// PostJSON posts body to u and decodes the answer into out (nil: ignore).
+// PostJSON posts body to u and decodes the answer into out (nil: ignore);
+// it fails on a non-2xx answer.
 func PostJSON(ctx context.Context, u string, body, out any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("POST %s: %v: %s", u, err, data)
-		}
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("POST %s: %d %s", u, resp.StatusCode, data)
-	}
-	return resp.StatusCode, nil
+	return sendJSON(ctx, http.MethodPost, u, body, out)
 }
 
 // PatchJSON sends PATCH u with body; it fails on a non-2xx answer.
 func PatchJSON(ctx context.Context, u string, body any) (int, error) {
+	return sendJSON(ctx, http.MethodPatch, u, body, nil)
+}
+
+func sendJSON(ctx context.Context, method, u string, body, out any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPatch, u, bytes.NewReader(b))
+	req, _ := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -408,7 +394,12 @@ func PatchJSON(ctx context.Context, u string, body any) (int, error) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("PATCH %s: %d %s", u, resp.StatusCode, data)
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, u, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %v: %s", method, u, err, data)
+		}
 	}
 	return resp.StatusCode, nil
 }
