@@ -64,6 +64,10 @@ type Config struct {
 	// ForwardDialTimeout bounds connecting to another replica when
 	// forwarding; a dead replica fails fast. Default 2s.
 	ForwardDialTimeout time.Duration
+	// AccountCleanup: an account no connected agent serves for this long
+	// leaves the cache (kubesvc.cache.accountCleanupFrequencySeconds).
+	// Default 600s; negative: never.
+	AccountCleanup time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +83,12 @@ func (c *Config) setDefaults() {
 	if c.MaxRecvMsgBytes == 0 {
 		c.MaxRecvMsgBytes = 4 << 20
 	}
+	// A fixed flow-control window that holds one whole batch (agents keep
+	// them under half MaxRecvMsgBytes). gRPC's dynamic window would probe
+	// with a ping round trip after nearly every batch, which at a low
+	// rate of changes doubles the packets and wake-ups behind each one.
+	window := int32(min(max(64<<10, c.MaxRecvMsgBytes/2), 1<<30))
+	c.GRPCOptions = append([]grpc.ServerOption{grpc.StaticStreamWindowSize(window), grpc.StaticConnWindowSize(window)}, c.GRPCOptions...)
 	if c.KeepaliveMinTime == 0 {
 		c.KeepaliveMinTime = 5 * time.Second
 	}
@@ -105,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ForwardDialTimeout == 0 {
 		c.ForwardDialTimeout = 2 * time.Second
+	}
+	if c.AccountCleanup == 0 {
+		c.AccountCleanup = 600 * time.Second
 	}
 	if c.BaseURL == "" {
 		port := "7002"

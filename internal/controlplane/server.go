@@ -130,6 +130,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.runHeartbeat(gctx) })
 	g.Go(func() error { return s.runAssigner(gctx) })
+	g.Go(func() error { return s.runCleanup(gctx) })
 	g.Go(func() error {
 		if err := gs.Serve(grpcLis); err != nil {
 			return fmt.Errorf("controlplane: gRPC server: %w", err)

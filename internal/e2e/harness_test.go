@@ -111,6 +111,8 @@ type cpOptions struct {
 	id   string
 	// opWait enables the operation API with this wait (operationWaitMs).
 	opWait time.Duration
+	// accountCleanup is kubesvc.cache.accountCleanupFrequencySeconds.
+	accountCleanup time.Duration
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
@@ -158,7 +160,8 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	if o.id == "" {
 		o.id = "cp-test"
 	}
-	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: log.With("component", "controlplane")}
+	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: log.With("component", "controlplane"),
+		AccountCleanup: o.accountCleanup}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}

@@ -47,7 +47,6 @@ var notImplemented = map[string]func(c *Config) bool{
 	"kubesvc.heartbeat.enabled":                        nil,
 	"kubesvc.heartbeat.initialDelay":                   nil,
 	"kubesvc.cache.onDemandQuickWaitMs":                nil,
-	"kubesvc.cache.accountCleanupFrequencySeconds":     nil,
 	"kubesvc.cache.eventsCleanupFrequencySeconds":      nil,
 	"kubesvc.cache.namespaceExpiryMinutes":             func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },
 	"kubesvc.cache.cleanDataWithUnusedAccounts":        nil,

@@ -303,6 +303,7 @@ kubesvc:
 		AgentTimeout:     45 * time.Second,
 		Log:              log,
 		HeartbeatPeriod:  time.Minute,
+		AccountCleanup:   10 * time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ServerConfig =\n %+v\nwant\n %+v", got, want)

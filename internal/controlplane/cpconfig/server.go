@@ -25,5 +25,6 @@ func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 		Log:              log,
 		BaseURL:          c.Cluster.BaseURL,
 		HeartbeatPeriod:  c.Heartbeat.Period,
+		AccountCleanup:   c.Cache.AccountCleanupFrequency,
 	}
 }
