@@ -23,6 +23,13 @@ type benchEnv struct {
 	log             *slog.Logger
 }
 
+// dir creates a directory of its own for one process under the work
+// directory.
+func (e *benchEnv) dir(name string) (string, error) {
+	dir := filepath.Join(e.work, name)
+	return dir, os.MkdirAll(dir, 0o750)
+}
+
 // controlPlane is the real controlplane binary on a fresh SQLite file.
 type controlPlane struct {
 	grpc, http string
@@ -39,7 +46,14 @@ func (e *benchEnv) startControlPlane(name string) (*controlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := filepath.Join(e.work, name+".db")
+	// Each process gets its own directory, as on separate hosts or pods:
+	// the agent watches its configuration's directory, and SQLite's writes
+	// next to it would wake the agent on every commit.
+	dir, err := e.dir(name + "-controlplane")
+	if err != nil {
+		return nil, err
+	}
+	db := filepath.Join(dir, name+".db")
 	cfg := fmt.Sprintf(`server: {address: 127.0.0.1, port: %d}
 kubesvc:
   id: bench
@@ -48,7 +62,7 @@ kubesvc:
 sql: {driver: sqlite, path: %q}
 logging: {level: warn}
 `, httpPort, grpcPort, db)
-	path := filepath.Join(e.work, name+"-controlplane.yml")
+	path := filepath.Join(dir, "controlplane.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -107,7 +121,11 @@ kubernetes:
     kinds: [configMap]
     namespaces: [%s]
 `, account, cp.grpc, port, account, e.cluster.KubeconfigPath, namespace)
-	path := filepath.Join(e.work, account+".yml")
+	dir, err := e.dir(account + "-agent")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "agent.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

@@ -108,12 +108,12 @@ type Agent struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 
-	mu        sync.Mutex         // guards accounts, dynamic, infos, connected
-	accounts  map[string]Account // from the configuration
-	dynamic   map[string]Account // added by the control plane
-	infos     map[string]*kubesvcv1.AccountInfo
+	mu       sync.Mutex         // guards accounts, dynamic, infos, connected
+	accounts map[string]Account // from the configuration
+	dynamic  map[string]Account // added by the control plane
+	infos    map[string]*kubesvcv1.AccountInfo
 	// facts: what serving each account learnt, reused across sessions.
-	facts *factsCache
+	facts     *factsCache
 	executors map[string]cachedExecutor
 	operator  *operator // executes operations, keeps their results
 	connected bool
@@ -162,7 +162,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
-		facts: newFactsCache(),
+		facts:     newFactsCache(),
 		executors: map[string]cachedExecutor{},
 		operator:  newOperator(retries, cfg.Log),
 		changed:   make(chan struct{}, 1),

@@ -31,6 +31,10 @@ const (
 	// queueLen is the number of changes that may wait for the sender; it
 	// bounds the agent's memory together with the list page size.
 	queueLen = 2048
+	// recvWindow is the fixed HTTP/2 flow-control window for what the
+	// control plane sends. Fixed, because gRPC's dynamic window probes
+	// with a ping round trip after every message received (every ack).
+	recvWindow = 1 << 20
 )
 
 // item is one thing for the sender, in order: a change to batch or a
@@ -164,6 +168,7 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
+		grpc.WithStaticStreamWindowSize(recvWindow), grpc.WithStaticConnWindowSize(recvWindow),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay: a.cfg.Backoff.BaseDelay, Multiplier: a.cfg.Backoff.Multiplier,

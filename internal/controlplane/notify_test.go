@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -50,5 +53,57 @@ func TestTouchedHandsOverCommittedObject(t *testing.T) {
 		if !hit || stored != nil {
 			t.Fatalf("upsert then removal: hit %v stored %+v", hit, stored)
 		}
+	}
+}
+
+// TestAfterCommitsAnswersAsStored: a reader woken by the commit that wrote
+// its object answers with the object as the store holds it, without
+// reading it back; when the commit cannot tell (no group given, another
+// group), it reads the store.
+func TestAfterCommitsAnswersAsStored(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cache.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := &Server{store: st, commits: newNotifier()}
+	stream := store.StreamKey{Account: "a", Resource: store.Resource{Group: "apps", Version: "v1", Resource: "deployments", Kind: "Deployment", Namespaced: true}}
+	key := store.ObjectKey{Account: "a", Group: "apps", Kind: "deployment", Namespace: "ns", Name: "web"}
+	watchKey := objectKeyString(key)
+
+	c := s.commits.current()
+	// The agent's object names neither account, group nor kind: the store
+	// completes them from the stream.
+	changes := []store.Change{{Type: store.Upserted, Stream: stream, Object: &store.Object{
+		ObjectKey: store.ObjectKey{Namespace: "ns", Name: "web"}, ResourceVersion: "7",
+		Labels: map[string]string{"app": "web"}, JSON: []byte(`{"kind":"Deployment"}`),
+	}}}
+	if err := st.ApplyChanges(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	s.commits.publish(changes)
+	stored, err := st.GetObject(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	next, got, err := s.afterCommits(ctx, c, watchKey, key, true, store.Object{}, store.ErrNotFound)
+	if err != nil || next != s.commits.current() {
+		t.Fatalf("afterCommits: err %v, at the open commit %v", err, next == s.commits.current())
+	}
+	if got.ObjectKey != stored.ObjectKey || got.Version != stored.Version || got.Resource != stored.Resource ||
+		got.ResourceVersion != "7" || !got.UpdatedAt.Equal(stored.UpdatedAt) || got.Labels["app"] != "web" ||
+		string(got.JSON) != string(stored.JSON) {
+		t.Errorf("answered %+v, the store holds %+v", got, stored)
+	}
+	// Read back: no group given, or another group than the commit's.
+	k := store.ObjectKey{Account: "a", Kind: "Deployment", Namespace: "ns", Name: "web"}
+	if _, got, err := s.afterCommits(ctx, c, watchKey, k, false, store.Object{}, store.ErrNotFound); err != nil || got.ResourceVersion != "7" {
+		t.Errorf("without a group: %+v, %v", got, err)
+	}
+	k.Group = "extensions"
+	if _, _, err := s.afterCommits(ctx, c, watchKey, k, true, store.Object{}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another group: err %v, want ErrNotFound from the store", err)
 	}
 }

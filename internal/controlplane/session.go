@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -337,8 +338,10 @@ func (s *Server) ingest(ctx context.Context, b *kubesvcv1.ChangeBatch) error {
 		s.log.Error("persist batch", "seq", b.GetSeq(), "changes", len(changes), "err", err)
 		return status.Error(codes.Unavailable, "control plane cannot persist the batch")
 	}
-	s.metrics.observeBatch(len(changes), time.Since(start))
 	s.commits.publish(changes)
+	// Readers the commit woke run first, before the ack and the next batch.
+	runtime.Gosched()
+	s.metrics.observeBatch(len(changes), time.Since(start))
 	return nil
 }
 

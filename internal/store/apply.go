@@ -122,7 +122,7 @@ type applier struct {
 	now     int64
 	streams map[streamID]*streamState
 	skipped map[*Change]bool // Applied changes not persisted
-	order   []*streamState // first-touch order, for a deterministic flush
+	order   []*streamState   // first-touch order, for a deterministic flush
 
 	// stmts are the writer's prepared statements by query (writeStmts).
 	stmts map[string]*sql.Stmt

@@ -120,7 +120,11 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 		stmt += ` LIMIT ?`
 		args = append(args, q.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(stmt), args...)
+	ps, err := s.readStmt(ctx, s.d.rebind(stmt))
+	if err != nil {
+		return nil, fmt.Errorf("store: list objects: %w", err)
+	}
+	rows, err := ps.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list objects: %w", err)
 	}
@@ -149,7 +153,11 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 func (s *sqlStore) GetObject(ctx context.Context, key ObjectKey) (Object, error) {
 	q := s.d.rebind(`SELECT ` + objectColumns + ` FROM ` + objectsTable + `
 	WHERE account = ? AND api_group = ? AND kind_lower = ? AND namespace = ? AND name = ?`)
-	row := s.r.QueryRowContext(ctx, q, key.Account, key.Group, strings.ToLower(key.Kind), key.Namespace, key.Name)
+	ps, err := s.readStmt(ctx, q)
+	if err != nil {
+		return Object{}, fmt.Errorf("store: get object: %w", err)
+	}
+	row := ps.QueryRowContext(ctx, key.Account, key.Group, strings.ToLower(key.Kind), key.Namespace, key.Name)
 	o, err := scanObject(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Object{}, fmt.Errorf("store: object %s/%s %s/%s in account %q: %w",

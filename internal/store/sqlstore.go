@@ -30,8 +30,11 @@ type sqlStore struct {
 	// checkpointer) and waits for it; nil when there is none.
 	stopBackground func()
 
-	stmtMu sync.Mutex // guards stmts
+	stmtMu sync.Mutex // guards stmts and rstmts
 	stmts  map[string]*sql.Stmt
+	// rstmts are cache reads prepared on the reader pool, by query (the
+	// read API's queries come in a few dozen shapes at most).
+	rstmts map[string]*sql.Stmt
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -67,6 +70,26 @@ func (s *sqlStore) writeStmts(ctx context.Context) (map[string]*sql.Stmt, error)
 	return stmts, nil
 }
 
+// readStmt returns q (already rebound) prepared on the reader pool,
+// preparing it the first time: a read then skips parsing and planning,
+// most of the cost of a single-row lookup on SQLite.
+func (s *sqlStore) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.rstmts[q]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.rstmts == nil {
+		s.rstmts = map[string]*sql.Stmt{}
+	}
+	s.rstmts[q] = st
+	return st, nil
+}
+
 // Close stops background work and closes both pools.
 func (s *sqlStore) Close() error {
 	if s.stopBackground != nil {
@@ -79,7 +102,12 @@ func (s *sqlStore) Close() error {
 			errs = append(errs, fmt.Errorf("store: close statement: %w", err))
 		}
 	}
-	s.stmts = nil
+	for _, st := range s.rstmts {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close statement: %w", err))
+		}
+	}
+	s.stmts, s.rstmts = nil, nil
 	s.stmtMu.Unlock()
 	if s.r != s.w {
 		if err := s.r.Close(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,10 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	current *Config
+
+	// relevant holds the paths whose events can change the configuration
+	// (set by syncWatches, used by Run only).
+	relevant map[string]bool
 }
 
 // NewWatcher loads the initial Config from opts.Sources and returns a
@@ -113,10 +118,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("config watcher: event channel closed")
 			}
-			if ev.Op == fsnotify.Chmod {
+			if ev.Op == fsnotify.Chmod || !w.isRelevant(ev.Name) {
 				continue
 			}
-			w.logger.Debug("configuration directory changed", "event", ev.String())
+			w.logger.Debug("configuration directory changed", "event", ev)
 			timer.Reset(w.debounce)
 		case err, ok := <-fw.Errors:
 			if !ok {
@@ -192,22 +197,35 @@ func (w *Watcher) apply(r result) {
 	}
 }
 
+// isRelevant reports whether an event on path may change the
+// configuration: an event on a source or its resolved symlink target, on a
+// watched directory itself, or on a Kubernetes volume's "..data" swap
+// (names starting with ".."). Other files sharing the directory (a
+// database, logs) are ignored, so that their writes cost nothing here.
+func (w *Watcher) isRelevant(path string) bool {
+	return w.relevant[filepath.Clean(path)] || strings.HasPrefix(filepath.Base(path), "..")
+}
+
 // syncWatches watches the directory of every source and of its resolved
 // symlink target, and stops watching directories no longer needed. Watching
 // directories rather than files catches files that are replaced (rename,
 // ConfigMap ..data swap) or created later.
 func (w *Watcher) syncWatches(fw *fsnotify.Watcher) {
 	want := map[string]bool{}
+	relevant := map[string]bool{}
 	for _, s := range w.opts.Sources {
 		p, err := filepath.Abs(s.Path)
 		if err != nil {
 			p = s.Path
 		}
 		want[filepath.Dir(p)] = true
+		relevant[filepath.Clean(s.Path)], relevant[p], relevant[filepath.Dir(p)] = true, true, true
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			want[filepath.Dir(real)] = true
+			relevant[real], relevant[filepath.Dir(real)] = true, true
 		}
 	}
+	w.relevant = relevant
 	have := map[string]bool{}
 	for _, d := range fw.WatchList() {
 		have[d] = true

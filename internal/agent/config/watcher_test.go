@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // waitFor bounds every wait for a watcher event; generous because it is
@@ -291,5 +293,30 @@ func TestNewWatcherErrors(t *testing.T) {
 	path := writeFile(t, t.TempDir(), "agent.yaml", "bogus: true\n")
 	if _, err := NewWatcher(WatcherOptions{Sources: []Source{{Path: path}}}); err == nil || !strings.Contains(err.Error(), `unknown key "bogus"`) {
 		t.Errorf("invalid initial config: %v", err)
+	}
+}
+
+// TestWatcherRelevantEvents: writes to other files of the configuration's
+// directory (a database next to it, say) do not wake the reload logic.
+func TestWatcherRelevantEvents(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "agent.yaml", accountsYAML("{name: a, serviceAccount: true}"))
+	w, err := NewWatcher(WatcherOptions{Sources: []Source{{Path: path}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	w.syncWatches(fw)
+	for name, want := range map[string]bool{
+		path: true, dir: true, filepath.Join(dir, "..data"): true, filepath.Join(dir, "..2025_01_01"): true,
+		filepath.Join(dir, "cache.db-wal"): false, filepath.Join(dir, "agent.yaml.swp"): false,
+	} {
+		if got := w.isRelevant(name); got != want {
+			t.Errorf("isRelevant(%s) = %v, want %v", name, got, want)
+		}
 	}
 }

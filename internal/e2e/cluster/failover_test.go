@@ -3,10 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
