@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// sendLoop batches consecutive changes and sends messages in queue order,
+// never more than maxInflightBatches unacknowledged batches at once. limit
+// is the control plane's largest accepted message; batches stay under half
+// of it, and a single change too large for it is sent without its body.
+func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, in <-chan item, window chan struct{}, limit int) error {
+	maxBytes := min(limit/2, defaultMaxBatchBytes)
+	var (
+		seq     uint64
+		pending *item // an item taken from in but not yet sent
+	)
+	for {
+		var it item
+		if pending != nil {
+			it, pending = *pending, nil
+		} else {
+			select {
+			case it = <-in:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if it.msg != nil {
+			if err := stream.Send(it.msg); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			continue
+		}
+		first := a.fit(it.change, limit)
+		batch := &kubesvcv1.ChangeBatch{Changes: []*kubesvcv1.Change{first}}
+		size := proto.Size(first)
+	fill:
+		for len(batch.Changes) < maxBatchChanges && size < maxBytes {
+			select {
+			case next := <-in:
+				if next.msg != nil {
+					pending = &next
+					break fill
+				}
+				c := a.fit(next.change, limit)
+				n := proto.Size(c)
+				if size+n > maxBytes {
+					next.change = c
+					pending = &next
+					break fill
+				}
+				batch.Changes = append(batch.Changes, c)
+				size += n
+			default:
+				break fill
+			}
+		}
+		select {
+		case window <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		seq++
+		batch.Seq = seq
+		if err := stream.Send(&kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_Changes{Changes: batch}}); err != nil {
+			return fmt.Errorf("send batch %d: %w", seq, err)
+		}
+		a.stats.Batches.Add(1)
+		a.stats.Changes.Add(int64(len(batch.Changes)))
+		a.stats.BatchBytes.Add(int64(size))
+	}
+}
+
+// fit returns c, or, when c alone would exceed the control plane's message
+// limit, a copy whose object carries only its identity and labels, so that
+// one huge object cannot stall the stream.
+func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
+	if proto.Size(c) <= limit-4096 {
+		return c
+	}
+	var obj *kubesvcv1.Object
+	switch ch := c.GetChange().(type) {
+	case *kubesvcv1.Change_Listed:
+		obj = ch.Listed
+	case *kubesvcv1.Change_Upserted:
+		obj = ch.Upserted
+	default:
+		return c
+	}
+	a.stats.Truncated.Add(1)
+	a.log.Warn("object too large for the control plane's message limit; sending its metadata only",
+		"account", c.GetStream().GetAccount(), "kind", c.GetStream().GetResource().GetKind(),
+		"namespace", obj.GetNamespace(), "name", obj.GetName(), "bytes", len(obj.GetJson()), "limit", limit)
+	small := proto.Clone(c).(*kubesvcv1.Change)
+	o := small.GetListed()
+	if o == nil {
+		o = small.GetUpserted()
+	}
+	r := c.GetStream().GetResource()
+	apiVersion := r.GetVersion()
+	if r.GetGroup() != "" {
+		apiVersion = r.GetGroup() + "/" + apiVersion
+	}
+	o.Json, _ = json.Marshal(map[string]any{
+		"apiVersion": apiVersion, "kind": r.GetKind(),
+		"metadata": map[string]any{
+			"name": o.GetName(), "namespace": o.GetNamespace(), "uid": o.GetUid(),
+			"resourceVersion": o.GetResourceVersion(), "labels": o.GetLabels(),
+			"annotations": map[string]string{"kubesvc.io/truncated": "true"},
+		},
+	})
+	return small
+}
