@@ -137,6 +137,16 @@ func (s *Server) refresh(ctx context.Context) (sessions []store.AgentSession, se
 // have given their accounts to others. On a clean stop it leaves the
 // cluster at once, so its accounts move without waiting for the timeout.
 func (s *Server) runHeartbeat(ctx context.Context) error {
+	if d := s.cfg.HeartbeatInitialDelay; d > 0 && !sleepCtx(ctx, d) {
+		return nil
+	}
+	if s.cfg.NoHeartbeat {
+		if _, err := s.store.HeartbeatReplica(ctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL}); err != nil && ctx.Err() == nil {
+			s.log.Error("cluster: record this replica", "err", err)
+		}
+		<-ctx.Done()
+		return s.leaveCluster()
+	}
 	t := time.NewTicker(s.cfg.HeartbeatPeriod)
 	defer t.Stop()
 	registered, lastOK := false, time.Now()
@@ -167,13 +177,31 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := s.store.RemoveReplica(lctx, s.cfg.ID); err != nil {
-				s.log.Warn("cluster: leave", "err", err)
-			}
-			return nil
+			return s.leaveCluster()
 		case <-t.C:
 		}
+	}
+}
+
+// leaveCluster removes this replica's row (a clean stop): its accounts
+// move at once instead of after the replica timeout.
+func (s *Server) leaveCluster() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.RemoveReplica(ctx, s.cfg.ID); err != nil {
+		s.log.Warn("cluster: leave", "err", err)
+	}
+	return nil
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -53,6 +53,14 @@ type Config struct {
 	// HeartbeatPeriod is how often this replica records itself alive and
 	// reaps silent peers (kubesvc.heartbeat.period). Default 60s.
 	HeartbeatPeriod time.Duration
+	// HeartbeatInitialDelay postpones the first heartbeat
+	// (kubesvc.heartbeat.initialDelay).
+	HeartbeatInitialDelay time.Duration
+	// NoHeartbeat (kubesvc.heartbeat.enabled: false) relies on the agents'
+	// connections alone: the replica records itself once, never reaps a
+	// peer and never fences itself; a dead replica's accounts move when
+	// its agents reconnect elsewhere (which they do when it dies).
+	NoHeartbeat bool
 	// ReplicaTimeout: a replica that has not heartbeat for this long is
 	// dead; its agent sessions and their accounts are taken over. A
 	// replica that cannot heartbeat for this long drops its own agents

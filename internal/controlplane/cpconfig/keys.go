@@ -44,8 +44,6 @@ var notImplemented = map[string]func(c *Config) bool{
 	"kubesvc.grpc.server.security.trustCertCollection": nil,
 	"kubesvc.grpc.auth.x509.enabled":                   func(c *Config) bool { return !c.GRPC.X509.Enabled },
 	"kubesvc.grpc.auth.x509.filters":                   nil,
-	"kubesvc.heartbeat.enabled":                        nil,
-	"kubesvc.heartbeat.initialDelay":                   nil,
 	"kubesvc.cache.onDemandQuickWaitMs":                nil,
 	"kubesvc.cache.eventsCleanupFrequencySeconds":      nil,
 	"kubesvc.cache.namespaceExpiryMinutes":             func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },

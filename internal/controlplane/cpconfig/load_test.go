@@ -168,7 +168,6 @@ logging: {level: DEBUG, format: json}
 	wantUnsupported := []string{
 		"kubesvc.cache.cacheKinds",
 		"kubesvc.grpc.server.security.clientAuth",
-		"kubesvc.heartbeat.enabled", "kubesvc.heartbeat.initialDelay",
 	}
 	if !reflect.DeepEqual(c.Unsupported, wantUnsupported) {
 		t.Errorf("Unsupported =\n %q\nwant\n %q", c.Unsupported, wantUnsupported)

@@ -14,17 +14,19 @@ import (
 // are left to their own wiring.
 func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 	return controlplane.Config{
-		ID:               c.ID,
-		GRPCAddr:         net.JoinHostPort(c.GRPC.Address, strconv.Itoa(c.GRPC.Port)),
-		HTTPAddr:         net.JoinHostPort(c.Server.Address, strconv.Itoa(c.Server.Port)),
-		MaxRecvMsgBytes:  c.GRPC.MaxInboundMessageSize,
-		KeepaliveMinTime: c.GRPC.Keepalive.MinTime,
-		KeepaliveTime:    c.GRPC.Keepalive.Time,
-		KeepaliveTimeout: c.GRPC.Keepalive.Timeout,
-		AgentTimeout:     c.AgentTimeout,
-		Log:              log,
-		BaseURL:          c.Cluster.BaseURL,
-		HeartbeatPeriod:  c.Heartbeat.Period,
-		AccountCleanup:   c.Cache.AccountCleanupFrequency,
+		ID:                    c.ID,
+		GRPCAddr:              net.JoinHostPort(c.GRPC.Address, strconv.Itoa(c.GRPC.Port)),
+		HTTPAddr:              net.JoinHostPort(c.Server.Address, strconv.Itoa(c.Server.Port)),
+		MaxRecvMsgBytes:       c.GRPC.MaxInboundMessageSize,
+		KeepaliveMinTime:      c.GRPC.Keepalive.MinTime,
+		KeepaliveTime:         c.GRPC.Keepalive.Time,
+		KeepaliveTimeout:      c.GRPC.Keepalive.Timeout,
+		AgentTimeout:          c.AgentTimeout,
+		Log:                   log,
+		BaseURL:               c.Cluster.BaseURL,
+		HeartbeatPeriod:       c.Heartbeat.Period,
+		HeartbeatInitialDelay: c.Heartbeat.InitialDelay,
+		NoHeartbeat:           !c.Heartbeat.Enabled,
+		AccountCleanup:        c.Cache.AccountCleanupFrequency,
 	}
 }
