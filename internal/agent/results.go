@@ -78,11 +78,7 @@ func (o *operator) dedupe(op *kubesvcv1.Operation, deadline time.Time) bool {
 		return true
 	}
 	if len(o.seen) >= maxSeen {
-		for id, s := range o.seen {
-			if now.After(s.until) || len(o.seen) >= maxSeen {
-				delete(o.seen, id)
-			}
-		}
+		o.evictSeen(now)
 	}
 	until := now.Add(seenFor)
 	if !deadline.IsZero() {
@@ -232,8 +228,18 @@ func (b *resultBox) due(session uint64, now time.Time) (out []*kubesvcv1.Operati
 	var ready []*keptResult
 	for id, k := range b.kept {
 		switch {
+		case k.session == session && !b.retries.Enabled:
+			continue
 		case k.session == session:
-			continue // awaiting its acknowledgement on this session
+			// Awaiting its acknowledgement on this session: sent again
+			// only if none came for sameSessionRetry (the control plane
+			// could not record it, and said so by not acknowledging).
+			if at := k.last.Add(max(b.retries.BackOff, sameSessionRetry)); at.After(now) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
 		case !k.deadline.IsZero() && now.After(k.deadline):
 			b.log.Warn("operation result not acknowledged before the control plane's deadline; dropped", "operation", id, "attempts", k.attempts)
 			delete(b.kept, id)
@@ -267,4 +273,33 @@ func (b *resultBox) due(session uint64, now time.Time) (out []*kubesvcv1.Operati
 		}
 	}
 	return out, next
+}
+
+// sameSessionRetry is the least time before a result unacknowledged on a
+// live session is sent again on it.
+const sameSessionRetry = 10 * time.Second
+
+// evictSeen makes room in the remembered operation ids: expired ones
+// first, then the finished ones that expire soonest; a running operation
+// is never forgotten (its duplicate would run it twice). Called with o.mu
+// held.
+func (o *operator) evictSeen(now time.Time) {
+	for id, s := range o.seen {
+		if now.After(s.until) {
+			delete(o.seen, id)
+		}
+	}
+	if len(o.seen) < maxSeen {
+		return
+	}
+	finished := make([]string, 0, len(o.seen))
+	for id, s := range o.seen {
+		if s.res != nil {
+			finished = append(finished, id)
+		}
+	}
+	slices.SortFunc(finished, func(a, b string) int { return o.seen[a].until.Compare(o.seen[b].until) })
+	for _, id := range finished[:min(len(finished), len(o.seen)-maxSeen+1)] {
+		delete(o.seen, id)
+	}
 }

@@ -408,7 +408,11 @@ func (s *session) manageAccounts(ctx context.Context) error {
 		}
 		for name := range standby {
 			if _, ok := served[name]; !ok {
+				// Removed from the configuration while not cached here:
+				// the control plane must stop counting on this agent.
 				delete(standby, name)
+				a.log.Info("account removed", "account", name)
+				s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_REMOVED})
 			}
 		}
 		for name, acct := range desired {

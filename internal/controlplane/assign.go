@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -39,7 +40,7 @@ func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]s
 	for _, old := range before {
 		if old.AgentID == sess.agentID && old.ReplicaID != s.cfg.ID {
 			// The agent left that replica; make sure it knows.
-			s.disconnectRemote(old.ReplicaID, old.AgentID)
+			s.disconnectRemote(old.ReplicaID, old.AgentID, old.SessionID)
 		}
 	}
 	// One assignment decision at a time on this replica, so that a
@@ -253,6 +254,10 @@ func (s *Server) sendAssignment(ctx context.Context, sess *session, accounts, ad
 		msg.ResumePoints = resumePointsToProto(streams)
 	}
 	s.log.Info("cluster: accounts assigned", "agent", sess.agentID, "accounts", len(accounts), "added", len(added))
+	// A session whose stream does not drain (a stalled agent) must not
+	// hold every assignment decision of this replica: it is ended.
+	t := time.NewTimer(assignmentSendTimeout)
+	defer t.Stop()
 	select {
 	case sess.out <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Assignment{Assignment: msg}}:
 		return nil
@@ -260,5 +265,58 @@ func (s *Server) sendAssignment(ctx context.Context, sess *session, accounts, ad
 		return fmt.Errorf("agent %s: %w", sess.agentID, ErrAgentGone)
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-t.C:
+		sess.cancel(errStalled)
+		return fmt.Errorf("agent %s: %w", sess.agentID, errStalled)
 	}
+}
+
+// assignmentSendTimeout bounds queueing an Assignment for an agent.
+const assignmentSendTimeout = 5 * time.Second
+
+var errStalled = errors.New("the agent's stream does not drain; session ended")
+
+// claimTaken records, after an AddAccounts command succeeded, that the
+// agent which took the accounts caches them (it started at once).
+func (s *Server) claimTaken(ctx context.Context, sess *session, accounts []string) error {
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
+	claimed, err := s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), accounts)
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	s.registry.addAssigned(sess, claimed)
+	return nil
+}
+
+// ownChanges drops the changes of accounts assigned to another agent
+// session: an agent still streaming an account the control plane moved
+// away from it (it stops when its Assignment arrives) must not write over
+// the new holder's stream.
+func (s *Server) ownChanges(sess *session, changes []store.Change) []store.Change {
+	if !sess.assignable {
+		return changes
+	}
+	var foreign map[string]bool
+	for _, c := range changes {
+		acct := c.Stream.Account
+		if _, seen := foreign[acct]; seen || s.registry.isAssigned(sess, acct) {
+			continue
+		}
+		if foreign == nil {
+			foreign = map[string]bool{}
+		}
+		a, ok := s.cluster.assignment(acct)
+		foreign[acct] = ok && a.SessionID != sess.id
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(foreign)), func(b bool) bool { return b }) {
+		return changes
+	}
+	kept := changes[:0:0]
+	for _, c := range changes {
+		if !foreign[c.Stream.Account] {
+			kept = append(kept, c)
+		}
+	}
+	return kept
 }

@@ -58,6 +58,14 @@ func (s *Server) cleanup(ctx context.Context, unserved map[string]time.Time, now
 		if now.Sub(since) < s.cfg.AccountCleanup {
 			continue
 		}
+		// The cluster view may lag by an assignment interval: ask the
+		// database before dropping anything.
+		if others, err := s.servedByOthers(ctx, c.Account, ""); err != nil || others {
+			if others {
+				delete(unserved, c.Account)
+			}
+			continue
+		}
 		if err := s.store.DeleteAccount(ctx, c.Account); err != nil {
 			s.log.Warn("cache cleanup: drop account", "account", c.Account, "err", err)
 			continue

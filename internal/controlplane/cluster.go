@@ -151,7 +151,11 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 	defer t.Stop()
 	registered, lastOK := false, time.Now()
 	for {
-		existed, err := s.store.HeartbeatReplica(ctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL})
+		// Bounded, so that a database that stopped answering (a partition)
+		// cannot hold the loop past the point where it must fence.
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatPeriod)
+		existed, err := s.store.HeartbeatReplica(hctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL})
+		cancel()
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
@@ -167,8 +171,11 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		default:
 			registered, lastOK = true, time.Now()
 		}
-		if ctx.Err() == nil {
-			if reaped, err := s.store.ReapReplicas(ctx, time.Now().Add(-s.cfg.ReplicaTimeout)); err != nil {
+		if ctx.Err() == nil && err == nil {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatPeriod)
+			reaped, err := s.store.ReapReplicas(rctx, time.Now().Add(-s.cfg.ReplicaTimeout))
+			cancel()
+			if err != nil {
 				s.log.Error("cluster: reap silent replicas", "err", err)
 			} else if len(reaped) > 0 {
 				s.log.Warn("cluster: replicas silent for the replica timeout removed; their accounts are taken over", "replicas", reaped)

@@ -181,12 +181,18 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, forwardMessage{Command: string(b)})
 }
 
+// writeForwardError answers a forwarded request that failed: 404 when the
+// agent is not (or no longer) here, 503 when this replica is stopping (the
+// caller routes again: the agent will reconnect elsewhere), 504 past the
+// operation's deadline.
 func (s *Server) writeForwardError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrAgentGone):
 		httpapi.WriteError(w, http.StatusNotFound, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		httpapi.WriteError(w, http.StatusGatewayTimeout, "%v", err)
+	case errors.Is(err, context.Canceled):
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "control-plane replica %s is stopping: %v", s.cfg.ID, err)
 	default:
 		httpapi.WriteError(w, http.StatusBadGateway, "%v", err)
 	}
@@ -198,6 +204,9 @@ func (s *Server) postDisconnect(w http.ResponseWriter, r *http.Request) {
 		ClusterDriven bool   `json:"clusterDriven"`
 		Origin        string `json:"origin"`
 		Timestamp     int64  `json:"timestamp"`
+		// SessionID (ours) names the session to end: a replica that took
+		// the agent over names the one it replaced, never a newer one.
+		SessionID string `json:"sessionId"`
 	}
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
@@ -211,9 +220,11 @@ func (s *Server) postDisconnect(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, "agent %q is not connected to control-plane replica %s", id, s.cfg.ID)
 		return
 	}
-	// A cluster-driven request names when the agent's newer session
-	// started; a session started after that is the newer one itself.
-	if req.ClusterDriven && req.Timestamp > 0 && sess.connectedAt.UnixMilli() > req.Timestamp {
+	// A cluster-driven request names the replaced session, or when the
+	// agent's newer session started; a session started after that is the
+	// newer one itself.
+	if req.SessionID != "" && req.SessionID != sess.id ||
+		req.SessionID == "" && req.ClusterDriven && req.Timestamp > 0 && sess.connectedAt.UnixMilli() > req.Timestamp {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"agentId": id, "disconnected": false, "reason": "the session here is newer"})
 		return
 	}

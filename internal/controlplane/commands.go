@@ -75,14 +75,29 @@ func (s *Server) RouteAccount(account string) (string, bool) {
 	return "", false
 }
 
-// servedByOthers reports whether an agent other than agentID serves account.
-func (s *Server) servedByOthers(account, agentID string) bool {
-	for _, a := range s.ConnectedAgents() {
-		if a.ID != agentID && slices.Contains(a.Accounts, account) {
-			return true
+// servedByOthers reports whether an agent other than agentID, connected to
+// any replica, serves account. It reads the database, not the cluster view
+// (which a replica just started has not filled yet): it decides whether an
+// account's cache may be dropped.
+func (s *Server) servedByOthers(ctx context.Context, account, agentID string) (bool, error) {
+	agents, err := s.store.AgentsServing(ctx, account)
+	if err != nil {
+		return false, err
+	}
+	agents = slices.DeleteFunc(agents, func(a string) bool { return a == agentID })
+	if len(agents) == 0 {
+		return false, nil
+	}
+	sessions, err := s.store.AgentSessions(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, sess := range sessions {
+		if slices.Contains(agents, sess.AgentID) {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // localAgentFor returns the agent of this replica to run an account's
@@ -240,4 +255,15 @@ func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) bool {
 		}
 	}
 	return ok
+}
+
+// dropRemoved reports whether the cache of an account its agent stopped
+// serving may go: no other agent, on any replica, serves it.
+func (s *Server) dropRemoved(ctx context.Context, sess *session, account string) bool {
+	others, err := s.servedByOthers(ctx, account, sess.agentID)
+	if err != nil {
+		s.log.Warn("account removed by its agent: cannot tell whether others serve it; keeping its cache", "account", account, "err", err)
+		return false
+	}
+	return !others
 }

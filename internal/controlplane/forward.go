@@ -27,11 +27,18 @@ import (
 // ErrAgentGone, so the caller routes again once the agent has reconnected
 // elsewhere.
 
+// newForwarder returns the client for peer requests. TCP keepalive probes
+// find a peer cut off the network within about 10 s even on a connection
+// kept from earlier requests, where the dial timeout does not apply; a
+// forwarded operation may otherwise legitimately wait until its deadline.
 func newForwarder(dialTimeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 4 * time.Second, Interval: 2 * time.Second, Count: 3,
+	}}
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         d.DialContext,
 		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     30 * time.Second,
 	}}
 }
 
@@ -97,10 +104,12 @@ func (s *Server) post(ctx context.Context, replica, path string, body any, out a
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusServiceUnavailable:
-		return fmt.Errorf("control-plane replica %s: %s: %w", replica, errorText(data), ErrAgentGone)
 	case resp.StatusCode == http.StatusGatewayTimeout:
 		return fmt.Errorf("control-plane replica %s: %s: %w", replica, errorText(data), context.DeadlineExceeded)
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode/100 == 5:
+		// Not there, stopping, or failing: route again (an agent that
+		// already has the operation does not run it twice).
+		return fmt.Errorf("control-plane replica %s answered %d: %s: %w", replica, resp.StatusCode, errorText(data), ErrAgentGone)
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("control-plane replica %s answered %d: %s", replica, resp.StatusCode, errorText(data))
 	}
@@ -190,13 +199,13 @@ func (s *Server) ForwardResult(ctx context.Context, replica string, res *kubesvc
 	return s.forwardProto(ctx, replica, "/armory/agent/operationresults", res, nil)
 }
 
-// disconnectRemote asks replica to end its session of agentID, in the
-// background: the agent has a newer session here.
-func (s *Server) disconnectRemote(replica, agentID string) {
+// disconnectRemote asks replica to end session sessionID of agentID, in
+// the background: the agent has a newer session here.
+func (s *Server) disconnectRemote(replica, agentID, sessionID string) {
 	s.background.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		body := map[string]any{"clusterDriven": true, "origin": s.cfg.ID, "timestamp": time.Now().UnixMilli()}
+		body := map[string]any{"clusterDriven": true, "origin": s.cfg.ID, "timestamp": time.Now().UnixMilli(), "sessionId": sessionID}
 		if err := s.post(ctx, replica, "/armory/agent/"+url.PathEscape(agentID)+"/disconnect", body, nil); err != nil && !errors.Is(err, ErrAgentGone) {
 			s.log.Debug("cluster: ask the previous replica to drop the agent", "replica", replica, "agent", agentID, "err", err)
 		}

@@ -221,3 +221,15 @@ func (r *registry) splitServed(s *session, accounts []string) (served, others []
 	}
 	return served, others
 }
+
+// addAssigned adds accounts to those s caches.
+func (r *registry) addAssigned(s *session, accounts []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.assigned == nil {
+		s.assigned = map[string]bool{}
+	}
+	for _, a := range accounts {
+		s.assigned[a] = true
+	}
+}

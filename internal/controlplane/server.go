@@ -103,6 +103,14 @@ func (s *Server) Run(ctx context.Context) error {
 		grpcLis.Close()
 		return fmt.Errorf("controlplane: listen for REST on %s: %w", s.cfg.HTTPAddr, err)
 	}
+	// A replica restarted under the same id (a container restarted in its
+	// pod) starts clean: what its previous run recorded (agent sessions,
+	// their accounts) is over. Replica ids must be unique in a cluster.
+	if err := s.store.RemoveReplica(ctx, s.cfg.ID); err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return fmt.Errorf("controlplane: clear what a previous run of replica %s recorded: %w", s.cfg.ID, err)
+	}
 	s.mu.Lock()
 	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
 	s.mu.Unlock()

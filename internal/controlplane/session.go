@@ -159,8 +159,9 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sendLoop(gctx, stream, sess.out) })
-	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, sess.out) })
+	snd := &sender{stream: stream}
+	g.Go(func() error { return sendLoop(gctx, snd, sess.out) })
+	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, snd) })
 	err = g.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
@@ -186,7 +187,13 @@ func (s *Server) forgetDroppedAccounts(ctx context.Context, agentID string, now 
 		return err
 	}
 	for _, account := range before {
-		if slices.Contains(now, account) || s.servedByOthers(account, agentID) {
+		if slices.Contains(now, account) {
+			continue
+		}
+		if others, err := s.servedByOthers(ctx, account, agentID); err != nil || others {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		s.log.Info("agent no longer serves the account; dropping it from the cache", "agent", agentID, "account", account)
@@ -231,11 +238,25 @@ func receive(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, t
 	}
 }
 
-func sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, out <-chan *kubesvcv1.ControlMessage) error {
+// sender serialises the sends of one stream: the send loop's and the
+// acks, which the handle loop sends itself rather than hand each one to
+// the send loop (one goroutine wake-up less per batch).
+type sender struct {
+	mu     sync.Mutex
+	stream kubesvcv1.AgentService_ConnectServer
+}
+
+func (s *sender) send(m *kubesvcv1.ControlMessage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream.Send(m)
+}
+
+func sendLoop(ctx context.Context, snd *sender, out <-chan *kubesvcv1.ControlMessage) error {
 	for {
 		select {
 		case m := <-out:
-			if err := stream.Send(m); err != nil {
+			if err := snd.send(m); err != nil {
 				return err
 			}
 		case <-ctx.Done():
@@ -246,7 +267,8 @@ func sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, 
 
 // handleLoop applies what the agent sends, acknowledges batches once they
 // are persisted, and drops the session when the agent goes silent.
-func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *kubesvcv1.AgentMessage, recvErr <-chan error, out chan<- *kubesvcv1.ControlMessage) error {
+func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *kubesvcv1.AgentMessage, recvErr <-chan error, snd *sender) error {
+	out := sess.out
 	check := time.NewTicker(min(s.cfg.AgentTimeout/3, 10*time.Second))
 	defer check.Stop()
 	send := func(m *kubesvcv1.ControlMessage) error {
@@ -271,10 +293,10 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 			s.registry.touch(sess, time.Now())
 			switch msg := m.GetMsg().(type) {
 			case *kubesvcv1.AgentMessage_Changes:
-				if err := s.ingest(ctx, msg.Changes); err != nil {
+				if err := s.ingest(ctx, sess, msg.Changes); err != nil {
 					return err
 				}
-				if err := send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: msg.Changes.GetSeq()}}}); err != nil {
+				if err := snd.send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: msg.Changes.GetSeq()}}}); err != nil {
 					return err
 				}
 			case *kubesvcv1.AgentMessage_AccountStatus:
@@ -291,15 +313,23 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 				// account is never ACTIVE without a holder.
 				if sess.isAdd(msg.AccountCommandResult.GetId()) {
 					changed := false
+					var taken []string
 					for _, r := range msg.AccountCommandResult.GetResults() {
 						if r.GetSuccess() {
 							st := &kubesvcv1.AccountStatus{Account: r.GetName(), State: kubesvcv1.AccountStatus_SYNCING, Info: r.GetInfo()}
 							changed = s.registry.addAccount(sess, st) || changed
+							taken = append(taken, r.GetName())
 						}
 					}
 					if changed {
 						if err := s.recordAgentAccounts(ctx, sess); err != nil {
 							return err
+						}
+					}
+					if len(taken) > 0 {
+						if err := s.claimTaken(ctx, sess, taken); err != nil {
+							s.log.Error("record the accounts the agent took", "agent", sess.agentID, "err", err)
+							return status.Error(codes.Unavailable, "control plane cannot record the agent's accounts")
 						}
 					}
 				}
@@ -322,18 +352,24 @@ func (s *Server) handleLoop(ctx context.Context, sess *session, recvd <-chan *ku
 // ingest persists one batch. A batch that cannot be decoded ends the
 // session with InvalidArgument; a store failure ends it with Unavailable so
 // that the agent reconnects and resumes from what was persisted.
-func (s *Server) ingest(ctx context.Context, b *kubesvcv1.ChangeBatch) error {
+func (s *Server) ingest(ctx context.Context, sess *session, b *kubesvcv1.ChangeBatch) error {
 	changes, err := changesFromProto(b.GetChanges())
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "batch %d: %v", b.GetSeq(), err)
 	}
+	changes = s.ownChanges(sess, changes)
 	start := time.Now()
-	if err := s.store.ApplyChanges(ctx, changes); err != nil {
+	if err := s.store.ApplyChangesFenced(ctx, store.Fence{AgentID: sess.agentID, SessionID: sess.id}, changes); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if errors.Is(err, store.ErrInvalidChange) {
 			return status.Errorf(codes.InvalidArgument, "batch %d: %v", b.GetSeq(), err)
+		}
+		if errors.Is(err, store.ErrFenced) {
+			// The agent has a newer session (on this or another replica):
+			// this one is over, and must not write behind it.
+			return status.Errorf(codes.Aborted, "batch %d: %v", b.GetSeq(), err)
 		}
 		s.log.Error("persist batch", "seq", b.GetSeq(), "changes", len(changes), "err", err)
 		return status.Error(codes.Unavailable, "control plane cannot persist the batch")
@@ -357,7 +393,7 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 	if err := s.recordAgentAccounts(ctx, sess); err != nil {
 		return err
 	}
-	if st.GetState() == kubesvcv1.AccountStatus_REMOVED && len(s.registry.holders(st.GetAccount())) == 0 {
+	if st.GetState() == kubesvcv1.AccountStatus_REMOVED && s.dropRemoved(ctx, sess, st.GetAccount()) {
 		if err := s.store.DeleteAccount(ctx, st.GetAccount()); err != nil {
 			s.log.Error("drop removed account from cache", "account", st.GetAccount(), "err", err)
 			return status.Error(codes.Unavailable, "control plane cannot update its cache")

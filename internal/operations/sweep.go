@@ -22,9 +22,10 @@ const sweepGrace = 5 * time.Second
 const sweepScan = 5000
 
 // sweepOrphans fails the tasks whose replica is gone from the cluster
-// (killed, or reaped after missing its heartbeats) and whose deadline has
-// passed without a result: no task stays RUNNING for ever. A result that
-// arrived meanwhile (HandleResult, on any replica) has already finished it.
+// (killed, or reaped after missing its heartbeats), or is this replica in
+// an earlier run, and whose deadline has passed without a result: no task
+// stays RUNNING for ever. A result that arrived meanwhile (HandleResult, on
+// any replica) has already finished it.
 func (m *Manager) sweepOrphans(ctx context.Context) {
 	replicas, err := m.st.Replicas(ctx)
 	if err != nil {
@@ -42,7 +43,14 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	}
 	now := time.Now()
 	for _, row := range rows {
-		if row.State != Running || row.ControlPlaneID == m.cfg.ReplicaID || slices.Contains(live, row.ControlPlaneID) {
+		switch {
+		case row.State != Running:
+			continue
+		case row.ControlPlaneID == m.cfg.ReplicaID:
+			if m.finished(row.ID) != nil {
+				continue // running here
+			}
+		case slices.Contains(live, row.ControlPlaneID):
 			continue
 		}
 		if now.Before(row.ReceivedAt.Add(m.cfg.Wait*time.Duration(taskOps(row)) + sweepGrace)) {

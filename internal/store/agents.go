@@ -71,3 +71,24 @@ func (s *sqlStore) AllAgentAccounts(ctx context.Context) (map[string][]string, e
 	}
 	return out, nil
 }
+
+// AgentsServing returns the agents recorded as serving account, sorted.
+func (s *sqlStore) AgentsServing(ctx context.Context, account string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(`SELECT agent_id FROM `+agentAccountsTable+` WHERE account = ? ORDER BY agent_id`), account)
+	if err != nil {
+		return nil, fmt.Errorf("store: agents serving %q: %w", account, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("store: agents serving %q: %w", account, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: agents serving %q: %w", account, err)
+	}
+	return out, nil
+}

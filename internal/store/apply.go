@@ -25,6 +25,16 @@ import (
 // the stream, UpdatedAt set. A caller can hand it on (to readers waiting
 // for it) without reading it back.
 func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
+	return s.applyChanges(ctx, nil, changes)
+}
+
+// ApplyChangesFenced applies changes only while f is its agent's live
+// session; otherwise it fails with ErrFenced and persists nothing.
+func (s *sqlStore) ApplyChangesFenced(ctx context.Context, f Fence, changes []Change) error {
+	return s.applyChanges(ctx, &f, changes)
+}
+
+func (s *sqlStore) applyChanges(ctx context.Context, fence *Fence, changes []Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -45,6 +55,11 @@ func (s *sqlStore) ApplyChanges(ctx context.Context, changes []Change) error {
 	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
 		now = s.now().UnixMilli()
 		skipped = map[*Change]bool{}
+		if fence != nil {
+			if err := checkFence(ctx, tx, s.d, *fence); err != nil {
+				return err
+			}
+		}
 		a := &applier{
 			skipped: skipped,
 			ctx:     ctx,

@@ -340,3 +340,18 @@ func inList(values []string) (string, []any) {
 	}
 	return strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", "), args
 }
+
+// checkFence fails with ErrFenced unless f is its agent's live session,
+// locking the session row until the transaction ends (PutAgentSession
+// replacing it waits, so no write of the old session lands after).
+func checkFence(ctx context.Context, tx *sql.Tx, d dialect, f Fence) error {
+	var live string
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT session_id FROM `+agentSessionsTable+` WHERE agent_id = ?`+d.forUpdate), f.AgentID).Scan(&live)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("check the session: %w", err)
+	}
+	if live != f.SessionID {
+		return fmt.Errorf("agent %s, session %s: %w", f.AgentID, f.SessionID, ErrFenced)
+	}
+	return nil
+}

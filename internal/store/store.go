@@ -31,6 +31,13 @@ type Cache interface {
 	// ApplyChanges applies changes in order, atomically: either all of them
 	// are persisted or none is.
 	ApplyChanges(ctx context.Context, changes []Change) error
+	// ApplyChangesFenced is ApplyChanges for the changes an agent session
+	// sends: they are persisted only while that session is the agent's
+	// live one (kubesvc_agent_sessions), checked in the same transaction;
+	// otherwise it fails with ErrFenced and persists nothing. A replica
+	// still draining a session its agent has left (the agent reconnected
+	// elsewhere) cannot then write behind the new session's back.
+	ApplyChangesFenced(ctx context.Context, f Fence, changes []Change) error
 	// ResumePoints returns the persisted position of every stream of the
 	// given accounts. Streams whose sync is in progress (after SyncBegin,
 	// before SyncEnd) have no position and are not returned.
@@ -64,6 +71,8 @@ type Agents interface {
 	SetAgentAccounts(ctx context.Context, agentID string, accounts []string) error
 	// AllAgentAccounts returns the accounts recorded for every agent.
 	AllAgentAccounts(ctx context.Context) (map[string][]string, error)
+	// AgentsServing returns the agents recorded as serving account, sorted.
+	AgentsServing(ctx context.Context, account string) ([]string, error)
 }
 
 // Accounts persists the dynamic-account lifecycle (kubesvc_accounts). Every
@@ -187,6 +196,15 @@ type Operation struct {
 	SentAt         time.Time // zero until sent to an agent
 	FinishedAt     time.Time // zero while running
 }
+
+// Fence names the agent session changes come from (ApplyChangesFenced).
+type Fence struct {
+	AgentID, SessionID string
+}
+
+// ErrFenced is returned (wrapped) by ApplyChangesFenced when the session
+// is no longer its agent's live session.
+var ErrFenced = errors.New("the agent session is no longer its live one")
 
 // ErrExists and ErrConflict are returned (wrapped) by Accounts.
 var (

@@ -196,3 +196,55 @@ func assignments(t *testing.T, s store.Store) []store.Assignment {
 	}
 	return got
 }
+
+// Fenced changes persist only while their session is the agent's live one.
+func testClusterFencedApply(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	cms := stream("prod", configMaps(), "")
+	old := store.AgentSession{AgentID: "a", SessionID: "a-1", ReplicaID: "r1", ConnectedAt: time.Now()}
+	if err := s.PutAgentSession(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fence := store.Fence{AgentID: "a", SessionID: "a-1"}
+	if err := s.ApplyChangesFenced(ctx, fence, relist(cms, "5", obj(cms, "ns", "x", "4", nil))); err != nil {
+		t.Fatalf("live session: %v", err)
+	}
+	// The agent reconnects elsewhere: the old session's late batch is
+	// refused, and nothing of it lands.
+	if err := s.PutAgentSession(ctx, store.AgentSession{AgentID: "a", SessionID: "a-2", ReplicaID: "r2", ConnectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.ApplyChangesFenced(ctx, fence, []store.Change{upserted(cms, obj(cms, "ns", "y", "9", nil))})
+	if !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("replaced session: %v, want ErrFenced", err)
+	}
+	if objs, _ := s.ListObjects(ctx, store.Query{Account: "prod", Name: "y"}); len(objs) != 0 {
+		t.Fatalf("a fenced change was persisted: %v", objs)
+	}
+	if err := s.ApplyChangesFenced(ctx, store.Fence{AgentID: "a", SessionID: "a-2"}, []store.Change{upserted(cms, obj(cms, "ns", "y", "9", nil))}); err != nil {
+		t.Fatalf("new session: %v", err)
+	}
+	if err := s.RemoveAgentSession(ctx, "a", "a-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyChangesFenced(ctx, store.Fence{AgentID: "a", SessionID: "a-2"}, []store.Change{bookmark(cms, "10")}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("ended session: %v, want ErrFenced", err)
+	}
+}
+
+// AgentsServing lists the agents recorded with an account.
+func testAgentsServing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for agent, accts := range map[string][]string{"a": {"x", "y"}, "b": {"y"}} {
+		if err := s.SetAgentAccounts(ctx, agent, accts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.AgentsServing(ctx, "y")
+	if err != nil || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("AgentsServing(y) = %v, %v", got, err)
+	}
+	if got, _ := s.AgentsServing(ctx, "z"); len(got) != 0 {
+		t.Fatalf("AgentsServing(z) = %v", got)
+	}
+}

@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClusterReplicas", testClusterReplicas},
 		{"ClusterAssignments", testClusterAssignments},
 		{"ClusterParallelClaims", testClusterParallelClaims},
+		{"ClusterFencedApply", testClusterFencedApply},
+		{"AgentsServing", testAgentsServing},
 		{"Bookmark", testBookmark},
 		{"StreamRemoved", testStreamRemoved},
 		{"DeleteAccount", testDeleteAccount},
