@@ -189,16 +189,6 @@ func (s *Server) sendAccountCommandRemote(ctx context.Context, agentID string, c
 	return res, nil
 }
 
-// ForwardResult hands a result to the replica that sent the operation
-// (POST /armory/agent/operationresults), for a result an agent delivered
-// to this replica instead (after a reconnection).
-func (s *Server) ForwardResult(ctx context.Context, replica string, res *kubesvcv1.OperationResult) error {
-	if replica == s.cfg.ID {
-		return errors.New("the result belongs to this replica")
-	}
-	return s.forwardProto(ctx, replica, "/armory/agent/operationresults", res, nil)
-}
-
 // disconnectRemote asks replica to end session sessionID of agentID, in
 // the background: the agent has a newer session here.
 func (s *Server) disconnectRemote(replica, agentID, sessionID string) {

@@ -1,6 +1,7 @@
 package operations
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -207,8 +208,20 @@ func (m *Manager) awaitLateOrRoute(ctx context.Context, taskID string, i int, ag
 			return res, err
 		}
 		if next, ok := m.agents.RouteAccount(account); ok {
+			if next != agentID && !idempotent(op) {
+				// Only the agent that may have run it remembers its id:
+				// another one would run it a second time.
+				continue
+			}
 			m.log.Info("operations: sending the operation again", "task", taskID, "agent", next)
 			return m.agents.SendOperation(ctx, next, op)
 		}
 	}
+}
+
+// idempotent reports whether running op twice leaves the cluster as once:
+// not a job run, nor a deploy of objects named by the API server
+// (generateName). Those are sent again only to the agent that had them.
+func idempotent(op *kubesvcv1.Operation) bool {
+	return op.GetType() != "runJob" && !bytes.Contains(op.GetPayload(), []byte(`"generateName"`))
 }
