@@ -359,6 +359,7 @@ func testKills(t *testing.T, srv storetest.Server, dbAddr string) {
 	e.eventually(30*time.Second, "accounts served again after the replica's death", func() string { return e.served(e.liveIDs()) })
 	e.probe(30 * time.Second)
 	t.Logf("replica %s killed: every account served again and a change in each visible after %s", victim.ID, time.Since(killed).Round(time.Millisecond))
+	e.opsSucceed()
 	time.Sleep(2 * time.Second)
 
 	agent := e.busiestAgent()
@@ -383,7 +384,35 @@ func testKills(t *testing.T, srv storetest.Server, dbAddr string) {
 	})
 	e.probe(30 * time.Second)
 	t.Logf("agent %s killed: every account served again and a change in each visible after %s", agent.ID, time.Since(killed).Round(time.Millisecond))
+	e.opsSucceed()
 	e.settle(l.halt())
+}
+
+// opsSucceed: once the cluster has settled after a failure, an operation
+// on every account through every live replica succeeds.
+func (e *env) opsSucceed() {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, r := range e.live() {
+		for i, acct := range e.accounts {
+			body := []map[string]any{{"deployManifest": map[string]any{"account": acct, "moniker": map[string]any{"app": "shop"},
+				"manifests": []map[string]any{{"apiVersion": "v1", "kind": "ConfigMap",
+					"metadata": map[string]any{"name": "after-" + r.ID, "namespace": fmt.Sprintf("team-%d", i),
+						"annotations": map[string]string{"strategy.spinnaker.io/versioned": "false"}},
+					"data": map[string]string{"at": time.Now().String()}}}}}}
+			var started struct{ ID string }
+			if _, err := clusterharness.PostJSON(ctx, r.URL+"/kubernetes/ops", body, &started); err != nil {
+				e.t.Fatalf("%s: %v", r.ID, err)
+			}
+			var tk struct {
+				State  string
+				Status struct{ Status string }
+			}
+			if err := clusterharness.GetJSON(ctx, r.URL+"/task/"+started.ID+"?waitMs=30000", &tk); err != nil || tk.State != "SUCCEEDED" {
+				e.t.Errorf("operation on %s through %s after the failure: %s %s %v", acct, r.ID, tk.State, tk.Status.Status, err)
+			}
+		}
+	}
 }
 
 // checkAccountReads: any replica answers for any account, those whose
