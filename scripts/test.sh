@@ -42,7 +42,10 @@ fi
 export KUBESVC_TEST_RUN="$$-$RANDOM-$(date +%s)"
 echo "== go test"
 status=0
-go test -count=1 -timeout 30m ${GOTESTFLAGS:-} ./... || status=$?
+# -p 1: one package at a time. Their real clusters and processes would
+# otherwise share the 2 cores of a CI machine, starving controllers the
+# tests wait on; tests inside a package still run in parallel.
+go test -count=1 -p 1 -timeout 30m ${GOTESTFLAGS:-} ./... || status=$?
 
 echo "== leftover processes"
 leaked=0
