@@ -128,6 +128,9 @@ BEGIN
   END IF;
 END
 $$;
+-- Tests drop their databases WITH (FORCE), which ends every session on
+-- them, autovacuum's included: that takes pg_signal_backend.
+GRANT pg_signal_backend TO kubesvc;
 SQL
 pg_dsn="postgres://kubesvc:kubesvc@127.0.0.1:$pg_port/postgres?sslmode=disable"
 wait_for "PostgreSQL as kubesvc" 30 env PGPASSWORD=kubesvc psql -X -h 127.0.0.1 -p "$pg_port" -U kubesvc -d postgres -c 'SELECT 1' ||
