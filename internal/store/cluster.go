@@ -341,12 +341,15 @@ func inList(values []string) (string, []any) {
 	return strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", "), args
 }
 
-// checkFence fails with ErrFenced unless f is its agent's live session,
-// locking the session row until the transaction ends (PutAgentSession
-// replacing it waits, so no write of the old session lands after).
+// checkFence fails with ErrFenced unless f is its agent's live session.
+// It reads without locking: a lock would let a replica cut off the network
+// in the middle of a batch block the agent's new session (PutAgentSession)
+// on the surviving replica until the database ends the dead transaction.
+// The price is a window of one batch: one already past this check when the
+// new session is recorded still commits.
 func checkFence(ctx context.Context, tx *sql.Tx, d dialect, f Fence) error {
 	var live string
-	err := tx.QueryRowContext(ctx, d.rebind(`SELECT session_id FROM `+agentSessionsTable+` WHERE agent_id = ?`+d.forUpdate), f.AgentID).Scan(&live)
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT session_id FROM `+agentSessionsTable+` WHERE agent_id = ?`), f.AgentID).Scan(&live)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("check the session: %w", err)
 	}

@@ -58,6 +58,10 @@ func postgresRetryable(err error) bool {
 // postgresConnectTimeout is the connect timeout when the DSN sets none.
 const postgresConnectTimeout = 10 * time.Second
 
+// postgresIdleInTransaction is the server-side idle_in_transaction_session_timeout
+// of the store's connections (see OpenPostgres).
+const postgresIdleInTransaction = "15s"
+
 // OpenPostgres opens the PostgreSQL database named by dsn, a URL or
 // keyword/value string as libpq takes them (and the PG* environment
 // variables), e.g.
@@ -81,6 +85,14 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger) (Store, err
 	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "kubesvc"
+	}
+	// A replica cut off the network in the middle of a transaction leaves
+	// it open on the server, with its row locks, until TCP gives up
+	// (hours): the server ends it after this instead, so the replicas
+	// taking over are not blocked behind it. Every transaction here is
+	// short.
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = postgresIdleInTransaction
 	}
 	db := stdlib.OpenDB(*cfg)
 	configureServerPool(db)
