@@ -131,6 +131,9 @@ type Replica struct {
 	exited    chan struct{}
 }
 
+// PeerSecret is the replicas' kubesvc.peerSecretFile content.
+const PeerSecret = "harness-peer-secret-0123456789"
+
 // Ports inside each replica's namespace.
 const (
 	replicaHTTPPort = 7002
@@ -181,9 +184,14 @@ func (h *Harness) startReplica(ctx context.Context, r *Replica) error {
 		r.proxies = append(r.proxies, dbProxy)
 		dsn = strings.Replace(dsn, h.opts.DBAddr, dbProxy.Addr(), 1)
 	}
+	secret := filepath.Join(h.opts.Dir, "peer-secret")
+	if err := os.WriteFile(secret, []byte(PeerSecret+"\n"), 0o600); err != nil {
+		return err
+	}
 	cfg := fmt.Sprintf(`server: {address: 0.0.0.0, port: %d}
 kubesvc:
   id: %s
+  peerSecretFile: %q
   baseUrl: %s
   agentTimeoutSeconds: 10
   grpc:
@@ -198,7 +206,7 @@ kubesvc:
   cluster-kubernetes: {kubeconfigFile: %q, verifySsl: false, namespace: %s}
 sql: {driver: %s, dsn: %q}
 logging: {level: info}
-`, replicaHTTPPort, r.ID, r.URL, replicaGRPCPort, h.opts.HeartbeatSeconds, h.opts.OperationWaitMs, kubeconfig, h.opts.Namespace, h.opts.Driver, dsn)
+`, replicaHTTPPort, r.ID, secret, r.URL, replicaGRPCPort, h.opts.HeartbeatSeconds, h.opts.OperationWaitMs, kubeconfig, h.opts.Namespace, h.opts.Driver, dsn)
 	path := filepath.Join(dir, "controlplane.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -17,11 +18,28 @@ import (
 func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /armory/clouddrivers", s.getClouddrivers)
 	mux.HandleFunc("GET /armory/clouddrivers/{clouddriverId}", s.getClouddriver)
-	mux.HandleFunc("POST /armory/agent/operations", s.postOperation)
-	mux.HandleFunc("POST /armory/agent/operationresults", s.postOperationResult)
-	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.postCommand)
-	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.postDisconnect)
+	mux.HandleFunc("POST /armory/agent/operations", s.peerOnly(s.postOperation))
+	mux.HandleFunc("POST /armory/agent/operationresults", s.peerOnly(s.postOperationResult))
+	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.peerOnly(s.postCommand))
+	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.peerOnly(s.postDisconnect))
 	mux.HandleFunc("POST /armory/agent/assignments", s.postAssignments)
+}
+
+// peerSecretHeader carries Config.PeerSecret on requests between replicas.
+const peerSecretHeader = "X-Kubesvc-Peer-Secret"
+
+// peerOnly guards an endpoint that reaches an agent's stream directly:
+// with a PeerSecret configured, only a request presenting it (another
+// replica) gets through; others get 401.
+func (s *Server) peerOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.PeerSecret != "" &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get(peerSecretHeader)), []byte(s.cfg.PeerSecret)) != 1 {
+			httpapi.WriteError(w, http.StatusUnauthorized, "%s: this endpoint is for control-plane replicas (kubesvc.peerSecretFile)", peerSecretHeader)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // clouddriver is ClouddriverInstance of the REST contract, with the spread

@@ -50,6 +50,10 @@ type Config struct {
 	// Peers lists the replicas of the cluster (kubesvc.cluster): nil for
 	// a single replica (local).
 	Peers Peers
+	// PeerSecret, when set, is required (header X-Kubesvc-Peer-Secret) by
+	// the endpoints replicas call on each other to reach an agent, and sent
+	// by this replica's forwards (kubesvc.peerSecretFile).
+	PeerSecret string
 	// HeartbeatPeriod is how often this replica records itself alive and
 	// reaps silent peers (kubesvc.heartbeat.period). Default 60s.
 	HeartbeatPeriod time.Duration

@@ -94,6 +94,9 @@ func (s *Server) post(ctx context.Context, replica, path string, body any, out a
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(forwardedHeader, s.cfg.ID)
+	if s.cfg.PeerSecret != "" {
+		req.Header.Set(peerSecretHeader, s.cfg.PeerSecret)
+	}
 	resp, err := s.forwarder.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -232,6 +235,9 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 		return false
 	}
 	req.Header.Set(forwardedHeader, s.cfg.ID)
+	if s.cfg.PeerSecret != "" {
+		req.Header.Set(peerSecretHeader, s.cfg.PeerSecret)
+	}
 	resp, err := s.forwarder.Do(req)
 	if err != nil {
 		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)

@@ -195,6 +195,9 @@ type Cluster struct {
 	Kubernetes ClusterKubernetesConfig
 	// Static is kubesvc.cluster-static.peers (mode static).
 	Static []Peer
+	// PeerSecret is the content of kubesvc.peerSecretFile (trimmed);
+	// empty: the peer endpoints are open.
+	PeerSecret string
 	// BaseURL is kubesvc.baseUrl: this replica's REST API for its peers;
 	// empty: http://<POD_IP or host name>:<server.port>.
 	BaseURL string

@@ -124,6 +124,8 @@ func TestValidationErrors(t *testing.T) {
 		{"kubesvc: {dynamicAccounts: {clouddriverDatabase: {dsn: 'u@tcp(db)/clouddriver'}}}\n", "kubesvc.dynamicAccounts.clouddriverDatabase.driver: required when kubesvc.dynamicAccounts.clouddriverDatabase.path or kubesvc.dynamicAccounts.clouddriverDatabase.dsn is set (line 1)"},
 		{"kubesvc: {cluster: redis}\n", "kubesvc.cluster: redis clustering is not supported (it is deprecated in the plugin); use kubernetes (line 1)"},
 		{"kubesvc: {cluster: swarm}\n", `kubesvc.cluster: must be local, kubernetes or static, got "swarm" (line 1)`},
+		{"kubesvc: {peerSecretFile: /nonexistent/secret}\n", "kubesvc.peerSecretFile: open /nonexistent/secret: no such file or directory (line 1)"},
+		{"kubesvc: {cluster: static, cluster-static: {peers: [{id: '', baseUrl: 'http://10.0.0.1:7002'}]}}\n", "kubesvc.cluster-static.peers[0].id: required (line 1)"},
 		{"kubesvc: {jobs: {operation-history: {purge: {weeks: -1}}}}\n", "kubesvc.jobs.operation-history.purge.weeks: must not be negative, got -1 (line 1)"},
 		{"sql: {driver: oracle}\n", `sql.driver: must be sqlite, mysql or postgres, got "oracle" (line 1)`},
 		{"sql: {driver: mysql}\n", "sql.dsn: required when sql.driver is mysql (line 1)"},

@@ -41,9 +41,12 @@ type FileKubesvc struct {
 	// ClusterStatic lists the peers for kubesvc.cluster: static (ours).
 	ClusterStatic FileClusterStatic `yaml:"cluster-static"`
 	// BaseURL is where other replicas reach this one's REST API (ours).
-	BaseURL      string   `yaml:"baseUrl"`
-	Jobs         FileJobs `yaml:"jobs"`
-	LoadBalancer string   `yaml:"loadBalancer"`
+	BaseURL string `yaml:"baseUrl"`
+	// PeerSecretFile holds the secret replicas present to each other's
+	// peer endpoints (ours).
+	PeerSecretFile string   `yaml:"peerSecretFile"`
+	Jobs           FileJobs `yaml:"jobs"`
+	LoadBalancer   string   `yaml:"loadBalancer"`
 }
 
 // FileGRPC is kubesvc.grpc.

@@ -24,6 +24,7 @@ func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 		AgentTimeout:          c.AgentTimeout,
 		Log:                   log,
 		BaseURL:               c.Cluster.BaseURL,
+		PeerSecret:            c.Cluster.PeerSecret,
 		HeartbeatPeriod:       c.Heartbeat.Period,
 		HeartbeatInitialDelay: c.Heartbeat.InitialDelay,
 		NoHeartbeat:           !c.Heartbeat.Enabled,

@@ -324,6 +324,17 @@ func (v *validator) cluster(k *FileKubesvc) Cluster {
 		v.fail("kubesvc.cluster", "must be local, kubernetes or static, got %q", k.Cluster)
 	}
 	c.BaseURL = strings.TrimSpace(k.BaseURL)
+	if path := strings.TrimSpace(k.PeerSecretFile); path != "" {
+		b, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			v.fail("kubesvc.peerSecretFile", "%v", err)
+		case len(strings.TrimSpace(string(b))) < 16:
+			v.fail("kubesvc.peerSecretFile", "the secret in %s is shorter than 16 characters", path)
+		default:
+			c.PeerSecret = strings.TrimSpace(string(b))
+		}
+	}
 	if c.BaseURL != "" && !absoluteHTTPURL(c.BaseURL) {
 		v.fail("kubesvc.baseUrl", "must be an absolute http or https URL, got %q", c.BaseURL)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -416,9 +417,16 @@ func (e *env) opsSucceed() {
 }
 
 // checkAccountReads: any replica answers for any account, those whose
-// agent is connected elsewhere by forwarding to that replica.
+// agent is connected elsewhere by forwarding to that replica. The
+// endpoints reaching an agent directly are for replicas only.
 func (e *env) checkAccountReads() {
 	e.t.Helper()
+	for _, path := range []string{"/armory/agent/operations", "/armory/agent/agent-a/disconnect"} {
+		code, err := clusterharness.PostJSON(context.Background(), e.replicas[0].URL+path, map[string]string{}, nil)
+		if code != http.StatusUnauthorized {
+			e.t.Errorf("POST %s without the peer secret: %d %v, want 401", path, code, err)
+		}
+	}
 	for _, r := range e.live() {
 		for _, acct := range e.accounts {
 			var view struct {
