@@ -114,10 +114,15 @@ func TestOpsRunJobAndDeleteThroughTheControlPlane(t *testing.T) {
 	orphanRS := e.revisions("orphan", 1)
 	e.ok("deleteManifest", `{"account": "main", "manifestName": "deployment cascade", "location": "default", "options": {"cascading": true}}`)
 	e.ok("deleteManifest", `{"account": "main", "manifestName": "deployment orphan", "location": "default", "options": {"cascading": false}}`)
+	// With cascading false the API server keeps the Deployment (orphan
+	// finalizer) until the garbage collector has released its ReplicaSets.
 	for _, name := range []string{"cascade", "orphan"} {
-		if _, err := e.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("deployment %s after delete: %v, want NotFound", name, err)
-		}
+		e.eventually("deployment "+name+" deleted", func() error {
+			if _, err := e.cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("after delete: %v, want NotFound", err)
+			}
+			return nil
+		})
 	}
 	e.eventually("replicaSets of the cascaded deployment deleted", func() error {
 		list, err := e.cs.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=cascade"})
