@@ -30,36 +30,26 @@ func (sess *session) record(replicaID string) store.AgentSession {
 // once the session is AssignInterval old, so that agent replicas starting
 // together share them (see plan).
 func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]string, error) {
-	before, err := s.store.AgentSessions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.store.PutAgentSession(ctx, sess.record(s.cfg.ID)); err != nil {
-		return nil, err
-	}
-	for _, old := range before {
-		if old.AgentID == sess.agentID && old.ReplicaID != s.cfg.ID {
-			// The agent left that replica; make sure it knows.
-			s.disconnectRemote(old.ReplicaID, old.AgentID, old.SessionID)
-		}
-	}
 	// One assignment decision at a time on this replica, so that a
-	// concurrent pass does not undo what this one claims.
+	// concurrent pass does not undo what this one records. Only this
+	// agent's rows are read: many agents reconnecting at once each cost
+	// a few rows, not the whole tables.
 	s.assignMu.Lock()
 	defer s.assignMu.Unlock()
-	_, _, assignments, err := s.refresh(ctx)
+	replaced, moved, err := s.store.PutAgentSession(ctx, sess.record(s.cfg.ID))
 	if err != nil {
 		return nil, err
 	}
+	if replaced != nil && replaced.ReplicaID != s.cfg.ID {
+		// The agent left that replica; make sure it knows.
+		s.disconnectRemote(replaced.ReplicaID, replaced.AgentID, replaced.SessionID)
+	}
 	var inherited, stale []string
-	for _, a := range assignments {
-		if a.SessionID != sess.id {
-			continue
-		}
-		if slices.Contains(served, a.Account) {
-			inherited = append(inherited, a.Account)
+	for _, a := range moved {
+		if slices.Contains(served, a) {
+			inherited = append(inherited, a)
 		} else {
-			stale = append(stale, a.Account)
+			stale = append(stale, a)
 		}
 	}
 	if len(stale) > 0 {
@@ -67,15 +57,9 @@ func (s *Server) admit(ctx context.Context, sess *session, served []string) ([]s
 			return nil, err
 		}
 	}
-	var claimed []string
-	if len(inherited) > 0 {
-		if claimed, err = s.store.ClaimAssignments(ctx, sess.record(s.cfg.ID), inherited); err != nil {
-			return nil, err
-		}
-	}
-	s.registry.setAssigned(sess, claimed)
+	s.registry.setAssigned(sess, inherited)
 	time.AfterFunc(s.cfg.AssignInterval, s.pokeAssigner)
-	return claimed, nil
+	return inherited, nil
 }
 
 // leave removes an ended session from the cluster: its accounts become

@@ -158,11 +158,25 @@ func deleteReplica(ctx context.Context, tx *sql.Tx, d dialect, id string) error 
 // PutAgentSession records s as its agent's live session. The assignments of
 // the agent's previous session move to s: an agent has one stream at a
 // time, so its new session proves the old one is over.
-func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) error {
+func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) (*AgentSession, []string, error) {
 	if sess.AgentID == "" || sess.SessionID == "" || sess.ReplicaID == "" {
-		return fmt.Errorf("store: put agent session: agent, session and replica ids are required: %w", ErrInvalidChange)
+		return nil, nil, fmt.Errorf("store: put agent session: agent, session and replica ids are required: %w", ErrInvalidChange)
 	}
+	var replaced *AgentSession
+	var inherited []string
 	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+		replaced, inherited = nil, nil
+		var old AgentSession
+		var at int64
+		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT agent_id, session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms FROM `+
+			agentSessionsTable+` WHERE agent_id = ?`+s.d.forUpdate), sess.AgentID).Scan(&old.AgentID, &old.SessionID, &old.ReplicaID, &old.ZoneID, &old.DynamicAccounts, &at)
+		switch {
+		case err == nil:
+			old.ConnectedAt = time.UnixMilli(at)
+			replaced = &old
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+agentSessionsTable+` WHERE agent_id = ?`), sess.AgentID); err != nil {
 			return err
 		}
@@ -170,13 +184,27 @@ func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) error
 			sess.AgentID, sess.SessionID, sess.ReplicaID, sess.ZoneID, sess.DynamicAccounts, sess.ConnectedAt.UnixMilli()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+assignmentsTable+` SET session_id = ?, replica_id = ? WHERE agent_id = ?`), sess.SessionID, sess.ReplicaID, sess.AgentID)
-		return err
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+assignmentsTable+` SET session_id = ?, replica_id = ? WHERE agent_id = ?`), sess.SessionID, sess.ReplicaID, sess.AgentID); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT account FROM `+assignmentsTable+` WHERE session_id = ? ORDER BY account`), sess.SessionID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				return err
+			}
+			inherited = append(inherited, a)
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return fmt.Errorf("store: put session of agent %q: %w", sess.AgentID, err)
+		return nil, nil, fmt.Errorf("store: put session of agent %q: %w", sess.AgentID, err)
 	}
-	return nil
+	return replaced, inherited, nil
 }
 
 // RemoveAgentSession deletes the agent's session if it is still sessionID,

@@ -115,8 +115,9 @@ type Cluster interface {
 	// RemoveReplica deletes a replica, its sessions and their assignments.
 	RemoveReplica(ctx context.Context, id string) error
 	// PutAgentSession records s as its agent's live session, replacing the
-	// agent's previous one, whose assignments move to s.
-	PutAgentSession(ctx context.Context, s AgentSession) error
+	// agent's previous one, whose assignments move to s. It returns the
+	// session replaced (nil if none) and the accounts s inherited.
+	PutAgentSession(ctx context.Context, s AgentSession) (replaced *AgentSession, inherited []string, err error)
 	// RemoveAgentSession deletes the agent's session if it is still
 	// sessionID, and every assignment of sessionID.
 	RemoveAgentSession(ctx context.Context, agentID, sessionID string) error

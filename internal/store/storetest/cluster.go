@@ -35,7 +35,7 @@ func testClusterReplicas(t *testing.T, s store.Store) {
 	}
 	// r2's agent holds an account; reaping r2 voids both.
 	sess := store.AgentSession{AgentID: "a2", SessionID: "a2-1", ReplicaID: "r2", ConnectedAt: time.Now()}
-	if err := s.PutAgentSession(ctx, sess); err != nil {
+	if _, _, err := s.PutAgentSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.ClaimAssignments(ctx, sess, []string{"acc"}); err != nil || !slices.Equal(got, []string{"acc"}) {
@@ -74,7 +74,7 @@ func testClusterAssignments(t *testing.T, s store.Store) {
 	a1 := store.AgentSession{AgentID: "a1", SessionID: "a1-1", ReplicaID: "r1", ZoneID: "z", DynamicAccounts: true, ConnectedAt: time.Now()}
 	a2 := store.AgentSession{AgentID: "a2", SessionID: "a2-1", ReplicaID: "r2", ConnectedAt: time.Now()}
 	for _, sess := range []store.AgentSession{a1, a2} {
-		if err := s.PutAgentSession(ctx, sess); err != nil {
+		if _, _, err := s.PutAgentSession(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,8 +100,12 @@ func testClusterAssignments(t *testing.T, s store.Store) {
 	}
 	// a1 reconnects (to r2): its assignments follow it.
 	a1b := store.AgentSession{AgentID: "a1", SessionID: "a1-2", ReplicaID: "r2", ConnectedAt: time.Now()}
-	if err := s.PutAgentSession(ctx, a1b); err != nil {
+	replaced, inherited, err := s.PutAgentSession(ctx, a1b)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if replaced == nil || replaced.SessionID != "a1-1" || replaced.ReplicaID != "r1" || !slices.Equal(inherited, []string{"x", "y"}) {
+		t.Fatalf("reconnection: replaced %+v, inherited %v; want a1-1 on r1, x y", replaced, inherited)
 	}
 	if _, err := s.ClaimAssignments(ctx, a1, []string{"w"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("claim by a replaced session: %v, want ErrConflict", err)
@@ -146,7 +150,7 @@ func testClusterParallelClaims(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range claimers {
 		sess := store.AgentSession{AgentID: fmt.Sprintf("agent-%d", i), SessionID: fmt.Sprintf("s-%d", i), ReplicaID: fmt.Sprintf("r-%d", i), ConnectedAt: time.Now()}
-		if err := s.PutAgentSession(ctx, sess); err != nil {
+		if _, _, err := s.PutAgentSession(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() {
@@ -202,7 +206,7 @@ func testClusterFencedApply(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	cms := stream("prod", configMaps(), "")
 	old := store.AgentSession{AgentID: "a", SessionID: "a-1", ReplicaID: "r1", ConnectedAt: time.Now()}
-	if err := s.PutAgentSession(ctx, old); err != nil {
+	if _, _, err := s.PutAgentSession(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	fence := store.Fence{AgentID: "a", SessionID: "a-1"}
@@ -211,7 +215,7 @@ func testClusterFencedApply(t *testing.T, s store.Store) {
 	}
 	// The agent reconnects elsewhere: the old session's late batch is
 	// refused, and nothing of it lands.
-	if err := s.PutAgentSession(ctx, store.AgentSession{AgentID: "a", SessionID: "a-2", ReplicaID: "r2", ConnectedAt: time.Now()}); err != nil {
+	if _, _, err := s.PutAgentSession(ctx, store.AgentSession{AgentID: "a", SessionID: "a-2", ReplicaID: "r2", ConnectedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	err := s.ApplyChangesFenced(ctx, fence, []store.Change{upserted(cms, obj(cms, "ns", "y", "9", nil))})
