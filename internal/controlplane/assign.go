@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -281,22 +280,21 @@ func (s *Server) ownChanges(sess *session, changes []store.Change) []store.Chang
 	if !sess.assignable {
 		return changes
 	}
-	var foreign map[string]bool
+	foreign := map[string]bool{} // by account, once decided
+	anyForeign := false
 	for _, c := range changes {
 		acct := c.Stream.Account
-		if _, seen := foreign[acct]; seen || s.registry.isAssigned(sess, acct) {
+		if _, decided := foreign[acct]; decided {
 			continue
 		}
-		if foreign == nil {
-			foreign = map[string]bool{}
-		}
 		a, ok := s.cluster.assignment(acct)
-		foreign[acct] = ok && a.SessionID != sess.id
+		foreign[acct] = !s.registry.isAssigned(sess, acct) && ok && a.SessionID != sess.id
+		anyForeign = anyForeign || foreign[acct]
 	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(foreign)), func(b bool) bool { return b }) {
+	if !anyForeign {
 		return changes
 	}
-	kept := changes[:0:0]
+	kept := make([]store.Change, 0, len(changes))
 	for _, c := range changes {
 		if !foreign[c.Stream.Account] {
 			kept = append(kept, c)

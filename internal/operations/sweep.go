@@ -2,7 +2,6 @@ package operations
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,9 +16,6 @@ const sweepEvery = 5 * time.Second
 
 // sweepGrace is added to a task's deadline before another replica ends it.
 const sweepGrace = 5 * time.Second
-
-// sweepScan bounds the history rows read per sweep (newest first).
-const sweepScan = 5000
 
 // sweepOrphans fails the tasks whose replica is gone from the cluster
 // (killed, or reaped after missing its heartbeats), or is this replica in
@@ -36,7 +32,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	for _, r := range replicas {
 		live = append(live, r.ID)
 	}
-	rows, err := m.st.ListOperations(ctx, sweepScan)
+	rows, err := m.st.OperationsInState(ctx, Running)
 	if err != nil {
 		m.log.Warn("operations: sweep: read history", "err", err)
 		return
@@ -44,8 +40,6 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	now := time.Now()
 	for _, row := range rows {
 		switch {
-		case row.State != Running:
-			continue
 		case row.ControlPlaneID == m.cfg.ReplicaID:
 			if m.finished(row.ID) != nil {
 				continue // running here
@@ -56,8 +50,6 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 		if now.Before(row.ReceivedAt.Add(m.cfg.Wait*time.Duration(taskOps(row)) + sweepGrace)) {
 			continue
 		}
-		var tr taskResult
-		_ = json.Unmarshal(row.Result, &tr)
 		row.State, row.FinishedAt = Failed, now
 		row.ErrorMessage = fmt.Sprintf("control-plane replica %s stopped while running the task, and no result arrived within %s (kubesvc.cache.operationWaitMs)",
 			row.ControlPlaneID, m.cfg.Wait)

@@ -34,6 +34,7 @@ func migrations() []migration {
 		{version: 4, name: "operation history (kubesvc_ops_history)", up: migrateOpsHistory},
 		{version: 5, name: "Clouddriver account migration: leases, migrated accounts", up: migrateClouddriverMigration},
 		{version: 6, name: "cluster: replicas, agent sessions, assignments", up: migrateCluster},
+		{version: 7, name: "operation history by state", up: migrateOpsByState},
 	}
 }
 

@@ -110,7 +110,16 @@ func (s *sqlStore) ListOperations(ctx context.Context, limit int) ([]Operation, 
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(`SELECT `+opColumns+` FROM `+opsTable+` ORDER BY received_at_ms DESC, id LIMIT ?`), limit)
+	return s.listOperations(ctx, `SELECT `+opColumns+` FROM `+opsTable+` ORDER BY received_at_ms DESC, id LIMIT ?`, limit)
+}
+
+// OperationsInState returns the operations in state, oldest first.
+func (s *sqlStore) OperationsInState(ctx context.Context, state string) ([]Operation, error) {
+	return s.listOperations(ctx, `SELECT `+opColumns+` FROM `+opsTable+` WHERE state = ? ORDER BY received_at_ms, id`, state)
+}
+
+func (s *sqlStore) listOperations(ctx context.Context, q string, args ...any) ([]Operation, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list operations: %w", err)
 	}
@@ -124,6 +133,12 @@ func (s *sqlStore) ListOperations(ctx context.Context, limit int) ([]Operation, 
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// migrateOpsByState indexes the history by state: every replica looks for
+// RUNNING tasks left by stopped replicas every few seconds.
+func migrateOpsByState(dialect) []string {
+	return []string{`CREATE INDEX kubesvc_ops_history_state ON ` + opsTable + ` (state)`}
 }
 
 // PurgeOperations deletes operations received before t.

@@ -177,6 +177,9 @@ type Operations interface {
 	MarkOperationSent(ctx context.Context, id, agentID string, at time.Time) error
 	// ListOperations returns the newest operations first, at most limit.
 	ListOperations(ctx context.Context, limit int) ([]Operation, error)
+	// OperationsInState returns the operations in state (e.g. RUNNING),
+	// oldest first.
+	OperationsInState(ctx context.Context, state string) ([]Operation, error)
 	// PurgeOperations deletes operations received before t; it returns
 	// how many.
 	PurgeOperations(ctx context.Context, before time.Time) (int, error)

@@ -86,12 +86,18 @@ func testMarkOperationSent(t *testing.T, s store.Store) {
 	if err != nil || got.AgentID != "agent-9" || !got.SentAt.Equal(t0.Add(time.Second)) || string(got.Result) != `{"results":[1]}` {
 		t.Fatalf("after MarkOperationSent: %+v %v", got, err)
 	}
+	if running, err := s.OperationsInState(ctx, "RUNNING"); err != nil || len(running) != 1 || running[0].ID != "op-m" {
+		t.Fatalf("OperationsInState(RUNNING) = %v, %v; want op-m", running, err)
+	}
 	got.State, got.FinishedAt = "SUCCEEDED", t0.Add(2*time.Second)
 	if err := s.UpdateOperation(ctx, got, "RUNNING"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkOperationSent(ctx, "op-m", "agent-late", t0.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+	if running, err := s.OperationsInState(ctx, "RUNNING"); err != nil || len(running) != 0 {
+		t.Fatalf("OperationsInState(RUNNING) after it finished = %v, %v", running, err)
 	}
 	if got, _ := s.GetOperation(ctx, "op-m"); got.AgentID != "agent-9" || got.State != "SUCCEEDED" {
 		t.Fatalf("a late MarkOperationSent changed a finished operation: %+v", got)
