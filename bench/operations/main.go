@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +31,14 @@ import (
 
 func main() {
 	n := flag.Int("n", 100, "deploys per case")
+	cases := flag.String("cases", "1x1,20x1,1x20,20x20", "cases to run, each OBJECTSxPARALLEL")
 	flag.Parse()
-	if err := run(*n); err != nil {
+	cs, err := parseCases(*cases)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "operations: -cases:", err)
+		os.Exit(2)
+	}
+	if err := run(*n, cs); err != nil {
 		fmt.Fprintln(os.Stderr, "operations:", err)
 		os.Exit(1)
 	}
@@ -43,7 +50,23 @@ func manifest(name string, i int) map[string]any {
 		"data":     map[string]any{"value": fmt.Sprint(time.Now().UnixNano())}}
 }
 
-func run(n int) error {
+// benchCase is one row of the table: deploys of objects objects each,
+// from parallel clients.
+type benchCase struct{ objects, parallel int }
+
+func parseCases(s string) ([]benchCase, error) {
+	var out []benchCase
+	for _, f := range strings.Split(s, ",") {
+		var c benchCase
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%dx%d", &c.objects, &c.parallel); err != nil || c.objects < 1 || c.parallel < 1 {
+			return nil, fmt.Errorf("%q is not OBJECTSxPARALLEL (e.g. 20x1)", f)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func run(n int, cases []benchCase) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "kubesvc-bench-ops-")
 	if err != nil {
@@ -148,9 +171,7 @@ func run(n int) error {
 	fmt.Printf("\nDeploy latency, %d deploys per case (ConfigMaps; server-side apply on both paths)\n", n)
 	fmt.Println("| case | direct p50 | direct p99 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 |")
 	fmt.Println("|---|---|---|---|---|---|---|")
-	for _, c := range []struct {
-		objects, parallel int
-	}{{1, 1}, {20, 1}, {1, 20}, {20, 20}} {
+	for _, c := range cases {
 		d, err := measure(n, c.parallel, func(w, i int) error { return direct(fmt.Sprintf("d%d-%d-%d", c.objects, w, i%5), c.objects) })
 		if err != nil {
 			return err
