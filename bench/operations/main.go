@@ -3,7 +3,12 @@
 // done: applied and visible in the cache) against a direct server-side
 // apply with client-go on the same cluster in the same run, for 1 object
 // and for a 20-object deploy, sequentially and from 20 parallel clients.
-// The agent and the control plane are the real binaries. Part of make bench.
+// The paths take turns within each client (direct, then through the control
+// plane, ...), so that a change of the machine's load hits both alike.
+// A second baseline applies directly the objects as the deploy writes them
+// (with Spinnaker's annotations and labels), which the API server takes
+// longer to apply. The agent and the control plane are the real binaries.
+// Part of make bench.
 package main
 
 import (
@@ -32,13 +37,14 @@ import (
 func main() {
 	n := flag.Int("n", 100, "deploys per case")
 	cases := flag.String("cases", "1x1,20x1,1x20,20x20", "cases to run, each OBJECTSxPARALLEL")
+	compare := flag.String("compare", "", "a directory with other agent and controlplane binaries: run them too, as a second path B in the same rounds (A/B of a change)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "operations: -cases:", err)
 		os.Exit(2)
 	}
-	if err := run(*n, cs); err != nil {
+	if err := run(*n, cs, *compare); err != nil {
 		fmt.Fprintln(os.Stderr, "operations:", err)
 		os.Exit(1)
 	}
@@ -66,7 +72,7 @@ func parseCases(s string) ([]benchCase, error) {
 	return out, nil
 }
 
-func run(n int, cases []benchCase) error {
+func run(n int, cases []benchCase, compare string) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "kubesvc-bench-ops-")
 	if err != nil {
@@ -82,43 +88,21 @@ func run(n int, cases []benchCase) error {
 		return err
 	}
 	defer cluster.Stop()
-	var ports [3]int
-	for i := range ports {
-		if ports[i], err = benchproc.FreePort(); err != nil {
+	a, err := startPath(work, work, "a", cluster.KubeconfigPath)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	var b *cpPath
+	if compare != "" {
+		dir := filepath.Join(work, "b")
+		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
-	}
-	cpCfg := filepath.Join(work, "cp.yml")
-	os.WriteFile(cpCfg, []byte(fmt.Sprintf("server: {address: 127.0.0.1, port: %d}\nkubesvc:\n  grpc:\n    server: {address: 127.0.0.1, port: %d}\nsql: {driver: sqlite, path: %q}\nlogging: {level: warn}\n",
-		ports[0], ports[1], filepath.Join(work, "cp.db"))), 0o600)
-	agCfg := filepath.Join(work, "agent.yml")
-	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: bench\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [default]\n",
-		ports[1], ports[2], cluster.KubeconfigPath)), 0o600)
-	cp, err := benchproc.Start(filepath.Join(work, "controlplane"), "--config", cpCfg)
-	if err != nil {
-		return err
-	}
-	defer cp.Stop()
-	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	if err := benchproc.WaitHTTP(base+"/health", 30*time.Second); err != nil {
-		return err
-	}
-	ag, err := benchproc.Start(filepath.Join(work, "agent"), "--config", agCfg)
-	if err != nil {
-		return err
-	}
-	defer ag.Stop()
-	if err := benchproc.WaitFor(60*time.Second, func() bool {
-		resp, err := http.Get(base + "/agents/kubernetes/accounts/bench")
-		if err != nil {
-			return false
+		if b, err = startPath(compare, dir, "b", cluster.KubeconfigPath); err != nil {
+			return err
 		}
-		defer resp.Body.Close()
-		var a struct{ AgentStates map[string]string }
-		_ = json.NewDecoder(resp.Body).Decode(&a)
-		return a.AgentStates["bench-agent"] == "WATCHING"
-	}); err != nil {
-		return fmt.Errorf("agent not watching: %w", err)
+		defer b.stop()
 	}
 	dyn, err := dynamic.NewForConfig(cluster.RESTConfig())
 	if err != nil {
@@ -127,23 +111,139 @@ func run(n int, cases []benchCase) error {
 	cms := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("default")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-	direct := func(name string, objects int) error {
-		for i := range objects {
-			data, _ := json.Marshal(manifest(name, i))
-			if _, err := cms.Patch(ctx, fmt.Sprintf("%s-%02d", name, i), types.ApplyPatchType, data,
-				metav1.PatchOptions{FieldManager: "bench", Force: ptr(true)}); err != nil {
-				return err
+	direct := func(asDeployed bool) func(name string, objects int) error {
+		return func(name string, objects int) error {
+			for i := range objects {
+				mf := manifest(name, i)
+				if asDeployed {
+					spinnakerConventions(mf)
+				}
+				data, _ := json.Marshal(mf)
+				if _, err := cms.Patch(ctx, fmt.Sprintf("%s-%02d", name, i), types.ApplyPatchType, data,
+					metav1.PatchOptions{FieldManager: "bench", Force: ptr(true)}); err != nil {
+					return err
+				}
 			}
+			return nil
 		}
-		return nil
 	}
-	viaCP := func(name string, objects int) error {
+	paths := []path{{"direct", "d", direct(false)}, {"direct, as deployed", "s", direct(true)},
+		{"via control plane + agent", "c", a.deploy(client)}}
+	if b != nil {
+		paths = append(paths, path{"B: via control plane + agent (-compare)", "b", b.deploy(client)})
+	}
+
+	fmt.Printf("\nDeploy latency, %d deploys per case (ConfigMaps; server-side apply on every path)\n", n)
+	fmt.Print("| case | direct p50 | direct p99 | direct, as deployed, p50 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 |")
+	if b != nil {
+		fmt.Print(" B p50 | B p99 | B ratio p50 | B ratio p99 |")
+	}
+	fmt.Println()
+	fmt.Println("|---|---|---|---|---|---|---|---|" + strings.Repeat("---|", 4*min(1, len(paths)-3)))
+	for _, c := range cases {
+		d, err := measure(n, c, paths)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d object(s), %s | %s | %s | %s | %s | %s | %.2fx | %.2fx |", c.objects, mode(c.parallel),
+			ms(pct(d[0], .5)), ms(pct(d[0], .99)), ms(pct(d[1], .5)), ms(pct(d[2], .5)), ms(pct(d[2], .99)),
+			ratio(d[2], d[0], .5), ratio(d[2], d[0], .99))
+		if b != nil {
+			fmt.Printf(" %s | %s | %.2fx | %.2fx |", ms(pct(d[3], .5)), ms(pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99))
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
+// spinnakerConventions adds what a deploy of manifest(name, i) with moniker
+// app "bench", unversioned, adds to the object.
+func spinnakerConventions(mf map[string]any) {
+	md := mf["metadata"].(map[string]any)
+	n := md["name"].(string)
+	md["annotations"] = map[string]any{
+		"artifact.spinnaker.io/location": "default", "artifact.spinnaker.io/name": n,
+		"artifact.spinnaker.io/type": "kubernetes/configMap", "artifact.spinnaker.io/version": "",
+		"moniker.spinnaker.io/application": "bench", "moniker.spinnaker.io/cluster": "configMap " + n,
+	}
+	md["labels"] = map[string]any{"app.kubernetes.io/managed-by": "spinnaker", "app.kubernetes.io/name": "bench"}
+}
+
+// path is one way to deploy: its deploys use objects named with prefix.
+type path struct {
+	name, prefix string
+	deploy       func(name string, objects int) error
+}
+
+// cpPath is a control plane and its agent, started from the binaries in
+// bin, with their files in dir; id tells the pair's account apart.
+type cpPath struct {
+	base, account string
+	cp, ag        *benchproc.Process
+}
+
+func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
+	var ports [3]int
+	for i := range ports {
+		var err error
+		if ports[i], err = benchproc.FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	p := &cpPath{base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), account: "bench-" + id}
+	cpCfg := filepath.Join(dir, "cp.yml")
+	os.WriteFile(cpCfg, []byte(fmt.Sprintf("server: {address: 127.0.0.1, port: %d}\nkubesvc:\n  grpc:\n    server: {address: 127.0.0.1, port: %d}\nsql: {driver: sqlite, path: %q}\nlogging: {level: warn}\n",
+		ports[0], ports[1], filepath.Join(dir, "cp.db"))), 0o600)
+	agCfg := filepath.Join(dir, "agent.yml")
+	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [default]\n",
+		id, ports[1], ports[2], p.account, kubeconfig)), 0o600)
+	var err error
+	if p.cp, err = benchproc.Start(filepath.Join(bin, "controlplane"), "--config", cpCfg); err != nil {
+		return nil, err
+	}
+	if err := benchproc.WaitHTTP(p.base+"/health", 30*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	if p.ag, err = benchproc.Start(filepath.Join(bin, "agent"), "--config", agCfg); err != nil {
+		p.stop()
+		return nil, err
+	}
+	if err := benchproc.WaitFor(60*time.Second, func() bool {
+		resp, err := http.Get(p.base + "/agents/kubernetes/accounts/" + p.account)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var a struct{ AgentStates map[string]string }
+		_ = json.NewDecoder(resp.Body).Decode(&a)
+		return a.AgentStates["bench-agent-"+id] == "WATCHING"
+	}); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("agent %s not watching: %w", id, err)
+	}
+	return p, nil
+}
+
+func (p *cpPath) stop() {
+	if p.ag != nil {
+		p.ag.Stop()
+	}
+	if p.cp != nil {
+		p.cp.Stop()
+	}
+}
+
+// deploy returns a deploy through the pair: POST /kubernetes/ops, then
+// GET /task/{id}?waitMs until the task is done.
+func (p *cpPath) deploy(client *http.Client) func(name string, objects int) error {
+	return func(name string, objects int) error {
 		var mfs []map[string]any
 		for i := range objects {
 			mfs = append(mfs, manifest(name, i))
 		}
-		body, _ := json.Marshal([]map[string]any{{"deployManifest": map[string]any{"account": "bench", "versioned": false, "moniker": map[string]any{"app": "bench"}, "manifests": mfs}}})
-		resp, err := client.Post(base+"/kubernetes/ops", "application/json", bytes.NewReader(body))
+		body, _ := json.Marshal([]map[string]any{{"deployManifest": map[string]any{"account": p.account, "versioned": false, "moniker": map[string]any{"app": "bench"}, "manifests": mfs}}})
+		resp, err := client.Post(p.base+"/kubernetes/ops", "application/json", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -153,7 +253,7 @@ func run(n int, cases []benchCase) error {
 		if err != nil || started.ID == "" {
 			return fmt.Errorf("start: %v (%d)", err, resp.StatusCode)
 		}
-		resp, err = client.Get(base + "/task/" + started.ID + "?waitMs=30000")
+		resp, err = client.Get(p.base + "/task/" + started.ID + "?waitMs=30000")
 		if err != nil {
 			return err
 		}
@@ -167,24 +267,6 @@ func run(n int, cases []benchCase) error {
 		}
 		return nil
 	}
-
-	fmt.Printf("\nDeploy latency, %d deploys per case (ConfigMaps; server-side apply on both paths)\n", n)
-	fmt.Println("| case | direct p50 | direct p99 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	for _, c := range cases {
-		d, err := measure(n, c.parallel, func(w, i int) error { return direct(fmt.Sprintf("d%d-%d-%d", c.objects, w, i%5), c.objects) })
-		if err != nil {
-			return err
-		}
-		v, err := measure(n, c.parallel, func(w, i int) error { return viaCP(fmt.Sprintf("c%d-%d-%d", c.objects, w, i%5), c.objects) })
-		if err != nil {
-			return err
-		}
-		fmt.Printf("| %d object(s), %s | %s | %s | %s | %s | %.2fx | %.2fx |\n", c.objects, mode(c.parallel),
-			ms(pct(d, .5)), ms(pct(d, .99)), ms(pct(v, .5)), ms(pct(v, .99)),
-			float64(pct(v, .5))/float64(pct(d, .5)), float64(pct(v, .99))/float64(pct(d, .99)))
-	}
-	return nil
 }
 
 func mode(p int) string {
@@ -194,32 +276,36 @@ func mode(p int) string {
 	return fmt.Sprintf("%d in parallel", p)
 }
 
-// measure runs f n times from parallel workers and returns the sorted
-// durations.
-func measure(n, parallel int, f func(worker, i int) error) ([]time.Duration, error) {
+// measure runs n deploys of each path from c.parallel workers, each worker
+// taking the paths in turn, and returns each path's sorted durations.
+func measure(n int, c benchCase, paths []path) ([][]time.Duration, error) {
 	var (
 		mu   sync.Mutex
-		out  []time.Duration
+		out  = make([][]time.Duration, len(paths))
 		errs error
 		wg   sync.WaitGroup
 	)
-	for w := range parallel {
+	for w := range c.parallel {
 		wg.Go(func() {
-			for i := w; i < n; i += parallel {
-				start := time.Now()
-				err := f(w, i)
-				d := time.Since(start)
-				mu.Lock()
-				if err != nil && errs == nil {
-					errs = err
+			for i := w; i < n; i += c.parallel {
+				for k, p := range paths {
+					start := time.Now()
+					err := p.deploy(fmt.Sprintf("%s%d-%d-%d", p.prefix, c.objects, w, i%5), c.objects)
+					d := time.Since(start)
+					mu.Lock()
+					if err != nil && errs == nil {
+						errs = fmt.Errorf("%s: %w", p.name, err)
+					}
+					out[k] = append(out[k], d)
+					mu.Unlock()
 				}
-				out = append(out, d)
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	slices.Sort(out)
+	for _, d := range out {
+		slices.Sort(d)
+	}
 	return out, errs
 }
 
@@ -228,6 +314,10 @@ func pct(v []time.Duration, q float64) time.Duration {
 		return 0
 	}
 	return v[int(q*float64(len(v)-1))]
+}
+
+func ratio(v, base []time.Duration, q float64) float64 {
+	return float64(pct(v, q)) / float64(pct(base, q))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -17,20 +17,23 @@ import (
 // the API server returned it, scrubbed. Sent just before the result, they
 // let the control plane's cache reflect the operation without waiting for
 // the watch event (which the control plane ignores if it arrived first,
-// and which moves the stream's position as usual).
-func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult) []*kubesvcv1.Change {
-	if !res.GetSuccess() || len(res.GetPayload()) == 0 || !s.assigned.has(account) {
-		return nil
+// and which moves the stream's position as usual). It also returns those
+// objects' identities and versions for the result's cached field; nil when
+// the session cannot tell (the account is not assigned to it).
+func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult) ([]*kubesvcv1.Change, *kubesvcv1.CachedObjects) {
+	if !res.GetSuccess() || !s.assigned.has(account) {
+		return nil, nil
 	}
 	acct, ok := s.agent.snapshot()[account]
 	if !ok {
-		return nil
+		return nil, nil
 	}
+	cached := &kubesvcv1.CachedObjects{}
 	var result struct {
 		Manifests []map[string]any `json:"manifests"`
 	}
-	if err := json.Unmarshal(res.GetPayload(), &result); err != nil || len(result.Manifests) == 0 {
-		return nil
+	if len(res.GetPayload()) == 0 || json.Unmarshal(res.GetPayload(), &result) != nil || len(result.Manifests) == 0 {
+		return nil, cached
 	}
 	known := s.knownStreams(account)
 	var out []*kubesvcv1.Change
@@ -46,27 +49,40 @@ func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult)
 		}
 		for _, k := range known {
 			r := k.GetResource()
-			if r.GetGroup() != group || r.GetVersion() != version || r.GetKind() != u.GetKind() ||
+			if r.GetGroup() != group || r.GetKind() != u.GetKind() ||
 				k.GetNamespace() != "" && k.GetNamespace() != ns || !r.GetNamespaced() && ns != "" {
 				continue
 			}
-			obj, err := wireObject(r, u, s.agent.scrubber)
-			if err != nil {
+			// The stream caches it, in its own version: wait for it at
+			// this resourceVersion (the same in every version), and send
+			// it ahead when it is in the stream's version.
+			cached.Objects = append(cached.Objects, &kubesvcv1.ObjectRef{Group: group, Kind: u.GetKind(),
+				Namespace: ns, Name: u.GetName(), ResourceVersion: u.GetResourceVersion()})
+			if r.GetVersion() != version {
 				break
 			}
-			out = append(out, &kubesvcv1.Change{Stream: k, Change: &kubesvcv1.Change_Applied{Applied: obj}})
+			if obj, err := wireObject(r, u, s.agent.scrubber); err == nil {
+				out = append(out, &kubesvcv1.Change{Stream: k, Change: &kubesvcv1.Change_Applied{Applied: obj}})
+			}
 			break
 		}
 	}
-	return out
+	return out, cached
 }
 
-// sendApplied queues the Applied changes of res ahead of it.
-func (s *session) sendApplied(ctx context.Context, account string, res *kubesvcv1.OperationResult) error {
-	for _, c := range s.appliedChanges(account, res) {
+// sendApplied queues the Applied changes of res ahead of it and returns
+// res as this session sends it: with the objects it caches.
+func (s *session) sendApplied(ctx context.Context, account string, res *kubesvcv1.OperationResult) (*kubesvcv1.OperationResult, error) {
+	changes, cached := s.appliedChanges(account, res)
+	for _, c := range changes {
 		if err := s.emit(ctx, c); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	if cached == nil {
+		return res, nil
+	}
+	// A copy: the result is kept for resending, maybe on another session.
+	return &kubesvcv1.OperationResult{Id: res.GetId(), Success: res.GetSuccess(), Error: res.GetError(),
+		Payload: res.GetPayload(), Cached: cached}, nil
 }

@@ -98,7 +98,8 @@ func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Opera
 		for _, res := range due {
 			// The objects it applied go ahead of it, so the control
 			// plane's cache reflects them when the result arrives.
-			if err := s.sendApplied(ctx, a.operator.accountOf(res.GetId()), res); err != nil {
+			res, err := s.sendApplied(ctx, a.operator.accountOf(res.GetId()), res)
+			if err != nil {
 				return nil
 			}
 			select {

@@ -31,8 +31,7 @@ func (s *Server) SetUnclaimedResults(h UnclaimedResults) { s.unclaimed = h }
 // acknowledgement to send the agent (nil when the result must be sent
 // again).
 func (s *Server) operationResult(ctx context.Context, sess *session, res *kubesvcv1.OperationResult) *kubesvcv1.ControlMessage {
-	ack := &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_OperationResultAck{
-		OperationResultAck: &kubesvcv1.OperationResultAck{Id: res.GetId()}}}
+	ack := resultAck(res)
 	if sess.deliverOperation(res) {
 		return ack
 	}
@@ -46,4 +45,10 @@ func (s *Server) operationResult(ctx context.Context, sess *session, res *kubesv
 		return nil
 	}
 	return ack
+}
+
+// resultAck acknowledges res to the agent.
+func resultAck(res *kubesvcv1.OperationResult) *kubesvcv1.ControlMessage {
+	return &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_OperationResultAck{
+		OperationResultAck: &kubesvcv1.OperationResultAck{Id: res.GetId()}}}
 }

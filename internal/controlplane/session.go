@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -60,7 +61,8 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	// happens when this handler returns. Server.Run waits for it.
 	recvd := make(chan *kubesvcv1.AgentMessage)
 	recvErr := make(chan error, 1)
-	s.receivers.Go(func() { recvErr <- receive(ctx, stream, recvd) })
+	in := &inbox{to: recvd}
+	s.receivers.Go(func() { recvErr <- in.receive(ctx, stream) })
 
 	var first *kubesvcv1.AgentMessage
 	select {
@@ -160,6 +162,16 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	snd := &sender{stream: stream}
+	in.deliver(func(res *kubesvcv1.OperationResult) bool {
+		if !sess.deliverOperation(res) {
+			return false
+		}
+		s.registry.touch(sess, time.Now())
+		// When the ack cannot be sent the stream is broken (Recv fails
+		// next); the agent sends the result again on its next session.
+		_ = snd.send(resultAck(res))
+		return true
+	})
 	g.Go(func() error { return sendLoop(gctx, snd, sess.out) })
 	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, snd) })
 	err = g.Wait()
@@ -224,14 +236,34 @@ func validateHello(h *kubesvcv1.Hello) error {
 	return nil
 }
 
-func receive(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer, to chan<- *kubesvcv1.AgentMessage) error {
+// inbox moves what an agent sends from its stream to the session's handle
+// loop, in order, except the results of operations a SendOperation of this
+// replica waits for: those are handed to their waiter (and acknowledged)
+// at once rather than behind the change batches being persisted, once the
+// session installed its deliver function. The waiter does not need the
+// batches ahead of the result: it waits for the cache to reflect the
+// objects the result names.
+type inbox struct {
+	to   chan<- *kubesvcv1.AgentMessage
+	fast atomic.Pointer[func(*kubesvcv1.OperationResult) bool]
+}
+
+// deliver installs f, which reports whether it took a result.
+func (in *inbox) deliver(f func(*kubesvcv1.OperationResult) bool) { in.fast.Store(&f) }
+
+func (in *inbox) receive(ctx context.Context, stream kubesvcv1.AgentService_ConnectServer) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
 			return err
 		}
+		if res := m.GetOperationResult(); res != nil {
+			if f := in.fast.Load(); f != nil && (*f)(res) {
+				continue
+			}
+		}
 		select {
-		case to <- m:
+		case in.to <- m:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

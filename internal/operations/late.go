@@ -98,7 +98,7 @@ func (m *Manager) HandleResult(ctx context.Context, agentID string, res *kubesvc
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		state, msg := Succeeded, ""
-		if err := m.reflect(ctx, o.Account, res.GetPayload()); err != nil {
+		if err := m.reflect(ctx, o.Account, res); err != nil {
 			state, msg = Failed, failure(o, i, err.Error())
 		}
 		if err := m.finishLate(ctx, row, state, msg, results); err != nil {

@@ -55,8 +55,8 @@ type Manager struct {
 
 	wg sync.WaitGroup // running tasks; Run waits for them
 
-	mu   sync.Mutex               // guards done, stopping, lateSignal
-	done map[string]chan struct{} // closed when the task of this replica ends
+	mu    sync.Mutex       // guards tasks, stopping, lateSignal
+	tasks map[string]*task // the tasks running on this replica
 	// stopping: Run is waiting for wg; no more background work starts.
 	stopping bool
 	// stopped is closed when Run's context ends: runners waiting for a
@@ -82,7 +82,7 @@ func New(cfg Config, st store.Store, agents Agents) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, done: map[string]chan struct{}{},
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, tasks: map[string]*task{},
 		lateSignal: make(chan struct{}), stopped: make(chan struct{})}
 }
 
@@ -159,35 +159,45 @@ func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error
 		}
 		return "", err
 	}
-	finished := make(chan struct{})
+	t := &task{done: make(chan struct{})}
 	m.mu.Lock()
-	m.done[id] = finished
+	m.tasks[id] = t
 	m.mu.Unlock()
 	m.wg.Go(func() {
 		defer func() {
 			m.mu.Lock()
-			delete(m.done, id)
+			delete(m.tasks, id)
 			m.mu.Unlock()
-			close(finished)
+			close(t.done)
 		}()
-		m.run(row, ops)
+		t.final, t.recorded = m.run(row, ops)
 	})
 	return id, nil
 }
 
-// run executes a task's operations in order; the first failure ends it.
-func (m *Manager) run(row store.Operation, ops []op) {
+// task is a task running on this replica.
+type task struct {
+	done chan struct{} // closed when it ends
+	// Set before done is closed: the row as this replica recorded it at
+	// the end, when recorded (a waiter answers with it rather than read
+	// it back).
+	final    store.Operation
+	recorded bool
+}
+
+// run executes a task's operations in order; the first failure ends it. It
+// returns the final row if this replica recorded the outcome.
+func (m *Manager) run(row store.Operation, ops []op) (store.Operation, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Wait*time.Duration(len(ops)))
 	defer cancel()
 	var results []json.RawMessage
 	for i, o := range ops {
 		res, err := m.execute(ctx, &row, i, o)
 		if errors.Is(err, errFinishedElsewhere) || errors.Is(err, errAbandoned) {
-			return
+			return store.Operation{}, false
 		}
 		if err != nil {
-			m.finish(row, Failed, failure(o, i, err.Error()), results)
-			return
+			return m.finish(row, Failed, failure(o, i, err.Error()), results)
 		}
 		results = append(results, res)
 		if i < len(ops)-1 {
@@ -199,10 +209,12 @@ func (m *Manager) run(row store.Operation, ops []op) {
 			}
 		}
 	}
-	m.finish(row, Succeeded, "", results)
+	return m.finish(row, Succeeded, "", results)
 }
 
-func (m *Manager) finish(row store.Operation, state, msg string, results []json.RawMessage) {
+// finish records the task's outcome and returns the row, and whether it
+// was recorded by this call.
+func (m *Manager) finish(row store.Operation, state, msg string, results []json.RawMessage) (store.Operation, bool) {
 	row.State, row.ErrorMessage, row.FinishedAt = state, msg, time.Now()
 	row.Result, _ = json.Marshal(taskResult{Results: results})
 	// A fresh context: the task's own may have run out, and its outcome
@@ -212,12 +224,14 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 	if err := m.st.UpdateOperation(ctx, row, Running); errors.Is(err, store.ErrConflict) {
 		// HandleResult finished it from a result resent after a reconnect.
 		m.log.Info("operations: task already finished from a late result", "task", row.ID, "outcome here", state)
-		return
+		return row, false
 	} else if err != nil {
 		m.log.Error("operations: record outcome", "task", row.ID, "err", err)
+		return row, false
 	}
 	m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
 		"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg)
+	return row, true
 }
 
 // execute routes one operation to an agent serving its account, waits for
@@ -265,7 +279,7 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 	if !res.GetSuccess() {
 		return nil, errors.New(res.GetError())
 	}
-	if err := m.reflect(ctx, o.Account, res.GetPayload()); err != nil {
+	if err := m.reflect(ctx, o.Account, res); err != nil {
 		return nil, err
 	}
 	return res.GetPayload(), nil
@@ -273,7 +287,36 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 
 // reflect waits until the cache holds every applied object of a result
 // whose kind the account caches, at the applied resourceVersion or later.
-func (m *Manager) reflect(ctx context.Context, account string, payload []byte) error {
+// The agent names those objects (res.cached); from one that does not, the
+// manifests of the result are checked against the account's streams.
+func (m *Manager) reflect(ctx context.Context, account string, res *kubesvcv1.OperationResult) error {
+	keys, err := m.cachedObjects(ctx, account, res)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := m.agents.WaitCached(ctx, k.key, k.rv); err != nil {
+			return fmt.Errorf("applied, but the cache did not reflect %s %s/%s in time: %w", k.key.Kind, k.key.Namespace, k.key.Name, err)
+		}
+	}
+	return nil
+}
+
+type cachedObject struct {
+	key store.ObjectKey
+	rv  string
+}
+
+// cachedObjects lists the objects of res the cache must reflect.
+func (m *Manager) cachedObjects(ctx context.Context, account string, res *kubesvcv1.OperationResult) ([]cachedObject, error) {
+	if c := res.GetCached(); c != nil {
+		out := make([]cachedObject, 0, len(c.GetObjects()))
+		for _, o := range c.GetObjects() {
+			out = append(out, cachedObject{key: store.ObjectKey{Account: account, Group: o.GetGroup(), Kind: o.GetKind(),
+				Namespace: o.GetNamespace(), Name: o.GetName()}, rv: o.GetResourceVersion()})
+		}
+		return out, nil
+	}
 	var r struct {
 		Manifests []struct {
 			APIVersion string `json:"apiVersion"`
@@ -283,17 +326,18 @@ func (m *Manager) reflect(ctx context.Context, account string, payload []byte) e
 			} `json:"metadata"`
 		} `json:"manifests"`
 	}
-	if err := json.Unmarshal(payload, &r); err != nil || len(r.Manifests) == 0 {
-		return nil
+	if err := json.Unmarshal(res.GetPayload(), &r); err != nil || len(r.Manifests) == 0 {
+		return nil, nil
 	}
 	streams, err := m.st.Streams(ctx, []string{account})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cached := map[string]bool{}
 	for _, s := range streams {
 		cached[s.Stream.Resource.Group+"/"+s.Stream.Resource.Kind] = true
 	}
+	var out []cachedObject
 	for _, mf := range r.Manifests {
 		group := ""
 		if g, _, ok := cutLast(mf.APIVersion, "/"); ok {
@@ -302,12 +346,10 @@ func (m *Manager) reflect(ctx context.Context, account string, payload []byte) e
 		if !cached[group+"/"+mf.Kind] || mf.Metadata.ResourceVersion == "" {
 			continue
 		}
-		key := store.ObjectKey{Account: account, Group: group, Kind: mf.Kind, Namespace: mf.Metadata.Namespace, Name: mf.Metadata.Name}
-		if err := m.agents.WaitCached(ctx, key, mf.Metadata.ResourceVersion); err != nil {
-			return fmt.Errorf("applied, but the cache did not reflect %s %s/%s in time: %w", mf.Kind, mf.Metadata.Namespace, mf.Metadata.Name, err)
-		}
+		out = append(out, cachedObject{key: store.ObjectKey{Account: account, Group: group, Kind: mf.Kind,
+			Namespace: mf.Metadata.Namespace, Name: mf.Metadata.Name}, rv: mf.Metadata.ResourceVersion})
 	}
-	return nil
+	return out, nil
 }
 
 func cutLast(s, sep string) (before, after string, found bool) {
@@ -319,10 +361,9 @@ func cutLast(s, sep string) (before, after string, found bool) {
 	return s, "", false
 }
 
-// finished returns a channel closed when task id, running on this replica,
-// ends; nil if it is not running here.
-func (m *Manager) finished(id string) <-chan struct{} {
+// running returns task id if it runs on this replica, else nil.
+func (m *Manager) running(id string) *task {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.done[id]
+	return m.tasks[id]
 }

@@ -226,14 +226,19 @@ func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and 60000", v)
 			return
 		}
-		if ch := m.finished(r.PathValue("id")); ch != nil {
-			t := time.NewTimer(time.Duration(n) * time.Millisecond)
+		if t := m.running(r.PathValue("id")); t != nil {
+			timer := time.NewTimer(time.Duration(n) * time.Millisecond)
 			select {
-			case <-ch:
-			case <-t.C:
+			case <-t.done:
+				if t.recorded { // the row as just committed
+					timer.Stop()
+					m.writeTask(w, t.final)
+					return
+				}
+			case <-timer.C:
 			case <-r.Context().Done():
 			}
-			t.Stop()
+			timer.Stop()
 		}
 	}
 	row, err := m.st.GetOperation(r.Context(), r.PathValue("id"))
@@ -245,6 +250,11 @@ func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the task")
 		return
 	}
+	m.writeTask(w, row)
+}
+
+// writeTask answers with a task in Clouddriver's shape.
+func (m *Manager) writeTask(w http.ResponseWriter, row store.Operation) {
 	var res taskResult
 	_ = json.Unmarshal(row.Result, &res)
 	status := map[string]any{

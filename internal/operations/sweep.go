@@ -41,7 +41,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	for _, row := range rows {
 		switch {
 		case row.ControlPlaneID == m.cfg.ReplicaID:
-			if m.finished(row.ID) != nil {
+			if m.running(row.ID) != nil {
 				continue // running here
 			}
 		case slices.Contains(live, row.ControlPlaneID):

@@ -1779,7 +1779,14 @@ type OperationResult struct {
 	Success bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
 	Error   string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// Result as JSON (manifestNamesByNamespace, manifests, artifacts...).
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The objects the operation applied that the sending session caches,
+	// each at the resourceVersion the API server returned: the control plane
+	// waits until its cache holds each of them (read-your-writes) before it
+	// reports the operation done. Unset when the agent cannot tell (the
+	// account is not assigned to the session); the control plane then looks
+	// the account's cached kinds up itself.
+	Cached        *CachedObjects `protobuf:"bytes,5,opt,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1842,6 +1849,135 @@ func (x *OperationResult) GetPayload() []byte {
 	return nil
 }
 
+func (x *OperationResult) GetCached() *CachedObjects {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
+}
+
+// CachedObjects lists objects by identity and resourceVersion.
+type CachedObjects struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*ObjectRef           `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedObjects) Reset() {
+	*x = CachedObjects{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedObjects) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedObjects) ProtoMessage() {}
+
+func (x *CachedObjects) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedObjects.ProtoReflect.Descriptor instead.
+func (*CachedObjects) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CachedObjects) GetObjects() []*ObjectRef {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+// ObjectRef names one version of a cached object.
+type ObjectRef struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Group           string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Kind            string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Namespace       string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name            string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	ResourceVersion string                 `protobuf:"bytes,5,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ObjectRef) Reset() {
+	*x = ObjectRef{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectRef) ProtoMessage() {}
+
+func (x *ObjectRef) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
+func (*ObjectRef) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ObjectRef) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
 // OperationResultAck tells the agent that the control plane has received
 // (and handed on or recorded) the OperationResult with this id. Until it
 // arrives the agent keeps the result and sends it again on its next
@@ -1855,7 +1991,7 @@ type OperationResultAck struct {
 
 func (x *OperationResultAck) Reset() {
 	*x = OperationResultAck{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2003,7 @@ func (x *OperationResultAck) String() string {
 func (*OperationResultAck) ProtoMessage() {}
 
 func (x *OperationResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2016,7 @@ func (x *OperationResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationResultAck.ProtoReflect.Descriptor instead.
 func (*OperationResultAck) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OperationResultAck) GetId() string {
@@ -1905,7 +2041,7 @@ type AccountCommand struct {
 
 func (x *AccountCommand) Reset() {
 	*x = AccountCommand{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2053,7 @@ func (x *AccountCommand) String() string {
 func (*AccountCommand) ProtoMessage() {}
 
 func (x *AccountCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2066,7 @@ func (x *AccountCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommand.ProtoReflect.Descriptor instead.
 func (*AccountCommand) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AccountCommand) GetId() string {
@@ -1990,7 +2126,7 @@ type AddAccounts struct {
 
 func (x *AddAccounts) Reset() {
 	*x = AddAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2138,7 @@ func (x *AddAccounts) String() string {
 func (*AddAccounts) ProtoMessage() {}
 
 func (x *AddAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2151,7 @@ func (x *AddAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAccounts.ProtoReflect.Descriptor instead.
 func (*AddAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AddAccounts) GetAccounts() []*DynamicAccount {
@@ -2034,7 +2170,7 @@ type DeleteAccounts struct {
 
 func (x *DeleteAccounts) Reset() {
 	*x = DeleteAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2182,7 @@ func (x *DeleteAccounts) String() string {
 func (*DeleteAccounts) ProtoMessage() {}
 
 func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2195,7 @@ func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccounts.ProtoReflect.Descriptor instead.
 func (*DeleteAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteAccounts) GetNames() []string {
@@ -2092,7 +2228,7 @@ type DynamicAccount struct {
 
 func (x *DynamicAccount) Reset() {
 	*x = DynamicAccount{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2240,7 @@ func (x *DynamicAccount) String() string {
 func (*DynamicAccount) ProtoMessage() {}
 
 func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2253,7 @@ func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DynamicAccount.ProtoReflect.Descriptor instead.
 func (*DynamicAccount) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DynamicAccount) GetName() string {
@@ -2208,7 +2344,7 @@ type AccountCommandResult struct {
 
 func (x *AccountCommandResult) Reset() {
 	*x = AccountCommandResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2356,7 @@ func (x *AccountCommandResult) String() string {
 func (*AccountCommandResult) ProtoMessage() {}
 
 func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2369,7 @@ func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommandResult.ProtoReflect.Descriptor instead.
 func (*AccountCommandResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AccountCommandResult) GetId() string {
@@ -2262,7 +2398,7 @@ type AccountResult struct {
 
 func (x *AccountResult) Reset() {
 	*x = AccountResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2410,7 @@ func (x *AccountResult) String() string {
 func (*AccountResult) ProtoMessage() {}
 
 func (x *AccountResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2423,7 @@ func (x *AccountResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResult.ProtoReflect.Descriptor instead.
 func (*AccountResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AccountResult) GetName() string {
@@ -2454,12 +2590,21 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x1f\n" +
 	"\vdeadline_ms\x18\x05 \x01(\x03R\n" +
-	"deadlineMs\"k\n" +
+	"deadlineMs\"\x9e\x01\n" +
 	"\x0fOperationResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"$\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x121\n" +
+	"\x06cached\x18\x05 \x01(\v2\x19.kubesvc.v1.CachedObjectsR\x06cached\"@\n" +
+	"\rCachedObjects\x12/\n" +
+	"\aobjects\x18\x01 \x03(\v2\x15.kubesvc.v1.ObjectRefR\aobjects\"\x92\x01\n" +
+	"\tObjectRef\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12)\n" +
+	"\x10resource_version\x18\x05 \x01(\tR\x0fresourceVersion\"$\n" +
 	"\x12OperationResultAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x8e\x01\n" +
 	"\x0eAccountCommand\x12\x0e\n" +
@@ -2511,7 +2656,7 @@ func file_api_kubesvc_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kubesvc_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(AccountStatus_State)(0),     // 0: kubesvc.v1.AccountStatus.State
 	(*AgentMessage)(nil),         // 1: kubesvc.v1.AgentMessage
@@ -2535,14 +2680,16 @@ var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(*Heartbeat)(nil),            // 19: kubesvc.v1.Heartbeat
 	(*Operation)(nil),            // 20: kubesvc.v1.Operation
 	(*OperationResult)(nil),      // 21: kubesvc.v1.OperationResult
-	(*OperationResultAck)(nil),   // 22: kubesvc.v1.OperationResultAck
-	(*AccountCommand)(nil),       // 23: kubesvc.v1.AccountCommand
-	(*AddAccounts)(nil),          // 24: kubesvc.v1.AddAccounts
-	(*DeleteAccounts)(nil),       // 25: kubesvc.v1.DeleteAccounts
-	(*DynamicAccount)(nil),       // 26: kubesvc.v1.DynamicAccount
-	(*AccountCommandResult)(nil), // 27: kubesvc.v1.AccountCommandResult
-	(*AccountResult)(nil),        // 28: kubesvc.v1.AccountResult
-	nil,                          // 29: kubesvc.v1.Object.LabelsEntry
+	(*CachedObjects)(nil),        // 22: kubesvc.v1.CachedObjects
+	(*ObjectRef)(nil),            // 23: kubesvc.v1.ObjectRef
+	(*OperationResultAck)(nil),   // 24: kubesvc.v1.OperationResultAck
+	(*AccountCommand)(nil),       // 25: kubesvc.v1.AccountCommand
+	(*AddAccounts)(nil),          // 26: kubesvc.v1.AddAccounts
+	(*DeleteAccounts)(nil),       // 27: kubesvc.v1.DeleteAccounts
+	(*DynamicAccount)(nil),       // 28: kubesvc.v1.DynamicAccount
+	(*AccountCommandResult)(nil), // 29: kubesvc.v1.AccountCommandResult
+	(*AccountResult)(nil),        // 30: kubesvc.v1.AccountResult
+	nil,                          // 31: kubesvc.v1.Object.LabelsEntry
 }
 var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: kubesvc.v1.AgentMessage.hello:type_name -> kubesvc.v1.Hello
@@ -2550,13 +2697,13 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	18, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
 	19, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
 	21, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
-	27, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
+	29, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
 	5,  // 6: kubesvc.v1.ControlMessage.welcome:type_name -> kubesvc.v1.Welcome
 	17, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
 	19, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
 	20, // 9: kubesvc.v1.ControlMessage.operation:type_name -> kubesvc.v1.Operation
-	23, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
-	22, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
+	25, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
+	24, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
 	6,  // 12: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
 	4,  // 13: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
 	9,  // 14: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
@@ -2573,21 +2720,23 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	15, // 25: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
 	16, // 26: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
 	12, // 27: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
-	29, // 28: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	31, // 28: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
 	0,  // 29: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
 	4,  // 30: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
-	24, // 31: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
-	25, // 32: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
-	26, // 33: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	28, // 34: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 35: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	1,  // 36: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 37: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	37, // [37:38] is the sub-list for method output_type
-	36, // [36:37] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	22, // 31: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
+	23, // 32: kubesvc.v1.CachedObjects.objects:type_name -> kubesvc.v1.ObjectRef
+	26, // 33: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
+	27, // 34: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
+	28, // 35: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
+	30, // 36: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 37: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	1,  // 38: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 39: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	39, // [39:40] is the sub-list for method output_type
+	38, // [38:39] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -2622,7 +2771,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*Change_StreamRemoved)(nil),
 		(*Change_Applied)(nil),
 	}
-	file_api_kubesvc_v1_agent_proto_msgTypes[22].OneofWrappers = []any{
+	file_api_kubesvc_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
 		(*AccountCommand_Add)(nil),
 		(*AccountCommand_Delete)(nil),
 	}
@@ -2632,7 +2781,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kubesvc_v1_agent_proto_rawDesc), len(file_api_kubesvc_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+// A deploy's result names the applied objects the session caches, at the
+// resourceVersion the API server returned (the control plane waits for
+// exactly those), and each goes ahead of the result as an Applied change;
+// an object in a namespace the account does not watch is in neither.
+func TestResultNamesTheCachedObjectsItApplied(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{})
+	cs, err := kubernetes.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"watched", "other"} {
+		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := startFlakyControlPlane(t)
+	a, err := New(Config{
+		ID: "agent-applied", Target: cp.addr, Log: testLogger(t),
+		Accounts: []Account{{Name: "main", KubeconfigFile: cluster.KubeconfigPath,
+			Kinds: []string{"ConfigMap"}, Namespaces: []string{"watched"}}},
+		NewExecutor: OpsExecutors(ops.Options{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	s := cp.next(t)
+	// The stream exists once the account watches.
+	for watching := false; !watching; {
+		select {
+		case m := <-s.in:
+			watching = m.GetAccountStatus().GetState() == kubesvcv1.AccountStatus_WATCHING
+		case <-time.After(20 * time.Second):
+			t.Fatal("the account did not report WATCHING within 20s")
+		}
+	}
+	deploy := `{"account": "main", "moniker": {"app": "shop"}, "versioned": false, "manifests": [
+	 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen", "namespace": "watched"}, "data": {"a": "1"}},
+	 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unseen", "namespace": "other"}, "data": {"a": "1"}}]}`
+	s.send <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: &kubesvcv1.Operation{
+		Id: "task-1/0", Account: "main", Type: "deployManifest", Payload: []byte(deploy),
+		DeadlineMs: time.Now().Add(time.Minute).UnixMilli()}}}
+
+	var applied []string
+	var res *kubesvcv1.OperationResult
+	timeout := time.After(20 * time.Second)
+	for res == nil {
+		select {
+		case m := <-s.in:
+			for _, c := range m.GetChanges().GetChanges() {
+				if o := c.GetApplied(); o != nil {
+					applied = append(applied, o.GetNamespace()+"/"+o.GetName()+"@"+o.GetResourceVersion())
+				}
+			}
+			res = m.GetOperationResult()
+		case <-timeout:
+			t.Fatal("no result within 20s")
+		}
+	}
+	if !res.GetSuccess() {
+		t.Fatalf("deploy failed: %s", res.GetError())
+	}
+	var payload struct {
+		Manifests []struct {
+			Metadata struct{ Name, Namespace, ResourceVersion string } `json:"metadata"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(res.GetPayload(), &payload); err != nil {
+		t.Fatal(err)
+	}
+	rv := ""
+	for _, m := range payload.Manifests {
+		if m.Metadata.Name == "seen" {
+			rv = m.Metadata.ResourceVersion
+		}
+	}
+	if rv == "" {
+		t.Fatalf("the result has no manifest seen with a resourceVersion: %s", res.GetPayload())
+	}
+	got := res.GetCached().GetObjects()
+	if res.GetCached() == nil || len(got) != 1 || got[0].GetGroup() != "" || got[0].GetKind() != "ConfigMap" ||
+		got[0].GetNamespace() != "watched" || got[0].GetName() != "seen" || got[0].GetResourceVersion() != rv {
+		t.Errorf("cached: %v, want exactly ConfigMap watched/seen at %s", res.GetCached(), rv)
+	}
+	if len(applied) != 1 || applied[0] != "watched/seen@"+rv {
+		t.Errorf("Applied changes ahead of the result: %v, want [watched/seen@%s]", applied, rv)
+	}
+}
