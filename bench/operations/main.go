@@ -3,8 +3,8 @@
 // done: applied and visible in the cache) against a direct server-side
 // apply with client-go on the same cluster in the same run, for 1 object
 // and for a 20-object deploy, sequentially and from 20 parallel clients.
-// The paths take turns within each client (direct, then through the control
-// plane, ...), so that a change of the machine's load hits both alike.
+// The paths take turns (see measure), so that a change of the machine's
+// load hits them alike.
 // A second baseline applies directly the objects as the deploy writes them
 // (with Spinnaker's annotations and labels), which the API server takes
 // longer to apply. The agent and the control plane are the real binaries.
@@ -26,6 +26,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -50,9 +51,9 @@ func main() {
 	}
 }
 
-func manifest(name string, i int) map[string]any {
+func manifest(name string, i int, ns string) map[string]any {
 	return map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
-		"metadata": map[string]any{"name": fmt.Sprintf("%s-%02d", name, i), "namespace": "default"},
+		"metadata": map[string]any{"name": fmt.Sprintf("%s-%02d", name, i), "namespace": ns},
 		"data":     map[string]any{"value": fmt.Sprint(time.Now().UnixNano())}}
 }
 
@@ -88,6 +89,16 @@ func run(n int, cases []benchCase, compare string) error {
 		return err
 	}
 	defer cluster.Stop()
+	nsClient, err := dynamic.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		return err
+	}
+	for _, ns := range []string{"bench-a", "bench-b"} {
+		obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+		if _, err := nsClient.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
 	a, err := startPath(work, work, "a", cluster.KubeconfigPath)
 	if err != nil {
 		return err
@@ -104,17 +115,13 @@ func run(n int, cases []benchCase, compare string) error {
 		}
 		defer b.stop()
 	}
-	dyn, err := dynamic.NewForConfig(cluster.RESTConfig())
-	if err != nil {
-		return err
-	}
-	cms := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("default")
+	cms := nsClient.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("default")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	direct := func(asDeployed bool) func(name string, objects int) error {
 		return func(name string, objects int) error {
 			for i := range objects {
-				mf := manifest(name, i)
+				mf := manifest(name, i, "default")
 				if asDeployed {
 					spinnakerConventions(mf)
 				}
@@ -134,30 +141,39 @@ func run(n int, cases []benchCase, compare string) error {
 	}
 
 	fmt.Printf("\nDeploy latency, %d deploys per case (ConfigMaps; server-side apply on every path)\n", n)
-	fmt.Print("| case | direct p50 | direct p99 | direct, as deployed, p50 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 |")
+	fmt.Print("| case | direct p50 | direct p99 | direct, as deployed, p50 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 | CPU per deploy: control plane, agent |")
 	if b != nil {
-		fmt.Print(" B p50 | B p99 | B ratio p50 | B ratio p99 |")
+		fmt.Print(" B p50 | B p99 | B ratio p50 | B ratio p99 | B CPU per deploy |")
 	}
 	fmt.Println()
-	fmt.Println("|---|---|---|---|---|---|---|---|" + strings.Repeat("---|", 4*min(1, len(paths)-3)))
+	fmt.Println("|---|---|---|---|---|---|---|---|---|" + strings.Repeat("---|", 5*min(1, len(paths)-3)))
 	for _, c := range cases {
+		aCP, aAg := a.cpu()
+		var bCP, bAg time.Duration
+		if b != nil {
+			bCP, bAg = b.cpu()
+		}
 		d, err := measure(n, c, paths)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| %d object(s), %s | %s | %s | %s | %s | %s | %.2fx | %.2fx |", c.objects, mode(c.parallel),
+		perDeploy := func(p *cpPath, cp0, ag0 time.Duration) string {
+			cp, ag := p.cpu()
+			return fmt.Sprintf("%s, %s", ms((cp-cp0)/time.Duration(n)), ms((ag-ag0)/time.Duration(n)))
+		}
+		fmt.Printf("| %d object(s), %s | %s | %s | %s | %s | %s | %.2fx | %.2fx | %s |", c.objects, mode(c.parallel),
 			ms(pct(d[0], .5)), ms(pct(d[0], .99)), ms(pct(d[1], .5)), ms(pct(d[2], .5)), ms(pct(d[2], .99)),
-			ratio(d[2], d[0], .5), ratio(d[2], d[0], .99))
+			ratio(d[2], d[0], .5), ratio(d[2], d[0], .99), perDeploy(a, aCP, aAg))
 		if b != nil {
-			fmt.Printf(" %s | %s | %.2fx | %.2fx |", ms(pct(d[3], .5)), ms(pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99))
+			fmt.Printf(" %s | %s | %.2fx | %.2fx | %s |", ms(pct(d[3], .5)), ms(pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99), perDeploy(b, bCP, bAg))
 		}
 		fmt.Println()
 	}
 	return nil
 }
 
-// spinnakerConventions adds what a deploy of manifest(name, i) with moniker
-// app "bench", unversioned, adds to the object.
+// spinnakerConventions adds what a deploy of manifest(name, i, "default")
+// with moniker app "bench", unversioned, adds to the object.
 func spinnakerConventions(mf map[string]any) {
 	md := mf["metadata"].(map[string]any)
 	n := md["name"].(string)
@@ -176,10 +192,20 @@ type path struct {
 }
 
 // cpPath is a control plane and its agent, started from the binaries in
-// bin, with their files in dir; id tells the pair's account apart.
+// bin, with their files in dir; id tells the pair's account apart. The
+// account is the ConfigMaps of namespace bench-ID, where its deploys go:
+// each pair's processes work only for their own deploys (the direct paths
+// deploy to default, which no agent watches).
 type cpPath struct {
-	base, account string
-	cp, ag        *benchproc.Process
+	base, account, namespace string
+	cp, ag                   *benchproc.Process
+}
+
+// cpu returns the CPU time the control plane and the agent used so far.
+func (p *cpPath) cpu() (cp, ag time.Duration) {
+	cp, _ = p.cp.CPUTime()
+	ag, _ = p.ag.CPUTime()
+	return cp, ag
 }
 
 func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
@@ -190,13 +216,13 @@ func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
 			return nil, err
 		}
 	}
-	p := &cpPath{base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), account: "bench-" + id}
+	p := &cpPath{base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), account: "bench-" + id, namespace: "bench-" + id}
 	cpCfg := filepath.Join(dir, "cp.yml")
 	os.WriteFile(cpCfg, []byte(fmt.Sprintf("server: {address: 127.0.0.1, port: %d}\nkubesvc:\n  grpc:\n    server: {address: 127.0.0.1, port: %d}\nsql: {driver: sqlite, path: %q}\nlogging: {level: warn}\n",
 		ports[0], ports[1], filepath.Join(dir, "cp.db"))), 0o600)
 	agCfg := filepath.Join(dir, "agent.yml")
-	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [default]\n",
-		id, ports[1], ports[2], p.account, kubeconfig)), 0o600)
+	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [%s]\n",
+		id, ports[1], ports[2], p.account, kubeconfig, p.namespace)), 0o600)
 	var err error
 	if p.cp, err = benchproc.Start(filepath.Join(bin, "controlplane"), "--config", cpCfg); err != nil {
 		return nil, err
@@ -240,7 +266,7 @@ func (p *cpPath) deploy(client *http.Client) func(name string, objects int) erro
 	return func(name string, objects int) error {
 		var mfs []map[string]any
 		for i := range objects {
-			mfs = append(mfs, manifest(name, i))
+			mfs = append(mfs, manifest(name, i, p.namespace))
 		}
 		body, _ := json.Marshal([]map[string]any{{"deployManifest": map[string]any{"account": p.account, "versioned": false, "moniker": map[string]any{"app": "bench"}, "manifests": mfs}}})
 		resp, err := client.Post(p.base+"/kubernetes/ops", "application/json", bytes.NewReader(body))
@@ -276,36 +302,56 @@ func mode(p int) string {
 	return fmt.Sprintf("%d in parallel", p)
 }
 
-// measure runs n deploys of each path from c.parallel workers, each worker
-// taking the paths in turn, and returns each path's sorted durations.
+// measure runs n deploys of each path from c.parallel workers and returns
+// each path's sorted durations. The paths take turns, so that a change in
+// the machine's load hits them alike: sequentially, deploy by deploy; in
+// parallel, in rounds where every worker deploys through one path (its own
+// load is part of what is measured) before the next path's round.
 func measure(n int, c benchCase, paths []path) ([][]time.Duration, error) {
+	out := make([][]time.Duration, len(paths))
+	per := 1
+	if c.parallel > 1 {
+		per = max(c.parallel, n/5)
+	}
+	for done := 0; done < n; done += per {
+		for k, p := range paths {
+			d, err := round(min(per, n-done), c, p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.name, err)
+			}
+			out[k] = append(out[k], d...)
+		}
+	}
+	for _, d := range out {
+		slices.Sort(d)
+	}
+	return out, nil
+}
+
+// round runs n deploys through p from c.parallel workers.
+func round(n int, c benchCase, p path) ([]time.Duration, error) {
 	var (
 		mu   sync.Mutex
-		out  = make([][]time.Duration, len(paths))
+		out  []time.Duration
 		errs error
 		wg   sync.WaitGroup
 	)
-	for w := range c.parallel {
+	for w := range min(c.parallel, n) {
 		wg.Go(func() {
 			for i := w; i < n; i += c.parallel {
-				for k, p := range paths {
-					start := time.Now()
-					err := p.deploy(fmt.Sprintf("%s%d-%d-%d", p.prefix, c.objects, w, i%5), c.objects)
-					d := time.Since(start)
-					mu.Lock()
-					if err != nil && errs == nil {
-						errs = fmt.Errorf("%s: %w", p.name, err)
-					}
-					out[k] = append(out[k], d)
-					mu.Unlock()
+				start := time.Now()
+				err := p.deploy(fmt.Sprintf("%s%d-%d-%d", p.prefix, c.objects, w, i%5), c.objects)
+				d := time.Since(start)
+				mu.Lock()
+				if err != nil && errs == nil {
+					errs = err
 				}
+				out = append(out, d)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	for _, d := range out {
-		slices.Sort(d)
-	}
 	return out, errs
 }
 

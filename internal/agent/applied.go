@@ -17,7 +17,8 @@ import (
 // the API server returned it, scrubbed. Sent just before the result, they
 // let the control plane's cache reflect the operation without waiting for
 // the watch event (which the control plane ignores if it arrived first,
-// and which moves the stream's position as usual). It also returns those
+// and which moves the stream's position as usual); not those whose watch
+// event is queued already. It also returns those
 // objects' identities and versions for the result's cached field; nil when
 // the session cannot tell (the account is not assigned to it).
 func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult) ([]*kubesvcv1.Change, *kubesvcv1.CachedObjects) {
@@ -47,7 +48,7 @@ func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult)
 		if u.GetResourceVersion() == "" || slices.Contains(acct.OmitNamespaces, ns) {
 			continue
 		}
-		for _, k := range known {
+		for id, k := range known {
 			r := k.GetResource()
 			if r.GetGroup() != group || r.GetKind() != u.GetKind() ||
 				k.GetNamespace() != "" && k.GetNamespace() != ns || !r.GetNamespaced() && ns != "" {
@@ -58,7 +59,9 @@ func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult)
 			// it ahead when it is in the stream's version.
 			cached.Objects = append(cached.Objects, &kubesvcv1.ObjectRef{Group: group, Kind: u.GetKind(),
 				Namespace: ns, Name: u.GetName(), ResourceVersion: u.GetResourceVersion()})
-			if r.GetVersion() != version {
+			// Not when the watch event of this version (or a later one)
+			// is queued already: the control plane would skip it.
+			if r.GetVersion() != version || s.alreadyWatched(id, u.GetResourceVersion()) {
 				break
 			}
 			if obj, err := wireObject(r, u, s.agent.scrubber); err == nil {

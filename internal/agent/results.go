@@ -292,14 +292,21 @@ func (o *operator) evictSeen(now time.Time) {
 	if len(o.seen) < maxSeen {
 		return
 	}
-	finished := make([]string, 0, len(o.seen))
+	// Down to three quarters at once, so that the next maxSeen/4
+	// operations need no eviction: evicting one id per operation would
+	// sort every id on every operation.
+	type aged struct {
+		id    string
+		until time.Time
+	}
+	finished := make([]aged, 0, len(o.seen))
 	for id, s := range o.seen {
 		if s.res != nil {
-			finished = append(finished, id)
+			finished = append(finished, aged{id, s.until})
 		}
 	}
-	slices.SortFunc(finished, func(a, b string) int { return o.seen[a].until.Compare(o.seen[b].until) })
-	for _, id := range finished[:min(len(finished), len(o.seen)-maxSeen+1)] {
-		delete(o.seen, id)
+	slices.SortFunc(finished, func(a, b aged) int { return a.until.Compare(b.until) })
+	for _, f := range finished[:min(len(finished), len(o.seen)-maxSeen*3/4)] {
+		delete(o.seen, f.id)
 	}
 }

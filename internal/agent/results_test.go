@@ -304,3 +304,61 @@ func TestOperatorRunsAnOperationIDOnce(t *testing.T) {
 		t.Fatalf("executed %d times, want 1", n)
 	}
 }
+
+// At capacity the remembered ids shrink to three quarters in one go, the
+// oldest finished first; running operations are never forgotten.
+func TestSeenIDsEvictedOldestFinishedFirst(t *testing.T) {
+	o := newOperator(DefaultResponseRetries(), slog.New(slog.DiscardHandler))
+	defer o.stop()
+	base := time.Now().Add(time.Hour)
+	add := func(i int, finished bool) string {
+		id := fmt.Sprintf("task-%04d/0", i)
+		op := &kubesvcv1.Operation{Id: id, Account: "main"}
+		if o.dedupe(op, base.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("%s seen before", id)
+		}
+		if finished {
+			o.finished(&kubesvcv1.OperationResult{Id: id, Success: true})
+		}
+		return id
+	}
+	running := add(0, false) // the oldest, still running
+	for i := 1; i < maxSeen; i++ {
+		add(i, true)
+	}
+	if n := len(o.seen); n != maxSeen {
+		t.Fatalf("%d ids remembered, want %d", n, maxSeen)
+	}
+	newest := add(maxSeen, true)
+	if n := len(o.seen); n != maxSeen*3/4+1 {
+		t.Errorf("%d ids remembered after the eviction, want %d", n, maxSeen*3/4+1)
+	}
+	for _, id := range []string{running, newest, fmt.Sprintf("task-%04d/0", maxSeen-1)} {
+		if o.accountOf(id) != "main" {
+			t.Errorf("%s forgotten", id)
+		}
+	}
+	if o.accountOf("task-0001/0") != "" {
+		t.Error("the oldest finished id is still remembered")
+	}
+	// The next quarter needs no eviction.
+	for i := maxSeen + 1; i < maxSeen+maxSeen/4; i++ {
+		add(i, true)
+	}
+	if n := len(o.seen); n != maxSeen {
+		t.Errorf("%d ids remembered, want %d", n, maxSeen)
+	}
+}
+
+// BenchmarkDedupeAtCapacity is the cost of remembering one more operation
+// id when maxSeen are remembered already.
+func BenchmarkDedupeAtCapacity(b *testing.B) {
+	o := newOperator(DefaultResponseRetries(), slog.New(slog.DiscardHandler))
+	defer o.stop()
+	deadline := time.Now().Add(time.Hour)
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("task-%d/0", i)
+		o.dedupe(&kubesvcv1.Operation{Id: id}, deadline)
+		o.finished(&kubesvcv1.OperationResult{Id: id})
+	}
+}

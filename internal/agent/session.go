@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,7 +49,7 @@ type session struct {
 	agent *Agent
 	out   chan item
 
-	mu sync.Mutex // guards resume and known
+	mu sync.Mutex // guards resume, known and watched
 	// resume holds the Welcome's resume points by streamID; each is used
 	// at most once (a restarted stream lists again).
 	resume map[string]*kubesvcv1.ResumePoint
@@ -57,6 +58,10 @@ type session struct {
 	// account no longer wants is removed from the control plane with
 	// StreamRemoved.
 	known map[string]map[string]*kubesvcv1.StreamKey
+	// watched is, per stream, the resourceVersion of the last watch event,
+	// bookmark or list end queued on this session: an object an operation
+	// applied at that version or before is on its way already.
+	watched map[string]string
 	// assigned is what the control plane lets this session cache.
 	assigned *assignment
 }
@@ -94,8 +99,15 @@ func (s *session) emit(ctx context.Context, c *kubesvcv1.Change) error {
 	s.mu.Lock()
 	if c.GetStreamRemoved() != nil {
 		delete(s.known[c.GetStream().GetAccount()], id)
+		delete(s.watched, id)
 	} else {
 		s.markKnown(id, c.GetStream())
+		if rv := watchedVersion(c); rv != "" {
+			if s.watched == nil {
+				s.watched = map[string]string{}
+			}
+			s.watched[id] = rv
+		}
 	}
 	s.mu.Unlock()
 	select {
@@ -104,6 +116,35 @@ func (s *session) emit(ctx context.Context, c *kubesvcv1.Change) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// watchedVersion is the stream position a change moves to, "" for those
+// that do not (list items come in no order; Applied changes are not the
+// watch's).
+func watchedVersion(c *kubesvcv1.Change) string {
+	switch ch := c.GetChange().(type) {
+	case *kubesvcv1.Change_Upserted:
+		return ch.Upserted.GetResourceVersion()
+	case *kubesvcv1.Change_Deleted:
+		return ch.Deleted.GetResourceVersion()
+	case *kubesvcv1.Change_Bookmark:
+		return ch.Bookmark.GetResourceVersion()
+	case *kubesvcv1.Change_SyncEnd:
+		return ch.SyncEnd.GetResourceVersion()
+	}
+	return ""
+}
+
+// alreadyWatched reports whether the stream id queued a watch event at rv
+// or later on this session (resourceVersions compared as etcd revisions;
+// false when either is not one).
+func (s *session) alreadyWatched(id, rv string) bool {
+	s.mu.Lock()
+	at := s.watched[id]
+	s.mu.Unlock()
+	a, err1 := strconv.ParseUint(at, 10, 64)
+	b, err2 := strconv.ParseUint(rv, 10, 64)
+	return err1 == nil && err2 == nil && a >= b
 }
 
 func (s *session) status(ctx context.Context, st *kubesvcv1.AccountStatus) {
