@@ -220,7 +220,14 @@ func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
 	cpCfg := filepath.Join(dir, "cp.yml")
 	os.WriteFile(cpCfg, []byte(fmt.Sprintf("server: {address: 127.0.0.1, port: %d}\nkubesvc:\n  grpc:\n    server: {address: 127.0.0.1, port: %d}\nsql: {driver: sqlite, path: %q}\nlogging: {level: warn}\n",
 		ports[0], ports[1], filepath.Join(dir, "cp.db"))), 0o600)
-	agCfg := filepath.Join(dir, "agent.yml")
+	// The agent's configuration in a directory of its own: its watcher
+	// wakes up for every file event of its directory, and the control
+	// plane's database changes with every write.
+	agDir := filepath.Join(dir, "agent-"+id)
+	if err := os.Mkdir(agDir, 0o700); err != nil {
+		return nil, err
+	}
+	agCfg := filepath.Join(agDir, "agent.yml")
 	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [%s]\n",
 		id, ports[1], ports[2], p.account, kubeconfig, p.namespace)), 0o600)
 	var err error

@@ -122,6 +122,10 @@ func (m *Manager) purge(ctx context.Context) {
 	}
 }
 
+// markSentAfter is how long an operation runs before the history records
+// the agent it was sent to (see execute).
+const markSentAfter = 250 * time.Millisecond
+
 // op is one validated operation of a task.
 type op struct {
 	Type        string          `json:"type"`
@@ -241,14 +245,23 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 	if !ok {
 		return nil, fmt.Errorf("no connected agent serves account %q", o.Account)
 	}
-	// Record the hop, so the history shows where the operation is while
-	// it runs; off the operation's path (the outcome's write repeats it;
-	// this one touches only the hop's columns, while RUNNING).
+	// Record the hop, so the history shows where an operation that takes
+	// a while is; off the operation's path, and only once it has run for
+	// markSentAfter: the outcome's write records the hop too, and most
+	// operations end sooner (this write touches only the hop's columns,
+	// while RUNNING). ctx ends when the task does.
 	row.AgentID = agentID
 	if row.SentAt.IsZero() {
 		row.SentAt = time.Now()
 		id, at := row.ID, row.SentAt
 		m.wg.Go(func() {
+			t := time.NewTimer(markSentAfter)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 			if err := m.st.MarkOperationSent(ctx, id, agentID, at); err != nil && ctx.Err() == nil {
 				m.log.Warn("operations: record the send", "task", id, "err", err)
 			}

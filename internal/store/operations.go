@@ -45,22 +45,13 @@ func (s *sqlStore) CreateOperation(ctx context.Context, op Operation) error {
 	if op.ID == "" || len(op.ID) > 253 {
 		return fmt.Errorf("store: create operation: %w: id empty or longer than 253 characters", ErrInvalidChange)
 	}
-	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM `+opsTable+` WHERE id = ?`), op.ID).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("operation %q: %w", op.ID, ErrExists)
-		}
-		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO `+opsTable+` (`+opColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			op.ID, op.Account, op.Type, op.AgentID, op.ControlPlaneID, op.State, op.ErrorMessage, string(op.Request), string(op.Result),
-			ms(op.ReceivedAt), ms(op.SentAt), ms(op.FinishedAt))
-		if err != nil && isUniqueViolation(err) {
-			return fmt.Errorf("operation %q: %w", op.ID, ErrExists)
-		}
-		return err
-	})
+	// One statement: a repeated id violates the primary key.
+	_, err := exec(ctx, s.w, s.d.rebind(`INSERT INTO `+opsTable+` (`+opColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		op.ID, op.Account, op.Type, op.AgentID, op.ControlPlaneID, op.State, op.ErrorMessage, string(op.Request), string(op.Result),
+		ms(op.ReceivedAt), ms(op.SentAt), ms(op.FinishedAt))
+	if err != nil && isUniqueViolation(err) {
+		return fmt.Errorf("store: create operation: operation %q: %w", op.ID, ErrExists)
+	}
 	if err != nil {
 		return fmt.Errorf("store: create operation: %w", err)
 	}
@@ -81,14 +72,9 @@ func (s *sqlStore) GetOperation(ctx context.Context, id string) (Operation, erro
 
 // UpdateOperation writes the mutable fields if the state is fromState.
 func (s *sqlStore) UpdateOperation(ctx context.Context, op Operation, fromState string) error {
-	var res sql.Result
-	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
-		var err error
-		res, err = tx.ExecContext(ctx, s.d.rebind(`UPDATE `+opsTable+` SET agent_id = ?, state = ?, error_message = ?,
+	res, err := exec(ctx, s.w, s.d.rebind(`UPDATE `+opsTable+` SET agent_id = ?, state = ?, error_message = ?,
 	result = ?, sent_at_ms = ?, finished_at_ms = ? WHERE id = ? AND state = ?`),
-			op.AgentID, op.State, op.ErrorMessage, string(op.Result), ms(op.SentAt), ms(op.FinishedAt), op.ID, fromState)
-		return err
-	})
+		op.AgentID, op.State, op.ErrorMessage, string(op.Result), ms(op.SentAt), ms(op.FinishedAt), op.ID, fromState)
 	if err != nil {
 		return fmt.Errorf("store: update operation %q: %w", op.ID, err)
 	}

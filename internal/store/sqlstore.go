@@ -132,13 +132,31 @@ const txAttempts = 8
 // random backoff. So fn may be called more than once: it must keep no state
 // across calls (results it sets outside are overwritten by the last call).
 func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := inTxOnce(ctx, db, opts, fn)
-		if err == nil || attempt == txAttempts || ctx.Err() != nil || !retryableTxError(err) {
+	return retryTx(ctx, func() error { return inTxOnce(ctx, db, opts, fn) })
+}
+
+// exec runs one statement on its own (its own implicit transaction),
+// retrying as inTx does: for writes that need no more than one statement,
+// it saves a transaction's BEGIN and COMMIT.
+func exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := retryTx(ctx, func() (err error) {
+		res, err = db.ExecContext(ctx, q, args...)
+		return err
+	})
+	return res, err
+}
+
+// retryTx runs attempt until it succeeds, fails with an error that a new
+// attempt would not fix, or txAttempts are spent.
+func retryTx(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil || n == txAttempts || ctx.Err() != nil || !retryableTxError(err) {
 			return err
 		}
 		// 2.5-5 ms, then doubling up to 160-320 ms.
-		d := time.Duration(5<<min(attempt-1, 6)) * time.Millisecond
+		d := time.Duration(5<<min(n-1, 6)) * time.Millisecond
 		t := time.NewTimer(d/2 + rand.N(d/2))
 		select {
 		case <-ctx.Done():
