@@ -38,6 +38,7 @@ import (
 func main() {
 	n := flag.Int("n", 100, "deploys per case")
 	cases := flag.String("cases", "1x1,20x1,1x20,20x20", "cases to run, each OBJECTSxPARALLEL")
+	shared := flag.Bool("shared", false, "every agent watches every path's namespace, the direct paths' one included, as an agent watching a whole cluster would (CPU per deploy then includes the other paths' watch events)")
 	compare := flag.String("compare", "", "a directory with other agent and controlplane binaries: run them too, as a second path B in the same rounds (A/B of a change)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
@@ -45,7 +46,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "operations: -cases:", err)
 		os.Exit(2)
 	}
-	if err := run(*n, cs, *compare); err != nil {
+	if err := run(*n, cs, *compare, *shared); err != nil {
 		fmt.Fprintln(os.Stderr, "operations:", err)
 		os.Exit(1)
 	}
@@ -73,7 +74,7 @@ func parseCases(s string) ([]benchCase, error) {
 	return out, nil
 }
 
-func run(n int, cases []benchCase, compare string) error {
+func run(n int, cases []benchCase, compare string, shared bool) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "kubesvc-bench-ops-")
 	if err != nil {
@@ -99,7 +100,13 @@ func run(n int, cases []benchCase, compare string) error {
 			return err
 		}
 	}
-	a, err := startPath(work, work, "a", cluster.KubeconfigPath)
+	watch := func(own string) string {
+		if shared {
+			return "[default, bench-a, bench-b]"
+		}
+		return "[" + own + "]"
+	}
+	a, err := startPath(work, work, "a", cluster.KubeconfigPath, watch("bench-a"))
 	if err != nil {
 		return err
 	}
@@ -110,7 +117,7 @@ func run(n int, cases []benchCase, compare string) error {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
-		if b, err = startPath(compare, dir, "b", cluster.KubeconfigPath); err != nil {
+		if b, err = startPath(compare, dir, "b", cluster.KubeconfigPath, watch("bench-b")); err != nil {
 			return err
 		}
 		defer b.stop()
@@ -192,10 +199,11 @@ type path struct {
 }
 
 // cpPath is a control plane and its agent, started from the binaries in
-// bin, with their files in dir; id tells the pair's account apart. The
-// account is the ConfigMaps of namespace bench-ID, where its deploys go:
-// each pair's processes work only for their own deploys (the direct paths
-// deploy to default, which no agent watches).
+// bin, with their files in dir; id tells the pair's account apart. Its
+// deploys go to namespace bench-ID; the account is the ConfigMaps of
+// namespaces (only bench-ID unless -shared: then each pair's processes
+// work only for their own deploys, and the direct paths deploy to default,
+// which no agent watches).
 type cpPath struct {
 	base, account, namespace string
 	cp, ag                   *benchproc.Process
@@ -208,7 +216,7 @@ func (p *cpPath) cpu() (cp, ag time.Duration) {
 	return cp, ag
 }
 
-func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
+func startPath(bin, dir, id, kubeconfig, namespaces string) (*cpPath, error) {
 	var ports [3]int
 	for i := range ports {
 		var err error
@@ -228,8 +236,8 @@ func startPath(bin, dir, id, kubeconfig string) (*cpPath, error) {
 		return nil, err
 	}
 	agCfg := filepath.Join(agDir, "agent.yml")
-	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: [%s]\n",
-		id, ports[1], ports[2], p.account, kubeconfig, p.namespace)), 0o600)
+	os.WriteFile(agCfg, []byte(fmt.Sprintf("agent: {id: bench-agent-%s}\nclouddriver: {grpc: \"127.0.0.1:%d\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\nlogging: {level: warn}\nkubernetes:\n  serverSideApply: {enabled: always}\n  accounts:\n  - name: %s\n    kubeconfigFile: %s\n    kinds: [ConfigMap]\n    namespaces: %s\n",
+		id, ports[1], ports[2], p.account, kubeconfig, namespaces)), 0o600)
 	var err error
 	if p.cp, err = benchproc.Start(filepath.Join(bin, "controlplane"), "--config", cpCfg); err != nil {
 		return nil, err
