@@ -115,6 +115,21 @@ func (s *flakySession) result(d time.Duration) *kubesvcv1.OperationResult {
 	}
 }
 
+// runAgent runs a until the test ends, then checks that Run returned
+// without an error.
+func runAgent(t *testing.T, a *Agent) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
 // countingExecutor answers every operation with its type, counting calls.
 type countingExecutor struct{ calls *atomic.Int64 }
 
@@ -142,15 +157,7 @@ func TestOperationResultResentUntilAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runAgent(t, a)
 
 	s1 := cp.next(t)
 	s1.send <- &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: &kubesvcv1.Operation{

@@ -140,7 +140,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runAssigner(gctx) })
 	g.Go(func() error { return s.runCleanup(gctx) })
 	g.Go(func() error {
-		if err := gs.Serve(grpcLis); err != nil {
+		// ErrServerStopped: the shutdown below came first (a Run ended
+		// right after it began); Serve closed the listener.
+		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("controlplane: gRPC server: %w", err)
 		}
 		return nil
