@@ -292,7 +292,7 @@ func (o *operator) evictSeen(now time.Time) {
 	if len(o.seen) < maxSeen {
 		return
 	}
-	// Down to three quarters at once, so that the next maxSeen/4
+	// Down to seven eighths at once, so that the next maxSeen/8
 	// operations need no eviction: evicting one id per operation would
 	// sort every id on every operation.
 	type aged struct {
@@ -306,7 +306,7 @@ func (o *operator) evictSeen(now time.Time) {
 		}
 	}
 	slices.SortFunc(finished, func(a, b aged) int { return a.until.Compare(b.until) })
-	for _, f := range finished[:min(len(finished), len(o.seen)-maxSeen*3/4)] {
+	for _, f := range finished[:min(len(finished), len(o.seen)-maxSeen*7/8)] {
 		delete(o.seen, f.id)
 	}
 }

@@ -312,7 +312,7 @@ func TestOperatorRunsAnOperationIDOnce(t *testing.T) {
 	}
 }
 
-// At capacity the remembered ids shrink to three quarters in one go, the
+// At capacity the remembered ids shrink to seven eighths in one go, the
 // oldest finished first; running operations are never forgotten.
 func TestSeenIDsEvictedOldestFinishedFirst(t *testing.T) {
 	o := newOperator(DefaultResponseRetries(), slog.New(slog.DiscardHandler))
@@ -337,8 +337,8 @@ func TestSeenIDsEvictedOldestFinishedFirst(t *testing.T) {
 		t.Fatalf("%d ids remembered, want %d", n, maxSeen)
 	}
 	newest := add(maxSeen, true)
-	if n := len(o.seen); n != maxSeen*3/4+1 {
-		t.Errorf("%d ids remembered after the eviction, want %d", n, maxSeen*3/4+1)
+	if n := len(o.seen); n != maxSeen*7/8+1 {
+		t.Errorf("%d ids remembered after the eviction, want %d", n, maxSeen*7/8+1)
 	}
 	for _, id := range []string{running, newest, fmt.Sprintf("task-%04d/0", maxSeen-1)} {
 		if o.accountOf(id) != "main" {
@@ -348,8 +348,8 @@ func TestSeenIDsEvictedOldestFinishedFirst(t *testing.T) {
 	if o.accountOf("task-0001/0") != "" {
 		t.Error("the oldest finished id is still remembered")
 	}
-	// The next quarter needs no eviction.
-	for i := maxSeen + 1; i < maxSeen+maxSeen/4; i++ {
+	// The next eighth needs no eviction.
+	for i := maxSeen + 1; i < maxSeen+maxSeen/8; i++ {
 		add(i, true)
 	}
 	if n := len(o.seen); n != maxSeen {

@@ -102,20 +102,22 @@ func (s *session) emit(ctx context.Context, c *kubesvcv1.Change) error {
 		delete(s.watched, id)
 	} else {
 		s.markKnown(id, c.GetStream())
-		if rv := watchedVersion(c); rv != "" {
-			if s.watched == nil {
-				s.watched = map[string]string{}
-			}
-			s.watched[id] = rv
-		}
 	}
 	s.mu.Unlock()
 	select {
 	case s.out <- item{change: c}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if rv := watchedVersion(c); rv != "" {
+		s.mu.Lock()
+		if s.watched == nil {
+			s.watched = map[string]string{}
+		}
+		s.watched[id] = rv
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 // watchedVersion is the stream position a change moves to, "" for those
@@ -192,6 +194,9 @@ func (s *session) knownStreams(account string) map[string]*kubesvcv1.StreamKey {
 func (s *session) forgetAccount(account string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id := range s.known[account] {
+		delete(s.watched, id)
+	}
 	delete(s.known, account)
 	for id, rp := range s.resume {
 		if rp.GetStream().GetAccount() == account {

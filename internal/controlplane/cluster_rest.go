@@ -13,6 +13,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/store"
 )
 
 func (s *Server) clusterRoutes(mux *http.ServeMux) {
@@ -145,6 +146,17 @@ func (s *Server) postOperation(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeForwardError(w, err)
 		return
+	}
+	// The asking replica waits for the cache to reflect the objects the
+	// result names, but it only sees this replica's commits by reading
+	// the shared database again now and then: answer once they are in
+	// (this replica's commits wake the wait at once). A wait that fails is
+	// the asker's to report.
+	for _, o := range res.GetCached().GetObjects() {
+		key := store.ObjectKey{Account: op.GetAccount(), Group: o.GetGroup(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+		if s.WaitCached(ctx, key, o.GetResourceVersion()) != nil {
+			break
+		}
 	}
 	b, _ := protojson.Marshal(res)
 	httpapi.WriteJSON(w, http.StatusOK, forwardMessage{Result: string(b)})

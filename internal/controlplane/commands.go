@@ -183,6 +183,13 @@ func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.Control
 	case res := <-ch:
 		return res, nil
 	case <-sess.done:
+		// An answer handed over before the session closed counts (both
+		// may be ready at once).
+		select {
+		case res := <-ch:
+			return res, nil
+		default:
+		}
 		return zero, fmt.Errorf("agent %s: %w before answering", sess.agentID, ErrAgentGone)
 	case <-ctx.Done():
 		return zero, fmt.Errorf("agent %s did not answer in time: %w", sess.agentID, ctx.Err())
@@ -246,15 +253,16 @@ func (s *Server) sendOperationLocal(ctx context.Context, agentID string, op *kub
 // reports whether there was one.
 func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) bool {
 	sess.pendingMu.Lock()
+	defer sess.pendingMu.Unlock()
 	ch, ok := sess.pendingOps[res.GetId()]
-	sess.pendingMu.Unlock()
-	if ok {
-		select {
-		case ch <- res:
-		default:
-		}
+	if !ok || sess.closed {
+		return false
 	}
-	return ok
+	select {
+	case ch <- res:
+	default:
+	}
+	return true
 }
 
 // dropRemoved reports whether the cache of an account its agent stopped

@@ -28,9 +28,13 @@ type session struct {
 	done                         chan struct{}                  // closed when Connect returns
 	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
 
-	pendingMu  sync.Mutex // guards pending and pendingOps
+	pendingMu  sync.Mutex // guards pending, pendingOps and closed
 	pending    map[string]pendingCommand
 	pendingOps map[string]chan *kubesvcv1.OperationResult
+	// closed is set just before done is closed: results are no longer
+	// handed to waiters (who may have seen done and given up), so they
+	// are not acknowledged and the agent sends them again.
+	closed bool
 
 	// assignable: the agent caches only the accounts assigned to it.
 	assignable bool
@@ -97,7 +101,12 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		lastSeen:        now,
 		accounts:        map[string]*accountState{},
 	}
-	defer close(sess.done)
+	defer func() {
+		sess.pendingMu.Lock()
+		sess.closed = true
+		sess.pendingMu.Unlock()
+		close(sess.done)
+	}()
 	names := make([]string, 0, len(hello.GetAccounts()))
 	for _, a := range hello.GetAccounts() {
 		names = append(names, a.GetName())

@@ -136,23 +136,40 @@ func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.
 }
 
 // exec runs one statement on its own (its own implicit transaction),
-// retrying as inTx does: for writes that need no more than one statement,
-// it saves a transaction's BEGIN and COMMIT.
+// retrying deadlocks and serialization failures as inTx does, but not a
+// unique violation, which the same statement would meet again (inside a
+// transaction it may come from a read that lost a race): for writes that
+// need no more than one statement, it saves a transaction's BEGIN and
+// COMMIT.
 func exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
 	var res sql.Result
 	err := retryTx(ctx, func() (err error) {
 		res, err = db.ExecContext(ctx, q, args...)
+		if err != nil && isUniqueViolation(err) {
+			return permanentTxError{err}
+		}
 		return err
 	})
+	var p permanentTxError
+	if errors.As(err, &p) {
+		err = p.err
+	}
 	return res, err
 }
+
+// permanentTxError is an error that retryTx must not retry.
+type permanentTxError struct{ err error }
+
+func (e permanentTxError) Error() string { return e.err.Error() }
+func (e permanentTxError) Unwrap() error { return e.err }
 
 // retryTx runs attempt until it succeeds, fails with an error that a new
 // attempt would not fix, or txAttempts are spent.
 func retryTx(ctx context.Context, attempt func() error) error {
 	for n := 1; ; n++ {
 		err := attempt()
-		if err == nil || n == txAttempts || ctx.Err() != nil || !retryableTxError(err) {
+		var permanent permanentTxError
+		if err == nil || n == txAttempts || ctx.Err() != nil || errors.As(err, &permanent) || !retryableTxError(err) {
 			return err
 		}
 		// 2.5-5 ms, then doubling up to 160-320 ms.
