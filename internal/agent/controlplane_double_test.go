@@ -66,8 +66,24 @@ func startControlPlaneDouble(t *testing.T, opts doubleOptions) *controlPlaneDoub
 		received: make(chan *kubesvcv1.AgentMessage, 1<<16),
 		acks:     make(chan uint64, 1<<16),
 	}
+	// Registered first, so it runs after the server has stopped.
+	t.Cleanup(func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, v := range d.violations {
+			t.Errorf("control plane double: %s", v)
+		}
+	})
+	serveAgentService(t, lis, d)
+	return d
+}
+
+// serveAgentService serves impl on lis until the test ends; the cleanup
+// stops the server and waits for Serve to return.
+func serveAgentService(t *testing.T, lis net.Listener, impl kubesvcv1.AgentServiceServer) {
+	t.Helper()
 	srv := grpc.NewServer()
-	kubesvcv1.RegisterAgentServiceServer(srv, d)
+	kubesvcv1.RegisterAgentServiceServer(srv, impl)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -76,13 +92,7 @@ func startControlPlaneDouble(t *testing.T, opts doubleOptions) *controlPlaneDoub
 	t.Cleanup(func() {
 		srv.Stop()
 		<-served
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		for _, v := range d.violations {
-			t.Errorf("control plane double: %s", v)
-		}
 	})
-	return d
 }
 
 func (d *controlPlaneDouble) violate(format string, args ...any) {

@@ -40,17 +40,7 @@ func startFlakyControlPlane(t *testing.T) *flakyControlPlane {
 		t.Fatal(err)
 	}
 	f := &flakyControlPlane{addr: lis.Addr().String(), sessions: make(chan *flakySession, 16)}
-	srv := grpc.NewServer()
-	kubesvcv1.RegisterAgentServiceServer(srv, f)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-served
-	})
+	serveAgentService(t, lis, f)
 	return f
 }
 

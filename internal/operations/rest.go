@@ -241,16 +241,24 @@ func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
 			timer.Stop()
 		}
 	}
-	row, err := m.st.GetOperation(r.Context(), r.PathValue("id"))
+	if row, ok := m.readOperation(w, r, r.PathValue("id"), "task", "the task"); ok {
+		m.writeTask(w, row)
+	}
+}
+
+// readOperation reads history row id, answering 404 ("what id does not
+// exist") or 500 ("cannot read source") when it cannot.
+func (m *Manager) readOperation(w http.ResponseWriter, r *http.Request, id, what, source string) (store.Operation, bool) {
+	row, err := m.st.GetOperation(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		httpapi.WriteError(w, http.StatusNotFound, "task %q does not exist", r.PathValue("id"))
-		return
+		httpapi.WriteError(w, http.StatusNotFound, "%s %q does not exist", what, id)
+		return row, false
 	}
 	if err != nil {
-		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the task")
-		return
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read %s", source)
+		return row, false
 	}
-	m.writeTask(w, row)
+	return row, true
 }
 
 // writeTask answers with a task in Clouddriver's shape.
@@ -329,14 +337,7 @@ func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) getHistory(w http.ResponseWriter, r *http.Request) {
-	o, err := m.st.GetOperation(r.Context(), r.PathValue("opId"))
-	if errors.Is(err, store.ErrNotFound) {
-		httpapi.WriteError(w, http.StatusNotFound, "operation %q does not exist", r.PathValue("opId"))
-		return
+	if o, ok := m.readOperation(w, r, r.PathValue("opId"), "operation", "the history"); ok {
+		httpapi.WriteJSON(w, http.StatusOK, toRecord(o, true))
 	}
-	if err != nil {
-		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the history")
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, toRecord(o, true))
 }
