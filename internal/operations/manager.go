@@ -196,7 +196,7 @@ func (m *Manager) run(row store.Operation, ops []op) (store.Operation, bool) {
 	defer cancel()
 	var results []json.RawMessage
 	for i, o := range ops {
-		res, err := m.execute(ctx, &row, i, o)
+		res, err := m.execute(ctx, &row, i, o, results)
 		if errors.Is(err, errFinishedElsewhere) || errors.Is(err, errAbandoned) {
 			return store.Operation{}, false
 		}
@@ -204,14 +204,6 @@ func (m *Manager) run(row store.Operation, ops []op) (store.Operation, bool) {
 			return m.finish(row, Failed, failure(o, i, err.Error()), results)
 		}
 		results = append(results, res)
-		if i < len(ops)-1 {
-			// Progress, for a result of the next operation that arrives
-			// through HandleResult (see late.go).
-			row.Result, _ = json.Marshal(taskResult{Results: results})
-			if err := m.st.UpdateOperation(ctx, row, Running); err != nil {
-				m.log.Warn("operations: record progress", "task", row.ID, "err", err)
-			}
-		}
 	}
 	return m.finish(row, Succeeded, "", results)
 }
@@ -238,34 +230,36 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 	return row, true
 }
 
-// execute routes one operation to an agent serving its account, waits for
-// the result, then for the cache to reflect the applied objects.
-func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op) (json.RawMessage, error) {
+// execute routes operation i of a task to an agent serving its account,
+// waits for the result, then for the cache to reflect the applied objects.
+// results are those of the operations before it.
+func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op, results []json.RawMessage) (json.RawMessage, error) {
 	agentID, ok := m.agents.RouteAccount(o.Account)
 	if !ok {
 		return nil, fmt.Errorf("no connected agent serves account %q", o.Account)
 	}
-	// Record the hop, so the history shows where an operation that takes
-	// a while is; off the operation's path, and only once it has run for
-	// markSentAfter: the outcome's write records the hop too, and most
-	// operations end sooner (this write touches only the hop's columns,
-	// while RUNNING). ctx ends when the task does.
 	row.AgentID = agentID
-	if row.SentAt.IsZero() {
+	if i == 0 {
+		// Record the hop, so the history shows where an operation that
+		// takes a while is: off the operation's path, and only once it
+		// has run for markSentAfter, as the outcome's write records the
+		// hop too and most operations end sooner.
 		row.SentAt = time.Now()
+		stop, marked := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-marked }()
 		id, at := row.ID, row.SentAt
-		m.wg.Go(func() {
-			t := time.NewTimer(markSentAfter)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := m.st.MarkOperationSent(ctx, id, agentID, at); err != nil && ctx.Err() == nil {
-				m.log.Warn("operations: record the send", "task", id, "err", err)
-			}
-		})
+		go func() {
+			defer close(marked)
+			m.markSentLater(ctx, stop, id, agentID, at)
+		}()
+	} else {
+		// Progress: the results so far, for a result of this operation
+		// that arrives through HandleResult (see late.go), and the agent
+		// it goes to.
+		row.Result, _ = json.Marshal(taskResult{Results: results})
+		if err := m.st.UpdateOperation(ctx, *row, Running); err != nil {
+			m.log.Warn("operations: record progress", "task", row.ID, "err", err)
+		}
 	}
 	deadline, _ := ctx.Deadline()
 	opMsg := &kubesvcv1.Operation{
@@ -296,6 +290,24 @@ func (m *Manager) execute(ctx context.Context, row *store.Operation, i int, o op
 		return nil, err
 	}
 	return res.GetPayload(), nil
+}
+
+// markSentLater records the agent the first operation of a task went to,
+// unless the operation ends (stop) or the task does (ctx) within
+// markSentAfter. The write touches only the hop's columns, while RUNNING.
+func (m *Manager) markSentLater(ctx context.Context, stop <-chan struct{}, id, agentID string, at time.Time) {
+	t := time.NewTimer(markSentAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-stop:
+		return
+	case <-t.C:
+	}
+	if err := m.st.MarkOperationSent(ctx, id, agentID, at); err != nil && ctx.Err() == nil {
+		m.log.Warn("operations: record the send", "task", id, "err", err)
+	}
 }
 
 // reflect waits until the cache holds every applied object of a result
