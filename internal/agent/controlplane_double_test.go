@@ -57,6 +57,12 @@ func startControlPlaneDouble(t *testing.T, opts doubleOptions) *controlPlaneDoub
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveControlPlaneDouble(t, lis, opts)
+}
+
+// serveControlPlaneDouble is startControlPlaneDouble on lis.
+func serveControlPlaneDouble(t *testing.T, lis net.Listener, opts doubleOptions) *controlPlaneDouble {
+	t.Helper()
 	if opts.welcome == nil {
 		opts.welcome = &kubesvcv1.Welcome{SessionId: "test-session", ControlplaneId: "test-double"}
 	}
