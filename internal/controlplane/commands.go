@@ -149,12 +149,14 @@ func (s *Server) sendAccountCommandLocal(ctx context.Context, agentID string, cm
 	sess.pendingMu.Lock()
 	sess.pending[cmd.GetId()] = pendingCommand{result: ch, add: cmd.GetAdd() != nil}
 	sess.pendingMu.Unlock()
-	defer func() {
+	withdraw := func() bool {
 		sess.pendingMu.Lock()
+		defer sess.pendingMu.Unlock()
 		delete(sess.pending, cmd.GetId())
-		sess.pendingMu.Unlock()
-	}()
-	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}, ch)
+		return true // deliver leaves the entry: a result handed over is on ch
+	}
+	defer withdraw()
+	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}, ch, withdraw)
 }
 
 // session returns the live session of agentID, or ErrAgentGone.
@@ -169,8 +171,10 @@ func (s *Server) session(agentID string) (*session, error) {
 }
 
 // roundTrip sends msg down sess's stream and waits for the answer on ch
-// (registered by the caller), the agent's disconnection, or ctx.
-func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.ControlMessage, ch <-chan R) (R, error) {
+// (registered by the caller), the agent's disconnection, or ctx. withdraw
+// unregisters the caller and reports whether it was still waiting: false
+// means an answer was handed over, and is on ch.
+func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.ControlMessage, ch <-chan R, withdraw func() bool) (R, error) {
 	var zero R
 	select {
 	case sess.out <- msg:
@@ -179,19 +183,31 @@ func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.Control
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
+	// handedOver returns an answer that came as the wait ended (both may
+	// be ready at once): one the agent may have been told was received.
+	handedOver := func() (R, bool) {
+		if !withdraw() {
+			return <-ch, true
+		}
+		select {
+		case res := <-ch:
+			return res, true
+		default:
+			return zero, false
+		}
+	}
 	select {
 	case res := <-ch:
 		return res, nil
 	case <-sess.done:
-		// An answer handed over before the session closed counts (both
-		// may be ready at once).
-		select {
-		case res := <-ch:
+		if res, ok := handedOver(); ok {
 			return res, nil
-		default:
 		}
 		return zero, fmt.Errorf("agent %s: %w before answering", sess.agentID, ErrAgentGone)
 	case <-ctx.Done():
+		if res, ok := handedOver(); ok {
+			return res, nil
+		}
 		return zero, fmt.Errorf("agent %s did not answer in time: %w", sess.agentID, ctx.Err())
 	}
 }
@@ -241,12 +257,23 @@ func (s *Server) sendOperationLocal(ctx context.Context, agentID string, op *kub
 	sess.pendingMu.Lock()
 	sess.pendingOps[op.GetId()] = ch
 	sess.pendingMu.Unlock()
-	defer func() {
-		sess.pendingMu.Lock()
-		delete(sess.pendingOps, op.GetId())
-		sess.pendingMu.Unlock()
-	}()
-	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}, ch)
+	// The result is acknowledged to the agent as it is handed over, so
+	// the handover is one-shot (deliverOperation removes the entry): a
+	// waiter giving up either withdraws first, and the result goes to the
+	// history instead, or finds it on ch.
+	withdraw := func() bool { return sess.withdrawOperation(op.GetId()) }
+	defer withdraw()
+	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}, ch, withdraw)
+}
+
+// withdrawOperation unregisters the waiter of operation id and reports
+// whether it was still waiting (no result handed over).
+func (sess *session) withdrawOperation(id string) bool {
+	sess.pendingMu.Lock()
+	defer sess.pendingMu.Unlock()
+	_, waiting := sess.pendingOps[id]
+	delete(sess.pendingOps, id)
+	return waiting
 }
 
 // deliverOperation hands an operation result to its waiter, if any, and
@@ -258,10 +285,8 @@ func (sess *session) deliverOperation(res *kubesvcv1.OperationResult) bool {
 	if !ok || sess.closed {
 		return false
 	}
-	select {
-	case ch <- res:
-	default:
-	}
+	delete(sess.pendingOps, res.GetId())
+	ch <- res // buffered, and this is its only send
 	return true
 }
 

@@ -27,13 +27,59 @@ func TestClosedSessionHandsNoResultOver(t *testing.T) {
 		t.Fatalf("handed over %v", res)
 	}
 
+	if sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0", Success: true}) {
+		t.Error("a result was handed over twice")
+	}
+
+	sess.pendingOps["t/0"] = ch
 	sess.closed = true
 	if sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0"}) {
 		t.Error("a closed session handed a result over")
 	}
 	close(sess.done)
 	sess.out <- &kubesvcv1.ControlMessage{} // full: roundTrip cannot send
-	if _, err := roundTrip(context.Background(), sess, &kubesvcv1.ControlMessage{}, ch); !errors.Is(err, ErrAgentGone) {
+	if _, err := roundTrip(context.Background(), sess, &kubesvcv1.ControlMessage{}, ch, func() bool { return true }); !errors.Is(err, ErrAgentGone) {
 		t.Errorf("session gone before sending: %v, want ErrAgentGone", err)
+	}
+}
+
+// A result handed over (and so acknowledged to the agent) just as its
+// waiter's deadline passes is returned, never dropped; a waiter that gave
+// up first withdraws, and a result arriving after that is not handed over
+// (it goes to the history instead).
+func TestResultHandedOverAtTheDeadlineIsKept(t *testing.T) {
+	for i := range 100 {
+		sess := &session{agentID: "a1", done: make(chan struct{}), out: make(chan *kubesvcv1.ControlMessage),
+			pendingOps: map[string]chan *kubesvcv1.OperationResult{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := make(chan *kubesvcv1.OperationResult, 1)
+		sess.pendingOps["t/0"] = ch
+		withdraw := func() bool { return sess.withdrawOperation("t/0") }
+		go func() {
+			<-sess.out // sent: the result comes, then the deadline
+			sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0", Success: true})
+			cancel()
+		}()
+		res, err := roundTrip(ctx, sess, &kubesvcv1.ControlMessage{}, ch, withdraw)
+		if err != nil || !res.GetSuccess() {
+			t.Fatalf("round %d: result handed over at the deadline: %v, %v", i, res, err)
+		}
+	}
+
+	sess := &session{agentID: "a1", done: make(chan struct{}), out: make(chan *kubesvcv1.ControlMessage, 1),
+		pendingOps: map[string]chan *kubesvcv1.OperationResult{}}
+	ch := make(chan *kubesvcv1.OperationResult, 1)
+	sess.pendingOps["t/0"] = ch
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sess.out
+		cancel()
+	}()
+	withdraw := func() bool { return sess.withdrawOperation("t/0") }
+	if _, err := roundTrip(ctx, sess, &kubesvcv1.ControlMessage{}, ch, withdraw); !errors.Is(err, context.Canceled) {
+		t.Errorf("no result by the deadline: %v, want context.Canceled", err)
+	}
+	if sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0"}) {
+		t.Error("a result was handed to a waiter that had given up")
 	}
 }

@@ -116,7 +116,14 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 
 	// A newer session replaces an older one of the same agent, which must
 	// be gone before this one reads what to resume from.
-	if replaced := s.registry.add(sess); replaced != nil {
+	replaced := s.registry.add(sess)
+	// Removed however this ends, even while waiting for the replaced
+	// session: a registered session is one the agent can be reached by.
+	defer func() {
+		s.registry.remove(sess)
+		s.signalAgents()
+	}()
+	if replaced != nil {
 		replaced.cancel(errReplaced)
 		select {
 		case <-replaced.done:
@@ -124,10 +131,6 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	defer func() {
-		s.registry.remove(sess)
-		s.signalAgents()
-	}()
 	s.signalAgents()
 
 	if err := s.forgetDroppedAccounts(ctx, sess.agentID, names); err != nil {
