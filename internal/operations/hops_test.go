@@ -3,6 +3,7 @@ package operations
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -99,5 +100,30 @@ func TestHistoryNamesTheAgentOfTheRunningOperation(t *testing.T) {
 	close(holdB)
 	if row := waitState(t, st, "t", Succeeded); row.AgentID != "a2" {
 		t.Errorf("finished task names agent %q, want a2 (the last operation's)", row.AgentID)
+	}
+}
+
+// Once Run has stopped, a task is refused (503 at the REST edge) and
+// nothing is recorded: no task starts that no one would wait for.
+func TestStoppedManagerStartsNoTask(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := New(Config{Wait: time.Second, ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, hopAgents{})
+	runCtx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := m.Run(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	scale := op{Type: "scaleManifest", Account: "a", Description: json.RawMessage(`{"account": "a"}`)}
+	if _, err := m.start(ctx, "late", []op{scale}); !errors.Is(err, errStopping) {
+		t.Errorf("start after Run stopped: %v, want errStopping", err)
+	}
+	if _, err := st.GetOperation(ctx, "late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused task was recorded: %v", err)
 	}
 }

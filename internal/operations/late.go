@@ -134,7 +134,7 @@ func (m *Manager) background(f func()) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopping {
-		return errors.New("operations: shutting down")
+		return errStopping
 	}
 	m.wg.Go(f)
 	return nil

@@ -157,6 +157,9 @@ func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error
 	}
 	row := store.Operation{ID: id, Account: ops[0].Account, Type: typ, ControlPlaneID: m.cfg.ReplicaID,
 		State: Running, Request: req, ReceivedAt: time.Now()}
+	if m.isStopping() {
+		return "", errStopping
+	}
 	if err := m.st.CreateOperation(ctx, row); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return id, nil // idempotent: the same clientRequestId runs once
@@ -165,18 +168,35 @@ func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error
 	}
 	t := &task{done: make(chan struct{})}
 	m.mu.Lock()
-	m.tasks[id] = t
+	stopping := m.stopping
+	if !stopping { // else Run may be past wg.Wait
+		m.tasks[id] = t
+		m.wg.Go(func() {
+			defer func() {
+				m.mu.Lock()
+				delete(m.tasks, id)
+				m.mu.Unlock()
+				close(t.done)
+			}()
+			t.final, t.recorded = m.run(row, ops)
+		})
+	}
 	m.mu.Unlock()
-	m.wg.Go(func() {
-		defer func() {
-			m.mu.Lock()
-			delete(m.tasks, id)
-			m.mu.Unlock()
-			close(t.done)
-		}()
-		t.final, t.recorded = m.run(row, ops)
-	})
+	if stopping {
+		// Run began stopping while the task was recorded: it is not
+		// sent, and says so (never a silent loss).
+		m.finish(row, Failed, "the control plane stopped before the task was sent to an agent; send it again", nil)
+	}
 	return id, nil
+}
+
+// errStopping: the replica is shutting down and starts no task.
+var errStopping = errors.New("operations: shutting down")
+
+func (m *Manager) isStopping() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopping
 }
 
 // task is a task running on this replica.

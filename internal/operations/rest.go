@@ -97,6 +97,10 @@ func (m *Manager) accept(w http.ResponseWriter, r *http.Request, ops []op) {
 		return
 	}
 	id, err := m.start(r.Context(), id, ops)
+	if errors.Is(err, errStopping) {
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "this control plane is shutting down; send the task to another replica")
+		return
+	}
 	if err != nil {
 		m.log.Error("operations: start", "err", err)
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot record the task")

@@ -2,6 +2,7 @@ package operations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,8 +54,13 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 		row.State, row.FinishedAt = Failed, now
 		row.ErrorMessage = fmt.Sprintf("control-plane replica %s stopped while running the task, and no result arrived within %s (kubesvc.cache.operationWaitMs)",
 			row.ControlPlaneID, m.cfg.Wait)
-		if err := m.st.UpdateOperation(ctx, row, Running); err == nil {
+		switch err := m.st.UpdateOperation(ctx, row, Running); {
+		case err == nil:
 			m.log.Warn("operations: task of a stopped replica failed", "task", row.ID, "replica", row.ControlPlaneID)
+		case errors.Is(err, store.ErrConflict), ctx.Err() != nil:
+			// Finished meanwhile (a late result), or stopping.
+		default:
+			m.log.Error("operations: record the failure of a stopped replica's task; next sweep retries", "task", row.ID, "err", err)
 		}
 	}
 }
