@@ -31,6 +31,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"RunJob":          testRunJob,
 		"Traffic":         testTraffic,
 		"Validation":      testClusterValidation,
+		"SecretValues":    testSecretValuesStayIn,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

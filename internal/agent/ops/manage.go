@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubesvc/kubesvc/internal/agent/scrub"
 )
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -206,6 +208,12 @@ func (o *patchOp) check(ctx context.Context, e *Executor) error {
 	}
 	if o.strategy == "strategic" && !scheme.Scheme.Recognizes(o.t.mapping.GroupVersionKind) {
 		return invalid("options.mergeStrategy", "strategic merge patch is not supported for %s (no built-in type); use merge or json", KindName(o.t.gk()))
+	}
+	if l, ok := o.body.([]any); ok {
+		gvk := o.t.mapping.GroupVersionKind
+		if scrub.IsSensitive(gvk.GroupVersion().String(), gvk.Kind) {
+			return checkSensitivePatch(gvk.GroupKind(), l)
+		}
 	}
 	return nil
 }

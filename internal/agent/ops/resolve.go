@@ -70,9 +70,9 @@ func (e *Executor) mappingForName(kind, field string) (*meta.RESTMapping, error)
 func (e *Executor) resource(m *meta.RESTMapping, ns string) dynamic.ResourceInterface {
 	r := e.dyn.Resource(m.Resource)
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return r.Namespace(ns)
+		return sensitive(r.Namespace(ns), m.GroupVersionKind)
 	}
-	return r
+	return sensitive(r, m.GroupVersionKind)
 }
 
 // namespaceFor is the namespace of an object or target of mapping m: ns,

@@ -77,6 +77,10 @@ func ScrubList(l *unstructured.UnstructuredList) bool { return std.List(l) }
 // Scrubber. See Scrubber.JSON.
 func ScrubJSON(b []byte) ([]byte, error) { return std.JSON(b) }
 
+// IsSensitive reports whether the default Scrubber treats objects of this
+// apiVersion and kind as sensitive. See Scrubber.IsSensitive.
+func IsSensitive(apiVersion, kind string) bool { return std.IsSensitive(apiVersion, kind) }
+
 // IsSensitive reports whether an object with this apiVersion and kind has its
 // data and stringData scrubbed. An empty apiVersion matches a sensitive kind
 // by name in any group; an empty kind never matches.
