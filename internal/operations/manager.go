@@ -150,7 +150,7 @@ func (m *Manager) start(ctx context.Context, id string, ops []op) (string, error
 	if id == "" {
 		id = newID()
 	}
-	req, _ := json.Marshal(ops)
+	req := historyRequest(ops)
 	typ := ops[0].Type
 	if len(ops) > 1 {
 		typ = fmt.Sprintf("%s+%d", typ, len(ops)-1)
