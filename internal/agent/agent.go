@@ -108,7 +108,7 @@ type Agent struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 
-	mu       sync.Mutex         // guards accounts, dynamic, infos, connected
+	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors
 	accounts map[string]Account // from the configuration
 	dynamic  map[string]Account // added by the control plane
 	infos    map[string]*kubesvcv1.AccountInfo

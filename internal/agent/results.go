@@ -45,7 +45,9 @@ type operator struct {
 	sem     chan struct{}  // bounds the operations executed at once
 	results *resultBox
 
-	mu   sync.Mutex // guards seen
+	// mu guards seen. Lock order: mu, then results.mu (never the other
+	// way round).
+	mu   sync.Mutex
 	seen map[string]*seenOp
 }
 

@@ -38,8 +38,13 @@ type Server struct {
 
 	cluster    clusterView   // the whole cluster as last read
 	assignPoke chan struct{} // wakes the assigner; capacity 1
-	assignMu   sync.Mutex    // one assignment decision at a time
-	forwarder  *http.Client  // REST calls to other replicas
+	// assignMu: one assignment decision at a time. Lock order: assignMu,
+	// then registry.mu or cluster.mu (leaf locks, never held while taking
+	// assignMu). It is held while an Assignment is queued on a session
+	// (bounded by assignmentSendTimeout), so that an agent gets the
+	// decisions in the order they were taken.
+	assignMu  sync.Mutex
+	forwarder *http.Client // REST calls to other replicas
 
 	// receivers counts the per-session stream readers; Run waits for them
 	// after the gRPC server has stopped.
