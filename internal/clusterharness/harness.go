@@ -151,6 +151,13 @@ func (h *Harness) StartReplica(ctx context.Context, id string) (*Replica, error)
 		URL:  "http://" + net.JoinHostPort(ns.NSIP, fmt.Sprint(replicaHTTPPort)),
 		GRPC: net.JoinHostPort(ns.NSIP, fmt.Sprint(replicaGRPCPort))}
 	if err := h.startReplica(ctx, r); err != nil {
+		// Nothing of a replica that did not come up stays behind.
+		if r.cmd != nil && r.cmd.Process != nil {
+			_ = r.Kill()
+		}
+		for _, p := range r.proxies {
+			_ = p.Close()
+		}
 		_ = ns.Close()
 		return nil, err
 	}
@@ -222,8 +229,11 @@ logging: {level: info}
 		logf.Close()
 		return err
 	}
-	r.exited = make(chan struct{})
-	go func() { _ = r.cmd.Wait(); logf.Close(); close(r.exited) }()
+	// The waiter captures this run's cmd and channel: a later Restart
+	// replaces r's.
+	cmd, exited := r.cmd, make(chan struct{})
+	r.exited = exited
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 	return waitHTTP(ctx, r.URL+"/health", 60*time.Second)
 }
 

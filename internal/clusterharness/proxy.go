@@ -16,10 +16,11 @@ type Proxy struct {
 	lis     net.Listener
 	targets []string
 
-	mu    sync.Mutex // guards next and conns
-	next  int
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex // guards next, conns and closed
+	next   int
+	conns  map[net.Conn]bool
+	closed bool // Close began: connections are no longer tracked but closed
+	wg     sync.WaitGroup
 }
 
 // NewProxy listens on listen ("host:0" picks a port) and forwards to
@@ -47,14 +48,21 @@ func (p *Proxy) accept() {
 	}
 }
 
-func (p *Proxy) track(c net.Conn, on bool) {
+// track records c as open (on) or forgets it; once Close began it closes
+// c instead and reports false, so that no connection outlives Close.
+func (p *Proxy) track(c net.Conn, on bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = true
-	} else {
+	switch {
+	case !on:
 		delete(p.conns, c)
+	case p.closed:
+		_ = c.Close()
+		return false
+	default:
+		p.conns[c] = true
 	}
+	return true
 }
 
 func (p *Proxy) serve(c net.Conn) {
@@ -75,8 +83,10 @@ func (p *Proxy) serve(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	p.track(c, true)
-	p.track(up, true)
+	// A connection that got here as Close ran is closed, not piped.
+	if !p.track(c, true) || !p.track(up, true) {
+		return
+	}
 	defer p.track(c, false)
 	defer p.track(up, false)
 	done := make(chan struct{}, 2)
@@ -97,6 +107,7 @@ func (p *Proxy) serve(c net.Conn) {
 func (p *Proxy) Close() error {
 	err := p.lis.Close()
 	p.mu.Lock()
+	p.closed = true
 	for c := range p.conns {
 		_ = c.Close()
 	}
