@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/credentials"
 )
 
 // restConfig builds the client configuration of an account: in-cluster
@@ -30,18 +32,18 @@ func restConfig(a Account) (*rest.Config, error) {
 	case a.ServiceAccount:
 		cfg, err = rest.InClusterConfig()
 	case len(a.Kubeconfig) > 0:
-		var cc clientcmd.ClientConfig
-		cc, err = clientcmd.NewClientConfigFromBytes(a.Kubeconfig)
-		if err == nil {
-			raw, rerr := cc.RawConfig()
-			if rerr != nil {
-				return nil, fmt.Errorf("account %s: kubeconfig: %w", a.Name, rerr)
-			}
-			cfg, err = clientcmd.NewNonInteractiveClientConfig(raw, a.Context, overrides, nil).ClientConfig()
+		raw, lerr := clientcmd.Load(a.Kubeconfig)
+		if lerr != nil {
+			return nil, fmt.Errorf("account %s: kubeconfig: %w: %s", a.Name, credentials.ErrInvalidKubeconfig, credentials.DescribeLoadError(lerr))
+		}
+		cfg, err = clientcmd.NewNonInteractiveClientConfig(*raw, a.Context, overrides, nil).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("account %s: kubeconfig: %w", a.Name, credentials.ConfigError(a.Kubeconfig, a.Context, err))
 		}
 	case a.KubeconfigFile != "":
-		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: a.KubeconfigFile}
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+		if cfg, err = fileConfig(a.KubeconfigFile, a.Context, overrides); err != nil {
+			return nil, fmt.Errorf("account %s: %w", a.Name, err)
+		}
 	default:
 		return nil, fmt.Errorf("account %s: neither kubeconfigFile nor serviceAccount is set", a.Name)
 	}
@@ -60,6 +62,30 @@ func restConfig(a Account) (*rest.Config, error) {
 	// Deprecation warnings (v1 Endpoints, ...) concern whoever uses those
 	// APIs, not the agent that mirrors them.
 	cfg.WarningHandler = rest.NoWarnings{}
+	return cfg, nil
+}
+
+// fileConfig builds the client configuration of a kubeconfig file. The
+// file is loaded first on its own: clientcmd's load errors quote the
+// file's content (an anchor's or a kind's name, a map key, a token), and
+// they reach the agent's log, the account's status and the control
+// plane's database; a file that does not load is reported by its path and
+// the kind of problem only.
+func fileConfig(path, context string, overrides *clientcmd.ConfigOverrides) (*rest.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig file: %w", err) // *fs.PathError: names the file
+	}
+	if _, err := clientcmd.Load(data); err != nil {
+		return nil, fmt.Errorf("kubeconfig file %s: %w: %s", path, credentials.ErrInvalidKubeconfig, credentials.DescribeLoadError(err))
+	}
+	// The loading rules resolve paths in the file (certificate files, ...)
+	// relative to it, as before.
+	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: path}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig file %s: %w", path, credentials.ConfigError(data, context, err))
+	}
 	return cfg, nil
 }
 

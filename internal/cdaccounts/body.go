@@ -2,6 +2,7 @@ package cdaccounts
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,9 +100,39 @@ func (b body) definition() (dynaccounts.Definition, error) {
 	return d, nil
 }
 
-// inlineKubeconfig reports whether d carries kubeconfig content in plain
-// text (not a secret reference). Clouddriver would store it as it is in
-// accounts.body; the interceptor refuses it instead.
-func inlineKubeconfig(d dynaccounts.Definition) bool {
-	return d.KubeconfigContents != "" && !credentials.IsRef(d.KubeconfigContents)
+// plainKubeconfig returns the credential field of d that holds kubeconfig
+// content in plain text, "" if none: kubeconfigContents that is not a
+// secret reference, and kubeconfigFile or kubeconfigAgent holding content
+// instead of a path or reference. Clouddriver would store it as it is in
+// accounts.body (the REST API seals kubeconfigContents; here nothing is
+// sealed), so the interceptor refuses it instead. Unknown fields holding
+// a kubeconfig are refused by definition.
+func plainKubeconfig(d dynaccounts.Definition) string {
+	switch {
+	case d.KubeconfigContents != "" && !credentials.IsRef(d.KubeconfigContents):
+		return credentials.FieldKubeconfigContents
+	case credentials.LooksLikeContent(d.KubeconfigFile):
+		return credentials.FieldKubeconfigFile
+	case credentials.LooksLikeContent(d.KubeconfigAgent):
+		return credentials.FieldKubeconfigAgent
+	}
+	return ""
+}
+
+// otherKubeconfig is plainKubeconfig for a definition of another type,
+// which the interceptor stores as it is when no Clouddriver URL is set:
+// the path of a field holding a kubeconfig (credentials.FindKubeconfig),
+// "" if none.
+func (b body) otherKubeconfig() string {
+	m := make(map[string]any, len(b.fields))
+	for k, v := range b.fields {
+		var x any
+		if json.Unmarshal(v, &x) == nil {
+			m[k] = x
+		}
+	}
+	if p, found := credentials.FindKubeconfig(m); found {
+		return cmp.Or(p, "the definition")
+	}
+	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -84,9 +85,15 @@ func unwrapBad(err error) string {
 // written when it answers.
 func (s *Service) kubernetes(w http.ResponseWriter, r *http.Request, b body) (dynaccounts.Definition, bool) {
 	d, err := b.definition()
-	if err == nil && inlineKubeconfig(d) {
-		err = errors.New("kubeconfigContents: inline kubeconfig content would be stored in plain text in the accounts table; " +
-			"give a secret reference (encrypted:... / encryptedFile:...) or kubeconfigFile instead")
+	if err == nil {
+		switch f := plainKubeconfig(d); f {
+		case credentials.FieldKubeconfigContents:
+			err = errors.New("kubeconfigContents: inline kubeconfig content would be stored in plain text in the accounts table; " +
+				"give a secret reference (encrypted:... / encryptedFile:...) or kubeconfigFile instead")
+		case credentials.FieldKubeconfigFile, credentials.FieldKubeconfigAgent:
+			err = fmt.Errorf("%s: holds kubeconfig content, not a path or secret reference, and would be stored in plain text "+
+				"in the accounts table; give a secret reference (encrypted:... / encryptedFile:...) or a path instead", f)
+		}
 	}
 	if err == nil {
 		err = s.life.CheckCredentials(r.Context(), d)
@@ -96,6 +103,18 @@ func (s *Service) kubernetes(w http.ResponseWriter, r *http.Request, b body) (dy
 		return dynaccounts.Definition{}, false
 	}
 	return d, true
+}
+
+// other validates a definition of another type that is stored here (no
+// Clouddriver URL is set): it is stored as it is, so a kubeconfig in any
+// of its fields is refused with a Clouddriver-style 400.
+func (s *Service) other(w http.ResponseWriter, r *http.Request, b body) bool {
+	if p := b.otherKubeconfig(); p != "" {
+		writeError(w, r, http.StatusBadRequest, "Invalid account definition (name: %s): %s: holds kubeconfig content, "+
+			"which would be stored in plain text in the accounts table", b.name, p)
+		return false
+	}
+	return true
 }
 
 // post is POST /credentials: create; an existing account is a 400.
@@ -113,6 +132,8 @@ func (s *Service) post(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, http.StatusBadRequest, "Cannot create an account which already exists (name: %s)", b.name)
 			return
 		}
+	} else if !s.other(w, r, b) {
+		return
 	}
 	err := s.db.Write(r.Context(), createOnly, b.name, b.typ, b.bytes(), user(r), s.cfg.Now())
 	if errors.Is(err, errExists) {
@@ -146,6 +167,8 @@ func (s *Service) write(w http.ResponseWriter, r *http.Request, pathName string,
 		if d, ok = s.kubernetes(w, r, b); !ok {
 			return
 		}
+	} else if !s.other(w, r, b) {
+		return
 	}
 	err := s.db.Write(r.Context(), mode, b.name, b.typ, b.bytes(), user(r), s.cfg.Now())
 	if errors.Is(err, errNotFound) {

@@ -31,7 +31,7 @@ func checkKubeconfig(data []byte, contextName string) error {
 	}
 	cfg, err := clientcmd.Load(data)
 	if err != nil {
-		return fail("%s%s", describeLoadError(err), hint(data))
+		return fail("%s%s", DescribeLoadError(err), hint(data))
 	}
 	name, fromAccount := contextName, contextName != ""
 	if !fromAccount {
@@ -67,6 +67,16 @@ func checkKubeconfig(data []byte, contextName string) error {
 	return nil
 }
 
+// CheckKubeconfig checks data as the control plane checks a kubeconfig it
+// sends to an agent: it loads, and the context in use (contextName, else
+// current-context) names a defined cluster with a server and, if it names
+// a user, a defined user. Errors wrap ErrInvalidKubeconfig and hold
+// nothing taken from data but line numbers and kubeconfig field names, so
+// they may be logged and reported where clientcmd's may not.
+func CheckKubeconfig(data []byte, contextName string) error {
+	return checkKubeconfig(data, contextName)
+}
+
 // hint adds a suggestion for two common mistakes: base64-encoding the
 // kubeconfig, and putting a path where contents belong.
 func hint(data []byte) string {
@@ -90,11 +100,14 @@ var (
 	plainWords  = regexp.MustCompile(`^[a-z][a-z ]{0,79}$`)
 )
 
-// describeLoadError rewrites an error of clientcmd.Load without anything
-// taken from the document: YAML messages only when they are fixed text
-// (lowercase words, quoted punctuation), field paths only when every part
-// is a kubeconfig field name, and line numbers.
-func describeLoadError(err error) string {
+// DescribeLoadError rewrites an error of clientcmd.Load (or LoadFromFile,
+// which the caller names the file of) without anything taken from the
+// document: YAML messages only when they are fixed text (lowercase words,
+// quoted punctuation), field paths only when every part is a kubeconfig
+// field name, and line numbers. The decoders' own messages quote the
+// document (an anchor's or a kind's name, a map key, a token), so they
+// must never be shown or logged as they are.
+func DescribeLoadError(err error) string {
 	msg := err.Error()
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		if safeYAMLMessage(m[2]) {

@@ -216,7 +216,7 @@ func (r *Resolver) Resolve(ctx context.Context, src Source) (Credentials, error)
 		return Credentials{Kind: KindServiceAccount, Field: FieldServiceAccount, Origin: "the agent's service account"}, nil
 
 	case FieldKubeconfigAgent:
-		if looksLikeContent(agent) {
+		if LooksLikeContent(agent) {
 			return Credentials{}, &Error{Field: FieldKubeconfigAgent, Origin: inlineOrigin(agent), Err: errContentInPathField(FieldKubeconfigAgent)}
 		}
 		if IsRef(agent) {
@@ -230,7 +230,7 @@ func (r *Resolver) Resolve(ctx context.Context, src Source) (Credentials, error)
 		switch {
 		case IsRef(file):
 			return r.resolveRef(ctx, FieldKubeconfigFile, file, src.Context)
-		case looksLikeContent(file):
+		case LooksLikeContent(file):
 			return Credentials{}, &Error{Field: FieldKubeconfigFile, Origin: inlineOrigin(file), Err: errContentInPathField(FieldKubeconfigFile)}
 		}
 		origin := "file " + Redact(file)

@@ -331,10 +331,8 @@ func (s *Sealer) Reseal(sealed string) (out string, changed bool, err error) {
 // serviceAccount unchanged. A path or reference field holding kubeconfig
 // contents is refused, so that it is never stored in plain text.
 func (s *Sealer) SealSource(src Source) (Source, error) {
-	for _, f := range []struct{ name, v string }{{FieldKubeconfigFile, src.KubeconfigFile}, {FieldKubeconfigAgent, src.KubeconfigAgent}} {
-		if looksLikeContent(f.v) {
-			return Source{}, &Error{Field: f.name, Origin: inlineOrigin(f.v), Err: errContentInPathField(f.name)}
-		}
+	if err := CheckPathFields(src); err != nil {
+		return Source{}, err
 	}
 	c := src.KubeconfigContents
 	if strings.TrimSpace(c) == "" || IsRef(strings.TrimSpace(c)) || IsSealed(c) {
@@ -346,4 +344,18 @@ func (s *Sealer) SealSource(src Source) (Source, error) {
 	}
 	src.KubeconfigContents = sealed
 	return src, nil
+}
+
+// CheckPathFields refuses kubeconfig contents in the fields that hold a
+// path or a reference, kubeconfigFile and kubeconfigAgent (see
+// LooksLikeContent), whichever of them are set, so that contents never
+// reach a place that stores them as they are. The error is an *Error
+// naming the field and the value's size, never its content.
+func CheckPathFields(src Source) error {
+	for _, f := range []struct{ name, v string }{{FieldKubeconfigFile, src.KubeconfigFile}, {FieldKubeconfigAgent, src.KubeconfigAgent}} {
+		if LooksLikeContent(f.v) {
+			return &Error{Field: f.name, Origin: inlineOrigin(f.v), Err: errContentInPathField(f.name)}
+		}
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
@@ -122,16 +124,73 @@ func (d Definition) validate(where string) error {
 		return fmt.Errorf("%s.omitNamespaces: cannot be combined with namespaces", where)
 	case d.MaxResumableResourceAgeMs < 0:
 		return fmt.Errorf("%s.maxResumableResourceAgeMs: must not be negative", where)
+	case credentials.LooksLikeKubeconfig(d.Context):
+		return fmt.Errorf("%s.context: holds kubeconfig contents, not the name of a context in the kubeconfig", where)
+	}
+	return d.extraContent(where)
+}
+
+// extraContent refuses a field this package does not know (kept in Extra,
+// and stored as it is) that holds kubeconfig contents, such as a
+// miscapitalised kubeConfigContents: it would keep the kubeconfig in plain
+// text. The error names the field (within where, if not empty), never the
+// content, and suggests the field meant when there is an obvious one.
+func (d Definition) extraContent(where string) error {
+	for _, k := range slices.Sorted(maps.Keys(d.Extra)) {
+		p, found := credentials.FindKubeconfig(map[string]any{k: d.Extra[k]})
+		if !found {
+			continue
+		}
+		if p == "" {
+			p = k
+		}
+		if where != "" {
+			p = where + "." + p
+		}
+		advice := "give the kubeconfig in kubeconfigContents, or refer to it with kubeconfigFile"
+		switch {
+		case strings.EqualFold(k, credentials.FieldKubeconfigContents):
+			advice = "did you mean kubeconfigContents? Field names are case-sensitive"
+		case meansContents(k):
+			advice = "did you mean kubeconfigContents?"
+		}
+		return fmt.Errorf("%s: unknown field holding kubeconfig contents, which would be stored in plain text; %s", p, advice)
 	}
 	return nil
 }
 
+// meansContents reports whether an unknown field's name obviously means
+// kubeconfigContents (kubeconfig, kube_config_contents, kubeconfigData, ...).
+func meansContents(key string) bool {
+	switch strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(key)) {
+	case "kubeconfig", "kubeconfigcontent", "kubeconfigcontents", "kubeconfigdata", "kubeconfigyaml", "kubeconfigbase64":
+		return true
+	}
+	return false
+}
+
 // stored is the definition as kept in kubesvc_accounts.definition: every
-// field except credential content (which is sealed separately).
+// field except credential content (which is sealed separately). Contents
+// in a field that should not hold them (kubeconfigFile, kubeconfigAgent,
+// context, an unknown field) are refused before anything is stored (see
+// validate and Credentials.Store); a definition that gets here with them
+// anyway, such as an import recorded FAILED for them, is stored without
+// those fields, so that kubeconfigs never reach the table in plain text.
 func (d Definition) stored() []byte {
 	m := map[string]any{}
 	for k, v := range d.Extra {
-		m[k] = v
+		if _, found := credentials.FindKubeconfig(map[string]any{k: v}); !found {
+			m[k] = v
+		}
+	}
+	if credentials.LooksLikeContent(d.KubeconfigFile) {
+		d.KubeconfigFile = ""
+	}
+	if credentials.LooksLikeContent(d.KubeconfigAgent) {
+		d.KubeconfigAgent = ""
+	}
+	if credentials.LooksLikeKubeconfig(d.Context) {
+		d.Context = ""
 	}
 	// A secret reference in kubeconfigContents is kept (it is resolved at
 	// activation); inline content is sealed, not kept here.

@@ -38,7 +38,18 @@ func source(d Definition) credentials.Source {
 	return s
 }
 
+// Store checks every field of d that is stored as it is, not only the one
+// in effect: a definition may carry several (Clouddriver's do), and all of
+// them are kept in kubesvc_accounts.definition. Kubeconfig contents are
+// refused in kubeconfigFile, kubeconfigAgent and unknown fields, and
+// sealed in kubeconfigContents.
 func (c resolverCredentials) Store(ctx context.Context, d Definition) (ref, sealed string, err error) {
+	if err := credentials.CheckPathFields(credentials.Source{KubeconfigFile: d.KubeconfigFile, KubeconfigAgent: d.KubeconfigAgent}); err != nil {
+		return "", "", err
+	}
+	if err := d.extraContent(""); err != nil {
+		return "", "", err
+	}
 	src := source(d)
 	switch {
 	case src.KubeconfigContents != "" && !credentials.IsRef(src.KubeconfigContents):
@@ -57,12 +68,14 @@ func (c resolverCredentials) Store(ctx context.Context, d Definition) (ref, seal
 			if _, err := credentials.ParseRef(src.KubeconfigFile); err != nil {
 				return "", "", fmt.Errorf("%s: %w", credentials.FieldKubeconfigFile, err)
 			}
-		} else if _, err := c.r.Sealer.SealSource(src); err != nil {
-			// SealSource refuses content pasted into a path field.
-			return "", "", err
 		}
 		return src.KubeconfigFile, "", nil
 	case src.KubeconfigAgent != "":
+		if credentials.IsRef(src.KubeconfigAgent) {
+			if _, err := credentials.ParseRef(src.KubeconfigAgent); err != nil {
+				return "", "", fmt.Errorf("%s: %w", credentials.FieldKubeconfigAgent, err)
+			}
+		}
 		return "kubeconfigAgent:" + src.KubeconfigAgent, "", nil
 	case src.ServiceAccount:
 		return "serviceAccount", "", nil

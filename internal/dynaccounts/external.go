@@ -19,8 +19,9 @@ import (
 var ErrDeleting = errors.New("the account is being deleted")
 
 // ParseDefinition decodes one account definition in Clouddriver's shape
-// (fields this package does not use are kept) and validates it. Errors
-// name the field ("name: required").
+// (fields this package does not use are kept, unless they hold kubeconfig
+// contents: an error) and validates it. Errors name the field ("name:
+// required"), never the content.
 func ParseDefinition(raw []byte) (Definition, error) {
 	d, err := decodeDefinition(raw, "body", false)
 	if err != nil {
@@ -33,8 +34,9 @@ func ParseDefinition(raw []byte) (Definition, error) {
 func (m *Manager) Enabled() bool { return m.cfg.Enabled }
 
 // CheckCredentials validates d's credential fields as the REST API does
-// (a malformed secret reference, inline contents without a sealing key)
-// without storing anything. The error names the field, never the content.
+// (a malformed secret reference, inline contents without a sealing key,
+// contents in kubeconfigFile, kubeconfigAgent or an unknown field) without
+// storing anything. The error names the field, never the content.
 func (m *Manager) CheckCredentials(ctx context.Context, d Definition) error {
 	_, _, err := m.creds.Store(ctx, d)
 	return err
@@ -44,7 +46,8 @@ func (m *Manager) CheckCredentials(ctx context.Context, d Definition) error {
 // dynamic; it fails with store.ErrExists if the name is taken. An account
 // whose credentials are unusable is stored FAILED with the reason and no
 // retries left rather than refused, so that a scan records the problem
-// once; PATCH ACTIVE with working credentials revives it.
+// once; PATCH ACTIVE with working credentials revives it. Either way its
+// definition is stored without credential content (see stored).
 func (m *Manager) Import(ctx context.Context, d Definition) (store.Account, error) {
 	a := store.Account{Name: d.Name, State: ToMigrate, ZoneID: d.ZoneID, Definition: d.stored(), Dynamic: true}
 	ref, sealed, err := m.creds.Store(ctx, d)

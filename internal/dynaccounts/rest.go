@@ -242,13 +242,20 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	// Credentials are checked for every item first: nothing is stored if
+	// one of them is unusable.
+	refs := make([][2]string, len(defs))
 	for i, d := range defs {
 		ref, sealed, err := m.creds.Store(r.Context(), d)
 		if err != nil {
 			httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
 			return
 		}
-		err = m.update(r.Context(), d.Name, func(a *store.Account) bool {
+		refs[i] = [2]string{ref, sealed}
+	}
+	for i, d := range defs {
+		ref, sealed := refs[i][0], refs[i][1]
+		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
 			a.Definition, a.KubeconfigRef, a.KubeconfigSealed, a.Dynamic = d.stored(), ref, sealed, true
 			if d.ZoneID != "" {
 				a.ZoneID = d.ZoneID
