@@ -78,11 +78,17 @@ func decodeAll(items []json.RawMessage, strict bool) ([]Definition, []string, er
 		}
 		seen[d.Name] = true
 		var st struct {
-			State string `json:"state"`
+			State *string `json:"state"`
 		}
-		_ = json.Unmarshal(raw, &st)
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return nil, nil, fmt.Errorf("%s.state: must be a string (ACTIVE or INACTIVE)", where)
+		}
+		state := ""
+		if st.State != nil {
+			state = *st.State
+		}
 		defs = append(defs, d)
-		states = append(states, strings.ToUpper(st.State))
+		states = append(states, strings.ToUpper(state))
 	}
 	return defs, states, nil
 }
@@ -153,6 +159,9 @@ func readBody(r *http.Request, single bool) ([]json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("body: %v", err)
 	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("body: larger than %d bytes", maxBody)
+	}
 	trimmed := strings.TrimSpace(string(body))
 	if strings.HasPrefix(trimmed, "{") {
 		return []json.RawMessage{json.RawMessage(trimmed)}, nil
@@ -192,6 +201,9 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 			creds[i] = [2]string{ref, sealed}
 		}
 	}
+	if !m.checkWritable(w, r.Context(), names(defs)) {
+		return
+	}
 	var missing []string
 	for i, d := range defs {
 		desired := states[i]
@@ -202,7 +214,9 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 			if creds[i] != ([2]string{}) {
 				a.KubeconfigRef, a.KubeconfigSealed = creds[i][0], creds[i][1]
 				def := loadDefinition(a.Definition)
-				def.KubeconfigFile, def.KubeconfigContents, def.KubeconfigAgent, def.ServiceAccount = d.KubeconfigFile, "", d.KubeconfigAgent, d.ServiceAccount
+				// stored keeps a secret reference in kubeconfigContents
+				// and drops inline contents (sealed in KubeconfigSealed).
+				def.KubeconfigFile, def.KubeconfigContents, def.KubeconfigAgent, def.ServiceAccount = d.KubeconfigFile, d.KubeconfigContents, d.KubeconfigAgent, d.ServiceAccount
 				a.Definition = def.stored()
 			}
 			if desired == Inactive {
@@ -253,6 +267,9 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 		}
 		refs[i] = [2]string{ref, sealed}
 	}
+	if !m.checkWritable(w, r.Context(), names(defs)) {
+		return
+	}
 	for i, d := range defs {
 		ref, sealed := refs[i][0], refs[i][1]
 		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
@@ -296,9 +313,13 @@ func (m *Manager) update(ctx context.Context, name string, change func(*store.Ac
 }
 
 func (m *Manager) deleteMany(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "body: %v", err)
+		return
+	}
+	if len(body) > maxBody {
+		httpapi.WriteError(w, http.StatusBadRequest, "body: larger than %d bytes", maxBody)
 		return
 	}
 	var names []string
@@ -311,6 +332,9 @@ func (m *Manager) deleteMany(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, http.StatusBadRequest, "[%d]: empty account name", i)
 			return
 		}
+	}
+	if !m.checkExist(w, r.Context(), names) {
+		return
 	}
 	m.requestDelete(w, r.Context(), names)
 }
@@ -358,14 +382,17 @@ func (m *Manager) get(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, View(a))
 }
 
+// maxPageParam bounds page and limit.
+const maxPageParam = 1_000_000
+
 // list is GET /armory/accounts?page=&limit= (1-based page, default 100).
 func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 	page, limit := 1, 100
 	for key, dst := range map[string]*int{"page": &page, "limit": &limit} {
 		if v := r.URL.Query().Get(key); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				httpapi.WriteError(w, http.StatusBadRequest, "%s: %q is not a positive integer", key, v)
+			if err != nil || n < 1 || n > maxPageParam {
+				httpapi.WriteError(w, http.StatusBadRequest, "%s: %q is not an integer between 1 and %d", key, v, maxPageParam)
 				return
 			}
 			*dst = n
@@ -377,7 +404,7 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items := []accountview.Account{}
-	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
+	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ { // no overflow: both <= maxPageParam
 		items = append(items, View(all[i]))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
@@ -385,3 +412,63 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 
 // View renders a row for the REST API.
 func View(a store.Account) accountview.Account { return accountview.FromRow(a) }
+
+func names(defs []Definition) []string {
+	out := make([]string, len(defs))
+	for i, d := range defs {
+		out[i] = d.Name
+	}
+	return out
+}
+
+// checkExist answers 404 naming the accounts that do not exist, before
+// anything is written; it reports whether they all do.
+func (m *Manager) checkExist(w http.ResponseWriter, ctx context.Context, names []string) bool {
+	_, ok := m.readAll(w, ctx, names)
+	return ok
+}
+
+// checkWritable is checkExist, and answers 409 naming the accounts being
+// deleted (their definition can no longer change).
+func (m *Manager) checkWritable(w http.ResponseWriter, ctx context.Context, names []string) bool {
+	rows, ok := m.readAll(w, ctx, names)
+	if !ok {
+		return false
+	}
+	var deleting []string
+	for _, a := range rows {
+		if a.State == Deleting {
+			deleting = append(deleting, a.Name)
+		}
+	}
+	if len(deleting) > 0 {
+		httpapi.WriteError(w, http.StatusConflict, "accounts being deleted (nothing was changed): %s", strings.Join(deleting, ", "))
+		return false
+	}
+	return true
+}
+
+// readAll reads the named accounts; it answers 404 naming the missing
+// ones (or 500) and reports false when not all could be read.
+func (m *Manager) readAll(w http.ResponseWriter, ctx context.Context, names []string) ([]store.Account, bool) {
+	rows := make([]store.Account, 0, len(names))
+	var missing []string
+	for _, n := range names {
+		a, err := m.st.GetAccount(ctx, n)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, n)
+		case err != nil:
+			m.log.Error("dynamic accounts: read", "account", n, "err", err)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot read account %q", n)
+			return nil, false
+		default:
+			rows = append(rows, a)
+		}
+	}
+	if len(missing) > 0 {
+		httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (nothing was changed): %s", strings.Join(missing, ", "))
+		return nil, false
+	}
+	return rows, true
+}

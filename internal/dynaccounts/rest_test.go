@@ -1,0 +1,61 @@
+package dynaccounts
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Writes to several accounts change nothing when one of them cannot be
+// written (unknown: 404, being deleted: 409), bad fields get a 400 naming
+// them, and a secret reference given on PATCH is kept.
+func TestAccountWritesAreAllOrNothing(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	ctx := context.Background()
+	want := func(method, path, body string, code int, says string) {
+		t.Helper()
+		got, msg := e.call(t, method, path, body)
+		if got != code || !strings.Contains(msg, says) {
+			t.Errorf("%s %s %s: %d %s, want %d saying %q", method, path, body, got, msg, code, says)
+		}
+	}
+	row := func(name string) store.Account {
+		t.Helper()
+		a, err := e.st.GetAccount(ctx, name)
+		if err != nil {
+			t.Fatalf("account %s: %v", name, err)
+		}
+		return a
+	}
+	want("POST", "/armory/accounts", `[{"name": "a", "zoneId": "z1"}, {"name": "b", "zoneId": "z1"}, {"name": "c"}]`, http.StatusAccepted, "")
+
+	want("PATCH", "/armory/accounts", `[{"name": "a", "zoneId": "z2"}, {"name": "nope"}]`, http.StatusNotFound, "nope")
+	want("PUT", "/armory/accounts/dynamic", `[{"name": "a", "zoneId": "z2"}, {"name": "nope"}]`, http.StatusNotFound, "nope")
+	want("DELETE", "/armory/accounts", `["a", "nope"]`, http.StatusNotFound, "nope")
+	if a := row("a"); a.ZoneID != "z1" || a.State != Inactive {
+		t.Errorf("a request answered 404 changed account a: zone %q, state %s", a.ZoneID, a.State)
+	}
+
+	want("DELETE", "/armory/accounts/c", "", http.StatusAccepted, "")
+	want("PATCH", "/armory/accounts", `[{"name": "a", "zoneId": "z2"}, {"name": "c", "state": "ACTIVE"}]`, http.StatusConflict, "c")
+	want("PUT", "/armory/accounts/dynamic", `{"name": "c", "zoneId": "z2"}`, http.StatusConflict, "c")
+	if a, c := row("a"), row("c"); a.ZoneID != "z1" || c.State != Deleting || c.ZoneID != "" {
+		t.Errorf("a request answered 409 changed something: a zone %q, c state %s zone %q", a.ZoneID, c.State, c.ZoneID)
+	}
+
+	want("PATCH", "/armory/accounts", `[{"name": "a", "state": 5}]`, http.StatusBadRequest, "[0].state")
+	want("GET", "/armory/accounts?page=4611686018427387905&limit=2", "", http.StatusBadRequest, "page")
+	if a := row("a"); a.State != Inactive {
+		t.Errorf("a PATCH with a bad state moved account a to %s", a.State)
+	}
+
+	ref := "encryptedFile:k8s!n:creds!k:kubeconfig!ns:spinnaker"
+	want("PATCH", "/armory/accounts", `[{"name": "b", "kubeconfigContents": "`+ref+`"}]`, http.StatusAccepted, "")
+	if b := row("b"); !strings.Contains(string(b.Definition), ref) {
+		t.Errorf("PATCH dropped the secret reference: definition %s, ref %q", b.Definition, b.KubeconfigRef)
+	}
+}
