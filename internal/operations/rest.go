@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -90,10 +91,21 @@ func (m *Manager) postOp(w http.ResponseWriter, r *http.Request) {
 	m.accept(w, r, []op{o})
 }
 
+// isIDChar reports whether c may appear in a task id.
+func isIDChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':'
+}
+
 func (m *Manager) accept(w http.ResponseWriter, r *http.Request, ops []op) {
 	id := r.URL.Query().Get("clientRequestId")
 	if len(id) > 200 {
 		httpapi.WriteError(w, http.StatusBadRequest, "clientRequestId: longer than 200 characters")
+		return
+	}
+	if i := strings.IndexFunc(id, func(c rune) bool { return !isIDChar(c) }); i >= 0 {
+		// It becomes the task id, a path segment of /task/{id}.
+		c, _ := utf8.DecodeRuneInString(id[i:])
+		httpapi.WriteError(w, http.StatusBadRequest, "clientRequestId: %q at offset %d is not a letter, digit, '.', '_', ':' or '-'", c, i)
 		return
 	}
 	id, err := m.start(r.Context(), id, ops)
