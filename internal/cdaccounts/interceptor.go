@@ -167,6 +167,12 @@ func (s *Service) write(w http.ResponseWriter, r *http.Request, pathName string,
 		if d, ok = s.kubernetes(w, r, b); !ok {
 			return
 		}
+		// Refused before Clouddriver's table is written: an account
+		// being deleted keeps the definition it is being deleted with.
+		if a, err := s.st.GetAccount(r.Context(), b.name); err == nil && a.State == dynaccounts.Deleting {
+			writeError(w, r, http.StatusConflict, "Cannot save account %s: it is being deleted", b.name)
+			return
+		}
 	} else if !s.other(w, r, b) {
 		return
 	}

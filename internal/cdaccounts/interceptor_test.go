@@ -279,3 +279,40 @@ func TestEnsureTables(t *testing.T) {
 		}
 	})
 }
+
+// A Kubernetes account being deleted is not saved again through
+// /credentials: 409, and Clouddriver's table is left as it was.
+func TestInterceptorLeavesADeletingAccountAlone(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.liquibase(t)
+		srv := serveInterceptor(t, e, Config{})
+		u := srv.URL + "/credentials"
+		k1 := `{"type":"kubernetes","name":"k1","kubeconfigFile":"encryptedFile:k8s!n:kubeconfigs!k:k1!ns:spinnaker"}`
+		if code, body := call(t, "POST", u, k1); code != http.StatusOK {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+		a, err := e.st.GetAccount(ctx, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State, a.Owner = dynaccounts.Deleting, ""
+		if _, err := e.st.UpdateAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := e.row(t, "k1")
+		history := e.history(t, "k1")
+		changed := `{"type":"kubernetes","name":"k1","kubeconfigFile":"encryptedFile:k8s!n:kubeconfigs!k:CHANGED!ns:spinnaker"}`
+		for _, path := range []string{"/k1", ""} {
+			if code, body := call(t, "PUT", u+path, changed); code != http.StatusConflict || !strings.Contains(body, "being deleted") {
+				t.Errorf("PUT %s on a deleting account: %d %s, want 409", path, code, body)
+			}
+		}
+		if after, _ := e.row(t, "k1"); after != before {
+			t.Errorf("accounts row changed: %+v -> %+v", before, after)
+		}
+		if h := e.history(t, "k1"); strings.Join(h, ",") != strings.Join(history, ",") {
+			t.Errorf("history changed: %v -> %v", history, h)
+		}
+	})
+}
