@@ -7,6 +7,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/credentials"
@@ -118,14 +121,40 @@ func (d Definition) validate(where string) error {
 		return fmt.Errorf("%s.name: required", where)
 	case len(d.Name) > 253:
 		return fmt.Errorf("%s.name: longer than 253 characters", where)
-	case strings.ContainsAny(d.Name, " \t\n/"):
-		return fmt.Errorf("%s.name: %q contains whitespace or '/'", where, d.Name)
+	case strings.ContainsFunc(d.Name, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) || c == '/' }):
+		return fmt.Errorf("%s.name: %q contains whitespace, a control character or '/'", where, d.Name)
+	case d.Name == "." || d.Name == "..":
+		return fmt.Errorf("%s.name: %q cannot name an account in a URL path", where, d.Name)
+	case d.ZoneID != "" && strings.TrimSpace(d.ZoneID) == "":
+		return fmt.Errorf("%s.zoneId: blank", where)
 	case len(d.Namespaces) > 0 && len(d.OmitNamespaces) > 0:
 		return fmt.Errorf("%s.omitNamespaces: cannot be combined with namespaces", where)
 	case d.MaxResumableResourceAgeMs < 0:
 		return fmt.Errorf("%s.maxResumableResourceAgeMs: must not be negative", where)
 	case credentials.LooksLikeKubeconfig(d.Context):
 		return fmt.Errorf("%s.context: holds kubeconfig contents, not the name of a context in the kubeconfig", where)
+	}
+	for _, f := range []struct {
+		field string
+		list  []string
+	}{{"namespaces", d.Namespaces}, {"omitNamespaces", d.OmitNamespaces}} {
+		field, list := f.field, f.list
+		for i, ns := range list {
+			if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+				return fmt.Errorf("%s.%s[%d]: %q is not a namespace name: %s", where, field, i, ns, strings.Join(msgs, "; "))
+			}
+		}
+	}
+	for _, f := range []struct {
+		field string
+		list  []string
+	}{{"kinds", d.Kinds}, {"omitKinds", d.OmitKinds}} {
+		field, list := f.field, f.list
+		for i, k := range list {
+			if strings.TrimSpace(k) == "" {
+				return fmt.Errorf("%s.%s[%d]: empty kind", where, field, i)
+			}
+		}
 	}
 	return d.extraContent(where)
 }

@@ -48,6 +48,15 @@ func TestAccountWritesAreAllOrNothing(t *testing.T) {
 	}
 
 	want("PATCH", "/armory/accounts", `[{"name": "a", "state": 5}]`, http.StatusBadRequest, "[0].state")
+	for body, field := range map[string]string{
+		`[{"name": ".."}]`:                                   "[0].name",
+		`[{"name": "x\u0000y"}]`:                             "[0].name",
+		`[{"name": "x", "zoneId": "  "}]`:                    "[0].zoneId",
+		`[{"name": "x", "namespaces": ["ok", "Not Valid"]}]`: "[0].namespaces[1]",
+		`[{"name": "x", "kinds": [""]}]`:                     "[0].kinds[0]",
+	} {
+		want("POST", "/armory/accounts/dynamic", body, http.StatusBadRequest, field)
+	}
 	want("GET", "/armory/accounts?page=4611686018427387905&limit=2", "", http.StatusBadRequest, "page")
 	if a := row("a"); a.State != Inactive {
 		t.Errorf("a PATCH with a bad state moved account a to %s", a.State)
