@@ -269,8 +269,13 @@ var errDisconnected = errors.New("disconnected on request (POST /armory/agent/{a
 // the least busy connected agent serving it.
 func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 	var names []string
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&names); err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "body: a JSON array of account names is required: %v", err)
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err := dec.Decode(&names); err != nil || len(names) == 0 || dec.More() {
+		msg := "a non-empty JSON array of account names is required"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		httpapi.WriteError(w, http.StatusBadRequest, "body: %s", msg)
 		return
 	}
 	for i, n := range names {

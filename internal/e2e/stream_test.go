@@ -208,6 +208,17 @@ func TestReadAPIRejectsBadParameters(t *testing.T) {
 	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/x", q("bogus", "1"), nil); code != http.StatusBadRequest {
 		t.Errorf("get with unknown parameter: %d, want 400", code)
 	}
+	// Freeing assignments takes a non-empty array of names, nothing else.
+	for _, body := range []string{``, `null`, `[]`, `[""]`, `["a"] ["b"]`, `{"a": 1}`} {
+		resp, err := http.Post(cp.http+"/armory/agent/assignments", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST /armory/agent/assignments %q: %d, want 400", body, resp.StatusCode)
+		}
+	}
 }
 
 func TestSecretDataNeverLeavesTheAgent(t *testing.T) {
