@@ -330,12 +330,16 @@ func toRecord(o store.Operation, withRequest bool) record {
 	return rec
 }
 
+// maxHistoryLimit bounds one page of GET /armory/agent/operations (each
+// row with its result: a page is held in memory whole).
+const maxHistoryLimit = 10_000
+
 func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			httpapi.WriteError(w, http.StatusBadRequest, "limit: %q is not a positive integer", v)
+		if err != nil || n < 1 || n > maxHistoryLimit {
+			httpapi.WriteError(w, http.StatusBadRequest, "limit: %q is not an integer between 1 and %d", v, maxHistoryLimit)
 			return
 		}
 		limit = n

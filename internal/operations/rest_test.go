@@ -14,7 +14,8 @@ import (
 )
 
 // A clientRequestId becomes the task id, a path segment of the task's
-// resourceUri: one that could not be one is refused, and nothing runs.
+// resourceUri: one that could not be one is refused, and nothing runs. The
+// history's page size is bounded.
 func TestClientRequestIDMustBeAPathSegment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -43,5 +44,16 @@ func TestClientRequestIDMustBeAPathSegment(t *testing.T) {
 	}
 	if ops, err := st.ListOperations(ctx, 10); err != nil || len(ops) != 0 {
 		t.Errorf("refused requests recorded tasks: %v %v", ops, err)
+	}
+	for _, limit := range []string{"0", "-1", "ten", "10001"} {
+		resp, err := http.Get(srv.URL + "/armory/agent/operations?limit=" + limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "limit") {
+			t.Errorf("history with limit %s: %d %s, want 400 naming limit", limit, resp.StatusCode, b)
+		}
 	}
 }
