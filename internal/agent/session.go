@@ -98,8 +98,11 @@ func (s *session) emit(ctx context.Context, c *kubesvcv1.Change) error {
 	id := streamID(c.GetStream())
 	s.mu.Lock()
 	if c.GetStreamRemoved() != nil {
+		// The control plane drops the stream's objects and position: a
+		// later stream of the same key must relist, not resume.
 		delete(s.known[c.GetStream().GetAccount()], id)
 		delete(s.watched, id)
+		delete(s.resume, id)
 	} else {
 		s.markKnown(id, c.GetStream())
 	}

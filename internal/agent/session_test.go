@@ -506,7 +506,8 @@ func TestRunSessionRequiresWelcome(t *testing.T) {
 
 // The session tracks the streams the control plane holds per account: the
 // Welcome's, plus every stream a change is emitted for, minus those
-// removed; forgetAccount drops an account's streams and resume points.
+// removed (with their resume points); forgetAccount drops an account's
+// streams and resume points.
 func TestSessionKnownStreams(t *testing.T) {
 	t.Parallel()
 	a1 := streamKey("a", "apps", "v1", "deployments", true, "")
@@ -542,6 +543,9 @@ func TestSessionKnownStreams(t *testing.T) {
 	}
 	if got := ids("a"); got != streamID(a2) {
 		t.Errorf("known a after StreamRemoved: %q", got)
+	}
+	if rv := s.takeResume(a1, time.Hour); rv != "" {
+		t.Errorf("resume point of a removed stream used: %q (its objects are gone: it must relist)", rv)
 	}
 	// The changes are queued in order.
 	if it := <-s.out; it.change.GetStream() != a2 || it.change.GetSyncBegin() == nil {
