@@ -141,7 +141,7 @@ const maxConcurrentCommands = 4
 
 // commandLoop executes the control plane's account commands, a few at a
 // time, and queues their results; it waits for those it started.
-func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.AccountCommand) error {
+func (s *session) commandLoop(ctx context.Context, cmds *inbox[*kubesvcv1.AccountCommand]) error {
 	return serve(ctx, s, cmds, maxConcurrentCommands, func(cmd *kubesvcv1.AccountCommand) *kubesvcv1.AgentMessage {
 		res := s.agent.handleCommand(ctx, cmd)
 		if cmd.GetAdd() != nil {
@@ -162,7 +162,7 @@ func (s *session) commandLoop(ctx context.Context, cmds <-chan *kubesvcv1.Accoun
 // serve runs handle on each request from in, at most limit at a time, and
 // queues each answer on the session's stream, in the order they finish.
 // It returns when ctx ends, after the handlers it started.
-func serve[T any](ctx context.Context, s *session, in <-chan T, limit int, handle func(T) *kubesvcv1.AgentMessage) error {
+func serve[T any](ctx context.Context, s *session, in *inbox[T], limit int, handle func(T) *kubesvcv1.AgentMessage) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, limit)
@@ -170,7 +170,9 @@ func serve[T any](ctx context.Context, s *session, in <-chan T, limit int, handl
 		select {
 		case <-ctx.Done():
 			return nil
-		case req := <-in:
+		case <-in.ready:
+		}
+		for _, req := range in.take() {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

@@ -87,7 +87,7 @@ func (a *Agent) executor(acct Account) (Executor, error) {
 // session did not get acknowledged again (clouddriver.responseRetries.*).
 // The control plane acknowledges each result it received with
 // OperationResultAck (receiveLoop).
-func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Operation) error {
+func (s *session) operationLoop(ctx context.Context, ops *inbox[*kubesvcv1.Operation]) error {
 	a := s.agent
 	box := a.operator.results
 	id := box.newSession()
@@ -116,8 +116,10 @@ func (s *session) operationLoop(ctx context.Context, ops <-chan *kubesvcv1.Opera
 		select {
 		case <-ctx.Done():
 			return nil
-		case op := <-ops:
-			a.operator.start(op, a.executeOperation)
+		case <-ops.ready:
+			for _, op := range ops.take() {
+				a.operator.start(op, a.executeOperation)
+			}
 		case <-box.changed:
 		case <-wake:
 		}

@@ -313,18 +313,31 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 	if limit <= 0 {
 		limit = 2 * defaultMaxBatchBytes
 	}
+	err = s.run(ctx, cancel, stream, limit)
+	return time.Since(start) >= healthySession, err
+}
+
+// run runs the session's loops on stream until one of them ends it, and
+// returns that one's error. endStream ends the stream (cancels its
+// context), so that a loop blocked in Recv or Send returns too.
+func (s *session) run(ctx context.Context, endStream context.CancelFunc, stream kubesvcv1.AgentService_ConnectClient, limit int) error {
+	a := s.agent
 	window := make(chan struct{}, maxInflightBatches)
-	cmds := make(chan *kubesvcv1.AccountCommand, 16)
-	ops := make(chan *kubesvcv1.Operation, 64)
+	cmds := newInbox[*kubesvcv1.AccountCommand]("account commands")
+	ops := newInbox[*kubesvcv1.Operation]("operations")
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		endStream()
+		return nil
+	})
 	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
 	g.Go(func() error { return s.receiveLoop(gctx, stream, window, cmds, ops) })
 	g.Go(func() error { return s.commandLoop(gctx, cmds) })
 	g.Go(func() error { return s.operationLoop(gctx, ops) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
 	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
-	err = g.Wait()
-	return time.Since(start) >= healthySession, err
+	return g.Wait()
 }
 
 // heartbeatEvery is the application heartbeat interval: the gRPC keepalive
@@ -339,9 +352,9 @@ func (a *Agent) heartbeatEvery() time.Duration {
 
 // receiveLoop handles what the control plane sends: acknowledgements free
 // window slots, account commands go to the command loop, operations to the
-// operation loop, assignments change what is cached. The stream's context
-// ends it.
-func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds chan<- *kubesvcv1.AccountCommand, ops chan<- *kubesvcv1.Operation) error {
+// operation loop (through inboxes: it never waits for them), assignments
+// change what is cached. The stream's context ends it.
+func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds *inbox[*kubesvcv1.AccountCommand], ops *inbox[*kubesvcv1.Operation]) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -355,16 +368,12 @@ func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService
 				return errors.New("control plane acknowledged a batch that was not sent")
 			}
 		case *kubesvcv1.ControlMessage_AccountCommand:
-			select {
-			case cmds <- m.GetAccountCommand():
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := cmds.push(m.GetAccountCommand()); err != nil {
+				return err
 			}
 		case *kubesvcv1.ControlMessage_Operation:
-			select {
-			case ops <- m.GetOperation():
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := ops.push(m.GetOperation()); err != nil {
+				return err
 			}
 		case *kubesvcv1.ControlMessage_Assignment:
 			s.assign(m.GetAssignment())

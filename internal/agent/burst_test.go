@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// burstControlPlane is a TEST DOUBLE OF THE CONTROL PLANE: it lets the
+// agent fill its window of unacknowledged batches, sends a burst of
+// operations, then the acknowledgements, and from then on acknowledges
+// every batch; after 3 s without one it ends the stream, as the real one
+// drops a silent agent.
+type burstControlPlane struct {
+	kubesvcv1.UnimplementedAgentServiceServer
+	progress chan string
+}
+
+func (c *burstControlPlane) Connect(stream grpc.BidiStreamingServer[kubesvcv1.AgentMessage, kubesvcv1.ControlMessage]) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Welcome{Welcome: &kubesvcv1.Welcome{SessionId: "s"}}}); err != nil {
+		return err
+	}
+	batches := make(chan uint64, 1<<16)
+	go func() {
+		defer close(batches)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if b := m.GetChanges(); b != nil {
+				batches <- b.GetSeq()
+			}
+		}
+	}()
+	var seqs []uint64
+	for len(seqs) < maxInflightBatches {
+		seqs = append(seqs, <-batches)
+	}
+	time.Sleep(300 * time.Millisecond) // the agent's send queue fills behind the window
+	c.progress <- "window full"
+	for i := range 300 {
+		op := &kubesvcv1.Operation{Id: fmt.Sprintf("op-%d/0", i), Account: "nowhere", Type: "scaleManifest"}
+		if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}); err != nil {
+			return err
+		}
+	}
+	for _, s := range seqs {
+		if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: s}}}); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case s, ok := <-batches:
+			if !ok {
+				return nil
+			}
+			c.progress <- "batch after the acks"
+			if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: s}}}); err != nil {
+				return err
+			}
+		case <-time.After(3 * time.Second):
+			return fmt.Errorf("agent silent")
+		}
+	}
+}
+
+// A burst of operations while the send queue is full behind unacknowledged
+// batches does not stop the session: the receive loop never waits for the
+// operations' consumer, so the acknowledgements behind them still free the
+// window. And when the control plane ends the stream, the session ends.
+func TestOperationBurstBehindAFullQueue(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &burstControlPlane{progress: make(chan string, 1<<16)}
+	serveAgentService(t, lis, cp)
+	a, err := New(Config{Target: lis.Addr().String(), ID: "x", ZoneID: "z", Log: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := (&controlPlaneDouble{addr: lis.Addr().String()}).dial(t).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_Hello{Hello: a.hello()}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(a, first.GetWelcome())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { // the account runners' part: changes as fast as they go
+		for i := 0; ; i++ {
+			if s.emit(runCtx, testChange(i, 10)) != nil {
+				return
+			}
+		}
+	}()
+	ended := make(chan error, 1)
+	go func() { ended <- s.run(runCtx, cancel, stream, 2*defaultMaxBatchBytes) }()
+
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-cp.progress:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %s within 20 s (send queue %d of %d)", what, len(s.out), cap(s.out))
+		}
+	}
+	wait("full window")
+	wait("batch after the acknowledgements")
+	stop()
+	select {
+	case <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session did not end within 20 s of being stopped")
+	}
+}
