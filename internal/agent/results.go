@@ -229,35 +229,31 @@ func (b *resultBox) due(session uint64, now time.Time) (out []*kubesvcv1.Operati
 	defer b.mu.Unlock()
 	var ready []*keptResult
 	for id, k := range b.kept {
-		switch {
-		case k.session == session && !b.retries.Enabled:
-			continue
-		case k.session == session:
-			// Awaiting its acknowledgement on this session: sent again
-			// only if none came for sameSessionRetry (the control plane
-			// could not record it, and said so by not acknowledging).
-			if at := k.last.Add(max(b.retries.BackOff, sameSessionRetry)); at.After(now) {
-				if next.IsZero() || at.Before(next) {
-					next = at
-				}
+		// A result awaiting its acknowledgement on this session is sent
+		// again only if none came for sameSessionRetry (the control plane
+		// could not record it, and said so by not acknowledging); one
+		// handed to an earlier session, backOffMs after its last attempt.
+		wait := b.retries.BackOff
+		if k.session == session {
+			if !b.retries.Enabled {
 				continue
 			}
+			wait = max(b.retries.BackOff, sameSessionRetry)
+		}
+		switch at := k.last.Add(wait); {
 		case !k.deadline.IsZero() && now.After(k.deadline):
 			b.log.Warn("operation result not acknowledged before the control plane's deadline; dropped", "operation", id, "attempts", k.attempts)
 			delete(b.kept, id)
+			continue
+		case k.attempts > 0 && at.After(now):
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
 			continue
 		case k.attempts >= attempts:
 			b.log.Warn("operation result not acknowledged after every retry (clouddriver.responseRetries); dropped", "operation", id, "attempts", k.attempts)
 			delete(b.kept, id)
 			continue
-		}
-		if k.attempts > 0 {
-			if at := k.last.Add(b.retries.BackOff); at.After(now) {
-				if next.IsZero() || at.Before(next) {
-					next = at
-				}
-				continue
-			}
 		}
 		ready = append(ready, k)
 	}

@@ -245,6 +245,27 @@ func TestResultBox(t *testing.T) {
 		t.Errorf("past its deadline: %q sent, %d kept", ids(got), b.len())
 	}
 
+	// On one session that never acknowledges: sent again every
+	// sameSessionRetry, but 1+maxRetries times at most and never past
+	// the deadline; then dropped.
+	one := newResultBox(ResponseRetries{Enabled: true, MaxRetries: 2, BackOff: time.Second}, log)
+	one.put(res("retries"), t0.Add(time.Hour))
+	one.put(res("deadline"), t0.Add(sameSessionRetry+sameSessionRetry/2))
+	s := one.newSession()
+	sent := map[string]int{}
+	for at := t0; at.Before(t0.Add(2 * time.Hour)); at = at.Add(time.Second) {
+		got, _ := one.due(s, at)
+		for _, r := range got {
+			sent[r.GetId()]++
+			if r.GetId() == "deadline" && at.After(t0.Add(sameSessionRetry+sameSessionRetry/2)) {
+				t.Errorf("sent at %s, past its deadline", at.Sub(t0))
+			}
+		}
+	}
+	if sent["retries"] != 3 || sent["deadline"] != 2 || one.len() != 0 {
+		t.Errorf("unacknowledged on one session: sent %v (want 3 and 2), %d still kept", sent, one.len())
+	}
+
 	// Disabled: sent once, never kept.
 	off := newResultBox(ResponseRetries{Enabled: false, MaxRetries: 3}, log)
 	off.put(res("x"), time.Time{})
