@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -208,7 +209,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 
 	crdChanged := make(chan struct{}, 1)
 	if !r.acct.kindsAllFound(lastKeys) {
-		wg.Go(func() { watchCRDs(ctx, dyn, crdChanged) })
+		wg.Go(func() { watchCRDs(ctx, dyn, crdChanged, retryDelay) })
 	}
 	periodic := time.NewTicker(rediscoverEvery)
 	defer periodic.Stop()
@@ -264,12 +265,14 @@ func (st *streams) summary() (msg string, done bool) {
 }
 
 // watchCRDs signals changed whenever a CustomResourceDefinition is added,
-// changed or deleted, until ctx ends. Without permission to watch CRDs it
-// gives up quietly and periodic rediscovery remains. It watches from the
-// current resource version (read with a one-item list), so the CRDs that
-// exist already cause no rediscovery: with many accounts, a reconnection
-// does not turn into one discovery per account.
-func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct{}) {
+// changed or deleted, until ctx ends. Without permission to watch CRDs (or
+// without the API) it gives up quietly and periodic rediscovery remains;
+// any other failure (an API server restarting) is retried after
+// delay(failures), for as long as it lasts. It watches from the current
+// resource version (read with a one-item list), so the CRDs that exist
+// already cause no rediscovery: with many accounts, a reconnection does
+// not turn into one discovery per account.
+func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct{}, delay func(failures int) time.Duration) {
 	failures, rewatch := 0, false
 	for ctx.Err() == nil {
 		var w watch.Interface
@@ -278,8 +281,11 @@ func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct
 			w, err = dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
 		}
 		if err != nil {
+			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
+				return
+			}
 			failures++
-			if failures > 5 || !sleep(ctx, retryDelay(failures)) {
+			if !sleep(ctx, delay(failures)) {
 				return
 			}
 			continue
@@ -292,13 +298,25 @@ func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct
 			default:
 			}
 		}
-		failures, rewatch = 0, true
+		rewatch = true
+		started, events := time.Now(), 0
 		for range w.ResultChan() {
+			events++
 			select {
 			case changed <- struct{}{}:
 			default:
 			}
 		}
 		w.Stop()
+		if events == 0 && time.Since(started) < time.Second {
+			// Closed at once: a server that cannot keep the watch open.
+			// A pause, rather than a loop of requests.
+			failures++
+			if !sleep(ctx, delay(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
 	}
 }

@@ -81,6 +81,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 			failures = 0
 		}
 		r.setReport(nil)
+		started := time.Now()
 		last, err := r.watch(ctx, rv)
 		switch {
 		case ctx.Err() != nil:
@@ -106,6 +107,14 @@ func (r *streamRunner) run(ctx context.Context) error {
 			if failures >= maxWatchFailures {
 				rv = "" // something is wrong with this position: start over
 			}
+			if !sleep(ctx, retryDelay(failures)) {
+				return nil
+			}
+		case last == rv && time.Since(started) < time.Second:
+			// Closed at once without a change: a server that cannot keep
+			// the watch open. A pause, rather than a loop of requests.
+			failures++
+			r.log.Warn("watch closed at once; pausing before the next", "attempt", failures)
 			if !sleep(ctx, retryDelay(failures)) {
 				return nil
 			}
