@@ -164,6 +164,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	var lastKeys []*kubesvcv1.StreamKey
 	reconcile := func() error {
 		keys, failed := cachedKeys, map[string]bool(nil)
+		fromCache := keys != nil
 		if keys == nil {
 			var err error
 			if keys, failed, err = discoverStreams(dc, r.acct, r.log); err != nil {
@@ -189,6 +190,13 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		}
 		for id, k := range r.sess.knownStreams(r.acct.Name) {
 			if _, ok := want[id]; ok || failed[k.GetResource().GetGroup()] {
+				continue
+			}
+			if fromCache {
+				// The control plane holds a stream the cached discovery
+				// does not know (a CRD added since, or found while part
+				// of discovery failed): a fresh discovery decides.
+				trigger()
 				continue
 			}
 			r.log.Info("stream no longer wanted; removing it from the cache", "stream", id)

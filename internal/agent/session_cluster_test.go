@@ -26,10 +26,20 @@ type clusterSession struct {
 
 func startClusterSession(t *testing.T, acct Account, welcome *kubesvcv1.Welcome) *clusterSession {
 	t.Helper()
+	return startClusterSessionWith(t, acct, welcome, nil)
+}
+
+// startClusterSessionWith is startClusterSession with prepare run on the
+// agent before its session starts.
+func startClusterSessionWith(t *testing.T, acct Account, welcome *kubesvcv1.Welcome, prepare func(*Agent)) *clusterSession {
+	t.Helper()
 	d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
 	a, err := New(Config{Target: d.addr, ID: "agent", ZoneID: "zone", Log: testLogger(t), Accounts: []Account{acct}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -207,4 +217,36 @@ func TestSessionAgainstAPIServer(t *testing.T) {
 			}
 		})
 	}
+
+	// A reconnection reuses the previous session's discovery; a stream
+	// the control plane holds that it lacks (a kind found since) is not
+	// removed on its word: a fresh discovery finds it, and it resumes.
+	t.Run("stale cached discovery: a known stream is kept and resumed", func(t *testing.T) {
+		a := acct
+		a.Kinds = []string{"namespace", "configmap"}
+		cmKey := &kubesvcv1.StreamKey{Account: "main", Resource: &kubesvcv1.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
+		welcome := resumeAt(listRV, time.Minute)
+		welcome.ResumePoints = append(welcome.ResumePoints, &kubesvcv1.ResumePoint{Stream: cmKey, ResourceVersion: listRV, UpdatedAtMs: time.Now().UnixMilli()})
+		s := startClusterSessionWith(t, a, welcome, func(ag *Agent) {
+			cfg, err := restConfig(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ag.facts.probed(a, cfg, &kubesvcv1.AccountInfo{})
+			ag.facts.discovered(a, []*kubesvcv1.StreamKey{nsKey}) // no ConfigMaps
+		})
+		deadline := time.Now().Add(15 * time.Second)
+		for s.agent.stats.Resumes.Load() < 2 && time.Now().Before(deadline) {
+			select {
+			case m := <-s.d.received:
+				if slices.Contains(describe(m), "removed") {
+					t.Fatalf("a stream the stale discovery lacks was removed: %v", m)
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if r, l := s.agent.stats.Resumes.Load(), s.agent.stats.Relists.Load(); r != 2 || l != 0 {
+			t.Errorf("resumes %d relists %d, want 2 0 (namespaces from the cache, then configmaps once discovered)", r, l)
+		}
+	})
 }
