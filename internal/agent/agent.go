@@ -40,6 +40,8 @@ type Account struct {
 	// stream is listed again instead. 0 means never resume.
 	MaxResumableAge time.Duration
 	Dynamic         bool
+	// NoProxy: reach the API server directly, whatever HTTPS_PROXY says.
+	NoProxy bool
 }
 
 func (a Account) info() *kubesvcv1.AccountInfo {
@@ -76,6 +78,9 @@ type Config struct {
 	Version string
 	// Target is the control plane's gRPC address (clouddriver.grpc).
 	Target string
+	// NoProxy: dial Target directly, whatever HTTPS_PROXY says
+	// (clouddriver.noProxy).
+	NoProxy bool
 	// TLS, when set, secures the connection; nil means plaintext
 	// (clouddriver.insecure).
 	TLS *tls.Config

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -62,6 +63,9 @@ func restConfig(a Account) (*rest.Config, error) {
 	// Deprecation warnings (v1 Endpoints, ...) concern whoever uses those
 	// APIs, not the agent that mirrors them.
 	cfg.WarningHandler = rest.NoWarnings{}
+	if a.NoProxy {
+		cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	}
 	return cfg, nil
 }
 

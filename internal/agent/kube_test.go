@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,5 +90,36 @@ users:
 	}
 	if cfg, err := restConfig(Account{Name: "acct", KubeconfigFile: ok}); err != nil || cfg.Host != "https://127.0.0.1:6443" {
 		t.Errorf("valid file: %v", err)
+	}
+}
+
+// noProxy makes the account's client reach its API server directly, even
+// with a proxy in the environment; otherwise client-go's default (the
+// environment) applies.
+func TestRestConfigNoProxy(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	kc := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://api.example:6443\n" +
+		"contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\nusers:\n- name: u\n  user: {token: t}\n"
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := restConfig(Account{Name: "a", KubeconfigFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Proxy != nil {
+		t.Error("without noProxy the client's proxy is set; want client-go's default (the environment)")
+	}
+	cfg, err = restConfig(Account{Name: "a", KubeconfigFile: path, NoProxy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://api.example:6443/api", nil)
+	if cfg.Proxy == nil {
+		t.Fatal("noProxy: no proxy function, so the environment's proxy applies")
+	}
+	if u, err := cfg.Proxy(req); u != nil || err != nil {
+		t.Errorf("noProxy: proxy %v (%v), want none", u, err)
 	}
 }

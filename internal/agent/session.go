@@ -224,6 +224,9 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 			MinConnectTimeout: 20 * time.Second,
 		}),
 	}
+	if a.cfg.NoProxy {
+		opts = append(opts, grpc.WithNoProxy())
+	}
 	if a.cfg.KeepaliveTime > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time: a.cfg.KeepaliveTime, Timeout: a.cfg.KeepaliveTimeout, PermitWithoutStream: true,

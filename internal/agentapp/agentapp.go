@@ -75,6 +75,7 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		TotalBudget:      unlimitedIfZero(cfg.Tasks.TotalBudget),
 		BudgetPerAccount: unlimitedIfZero(cfg.Tasks.BudgetPerAccount),
 		Accounts:         Accounts(cfg),
+		NoProxy:          cfg.Clouddriver.NoProxy,
 		Log:              log,
 
 		DisableDynamicAccounts: !cfg.DynamicAccountsEnabled,
@@ -126,6 +127,7 @@ func Accounts(cfg *config.Config) []agent.Account {
 			Insecure: a.Insecure, Namespaces: a.Namespaces, OmitNamespaces: a.OmitNamespaces,
 			Kinds: a.Kinds, OmitKinds: a.OmitKinds, OnlyNamespacedResources: a.OnlyNamespacedResources,
 			MaxResumableAge: a.MaxResumableResourceAge,
+			NoProxy:         a.NoProxy || cfg.Kubernetes.NoProxy,
 		})
 	}
 	return out
