@@ -204,6 +204,13 @@ func (a *Agent) SetAccounts(accounts []Account) error {
 			delete(a.infos, name)
 		}
 	}
+	for name := range a.executors {
+		_, static := next[name]
+		_, dynamic := a.dynamic[name]
+		if !static && !dynamic {
+			delete(a.executors, name)
+		}
+	}
 	dynamic := make(map[string]bool, len(a.dynamic))
 	for name := range a.dynamic {
 		dynamic[name] = true

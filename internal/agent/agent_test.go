@@ -111,6 +111,9 @@ func TestSetAccountsReplacesAndForgetsInfos(t *testing.T) {
 	a.rememberInfo(Account{Name: "a"}.info())
 	a.rememberInfo(Account{Name: "b"}.info())
 	a.rememberInfo(Account{Name: "unknown"}.info()) // not served: ignored
+	a.mu.Lock()
+	a.executors["a"], a.executors["b"] = cachedExecutor{acct: Account{Name: "a"}}, cachedExecutor{acct: Account{Name: "b"}}
+	a.mu.Unlock()
 	if err := a.SetAccounts([]Account{{Name: "b"}, {Name: "c"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +126,14 @@ func TestSetAccountsReplacesAndForgetsInfos(t *testing.T) {
 	_, hasA := a.infos["a"]
 	_, hasB := a.infos["b"]
 	_, hasUnknown := a.infos["unknown"]
+	_, execA := a.executors["a"]
+	_, execB := a.executors["b"]
 	a.mu.Unlock()
 	if hasA || !hasB || hasUnknown {
 		t.Errorf("infos after replacing a with c: a=%v b=%v unknown=%v", hasA, hasB, hasUnknown)
+	}
+	if execA || !execB {
+		t.Errorf("executors after replacing a with c: a=%v b=%v, want only b's kept", execA, execB)
 	}
 	if got := a.snapshot(); len(got) != 2 || got["b"].Name != "b" || got["c"].Name != "c" {
 		t.Errorf("accounts: %v", got)

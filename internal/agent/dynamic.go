@@ -116,6 +116,7 @@ func (a *Agent) deleteDynamic(names []string) []*kubesvcv1.AccountResult {
 		} else {
 			delete(a.dynamic, n)
 			delete(a.infos, n)
+			delete(a.executors, n)
 		}
 		results = append(results, r)
 	}
