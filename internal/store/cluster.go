@@ -177,11 +177,16 @@ func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) (*Age
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+agentSessionsTable+` WHERE agent_id = ?`), sess.AgentID); err != nil {
-			return err
+		// An UPDATE, not a DELETE and an INSERT: a replica waiting on the
+		// row lock meanwhile then reads this session when it gets the
+		// row (PostgreSQL follows an updated row; a deleted one is gone,
+		// and the inserted one is not in that statement's view).
+		q := `UPDATE ` + agentSessionsTable + ` SET session_id = ?, replica_id = ?, zone_id = ?, dynamic_accounts = ?, connected_at_ms = ? WHERE agent_id = ?`
+		if replaced == nil {
+			q = `INSERT INTO ` + agentSessionsTable + ` (session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms, agent_id) VALUES (?, ?, ?, ?, ?, ?)`
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO `+agentSessionsTable+` (agent_id, session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms) VALUES (?, ?, ?, ?, ?, ?)`),
-			sess.AgentID, sess.SessionID, sess.ReplicaID, sess.ZoneID, sess.DynamicAccounts, sess.ConnectedAt.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(q),
+			sess.SessionID, sess.ReplicaID, sess.ZoneID, sess.DynamicAccounts, sess.ConnectedAt.UnixMilli(), sess.AgentID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+assignmentsTable+` SET session_id = ?, replica_id = ? WHERE agent_id = ?`), sess.SessionID, sess.ReplicaID, sess.AgentID); err != nil {

@@ -252,3 +252,45 @@ func testAgentsServing(t *testing.T, s store.Store) {
 		t.Fatalf("AgentsServing(z) = %v", got)
 	}
 }
+
+// Sessions of one agent recorded at once (its reconnections racing on
+// several replicas): each call replaces exactly the session recorded just
+// before it, so every session but the last is reported replaced once, and
+// none is missed (its replica must be told to drop it).
+func testClusterParallelSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, _, err := s.PutAgentSession(ctx, store.AgentSession{AgentID: "a", SessionID: "s-first", ReplicaID: "r", ConnectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	replaced := make([]*store.AgentSession, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, _, err := s.PutAgentSession(ctx, store.AgentSession{AgentID: "a", SessionID: fmt.Sprintf("s-%d", i), ReplicaID: fmt.Sprintf("r-%d", i), ConnectedAt: time.Now()})
+			if err != nil {
+				t.Errorf("session %d: %v", i, err)
+			}
+			replaced[i] = r
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, r := range replaced {
+		if r == nil {
+			t.Errorf("session %d replaced none: the session before it was missed", i)
+			continue
+		}
+		if seen[r.SessionID] {
+			t.Errorf("session %s reported replaced twice", r.SessionID)
+		}
+		seen[r.SessionID] = true
+	}
+	live, err := s.AgentSessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || seen[live[0].SessionID] || !seen["s-first"] {
+		t.Errorf("live %+v, replaced %v: want one live session, the only one not replaced", live, seen)
+	}
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClusterReplicas", testClusterReplicas},
 		{"ClusterAssignments", testClusterAssignments},
 		{"ClusterParallelClaims", testClusterParallelClaims},
+		{"ClusterParallelSessions", testClusterParallelSessions},
 		{"ClusterFencedApply", testClusterFencedApply},
 		{"AgentsServing", testAgentsServing},
 		{"Bookmark", testBookmark},
