@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -47,7 +48,7 @@ func (s *sqlStore) CreateOperation(ctx context.Context, op Operation) error {
 	}
 	// One statement: a repeated id violates the primary key.
 	_, err := exec(ctx, s.w, s.d.rebind(`INSERT INTO `+opsTable+` (`+opColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		op.ID, op.Account, op.Type, op.AgentID, op.ControlPlaneID, op.State, op.ErrorMessage, string(op.Request), string(op.Result),
+		op.ID, op.Account, op.Type, op.AgentID, op.ControlPlaneID, op.State, storableText(op.ErrorMessage), string(op.Request), string(op.Result),
 		ms(op.ReceivedAt), ms(op.SentAt), ms(op.FinishedAt))
 	if err != nil && isUniqueViolation(err) {
 		return fmt.Errorf("store: create operation: operation %q: %w", op.ID, ErrExists)
@@ -74,7 +75,7 @@ func (s *sqlStore) GetOperation(ctx context.Context, id string) (Operation, erro
 func (s *sqlStore) UpdateOperation(ctx context.Context, op Operation, fromState string) error {
 	res, err := exec(ctx, s.w, s.d.rebind(`UPDATE `+opsTable+` SET agent_id = ?, state = ?, error_message = ?,
 	result = ?, sent_at_ms = ?, finished_at_ms = ? WHERE id = ? AND state = ?`),
-		op.AgentID, op.State, op.ErrorMessage, string(op.Result), ms(op.SentAt), ms(op.FinishedAt), op.ID, fromState)
+		op.AgentID, op.State, storableText(op.ErrorMessage), string(op.Result), ms(op.SentAt), ms(op.FinishedAt), op.ID, fromState)
 	if err != nil {
 		return fmt.Errorf("store: update operation %q: %w", op.ID, err)
 	}
@@ -150,4 +151,12 @@ func (s *sqlStore) MarkOperationSent(ctx context.Context, id, agentID string, at
 		return fmt.Errorf("store: mark operation %q sent: %w", id, err)
 	}
 	return nil
+}
+
+// storableText makes s storable in a text column of every dialect: an
+// error message may carry NUL bytes or invalid UTF-8 (from a cluster or an
+// agent), which PostgreSQL and MySQL refuse, and the outcome it explains
+// would be lost with it.
+func storableText(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 }

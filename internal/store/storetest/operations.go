@@ -64,6 +64,20 @@ func testOperations(t *testing.T, s store.Store) {
 	if list, _ := s.ListOperations(ctx, 10); len(list) != 1 || list[0].ID != "op-3" {
 		t.Errorf("after purge: %v", list)
 	}
+
+	// An error message with a NUL byte and invalid UTF-8 (as a cluster may
+	// return) is stored, made valid, with its outcome.
+	odd := store.Operation{ID: "op-odd", State: "RUNNING", ReceivedAt: t0}
+	if err := s.CreateOperation(ctx, odd); err != nil {
+		t.Fatal(err)
+	}
+	odd.State, odd.ErrorMessage, odd.FinishedAt = "FAILED", "bad \xff\x00 value", t0.Add(time.Second)
+	if err := s.UpdateOperation(ctx, odd, "RUNNING"); err != nil {
+		t.Fatalf("outcome with an odd error message: %v", err)
+	}
+	if got, err := s.GetOperation(ctx, "op-odd"); err != nil || got.State != "FAILED" || got.ErrorMessage != "bad \uFFFD value" {
+		t.Errorf("stored %q (%s, %v), want the message made valid", got.ErrorMessage, got.State, err)
+	}
 }
 
 // MarkOperationSent changes only the hop's columns, and only while the
