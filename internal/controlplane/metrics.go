@@ -11,6 +11,7 @@ type metrics struct {
 	batches        prometheus.Counter
 	changes        prometheus.Counter
 	persistSeconds prometheus.Histogram
+	droppedChanges prometheus.Counter
 
 	// The cluster as this replica last read it (AssignInterval).
 	replicas         prometheus.Gauge
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kubesvc_controlplane_changes_persisted_total",
 			Help: "Changes (objects, syncs, bookmarks) persisted.",
 		}),
+		droppedChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubesvc_controlplane_changes_dropped_total",
+			Help: "Changes left out of the cache because no backend can store them (a name longer than 253 bytes or not ASCII).",
+		}),
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kubesvc_controlplane_batch_persist_seconds",
 			Help:    "Time to persist one change batch.",
@@ -50,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Agents connected to each control-plane replica.",
 		}, []string{"replica"}),
 	}
-	reg.MustRegister(m.sessions, m.batches, m.changes, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
+	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
 	return m
 }
 

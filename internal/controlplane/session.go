@@ -402,6 +402,7 @@ func (s *Server) ingest(ctx context.Context, sess *session, b *kubesvcv1.ChangeB
 		return status.Errorf(codes.InvalidArgument, "batch %d: %v", b.GetSeq(), err)
 	}
 	changes = s.ownChanges(sess, changes)
+	changes = s.storable(sess, changes)
 	start := time.Now()
 	if err := s.store.ApplyChangesFenced(ctx, store.Fence{AgentID: sess.agentID, SessionID: sess.id}, changes); err != nil {
 		if ctx.Err() != nil {
@@ -423,6 +424,23 @@ func (s *Server) ingest(ctx context.Context, sess *session, b *kubesvcv1.ChangeB
 	runtime.Gosched()
 	s.metrics.observeBatch(len(changes), time.Since(start))
 	return nil
+}
+
+// storable drops the changes no backend can store (store.Fit): a name
+// longer than 253 bytes or not ASCII. Failing the batch instead would end
+// the session, and the agent would send the same batch again for ever.
+func (s *Server) storable(sess *session, changes []store.Change) []store.Change {
+	kept := changes[:0]
+	for i := range changes {
+		if err := store.Fit(&changes[i]); err != nil {
+			s.metrics.droppedChanges.Inc()
+			s.log.Warn("change left out of the cache: it cannot be stored", "agent", sess.agentID,
+				"account", changes[i].Stream.Account, "kind", changes[i].Stream.Resource.Kind, "err", err)
+			continue
+		}
+		kept = append(kept, changes[i])
+	}
+	return kept
 }
 
 func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1.AccountStatus) error {

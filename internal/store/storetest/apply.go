@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -253,4 +255,25 @@ func testSyncingNoResumePoint(t *testing.T, s store.Store) {
 	// A SyncEnd without a resource version leaves no resume point.
 	apply(t, s, relist(cms, "")...)
 	wantPositions(t, s, nil, map[string]string{"prod/deployments.apps": "9"})
+}
+
+// What Fit lets through is stored by every backend: keys of 253 ASCII
+// bytes, and an application of many multi-byte characters, cut to fit.
+func testFitStores(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	st := stream("prod", deployments(), "")
+	o := obj(st, "web", strings.Repeat("n", 253), "12", nil)
+	o.Application, o.UID = strings.Repeat("é", 200), "uid-fit"
+	c := upserted(st, o)
+	if err := store.Fit(&c); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, c)
+	got, err := s.GetObject(ctx, o.ObjectKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Application != o.Application || !utf8.ValidString(got.Application) {
+		t.Errorf("application stored as %d bytes, want the %d Fit left", len(got.Application), len(o.Application))
+	}
 }

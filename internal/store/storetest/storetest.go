@@ -22,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"EmptyBatch", testEmptyBatch},
 		{"UpsertAndGet", testUpsertAndGet},
+		{"FitStores", testFitStores},
 		{"UpsertCreatesStream", testUpsertCreatesStream},
 		{"UpsertReplaces", testUpsertReplaces},
 		{"Deleted", testDeleted},
