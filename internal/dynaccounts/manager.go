@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,52 +148,95 @@ func holders(agents []controlplane.AgentInfo) map[string][]string {
 
 // reconcile looks at every row once and starts the work each needs.
 func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
-	rows, err := m.st.ListAccounts(ctx)
+	// Every row's state, cheaply; the whole row only of the few that need
+	// something done, and only if still as read (full).
+	rows, err := m.st.AccountStates(ctx)
 	if err != nil {
 		return err
+	}
+	// Rows to migrate, deactivate or remove come in bursts (an import of
+	// a thousand accounts): read those whole in one query.
+	var bulk map[string]store.Account
+	if slices.ContainsFunc(rows, func(a store.Account) bool {
+		return a.State == ToMigrate || a.State == ToDeactivate || a.State == Deleting
+	}) {
+		whole, err := m.st.ListAccounts(ctx, ToMigrate, ToDeactivate, Deleting)
+		if err != nil {
+			return err
+		}
+		bulk = make(map[string]store.Account, len(whole))
+		for _, a := range whole {
+			bulk[a.Name] = a
+		}
+	}
+	full := func(st store.Account) (store.Account, bool) {
+		a, ok := bulk[st.Name]
+		if !ok {
+			var err error
+			if a, err = m.st.GetAccount(ctx, st.Name); err != nil {
+				return a, false
+			}
+		}
+		return a, a.Version == st.Version // else changed since: the next pass sees it
 	}
 	agents := m.agent.ConnectedAgents()
 	held := holders(agents)
 	now := time.Now()
 	var migrate, deactivate, remove []store.Account
-	for _, a := range rows {
-		if m.busy(a.Name) {
+	for _, st := range rows {
+		if m.busy(st.Name) {
 			continue
 		}
-		switch a.State {
+		switch st.State {
 		case ToMigrate:
-			migrate = append(migrate, a)
+			if a, ok := full(st); ok {
+				migrate = append(migrate, a)
+			}
 		case Activating, Deactivating:
 			// Claimed by a replica that stopped driving it (died, or this
 			// one restarted, as it is not busy with it): hand it back.
-			if a.Owner == m.cfg.ReplicaID || now.Sub(a.UpdatedAt) > m.cfg.ClaimTimeout {
-				back := map[string]string{Activating: ToMigrate, Deactivating: ToDeactivate}[a.State]
-				m.transition(ctx, a, func(a *store.Account) { a.State, a.Owner = back, "" })
+			if st.Owner == m.cfg.ReplicaID || now.Sub(st.UpdatedAt) > m.cfg.ClaimTimeout {
+				if a, ok := full(st); ok {
+					back := map[string]string{Activating: ToMigrate, Deactivating: ToDeactivate}[a.State]
+					m.transition(ctx, a, func(a *store.Account) { a.State, a.Owner = back, "" })
+				}
 			}
 		case Deleting:
 			// Requested (no owner), or claimed by a replica that stopped.
-			if a.Owner == "" || a.Owner == m.cfg.ReplicaID || now.Sub(a.UpdatedAt) > m.cfg.ClaimTimeout {
-				remove = append(remove, a)
+			if st.Owner == "" || st.Owner == m.cfg.ReplicaID || now.Sub(st.UpdatedAt) > m.cfg.ClaimTimeout {
+				if a, ok := full(st); ok {
+					remove = append(remove, a)
+				}
 			}
 		case Failed:
-			if a.FailedCount <= m.cfg.MaxRetries && now.Sub(a.UpdatedAt) >= m.cfg.RetryFrequency {
-				m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+			if st.FailedCount <= m.cfg.MaxRetries && now.Sub(st.UpdatedAt) >= m.cfg.RetryFrequency {
+				if a, ok := full(st); ok {
+					m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+				}
 			}
 		case Active:
-			if len(held[a.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace {
-				m.transition(ctx, a, func(a *store.Account) {
-					a.State, a.ErrorMessage = Orphaned, "no connected agent serves the account"
-				})
+			if len(held[st.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace {
+				if a, ok := full(st); ok {
+					m.transition(ctx, a, func(a *store.Account) {
+						a.State, a.ErrorMessage = Orphaned, "no connected agent serves the account"
+					})
+				}
 			}
 		case Orphaned:
 			switch {
-			case len(held[a.Name]) > 0:
-				m.transition(ctx, a, func(a *store.Account) { a.State, a.AgentID, a.ErrorMessage = Active, held[a.Name][0], "" })
-			case len(eligible(agents, a.ZoneID)) > 0:
-				m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+			case len(held[st.Name]) > 0:
+				if a, ok := full(st); ok {
+					m.transition(ctx, a, func(a *store.Account) { a.State, a.AgentID, a.ErrorMessage = Active, held[a.Name][0], "" })
+				}
+			case len(eligible(agents, st.ZoneID)) > 0:
+				if a, ok := full(st); ok {
+					m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+				}
 			}
 		case ToDeactivate:
-			deactivate = append(deactivate, a)
+			if a, ok := full(st); ok {
+				deactivate = append(deactivate, a)
+			}
 		}
 	}
 	m.start(ctx, wg, migrate, Activating, func(ctx context.Context, claimed []store.Account) { m.activate(ctx, claimed, agents) })

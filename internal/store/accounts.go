@@ -96,6 +96,35 @@ func (s *sqlStore) GetAccount(ctx context.Context, name string) (Account, error)
 	return a, nil
 }
 
+// stateColumns are accountColumns without the definition and credentials.
+const stateColumns = `name, state, zone_id, error_message, failed_count, api_host, kube_version, cert_fingerprint,
+	dynamic, agent_id, owner, created_at_ms, updated_at_ms, version`
+
+// AccountStates returns every account without its definition and
+// credentials, by name.
+func (s *sqlStore) AccountStates(ctx context.Context) ([]Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+stateColumns+` FROM `+accountsTable+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: account states: %w", err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		var a Account
+		var created, updated int64
+		if err := rows.Scan(&a.Name, &a.State, &a.ZoneID, &a.ErrorMessage, &a.FailedCount, &a.APIHost, &a.KubeVersion,
+			&a.CertFingerprint, &a.Dynamic, &a.AgentID, &a.Owner, &created, &updated, &a.Version); err != nil {
+			return nil, fmt.Errorf("store: account states: %w", err)
+		}
+		a.CreatedAt, a.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: account states: %w", err)
+	}
+	return out, nil
+}
+
 // ListAccounts returns the accounts in states (all if none), by name.
 func (s *sqlStore) ListAccounts(ctx context.Context, states ...string) ([]Account, error) {
 	q := `SELECT ` + accountColumns + ` FROM ` + accountsTable

@@ -87,6 +87,11 @@ type Accounts interface {
 	// ListAccounts returns the accounts in the given states (all if none),
 	// sorted by name.
 	ListAccounts(ctx context.Context, states ...string) ([]Account, error)
+	// AccountStates returns every account, by name, without its
+	// definition and credentials (Definition, KubeconfigRef and
+	// KubeconfigSealed empty): what reconciling reads every second, on
+	// every replica, for each of possibly thousands of accounts.
+	AccountStates(ctx context.Context) ([]Account, error)
 	// UpdateAccount writes a if the stored version still equals a.Version,
 	// and returns it with its new version; otherwise it fails with
 	// ErrConflict (or ErrNotFound if the row is gone).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,5 +127,34 @@ func testAccountsParallelWriters(t *testing.T, s store.Store) {
 	}
 	if final.State != fmt.Sprintf("S%d", steps) || wins.Load() != steps || final.Version != steps+1 {
 		t.Errorf("state %s, %d winning updates, version %d; want S%d, %d, %d", final.State, wins.Load(), final.Version, steps, steps, steps+1)
+	}
+}
+
+// AccountStates gives every account as ListAccounts does, without its
+// definition and credentials.
+func testAccountStates(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"b", "a"} {
+		if _, err := s.CreateAccount(ctx, store.Account{Name: name, State: "ACTIVE", ZoneID: "z", Definition: []byte(`{"name":"` + name + `"}`),
+			KubeconfigRef: "inline", KubeconfigSealed: "sealed-" + name, AgentID: "agent-1", Dynamic: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := s.ListAccounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := s.AccountStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != len(whole) || len(states) != 2 {
+		t.Fatalf("%d states, %d accounts, want 2", len(states), len(whole))
+	}
+	for i, w := range whole {
+		w.Definition, w.KubeconfigRef, w.KubeconfigSealed = nil, "", ""
+		if got := states[i]; !reflect.DeepEqual(got, w) {
+			t.Errorf("state %d: %+v, want %+v", i, got, w)
+		}
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Streams", testStreams},
 		{"AgentAccounts", testAgentAccounts},
 		{"AccountsCRUD", testAccountsCRUD},
+		{"AccountStates", testAccountStates},
 		{"AccountsParallelWriters", testAccountsParallelWriters},
 		{"Operations", testOperations},
 		{"MarkOperationSent", testMarkOperationSent},
