@@ -32,6 +32,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"Traffic":         testTraffic,
 		"Validation":      testClusterValidation,
 		"SecretValues":    testSecretValuesStayIn,
+		"Versions":        testVersionsNeverOverwrite,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

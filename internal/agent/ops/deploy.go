@@ -148,6 +148,18 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 			}
 		}
 	}
+	// The versioned artifacts this deploy numbers are its own until it
+	// has applied them.
+	var versionKeys []string
+	for _, it := range items {
+		gk := it.mapping.GroupVersionKind.GroupKind()
+		if base := it.obj.GetName(); base != "" && o.versioned(strategyOf(it.obj.GetAnnotations()), gk) {
+			versionKeys = append(versionKeys, KindName(gk)+"/"+it.obj.GetNamespace()+"/"+base)
+		}
+	}
+	if len(versionKeys) > 0 {
+		defer e.versions.lock(versionKeys)()
+	}
 	var res Result
 	plans := make([]deployPlan, 0, len(items))
 	for _, it := range items {

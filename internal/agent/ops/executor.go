@@ -112,6 +112,10 @@ type Executor struct {
 
 	resetMu   sync.Mutex
 	lastReset time.Time
+
+	// versions serialises the deploys of one versioned artifact, from
+	// numbering its new version to applying it.
+	versions keyedMutex
 }
 
 // New builds an Executor for the cluster cfg points at. Nothing is

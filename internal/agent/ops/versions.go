@@ -49,19 +49,22 @@ func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, bas
 	return maxV + 1, latest, nil
 }
 
-// versionOf is the version of an object of base, or -1.
+// versionOf is the version of an object of base, or -1: the larger of its
+// artifact annotation's and its name's (a manifest deployed again may keep
+// an older version annotation under a newer name).
 func versionOf(name string, ann map[string]string, base, artifactType string) int {
+	v := -1
 	if ann[AnnotationArtifactName] == base && (ann[AnnotationArtifactType] == "" || ann[AnnotationArtifactType] == artifactType) {
-		if v, ok := strings.CutPrefix(ann[AnnotationArtifactVersion], "v"); ok {
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				return n
+		if s, ok := strings.CutPrefix(ann[AnnotationArtifactVersion], "v"); ok {
+			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+				v = n
 			}
 		}
 	}
 	if mm := versionedName.FindStringSubmatch(name); mm != nil && mm[1] == base {
 		if n, err := strconv.Atoi(mm[2]); err == nil {
-			return n
+			v = max(v, n)
 		}
 	}
-	return -1
+	return v
 }

@@ -1,0 +1,61 @@
+package ops
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+// Each deploy of a versioned object gets a version of its own: deploys of
+// the same artifact at once do not pick the same one (the second would
+// overwrite the first), and a manifest keeping an older version
+// annotation does not make a deploy reuse an existing name.
+func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	const n = 6
+	var wg sync.WaitGroup
+	names := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			res, err := e.try(OpDeployManifest, map[string]any{"account": "test", "moniker": map[string]any{"app": "shop"},
+				"namespaceOverride": e.ns, "manifests": []any{configMap("cfg", map[string]any{"who": fmt.Sprint(i)}, nil)}})
+			if err != nil {
+				t.Errorf("deploy %d: %v", i, err)
+				return
+			}
+			if got := res.ManifestNamesByNamespace[e.ns]; len(got) == 1 {
+				names[i] = got[0]
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(names)
+	if got := slices.Compact(slices.Clone(names)); len(got) != n {
+		t.Errorf("%d concurrent deploys reported %v: want %d different versions", n, names, n)
+	}
+	cms, err := e.kube.CoreV1().ConfigMaps(e.ns).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=spinnaker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cms.Items) != n {
+		t.Errorf("%d deploys, %d ConfigMaps", n, len(cms.Items))
+	}
+
+	// An old version annotation carried along: still a new name each time.
+	for i := range 2 {
+		res := e.deploy(nil, configMap("stale", map[string]any{"round": fmt.Sprint(i)}, map[string]any{"artifact.spinnaker.io/version": "v000"}))
+		want := fmt.Sprintf("configMap stale-v%03d", i)
+		if got := res.ManifestNamesByNamespace[e.ns]; len(got) != 1 || got[0] != want {
+			t.Errorf("deploy %d with a v000 annotation: %v, want %s", i, got, want)
+		}
+	}
+	res := e.deploy(nil, configMap("stale", map[string]any{"round": "2"}, map[string]any{"artifact.spinnaker.io/version": "v000"}))
+	if got := res.ManifestNamesByNamespace[e.ns]; len(got) != 1 || got[0] != "configMap stale-v002" {
+		t.Errorf("third deploy with a v000 annotation: %v, want configMap stale-v002 (v001 kept)", got)
+	}
+}
