@@ -71,8 +71,11 @@ func parseDelete(payload []byte) (operation, error) {
 	if o.selector, err = parseSelectors(d.LabelSelectors); err != nil {
 		return nil, err
 	}
-	if o.selector == nil {
-		return nil, invalid("labelSelectors", "required with kinds: give at least one selector (kind ANY selects everything)")
+	if o.selector == nil || o.selector.Empty() {
+		// kubectl refuses a kind without names or a selector too: one
+		// operation must not empty a namespace, or the cluster of a
+		// cluster-scoped kind (namespaces...).
+		return nil, invalid("labelSelectors", "required with kinds: give at least one label requirement (EQUALS, CONTAINS, EXISTS...); a selector of kind ANY alone would select every object, which is refused")
 	}
 	return o, nil
 }
@@ -80,7 +83,7 @@ func parseDelete(payload []byte) (operation, error) {
 // deleteOptions follows Clouddriver: orphanDependents if given, else
 // cascading (false orphans dependents), else propagationPolicy; the default
 // is background deletion of dependents, as kubectl's. gracePeriodSeconds is
-// passed on.
+// passed on, 0 as 1 (as kubectl does without --force).
 func deleteOptions(opts map[string]any) (metav1.DeleteOptions, error) {
 	var do metav1.DeleteOptions
 	policy := metav1.DeletePropagationBackground
@@ -122,6 +125,11 @@ func deleteOptions(opts map[string]any) (metav1.DeleteOptions, error) {
 		if err != nil || n < 0 {
 			return do, invalid("options.gracePeriodSeconds", "must be a non-negative integer, got %q", s)
 		}
+		// 0 would delete Pods from the API before their kubelet stopped
+		// them (two Pods of one StatefulSet identity at once): 1 is as
+		// fast and waits for it, as kubectl delete --grace-period=0 does
+		// without --force.
+		n = max(n, 1)
 		do.GracePeriodSeconds = &n
 	}
 	return do, nil

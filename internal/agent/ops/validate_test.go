@@ -44,6 +44,8 @@ func TestValidateStatic(t *testing.T) {
 		{"deleteManifest", `{"manifestName":"deployment","location":"ns"}`, "manifestName", `"KIND NAME"`},
 		{"deleteManifest", `{"kinds":["configMap"],"location":"ns"}`, "labelSelectors", "required with kinds"},
 		{"deleteManifest", `{"kinds":["configMap"],"labelSelectors":{"selectors":[{"kind":"LIKE","key":"a"}]}}`, "labelSelectors.selectors[0].kind", "must be ANY"},
+		{"deleteManifest", `{"kinds":["configMap"],"labelSelectors":{"selectors":[{"kind":"ANY"}]}}`, "labelSelectors", "every object"},
+		{"deleteManifest", `{"kinds":["namespace"],"labelSelectors":""}`, "labelSelectors", "every object"},
 		{"deleteManifest", `{"kinds":["configMap"],"labelSelectors":{"selectors":[{"kind":"EQUALS","key":"a b","values":["x"]}]}}`, "labelSelectors.selectors[0]", "name part must consist"},
 		{"deleteManifest", `{"manifestName":"cm x","options":{"cascading":"sometimes"}}`, "options.cascading", "must be a boolean"},
 		{"deleteManifest", `{"manifestName":"cm x","options":{"gracePeriodSeconds":-1}}`, "options.gracePeriodSeconds", "non-negative"},
@@ -263,6 +265,7 @@ func TestDeleteOptions(t *testing.T) {
 		{nil, metav1.DeletePropagationBackground, -1},
 		{map[string]any{"cascading": true}, metav1.DeletePropagationBackground, -1},
 		{map[string]any{"cascading": false, "gracePeriodSeconds": float64(3)}, metav1.DeletePropagationOrphan, 3},
+		{map[string]any{"gracePeriodSeconds": float64(0)}, metav1.DeletePropagationBackground, 1}, // never a forced deletion
 		{map[string]any{"cascading": "false", "orphanDependents": "false"}, metav1.DeletePropagationBackground, -1},
 		{map[string]any{"orphanDependents": true}, metav1.DeletePropagationOrphan, -1},
 		{map[string]any{"propagationPolicy": "Foreground", "cascading": true}, metav1.DeletePropagationForeground, -1},
