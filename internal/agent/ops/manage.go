@@ -37,7 +37,11 @@ func (e *Executor) patch(ctx context.Context, t *target, pt types.PatchType, bod
 		what += " (" + strings.Join(sub, "/") + ")"
 	}
 	var out *unstructured.Unstructured
-	err := e.do(ctx, what, func(ctx context.Context) (err error) {
+	run := e.do
+	if pt == types.JSONPatchType {
+		run = e.doOnce // "add" to a list twice adds twice
+	}
+	err := run(ctx, what, func(ctx context.Context) (err error) {
 		out, err = e.resource(t.mapping, t.namespace).Patch(ctx, t.name, pt, body, metav1.PatchOptions{FieldManager: e.opts.FieldManager}, sub...)
 		return err
 	})

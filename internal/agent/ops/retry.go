@@ -45,6 +45,20 @@ func (e *Executor) retryable(err error) bool {
 // do runs fn, retrying it as configured. fn must be safe to repeat: it
 // re-reads what it needs on every attempt.
 func (e *Executor) do(ctx context.Context, what string, fn func(context.Context) error) error {
+	return e.attempt(ctx, what, e.retryable, fn)
+}
+
+// doOnce runs fn, a request not safe to send twice (a JSON patch that adds
+// to a list or removes a key): as configured, but retried only after the
+// errors that prove it was not applied (409 Conflict, 429 Too Many
+// Requests), never after a timeout or a 5xx, after which it may have been.
+func (e *Executor) doOnce(ctx context.Context, what string, fn func(context.Context) error) error {
+	return e.attempt(ctx, what, func(err error) bool {
+		return e.retryable(err) && (apierrors.IsConflict(err) || apierrors.IsTooManyRequests(err))
+	}, fn)
+}
+
+func (e *Executor) attempt(ctx context.Context, what string, retryable func(error) bool, fn func(context.Context) error) error {
 	attempts := 1
 	if e.retries.Enabled {
 		attempts += e.retries.MaxRetries
@@ -65,7 +79,7 @@ func (e *Executor) do(ctx context.Context, what string, fn func(context.Context)
 		if err == nil {
 			return nil
 		}
-		if !e.retries.Enabled || !e.retryable(err) || ctx.Err() != nil {
+		if !e.retries.Enabled || !retryable(err) || ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}

@@ -256,7 +256,9 @@ func (e *Executor) patchLabels(ctx context.Context, what string, ri interface {
 	}
 	patch, _ := json.Marshal(ops)
 	var out *unstructured.Unstructured
-	err := e.do(ctx, "patch labels of "+what+" "+obj.GetName(), func(ctx context.Context) (err error) {
+	// Once: a "remove" applied, then retried, fails and leaves the object
+	// half-changed.
+	err := e.doOnce(ctx, "patch labels of "+what+" "+obj.GetName(), func(ctx context.Context) (err error) {
 		out, err = ri.Patch(ctx, obj.GetName(), types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: e.opts.FieldManager})
 		return err
 	})

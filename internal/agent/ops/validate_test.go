@@ -241,6 +241,25 @@ func TestRetries(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("not-found was attempted %d times, want 1", calls)
 	}
+	// A request not safe to repeat: never after a 5xx or a timeout (it
+	// may have been applied), still after a conflict (it was not).
+	for _, c := range []struct {
+		err   error
+		calls int
+	}{
+		{apierrors.NewServiceUnavailable("later"), 1},
+		{fmt.Errorf("read: i/o timeout"), 1},
+		{apierrors.NewConflict(gr, "x", errors.New("changed")), 3},
+	} {
+		calls = 0
+		_ = e.doOnce(context.Background(), "op", func(context.Context) error {
+			calls++
+			return c.err
+		})
+		if calls != c.calls {
+			t.Errorf("doOnce after %v: %d attempts, want %d", c.err, calls, c.calls)
+		}
+	}
 	e.retries.RetryAnyError = true
 	if !e.retryable(apierrors.NewNotFound(gr, "x")) {
 		t.Error("RetryAnyError does not retry a 404")
