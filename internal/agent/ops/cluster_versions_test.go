@@ -1,8 +1,10 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -54,6 +56,18 @@ func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
 			t.Errorf("deploy %d with a v000 annotation: %v, want %s", i, got, want)
 		}
 	}
+	// A name too long for its version suffix is refused before anything
+	// of the deploy is written.
+	_, err = e.try(OpDeployManifest, map[string]any{"account": "test", "moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{configMap("first", nil, nil), configMap(strings.Repeat("n", 250), nil, nil)}})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !strings.HasSuffix(ve.Field, "metadata.name") {
+		t.Errorf("deploy of a 250-character versioned name: %v, want a ValidationError naming metadata.name", err)
+	}
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "first-v000", metav1.GetOptions{}); err == nil {
+		t.Error("the deploy refused for its second manifest wrote the first")
+	}
+
 	res := e.deploy(nil, configMap("stale", map[string]any{"round": "2"}, map[string]any{"artifact.spinnaker.io/version": "v000"}))
 	if got := res.ManifestNamesByNamespace[e.ns]; len(got) != 1 || got[0] != "configMap stale-v002" {
 		t.Errorf("third deploy with a v000 annotation: %v, want configMap stale-v002 (v001 kept)", got)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 type monikerDesc struct {
@@ -226,6 +227,11 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 		version  *int
 		previous string
 	)
+	if versioned && len(base)+len("-v000") > validation.DNS1123SubdomainMaxLength {
+		// Refused before anything of the deploy is written.
+		return deployPlan{}, invalid(joinField(it.field, "metadata.name"), "%q is too long to be versioned: with its -vNNN suffix it exceeds %d characters",
+			base, validation.DNS1123SubdomainMaxLength)
+	}
 	if versioned {
 		v, prev, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
 		if err != nil {
