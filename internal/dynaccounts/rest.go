@@ -398,16 +398,17 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 			*dst = n
 		}
 	}
-	all, err := m.st.ListAccounts(r.Context())
+	rows, total, err := m.st.AccountsPage(r.Context(), (page-1)*limit, limit) // no overflow: both <= maxPageParam
 	if err != nil {
+		m.log.Error("dynamic accounts: list", "err", err)
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read accounts")
 		return
 	}
-	items := []accountview.Account{}
-	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ { // no overflow: both <= maxPageParam
-		items = append(items, View(all[i]))
+	items := make([]accountview.Account, 0, len(rows))
+	for _, a := range rows {
+		items = append(items, View(a))
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": len(all)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": total})
 }
 
 // View renders a row for the REST API.

@@ -125,6 +125,32 @@ func (s *sqlStore) AccountStates(ctx context.Context) ([]Account, error) {
 	return out, nil
 }
 
+// AccountsPage returns at most limit accounts from offset, by name, and
+// the number of accounts.
+func (s *sqlStore) AccountsPage(ctx context.Context, offset, limit int) ([]Account, int, error) {
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+accountsTable).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: count accounts: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(`SELECT `+accountColumns+` FROM `+accountsTable+` ORDER BY name LIMIT ? OFFSET ?`), limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: page of accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("store: page of accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("store: page of accounts: %w", err)
+	}
+	return out, total, nil
+}
+
 // ListAccounts returns the accounts in states (all if none), by name.
 func (s *sqlStore) ListAccounts(ctx context.Context, states ...string) ([]Account, error) {
 	q := `SELECT ` + accountColumns + ` FROM ` + accountsTable

@@ -92,6 +92,9 @@ type Accounts interface {
 	// KubeconfigSealed empty): what reconciling reads every second, on
 	// every replica, for each of possibly thousands of accounts.
 	AccountStates(ctx context.Context) ([]Account, error)
+	// AccountsPage returns the accounts from offset (by name), at most
+	// limit of them, and how many there are in all.
+	AccountsPage(ctx context.Context, offset, limit int) ([]Account, int, error)
 	// UpdateAccount writes a if the stored version still equals a.Version,
 	// and returns it with its new version; otherwise it fails with
 	// ErrConflict (or ErrNotFound if the row is gone).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,5 +157,31 @@ func testAccountStates(t *testing.T, s store.Store) {
 		if got := states[i]; !reflect.DeepEqual(got, w) {
 			t.Errorf("state %d: %+v, want %+v", i, got, w)
 		}
+	}
+
+	// Pages, by name.
+	for _, name := range []string{"e", "c", "d"} {
+		if _, err := s.CreateAccount(ctx, store.Account{Name: name, State: "INACTIVE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		offset, limit int
+		want          string
+	}{{0, 2, "a b"}, {2, 2, "c d"}, {4, 2, "e"}, {9, 2, ""}} {
+		page, total, err := s.AccountsPage(ctx, c.offset, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range page {
+			names = append(names, a.Name)
+		}
+		if got := strings.Join(names, " "); got != c.want || total != 5 {
+			t.Errorf("page at %d of %d: %q of %d, want %q of 5", c.offset, c.limit, got, total, c.want)
+		}
+	}
+	if page, _, _ := s.AccountsPage(ctx, 0, 1); len(page) != 1 || string(page[0].Definition) != `{"name":"a"}` || page[0].KubeconfigSealed != "sealed-a" {
+		t.Errorf("a page holds whole rows: %+v", page)
 	}
 }
