@@ -32,6 +32,9 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 			}
 		}
 		if it.msg != nil {
+			if res := it.msg.GetOperationResult(); res != nil && proto.Size(it.msg) > limit-4096 {
+				it.msg = &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: a.fitResult(res)}}
+			}
 			if err := stream.Send(it.msg); err != nil {
 				return fmt.Errorf("send: %w", err)
 			}
@@ -90,6 +93,8 @@ func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
 		obj = ch.Listed
 	case *kubesvcv1.Change_Upserted:
 		obj = ch.Upserted
+	case *kubesvcv1.Change_Applied:
+		obj = ch.Applied
 	default:
 		return c
 	}
@@ -102,18 +107,63 @@ func (a *Agent) fit(c *kubesvcv1.Change, limit int) *kubesvcv1.Change {
 	if o == nil {
 		o = small.GetUpserted()
 	}
+	if o == nil {
+		o = small.GetApplied()
+	}
 	r := c.GetStream().GetResource()
 	apiVersion := r.GetVersion()
 	if r.GetGroup() != "" {
 		apiVersion = r.GetGroup() + "/" + apiVersion
 	}
-	o.Json, _ = json.Marshal(map[string]any{
-		"apiVersion": apiVersion, "kind": r.GetKind(),
+	o.Json, _ = json.Marshal(truncated(apiVersion, r.GetKind(), o.GetName(), o.GetNamespace(), o.GetUid(), o.GetResourceVersion(), o.GetLabels()))
+	return small
+}
+
+// truncated is what stands for an object too large to send: its identity
+// and labels, marked.
+func truncated(apiVersion, kind, name, namespace, uid, rv string, labels map[string]string) map[string]any {
+	return map[string]any{
+		"apiVersion": apiVersion, "kind": kind,
 		"metadata": map[string]any{
-			"name": o.GetName(), "namespace": o.GetNamespace(), "uid": o.GetUid(),
-			"resourceVersion": o.GetResourceVersion(), "labels": o.GetLabels(),
+			"name": name, "namespace": namespace, "uid": uid,
+			"resourceVersion": rv, "labels": labels,
 			"annotations": map[string]string{"kubesvc.io/truncated": "true"},
 		},
-	})
-	return small
+	}
+}
+
+// fitResult returns res with the manifests of its payload cut to their
+// identity (see fit): a result over the control plane's message limit
+// would end the session, on every attempt to send it.
+func (a *Agent) fitResult(res *kubesvcv1.OperationResult) *kubesvcv1.OperationResult {
+	var payload map[string]any
+	if json.Unmarshal(res.GetPayload(), &payload) != nil {
+		return res
+	}
+	ms, _ := payload["manifests"].([]any)
+	for i, m := range ms {
+		u, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		md, _ := u["metadata"].(map[string]any)
+		str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+		labels := map[string]string{}
+		if l, ok := md["labels"].(map[string]any); ok {
+			for k, v := range l {
+				labels[k], _ = v.(string)
+			}
+		}
+		ms[i] = truncated(str(u, "apiVersion"), str(u, "kind"), str(md, "name"), str(md, "namespace"), str(md, "uid"), str(md, "resourceVersion"), labels)
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return res
+	}
+	a.stats.Truncated.Add(1)
+	a.log.Warn("operation result too large for the control plane's message limit; sending its manifests' identities only",
+		"operation", res.GetId(), "bytes", len(res.GetPayload()), "now", len(b))
+	out := proto.Clone(res).(*kubesvcv1.OperationResult)
+	out.Payload = b
+	return out
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -596,5 +597,41 @@ func TestStreamsSummary(t *testing.T) {
 	empty := &streams{running: map[string]*runningStream{}, reported: map[string]error{}}
 	if msg, done := empty.summary(); !done || msg != "" {
 		t.Errorf("no streams: %q %v", msg, done)
+	}
+}
+
+// An Applied change or an operation result above the control plane's
+// message limit goes out cut to the objects' identities, rather than end
+// the session on every attempt.
+func TestOversizedAppliedAndResultAreCut(t *testing.T) {
+	t.Parallel()
+	const limit = 20_000
+	a := &Agent{log: discardLogger(), stats: &Stats{}}
+	big := strings.Repeat("x", 3*limit)
+	applied := &kubesvcv1.Change{Stream: &kubesvcv1.StreamKey{Account: "a", Resource: &kubesvcv1.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap"}},
+		Change: &kubesvcv1.Change_Applied{Applied: &kubesvcv1.Object{Name: "cm", Namespace: "ns", ResourceVersion: "7", Json: []byte(`{"data":{"k":"` + big + `"}}`)}}}
+	c := a.fit(applied, limit)
+	if o := c.GetApplied(); proto.Size(c) > limit || o.GetResourceVersion() != "7" || !strings.Contains(string(o.GetJson()), "kubesvc.io/truncated") {
+		t.Errorf("applied change: %d bytes, %+v", proto.Size(c), o)
+	}
+	res := &kubesvcv1.OperationResult{Id: "t/0", Success: true, Payload: []byte(`{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","namespace":"ns","resourceVersion":"7"},"data":{"k":"` + big + `"}}],` +
+		`"manifestNamesByNamespace":{"ns":["configMap cm"]}}`)}
+	cut := a.fitResult(res)
+	var payload struct {
+		Manifests []struct {
+			Kind     string
+			Metadata struct{ Name, ResourceVersion string }
+		}
+		ManifestNamesByNamespace map[string][]string
+	}
+	if err := json.Unmarshal(cut.GetPayload(), &payload); err != nil {
+		t.Fatal(err)
+	}
+	if proto.Size(cut) > limit || len(payload.Manifests) != 1 || payload.Manifests[0].Metadata.Name != "cm" ||
+		payload.Manifests[0].Metadata.ResourceVersion != "7" || len(payload.ManifestNamesByNamespace["ns"]) != 1 {
+		t.Errorf("result cut to %d bytes: %s", proto.Size(cut), cut.GetPayload())
+	}
+	if len(res.GetPayload()) < 3*limit {
+		t.Error("the kept result was changed (it is resent as it is)")
 	}
 }
