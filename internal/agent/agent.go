@@ -81,6 +81,9 @@ type Config struct {
 	// NoProxy: dial Target directly, whatever HTTPS_PROXY says
 	// (clouddriver.noProxy).
 	NoProxy bool
+	// KubernetesNoProxy: reach the API servers of dynamic accounts
+	// directly (kubernetes.noProxy; configured accounts carry their own).
+	KubernetesNoProxy bool
 	// TLS, when set, secures the connection; nil means plaintext
 	// (clouddriver.insecure).
 	TLS *tls.Config

@@ -33,7 +33,7 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 		}
 		if it.msg != nil {
 			if res := it.msg.GetOperationResult(); res != nil && proto.Size(it.msg) > limit-4096 {
-				it.msg = &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: a.fitResult(res)}}
+				it.msg = &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_OperationResult{OperationResult: a.fitResult(res, limit-4096)}}
 			}
 			if err := stream.Send(it.msg); err != nil {
 				return fmt.Errorf("send: %w", err)
@@ -132,38 +132,46 @@ func truncated(apiVersion, kind, name, namespace, uid, rv string, labels map[str
 	}
 }
 
-// fitResult returns res with the manifests of its payload cut to their
-// identity (see fit): a result over the control plane's message limit
-// would end the session, on every attempt to send it.
-func (a *Agent) fitResult(res *kubesvcv1.OperationResult) *kubesvcv1.OperationResult {
+// fitResult returns a copy of res that fits in limit bytes: the manifests
+// of its payload cut to their identity (see fit), then, if that is not
+// enough, its error message cut and its payload replaced by a note. A
+// result over the control plane's message limit would end the session, on
+// every attempt to send it.
+func (a *Agent) fitResult(res *kubesvcv1.OperationResult, limit int) *kubesvcv1.OperationResult {
+	out := proto.Clone(res).(*kubesvcv1.OperationResult)
 	var payload map[string]any
-	if json.Unmarshal(res.GetPayload(), &payload) != nil {
-		return res
-	}
-	ms, _ := payload["manifests"].([]any)
-	for i, m := range ms {
-		u, ok := m.(map[string]any)
-		if !ok {
-			continue
-		}
-		md, _ := u["metadata"].(map[string]any)
-		str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
-		labels := map[string]string{}
-		if l, ok := md["labels"].(map[string]any); ok {
-			for k, v := range l {
-				labels[k], _ = v.(string)
+	if json.Unmarshal(res.GetPayload(), &payload) == nil {
+		if ms, ok := payload["manifests"].([]any); ok {
+			for i, m := range ms {
+				u, ok := m.(map[string]any)
+				if !ok {
+					continue
+				}
+				md, _ := u["metadata"].(map[string]any)
+				str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+				labels := map[string]string{}
+				if l, ok := md["labels"].(map[string]any); ok {
+					for k, v := range l {
+						labels[k], _ = v.(string)
+					}
+				}
+				ms[i] = truncated(str(u, "apiVersion"), str(u, "kind"), str(md, "name"), str(md, "namespace"), str(md, "uid"), str(md, "resourceVersion"), labels)
+			}
+			if b, err := json.Marshal(payload); err == nil {
+				out.Payload = b
 			}
 		}
-		ms[i] = truncated(str(u, "apiVersion"), str(u, "kind"), str(md, "name"), str(md, "namespace"), str(md, "uid"), str(md, "resourceVersion"), labels)
 	}
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return res
+	if proto.Size(out) > limit {
+		if len(out.Error) > 4096 {
+			out.Error = out.Error[:4096] + "... (cut: too long for the control plane's message limit)"
+		}
+		if proto.Size(out) > limit {
+			out.Payload, _ = json.Marshal(map[string]any{"kubesvc.io/truncated": "the result was too large for the control plane's message limit"})
+		}
 	}
 	a.stats.Truncated.Add(1)
-	a.log.Warn("operation result too large for the control plane's message limit; sending its manifests' identities only",
-		"operation", res.GetId(), "bytes", len(res.GetPayload()), "now", len(b))
-	out := proto.Clone(res).(*kubesvcv1.OperationResult)
-	out.Payload = b
+	a.log.Warn("operation result too large for the control plane's message limit; sent cut",
+		"operation", res.GetId(), "bytes", proto.Size(res), "now", proto.Size(out), "limit", limit)
 	return out
 }

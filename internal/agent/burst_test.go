@@ -13,13 +13,14 @@ import (
 )
 
 // burstControlPlane is a TEST DOUBLE OF THE CONTROL PLANE: it lets the
-// agent fill its window of unacknowledged batches, sends a burst of
-// operations, then the acknowledgements, and from then on acknowledges
+// agent fill its window of unacknowledged batches and then its send queue,
+// sends a burst of operations, then the acknowledgements, and from then on acknowledges
 // every batch; after 3 s without one it ends the stream, as the real one
 // drops a silent agent.
 type burstControlPlane struct {
 	kubesvcv1.UnimplementedAgentServiceServer
-	progress chan string
+	progress  chan string
+	queueFull chan struct{} // closed by the test once the agent's send queue is full
 }
 
 func (c *burstControlPlane) Connect(stream grpc.BidiStreamingServer[kubesvcv1.AgentMessage, kubesvcv1.ControlMessage]) error {
@@ -46,8 +47,8 @@ func (c *burstControlPlane) Connect(stream grpc.BidiStreamingServer[kubesvcv1.Ag
 	for len(seqs) < maxInflightBatches {
 		seqs = append(seqs, <-batches)
 	}
-	time.Sleep(300 * time.Millisecond) // the agent's send queue fills behind the window
 	c.progress <- "window full"
+	<-c.queueFull
 	for i := range 300 {
 		op := &kubesvcv1.Operation{Id: fmt.Sprintf("op-%d/0", i), Account: "nowhere", Type: "scaleManifest"}
 		if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}); err != nil {
@@ -85,7 +86,7 @@ func TestOperationBurstBehindAFullQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &burstControlPlane{progress: make(chan string, 1<<16)}
+	cp := &burstControlPlane{progress: make(chan string, 1<<16), queueFull: make(chan struct{})}
 	serveAgentService(t, lis, cp)
 	a, err := New(Config{Target: lis.Addr().String(), ID: "x", ZoneID: "z", Log: discardLogger()})
 	if err != nil {
@@ -126,6 +127,14 @@ func TestOperationBurstBehindAFullQueue(t *testing.T) {
 		}
 	}
 	wait("full window")
+	// The operations must meet a full queue for the test to mean
+	// anything: the results they produce cannot be queued.
+	for deadline := time.Now().Add(20 * time.Second); len(s.out) < cap(s.out); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("send queue %d of %d after 20 s", len(s.out), cap(s.out))
+		}
+	}
+	close(cp.queueFull)
 	wait("batch after the acknowledgements")
 	stop()
 	select {

@@ -70,6 +70,7 @@ func (a *Agent) addDynamic(ctx context.Context, accounts []*kubesvcv1.DynamicAcc
 			results[i].Error = err.Error()
 			continue
 		}
+		acct.NoProxy = a.cfg.KubernetesNoProxy
 		a.mu.Lock()
 		_, static := a.accounts[acct.Name]
 		a.mu.Unlock()

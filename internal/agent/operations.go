@@ -136,6 +136,9 @@ type ExecutorFactory func(cfg *rest.Config) (Executor, error)
 // OpsExecutors returns the factory of internal/agent/ops executors with
 // opts (server-side-apply policy, retries).
 func OpsExecutors(opts ops.Options) ExecutorFactory {
+	if opts.Versions == nil {
+		opts.Versions = &ops.VersionLocks{} // one for all the agent's executors
+	}
 	return func(cfg *rest.Config) (Executor, error) {
 		ex, err := ops.New(cfg, opts)
 		if err != nil {

@@ -97,7 +97,7 @@ func TestReconnectAttemptsDialAfresh(t *testing.T) {
 	attempts.mu.Lock()
 	defer attempts.mu.Unlock()
 	for _, f := range attempts.failures {
-		if f.at.After(up.Add(100 * time.Millisecond)) {
+		if f.at.After(up.Add(time.Second)) { // an attempt under way as it started may be logged a little later on a busy machine
 			t.Errorf("an attempt failed %s after the control plane was up: %s", f.at.Sub(up).Round(time.Millisecond), f.err)
 		}
 	}

@@ -616,7 +616,7 @@ func TestOversizedAppliedAndResultAreCut(t *testing.T) {
 	}
 	res := &kubesvcv1.OperationResult{Id: "t/0", Success: true, Payload: []byte(`{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","namespace":"ns","resourceVersion":"7"},"data":{"k":"` + big + `"}}],` +
 		`"manifestNamesByNamespace":{"ns":["configMap cm"]}}`)}
-	cut := a.fitResult(res)
+	cut := a.fitResult(res, limit)
 	var payload struct {
 		Manifests []struct {
 			Kind     string
@@ -633,5 +633,10 @@ func TestOversizedAppliedAndResultAreCut(t *testing.T) {
 	}
 	if len(res.GetPayload()) < 3*limit {
 		t.Error("the kept result was changed (it is resent as it is)")
+	}
+	// A huge error message, a payload without manifests: still fits.
+	huge := &kubesvcv1.OperationResult{Id: "t/1", Error: big, Payload: []byte(`{"other":"` + big + `"}`)}
+	if cut := a.fitResult(huge, limit); proto.Size(cut) > limit || !strings.HasPrefix(cut.GetError(), "xxx") {
+		t.Errorf("result with a huge error and payload cut to %d bytes (limit %d)", proto.Size(cut), limit)
 	}
 }

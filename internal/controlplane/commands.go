@@ -149,11 +149,12 @@ func (s *Server) sendAccountCommandLocal(ctx context.Context, agentID string, cm
 	sess.pendingMu.Lock()
 	sess.pending[cmd.GetId()] = pendingCommand{result: ch, add: cmd.GetAdd() != nil}
 	sess.pendingMu.Unlock()
-	withdraw := func() bool {
+	withdraw := func() {
 		sess.pendingMu.Lock()
 		defer sess.pendingMu.Unlock()
-		delete(sess.pending, cmd.GetId())
-		return true // deliver leaves the entry: a result handed over is on ch
+		if sess.pending[cmd.GetId()].result == ch {
+			delete(sess.pending, cmd.GetId())
+		}
 	}
 	defer withdraw()
 	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_AccountCommand{AccountCommand: cmd}}, ch, withdraw)
@@ -172,9 +173,8 @@ func (s *Server) session(agentID string) (*session, error) {
 
 // roundTrip sends msg down sess's stream and waits for the answer on ch
 // (registered by the caller), the agent's disconnection, or ctx. withdraw
-// unregisters the caller and reports whether it was still waiting: false
-// means an answer was handed over, and is on ch.
-func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.ControlMessage, ch <-chan R, withdraw func() bool) (R, error) {
+// unregisters the caller (under the lock deliveries send under).
+func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.ControlMessage, ch <-chan R, withdraw func()) (R, error) {
 	var zero R
 	select {
 	case sess.out <- msg:
@@ -185,10 +185,10 @@ func roundTrip[R any](ctx context.Context, sess *session, msg *kubesvcv1.Control
 	}
 	// handedOver returns an answer that came as the wait ended (both may
 	// be ready at once): one the agent may have been told was received.
+	// Deliveries send under the lock withdraw takes, so once withdraw has
+	// run, an answer handed to this waiter is on ch.
 	handedOver := func() (R, bool) {
-		if !withdraw() {
-			return <-ch, true
-		}
+		withdraw()
 		select {
 		case res := <-ch:
 			return res, true
@@ -225,12 +225,12 @@ func (sess *session) isAdd(id string) bool {
 	return sess.pending[id].add
 }
 
-// deliver hands a command result to its waiter, if any is left.
+// deliver hands a command result to its waiter, if any is left. It sends
+// under pendingMu (the channel is buffered), as roundTrip expects.
 func (sess *session) deliver(res *kubesvcv1.AccountCommandResult) {
 	sess.pendingMu.Lock()
-	p, ok := sess.pending[res.GetId()]
-	sess.pendingMu.Unlock()
-	if ok {
+	defer sess.pendingMu.Unlock()
+	if p, ok := sess.pending[res.GetId()]; ok {
 		select {
 		case p.result <- res:
 		default:
@@ -261,19 +261,19 @@ func (s *Server) sendOperationLocal(ctx context.Context, agentID string, op *kub
 	// the handover is one-shot (deliverOperation removes the entry): a
 	// waiter giving up either withdraws first, and the result goes to the
 	// history instead, or finds it on ch.
-	withdraw := func() bool { return sess.withdrawOperation(op.GetId()) }
+	withdraw := func() { sess.withdrawOperation(op.GetId(), ch) }
 	defer withdraw()
 	return roundTrip(ctx, sess, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Operation{Operation: op}}, ch, withdraw)
 }
 
-// withdrawOperation unregisters the waiter of operation id and reports
-// whether it was still waiting (no result handed over).
-func (sess *session) withdrawOperation(id string) bool {
+// withdrawOperation unregisters ch, the waiter of operation id, unless a
+// later waiter of the same id (the operation sent again) took its place.
+func (sess *session) withdrawOperation(id string, ch chan *kubesvcv1.OperationResult) {
 	sess.pendingMu.Lock()
 	defer sess.pendingMu.Unlock()
-	_, waiting := sess.pendingOps[id]
-	delete(sess.pendingOps, id)
-	return waiting
+	if sess.pendingOps[id] == ch {
+		delete(sess.pendingOps, id)
+	}
 }
 
 // deliverOperation hands an operation result to its waiter, if any, and

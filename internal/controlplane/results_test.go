@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -38,7 +39,7 @@ func TestClosedSessionHandsNoResultOver(t *testing.T) {
 	}
 	close(sess.done)
 	sess.out <- &kubesvcv1.ControlMessage{} // full: roundTrip cannot send
-	if _, err := roundTrip(context.Background(), sess, &kubesvcv1.ControlMessage{}, ch, func() bool { return true }); !errors.Is(err, ErrAgentGone) {
+	if _, err := roundTrip(context.Background(), sess, &kubesvcv1.ControlMessage{}, ch, func() {}); !errors.Is(err, ErrAgentGone) {
 		t.Errorf("session gone before sending: %v, want ErrAgentGone", err)
 	}
 }
@@ -54,7 +55,7 @@ func TestResultHandedOverAtTheDeadlineIsKept(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := make(chan *kubesvcv1.OperationResult, 1)
 		sess.pendingOps["t/0"] = ch
-		withdraw := func() bool { return sess.withdrawOperation("t/0") }
+		withdraw := func() { sess.withdrawOperation("t/0", ch) }
 		go func() {
 			<-sess.out // sent: the result comes, then the deadline
 			sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0", Success: true})
@@ -75,11 +76,44 @@ func TestResultHandedOverAtTheDeadlineIsKept(t *testing.T) {
 		<-sess.out
 		cancel()
 	}()
-	withdraw := func() bool { return sess.withdrawOperation("t/0") }
+	withdraw := func() { sess.withdrawOperation("t/0", ch) }
 	if _, err := roundTrip(ctx, sess, &kubesvcv1.ControlMessage{}, ch, withdraw); !errors.Is(err, context.Canceled) {
 		t.Errorf("no result by the deadline: %v, want context.Canceled", err)
 	}
 	if sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0"}) {
 		t.Error("a result was handed to a waiter that had given up")
+	}
+}
+
+// The same operation sent again registers a second waiter: the first one
+// giving up leaves the second registered, and neither ever blocks.
+func TestSecondWaiterOfAnOperationStays(t *testing.T) {
+	sess := &session{agentID: "a1", done: make(chan struct{}), out: make(chan *kubesvcv1.ControlMessage, 2),
+		pendingOps: map[string]chan *kubesvcv1.OperationResult{}}
+	first, second := make(chan *kubesvcv1.OperationResult, 1), make(chan *kubesvcv1.OperationResult, 1)
+	sess.pendingOps["t/0"] = first
+	sess.pendingOps["t/0"] = second // sent again: the later waiter takes the id
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		// The first waiter's deadline has passed.
+		sess.out <- &kubesvcv1.ControlMessage{}
+		_, err := roundTrip(ctx, sess, &kubesvcv1.ControlMessage{}, first, func() { sess.withdrawOperation("t/0", first) })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the first waiter got a result nobody sent")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first waiter blocked")
+	}
+	if !sess.deliverOperation(&kubesvcv1.OperationResult{Id: "t/0", Success: true}) {
+		t.Fatal("the second waiter was unregistered by the first")
+	}
+	if res := <-second; !res.GetSuccess() {
+		t.Errorf("second waiter got %v", res)
 	}
 }

@@ -172,7 +172,9 @@ func readBody(r *http.Request, single bool) ([]json.RawMessage, error) {
 
 // patch sets desired states: ACTIVE (the default) migrates INACTIVE,
 // FAILED and ORPHANED accounts (resetting failed_count); INACTIVE
-// deactivates. 202, or 404 naming unknown accounts (the others applied).
+// deactivates. 202; or, changing nothing, 404 naming unknown accounts or
+// 409 naming accounts being deleted (checked first; an account deleted
+// between that check and its write is left alone and named in a 409).
 func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 	items, err := readArray(r)
 	if err != nil {
@@ -204,10 +206,14 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 	if !m.checkWritable(w, r.Context(), names(defs)) {
 		return
 	}
-	var missing []string
+	var missing, deleting []string
 	for i, d := range defs {
 		desired := states[i]
 		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
+			if a.State == Deleting { // since checkWritable
+				deleting = append(deleting, a.Name)
+				return false
+			}
 			if d.ZoneID != "" {
 				a.ZoneID = d.ZoneID
 			}
@@ -240,6 +246,10 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (the others were updated): %s", strings.Join(missing, ", "))
 		return
 	}
+	if len(deleting) > 0 {
+		httpapi.WriteError(w, http.StatusConflict, "accounts deleted meanwhile, left alone (the others were updated): %s", strings.Join(deleting, ", "))
+		return
+	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -270,9 +280,14 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 	if !m.checkWritable(w, r.Context(), names(defs)) {
 		return
 	}
+	var deleting []string
 	for i, d := range defs {
 		ref, sealed := refs[i][0], refs[i][1]
 		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
+			if a.State == Deleting { // since checkWritable
+				deleting = append(deleting, a.Name)
+				return false
+			}
 			a.Definition, a.KubeconfigRef, a.KubeconfigSealed, a.Dynamic = d.stored(), ref, sealed, true
 			if d.ZoneID != "" {
 				a.ZoneID = d.ZoneID
@@ -292,6 +307,10 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m.poke()
+	if len(deleting) > 0 {
+		httpapi.WriteError(w, http.StatusConflict, "accounts deleted meanwhile, left alone (the others were updated): %s", strings.Join(deleting, ", "))
+		return
+	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{})
 }
 

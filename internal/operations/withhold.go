@@ -57,7 +57,10 @@ func withheldDescription(typ string, desc json.RawMessage) json.RawMessage {
 		}
 	case "patchManifest":
 		name, _ := m["manifestName"].(string)
-		kind, _, _ := strings.Cut(strings.TrimSpace(name), " ")
+		kind := ""
+		if f := strings.Fields(name); len(f) > 0 { // as the agent reads it
+			kind = f[0]
+		}
 		if isSecretKind(kind) && m["patchBody"] != nil {
 			m["patchBody"] = withheldPatch
 			changed = true

@@ -18,6 +18,8 @@ func TestHistoryRequestWithholdsSecretValues(t *testing.T) {
 			{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "visible"}}]}`)},
 		{Type: "patchManifest", Account: "a", Description: json.RawMessage(`{"account": "a", "manifestName": "Secrets s",
 			"patchBody": {"data": {"k": "` + sentinel + `"}}}`)},
+		{Type: "patchManifest", Account: "a", Description: json.RawMessage(`{"account": "a", "manifestName": "secret\ts",
+			"patchBody": {"data": {"k": "` + sentinel + `"}}}`)},
 		{Type: "patchManifest", Account: "a", Description: json.RawMessage(`{"account": "a", "manifestName": "configMap c",
 			"patchBody": {"data": {"k": "kept"}}}`)},
 		{Type: "scaleManifest", Account: "b", Description: json.RawMessage(`{"account": "b", "replicas": 3}`)},
@@ -41,8 +43,8 @@ func TestHistoryRequestWithholdsSecretValues(t *testing.T) {
 		}
 	}
 	var want bytes.Buffer
-	_ = json.Compact(&want, ops[3].Description)
-	if string(back[3].Description) != want.String() {
+	_ = json.Compact(&want, ops[4].Description)
+	if string(back[4].Description) != want.String() {
 		t.Errorf("a description without Secrets changed: %s", back[3].Description)
 	}
 }

@@ -63,6 +63,9 @@ func testSecretValuesStayIn(t *testing.T, c *testenv.Cluster) {
 		{"op": "copy", "from": "/data/apikey", "path": "/metadata/annotations/x"},
 		{"op": "move", "from": "/data", "path": "/metadata/labels"},
 		{"op": "test", "path": "/data/apikey", "value": encoded},
+		{"op": "copy", "from": "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration", "path": "/metadata/annotations/x"},
+		{"op": "copy", "from": "/metadata/annotations", "path": "/metadata/labels"},
+		{"op": "copy", "from": "", "path": "/metadata/annotations/x"},
 	} {
 		err := patch("json", []any{op})
 		var ve *ValidationError

@@ -155,11 +155,15 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 	for _, it := range items {
 		gk := it.mapping.GroupVersionKind.GroupKind()
 		if base := it.obj.GetName(); base != "" && o.versioned(strategyOf(it.obj.GetAnnotations()), gk) {
-			versionKeys = append(versionKeys, KindName(gk)+"/"+it.obj.GetNamespace()+"/"+base)
+			versionKeys = append(versionKeys, o.d.Account+"/"+KindName(gk)+"/"+it.obj.GetNamespace()+"/"+base)
 		}
 	}
 	if len(versionKeys) > 0 {
-		defer e.versions.lock(versionKeys)()
+		unlock, err := e.opts.Versions.lock(ctx, versionKeys)
+		if err != nil {
+			return Result{}, fmt.Errorf("waiting for another deploy of the same versioned objects: %w", err)
+		}
+		defer unlock()
 	}
 	var res Result
 	plans := make([]deployPlan, 0, len(items))
@@ -227,15 +231,15 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 		version  *int
 		previous string
 	)
-	if versioned && len(base)+len("-v000") > validation.DNS1123SubdomainMaxLength {
-		// Refused before anything of the deploy is written.
-		return deployPlan{}, invalid(joinField(it.field, "metadata.name"), "%q is too long to be versioned: with its -vNNN suffix it exceeds %d characters",
-			base, validation.DNS1123SubdomainMaxLength)
-	}
 	if versioned {
 		v, prev, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
 		if err != nil {
 			return deployPlan{}, err
+		}
+		if n := len(base) + len(fmt.Sprintf("-v%03d", v)); n > validation.DNS1123SubdomainMaxLength {
+			// Refused before anything of the deploy is written.
+			return deployPlan{}, invalid(joinField(it.field, "metadata.name"), "%q is too long to be versioned: with its suffix -v%03d it has %d characters, more than %d",
+				base, v, n, validation.DNS1123SubdomainMaxLength)
 		}
 		version, previous = &v, prev
 	}

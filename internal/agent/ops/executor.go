@@ -95,6 +95,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for kubectl.kubernetes.io/restartedAt. Default time.Now.
 	Now func() time.Time
+	// Versions serialises deploys of one versioned artifact; executors of
+	// one agent share it. Default: one of the executor's own.
+	Versions *VersionLocks
 }
 
 // Executor executes Clouddriver Kubernetes operations against one cluster
@@ -112,10 +115,6 @@ type Executor struct {
 
 	resetMu   sync.Mutex
 	lastReset time.Time
-
-	// versions serialises the deploys of one versioned artifact, from
-	// numbering its new version to applying it.
-	versions keyedMutex
 }
 
 // New builds an Executor for the cluster cfg points at. Nothing is
@@ -133,6 +132,9 @@ func New(cfg *rest.Config, opts Options) (*Executor, error) {
 	case SSAAlways, SSANever, SSAAllowed:
 	default:
 		return nil, fmt.Errorf("ops: server-side apply mode must be always, never or allowed, got %q", opts.ServerSideApply)
+	}
+	if opts.Versions == nil {
+		opts.Versions = &VersionLocks{}
 	}
 	e := &Executor{opts: opts, ssaKinds: map[string]SSAMode{}}
 	for k, m := range opts.SSAKinds {

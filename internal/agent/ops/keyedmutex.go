@@ -1,29 +1,44 @@
 package ops
 
 import (
+	"context"
 	"slices"
 	"sync"
 )
 
-// keyedMutex serialises work on the same keys: the versions of one
-// artifact (kind, namespace, name) are numbered by listing those that
-// exist and adding one, so two deploys of it at once would both pick the
-// same version, and the second would overwrite the first.
-type keyedMutex struct {
+// VersionLocks serialises the deploys of each versioned artifact: its
+// versions are numbered by listing those that exist and adding one, so
+// two deploys of it at once would both pick the same version and the
+// second would overwrite the first. Executors share one (Options.Versions)
+// so that it holds across an account's executors (rebuilt when its
+// settings change) on one agent.
+type VersionLocks struct {
 	mu    sync.Mutex // guards locks
 	locks map[string]*keyLock
 }
 
 type keyLock struct {
-	mu   sync.Mutex
-	refs int // holders and waiters; the entry goes at zero
+	held chan struct{} // capacity 1: full while held
+	refs int           // holders and waiters; the entry goes at zero
 }
 
-// lock takes the locks of keys, in sorted order (so that two callers
-// sharing several keys cannot deadlock), and returns their release.
-func (k *keyedMutex) lock(keys []string) (unlock func()) {
+// lock takes the locks of keys in sorted order (so that two callers
+// sharing several keys cannot deadlock) and returns their release, or
+// ctx's error, holding none, if ctx ends first.
+func (k *VersionLocks) lock(ctx context.Context, keys []string) (unlock func(), _ error) {
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-	held := make([]*keyLock, 0, len(keys))
+	var held []string
+	release := func() {
+		for _, key := range held {
+			k.mu.Lock()
+			l := k.locks[key]
+			<-l.held
+			if l.refs--; l.refs == 0 {
+				delete(k.locks, key)
+			}
+			k.mu.Unlock()
+		}
+	}
 	for _, key := range keys {
 		k.mu.Lock()
 		if k.locks == nil {
@@ -31,22 +46,23 @@ func (k *keyedMutex) lock(keys []string) (unlock func()) {
 		}
 		l := k.locks[key]
 		if l == nil {
-			l = &keyLock{}
+			l = &keyLock{held: make(chan struct{}, 1)}
 			k.locks[key] = l
 		}
 		l.refs++
 		k.mu.Unlock()
-		l.mu.Lock()
-		held = append(held, l)
-	}
-	return func() {
-		for i, l := range held {
-			l.mu.Unlock()
+		select {
+		case l.held <- struct{}{}:
+			held = append(held, key)
+		case <-ctx.Done():
 			k.mu.Lock()
 			if l.refs--; l.refs == 0 {
-				delete(k.locks, keys[i])
+				delete(k.locks, key)
 			}
 			k.mu.Unlock()
+			release()
+			return nil, ctx.Err()
 		}
 	}
+	return release, nil
 }

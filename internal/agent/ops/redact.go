@@ -126,8 +126,11 @@ func (r sensitiveResource) redact(err error) error {
 	return fmt.Errorf("request on a %s failed (%T); the error is withheld, as it may quote %s data", kind, err, kind)
 }
 
-// secretValuePaths are the JSON pointers of a sensitive object's values.
-var secretValuePaths = []string{"/data", "/stringData"}
+// secretValuePaths are the JSON pointers of a sensitive object's values:
+// data, stringData, and the last-applied annotation, which holds the whole
+// object as last applied (the scrubber cleans it in place, not a copy of
+// it elsewhere).
+var secretValuePaths = []string{"/data", "/stringData", "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration"}
 
 // checkSensitivePatch refuses, on a sensitive kind, JSON patch operations
 // that would read its values: copy or move from them (into an annotation
@@ -149,7 +152,9 @@ func checkSensitivePatch(gk schema.GroupKind, ops []any) error {
 			continue
 		}
 		for _, p := range secretValuePaths {
-			if ptr == p || strings.HasPrefix(ptr, p+"/") {
+			// "" is the whole object; "/metadata" and "/metadata/annotations"
+			// hold the annotation.
+			if ptr == p || strings.HasPrefix(ptr, p+"/") || strings.HasPrefix(p, ptr+"/") || ptr == "" {
 				return invalid(fmt.Sprintf("patchBody[%d].%s", i, field),
 					"a %s patch may not %s %s: the values of a %s never leave the agent", KindName(gk), name, ptr, gk.Kind)
 			}
