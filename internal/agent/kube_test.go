@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/credentials/credtest"
 )
 
 // A kubeconfig that does not load or validate is reported by its file and
@@ -18,21 +19,7 @@ import (
 func TestRestConfigErrorsNeverQuoteTheKubeconfig(t *testing.T) {
 	const sentinel = "SENTINEL-kube-7d3e"
 	head := "apiVersion: v1\nkind: Config\n"
-	valid := head + `clusters:
-- name: c1
-  cluster:
-    server: https://127.0.0.1:6443
-contexts:
-- name: ctx1
-  context:
-    cluster: c1
-    user: u1
-current-context: ctx1
-users:
-- name: u1
-  user:
-    token: t
-`
+	valid := credtest.Kubeconfig("t")
 	dir := t.TempDir()
 	for _, c := range []struct{ name, content, context, mention string }{
 		{"anchor", head + "users:\n- name: u\n  user:\n    token: *" + sentinel + "\n", "", "YAML syntax error"},

@@ -12,27 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/credentials/credtest"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 )
 
 const sentinel = "SENTINEL-cdaccounts-93c2"
 
-var leakKubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: c1
-  cluster:
-    server: https://127.0.0.1:6443
-contexts:
-- name: ctx1
-  context:
-    cluster: c1
-    user: u1
-current-context: ctx1
-users:
-- name: u1
-  user:
-    token: ` + sentinel + "\n"
+var leakKubeconfig = credtest.Kubeconfig(sentinel)
 
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)

@@ -16,28 +16,14 @@ import (
 	"testing"
 
 	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/credentials/credtest"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
 const sentinel = "SENTINEL-dynaccounts-5b1e"
 
 // kubeconfig is a valid kubeconfig whose user's token is sentinel.
-var kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: c1
-  cluster:
-    server: https://127.0.0.1:6443
-contexts:
-- name: ctx1
-  context:
-    cluster: c1
-    user: u1
-current-context: ctx1
-users:
-- name: u1
-  user:
-    token: ` + sentinel + "\n"
+var kubeconfig = credtest.Kubeconfig(sentinel)
 
 // leakEnv is a manager on a SQLite store (its reconciler not running),
 // with an encryption key, serving the REST API.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,34 +45,13 @@ func (h hopAgents) SendOperation(ctx context.Context, _ string, op *kubesvcv1.Op
 
 func (hopAgents) WaitCached(context.Context, store.ObjectKey, string) error { return nil }
 
-// waitRow polls the history until ok holds for the task's row.
-func waitRow(t *testing.T, st store.Store, id, what string, ok func(store.Operation) bool) store.Operation {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		row, err := st.GetOperation(context.Background(), id)
-		if err == nil && ok(row) {
-			return row
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: want %s, have state %s, agent %q, sent at %v, result %s (err %v)",
-				id, what, row.State, row.AgentID, row.SentAt, row.Result, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // While a task runs, its history row names the agent of the operation
 // running now: the first one's once it has run for markSentAfter, a later
 // one's from when it is sent.
 func TestHistoryNamesTheAgentOfTheRunningOperation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	holdA, holdB := make(chan struct{}), make(chan struct{})
 	m := New(Config{Wait: 20 * time.Second, ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st,
 		hopAgents{hold: map[string]chan struct{}{"a": holdA, "b": holdB}})
@@ -108,11 +86,7 @@ func TestHistoryNamesTheAgentOfTheRunningOperation(t *testing.T) {
 func TestStoppedManagerStartsNoTask(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	m := New(Config{Wait: time.Second, ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, hopAgents{})
 	runCtx, cancel := context.WithCancel(ctx)
 	cancel()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,21 +30,6 @@ func (goneAgents) SendOperation(context.Context, string, *kubesvcv1.Operation) (
 
 func (goneAgents) WaitCached(context.Context, store.ObjectKey, string) error { return nil }
 
-func waitState(t *testing.T, st store.Store, id, want string) store.Operation {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		row, err := st.GetOperation(context.Background(), id)
-		if err == nil && row.State == want {
-			return row
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: %+v (err %v), want %s", id, row, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Results that arrive through HandleResult (resent after the agent
 // reconnected) finish the task whose runner waits after the agent's
 // disconnection, operation by operation; duplicates and results of
@@ -54,11 +38,7 @@ func waitState(t *testing.T, st store.Store, id, want string) store.Operation {
 func TestLateResults(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	m := New(Config{Wait: 2 * time.Second, ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, goneAgents{})
 	defer m.wg.Wait()
 	scale := op{Type: "scaleManifest", Account: "main", Description: json.RawMessage(`{"account": "main"}`)}

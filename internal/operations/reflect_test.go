@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -64,11 +63,7 @@ func (a *answeringAgents) waits() []string {
 func TestTaskWaitsForTheObjectsTheResultNames(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	payload := []byte(`{"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "default", "resourceVersion": "7"}},
 		{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default", "resourceVersion": "8"}}]}`)
 	agents := &answeringAgents{release: make(chan struct{}), result: &kubesvcv1.OperationResult{Payload: payload,

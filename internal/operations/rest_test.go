@@ -6,11 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kubesvc/kubesvc/internal/store"
 )
 
 // A clientRequestId becomes the task id, a path segment of the task's
@@ -19,11 +16,7 @@ import (
 func TestClientRequestIDMustBeAPathSegment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	m := New(Config{ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, &answeringAgents{release: make(chan struct{})})
 	defer m.wg.Wait()
 	mux := http.NewServeMux()
