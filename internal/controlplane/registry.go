@@ -208,6 +208,20 @@ func (r *registry) isAssigned(s *session, account string) bool {
 	return s.assigned[account]
 }
 
+// cachesLocally reports whether a session of this replica caches account
+// (serves it and, if its agent takes assignments, is assigned it): then
+// this replica's commits, which it is notified of, are the account's.
+func (r *registry) cachesLocally(account string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.agents {
+		if _, ok := s.accounts[account]; ok && (!s.assignable || s.assigned[account]) {
+			return true
+		}
+	}
+	return false
+}
+
 // splitServed splits accounts into those s serves and the others.
 func (r *registry) splitServed(s *session, accounts []string) (served, others []string) {
 	r.mu.Lock()

@@ -352,9 +352,16 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 	defer deadline.Stop()
 	watchKey := objectKeyString(key)
 	// Commits of other replicas (an account cached through another
-	// replica's agent) are not notified here: read again now and then.
-	poll := time.NewTicker(crossReplicaPoll)
+	// replica's agent) are not notified here: read again now and then;
+	// seldom when this replica caches the account (its commits wake the
+	// wait), in case the account moves during it.
+	every := crossReplicaPoll
+	if s.registry.cachesLocally(key.Account) {
+		every = localPoll
+	}
+	poll := time.NewTicker(every)
 	defer poll.Stop()
+	polls := poll.C
 	next := s.commits.current()
 	o, err := s.lookup(ctx, key, groupGiven)
 	for wait > 0 {
@@ -365,7 +372,7 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 		case <-next.done:
 			next, o, err = s.afterCommits(ctx, next, watchKey, key, groupGiven, o, err)
 			continue
-		case <-poll.C:
+		case <-polls:
 			o, err = s.lookup(ctx, key, groupGiven)
 			continue
 		case <-ctx.Done():
@@ -377,9 +384,13 @@ func (s *Server) waitObject(ctx context.Context, key store.ObjectKey, groupGiven
 	return o, err
 }
 
-// crossReplicaPoll is how often a wait for an object reads the store again,
-// for writes persisted by other replicas.
-const crossReplicaPoll = 100 * time.Millisecond
+// How often a wait for an object reads the store again, for writes
+// persisted by other replicas: when another replica caches the account,
+// and when this one does.
+const (
+	crossReplicaPoll = 100 * time.Millisecond
+	localPoll        = 2 * time.Second
+)
 
 // WaitCached waits until the cache holds the object at minRV or later
 // (read-your-writes for operations), or ctx ends.
@@ -389,7 +400,9 @@ func (s *Server) WaitCached(ctx context.Context, key store.ObjectKey, minRV stri
 	if ok {
 		wait = time.Until(deadline)
 	}
-	o, err := s.waitObject(ctx, key, key.Group != "", minRV, wait)
+	// The group is known ("" is the core group): a core Service must not
+	// be confused with a Knative one of the same name.
+	o, err := s.waitObject(ctx, key, true, minRV, wait)
 	if err != nil {
 		return err
 	}
