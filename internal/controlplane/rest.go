@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/labels"
@@ -197,6 +198,21 @@ var listParams = map[string]bool{
 	"application": true, "labelSelector": true, "limit": true,
 }
 
+// checkKeyValue refuses a value no cached object can have in key field
+// what (the store keeps keys of up to 253 ASCII bytes, see store.Fit):
+// some databases would answer it with an error rather than nothing.
+func checkKeyValue(what, v string) error {
+	if len(v) > 253 {
+		return fmt.Errorf("%s: longer than 253 bytes", what)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf || v[i] == 0 {
+			return fmt.Errorf("%s: %q is not printable ASCII; no cached object has such a %s", what, v, what)
+		}
+	}
+	return nil
+}
+
 // parseQuery turns query parameters into a store.Query, naming the
 // offending parameter on error.
 func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
@@ -211,6 +227,15 @@ func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
 	q := store.Query{
 		Account: v.Get("account"), Kind: v.Get("kind"), Group: v.Get("group"),
 		Namespace: v.Get("namespace"), Name: v.Get("name"), Application: v.Get("application"),
+	}
+	_, q.CoreGroup = v["group"] // group= is the core group
+	for _, k := range []string{"account", "kind", "group", "namespace", "name"} {
+		if err := checkKeyValue(k, v.Get(k)); err != nil {
+			return store.Query{}, err
+		}
+	}
+	if a := q.Application; !utf8.ValidString(a) || strings.ContainsRune(a, 0) {
+		return store.Query{}, fmt.Errorf("application: not valid UTF-8 text")
 	}
 	if s := v.Get("labelSelector"); s != "" {
 		sel, err := labels.Parse(s)
@@ -277,6 +302,12 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	key := store.ObjectKey{
 		Account: r.PathValue("account"), Kind: r.PathValue("kind"), Name: r.PathValue("name"),
 		Group: q.Group, Namespace: q.Namespace,
+	}
+	for what, val := range map[string]string{"account": key.Account, "kind": key.Kind, "name": key.Name} {
+		if err := checkKeyValue(what, val); err != nil {
+			httpapi.WriteError(w, http.StatusBadRequest, "path: %v", err)
+			return
+		}
 	}
 	_, groupGiven := v["group"]
 	o, err := s.waitObject(r.Context(), key, groupGiven, minRV, wait)

@@ -193,6 +193,9 @@ func TestReadAPIRejectsBadParameters(t *testing.T) {
 		"colour=blue":          `"colour"`,
 		"labelSelector=a+in+(": "labelSelector",
 		"kind=a&kind=b":        `"kind"`,
+		"name=%C3%A9":          "name",
+		"namespace=a%00b":      "namespace",
+		"application=%ff":      "application",
 	} {
 		resp, err := http.Get(cp.http + "/cache/objects?" + query)
 		if err != nil {
@@ -207,6 +210,9 @@ func TestReadAPIRejectsBadParameters(t *testing.T) {
 	}
 	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/x", q("bogus", "1"), nil); code != http.StatusBadRequest {
 		t.Errorf("get with unknown parameter: %d, want 400", code)
+	}
+	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/%C3%A9", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("get of a name no cached object can have: %d, want 400", code)
 	}
 	// Freeing assignments takes a non-empty array of names, nothing else.
 	for _, body := range []string{``, `null`, `[]`, `[""]`, `["a"] ["b"]`, `{"a": 1}`} {

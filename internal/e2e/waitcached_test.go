@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,6 +33,19 @@ func TestWaitCachedTellsTheCoreGroupApart(t *testing.T) {
 	for _, group := range []string{"", "serving.knative.dev"} {
 		if err := cp.srv.WaitCached(wctx, store.ObjectKey{Account: "main", Group: group, Kind: "Service", Namespace: "ns", Name: "hello"}, "7"); err != nil {
 			t.Errorf("WaitCached of the Service of group %q: %v", group, err)
+		}
+	}
+	// The read API: group= is the core group, no group any.
+	for query, want := range map[string]int{"account=main&kind=Service&group=": 1, "account=main&kind=Service": 2} {
+		resp, err := http.Get(cp.http + "/cache/objects?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs []struct{ APIVersion string }
+		err = json.NewDecoder(resp.Body).Decode(&objs)
+		resp.Body.Close()
+		if err != nil || len(objs) != want || (want == 1 && objs[0].APIVersion != "v1") {
+			t.Errorf("?%s: %+v (%v), want %d", query, objs, err, want)
 		}
 	}
 }

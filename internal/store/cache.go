@@ -103,6 +103,9 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 	}
 	add("account = ?", q.Account)
 	add("api_group = ?", q.Group)
+	if q.Group == "" && q.CoreGroup {
+		where = append(where, "api_group = ''")
+	}
 	add("kind_lower = ?", strings.ToLower(q.Kind))
 	add("namespace = ?", q.Namespace)
 	add("name = ?", q.Name)

@@ -344,8 +344,11 @@ type ResumePoint struct {
 type Query struct {
 	Account string
 	// Kind matches case-insensitively ("deployment" finds Deployment).
-	Kind        string
-	Group       string
+	Kind  string
+	Group string
+	// CoreGroup, with Group empty, matches the core group only (empty
+	// Group alone matches any group).
+	CoreGroup   bool
 	Namespace   string
 	Name        string
 	Application string
