@@ -37,6 +37,7 @@ func testListObjectsFilters(t *testing.T, s store.Store) {
 	wantNames(t, s, store.Query{Account: "prod", Group: ""}, // empty group does not filter
 		"prod/ConfigMap/web/frontend", "prod/Deployment/batch/cron", "prod/Deployment/web/backend",
 		"prod/Deployment/web/frontend", "prod/Deployment/web/frontend")
+	wantNames(t, s, store.Query{Account: "prod", CoreGroup: true}, "prod/ConfigMap/web/frontend") // the core group only
 	wantNames(t, s, store.Query{Kind: "deployment", Group: "apps"},
 		"prod/Deployment/batch/cron", "prod/Deployment/web/backend", "prod/Deployment/web/frontend",
 		"staging/Deployment/web/frontend")
