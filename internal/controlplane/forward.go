@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 )
 
 // Forwarding: any replica accepts any request; what needs the agent's
@@ -207,7 +208,8 @@ func (s *Server) disconnectRemote(replica, agentID, sessionID string) {
 
 // forwardRead answers a read that needs the agent serving account (what
 // it reported of the account lives in the memory of the replica holding
-// its session) by asking that replica. It reports false when no other
+// its session) by asking that replica; if that replica cannot be reached
+// it answers 502. It reports false, answering nothing, when no other
 // replica's agent serves the account, or the request was forwarded
 // already.
 func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account string) bool {
@@ -224,15 +226,20 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 	if replica == "" {
 		return false
 	}
+	unreachable := func(err error) bool {
+		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)
+		httpapi.WriteError(w, http.StatusBadGateway, "account %q is served through control-plane replica %s, which cannot be reached; try again", account, replica)
+		return true
+	}
 	base, err := s.replicaURL(replica)
 	if err != nil {
-		return false
+		return unreachable(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+r.URL.RequestURI(), nil)
 	if err != nil {
-		return false
+		return unreachable(err)
 	}
 	req.Header.Set(forwardedHeader, s.cfg.ID)
 	if s.cfg.PeerSecret != "" {
@@ -240,8 +247,10 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 	}
 	resp, err := s.forwarder.Do(req)
 	if err != nil {
-		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)
-		return false
+		if r.Context().Err() != nil {
+			return true // the caller left
+		}
+		return unreachable(err)
 	}
 	defer resp.Body.Close()
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,12 +109,16 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the account")
 		return
 	}
-	if len(holders) == 0 && rowErr != nil {
+	if len(holders) == 0 {
+		// The replica of the agent serving it knows its live state (a
+		// dynamic account's row alone does not).
 		if s.forwardRead(w, r, name) {
 			return
 		}
-		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
-		return
+		if rowErr != nil {
+			httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
+			return
+		}
 	}
 	var out accountview.Account
 	if rowErr == nil {
@@ -147,10 +152,9 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
-	if len(s.registry.holders(name)) == 0 {
-		if s.forwardRead(w, r, name) {
-			return
-		}
+	// The namespaces come from the shared cache: any replica answers for
+	// an account an agent of the cluster serves.
+	if !slices.ContainsFunc(s.ConnectedAgents(), func(a AgentInfo) bool { return slices.Contains(a.Accounts, name) }) {
 		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
 		return
 	}
