@@ -296,7 +296,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	var wait time.Duration
 	if ms := v.Get("waitMs"); ms != "" {
 		n, err := strconv.Atoi(ms)
-		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > maxWait {
+		if err != nil || n < 0 || int64(n) > maxWait.Milliseconds() {
 			httpapi.WriteError(w, http.StatusBadRequest, "waitMs: %q is not an integer between 0 and %d", ms, maxWait.Milliseconds())
 			return
 		}

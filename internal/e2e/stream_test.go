@@ -211,6 +211,9 @@ func TestReadAPIRejectsBadParameters(t *testing.T) {
 	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/x", q("bogus", "1"), nil); code != http.StatusBadRequest {
 		t.Errorf("get with unknown parameter: %d, want 400", code)
 	}
+	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/x", q("waitMs", "9300000000000"), nil); code != http.StatusBadRequest {
+		t.Errorf("get with a waitMs past any duration: %d, want 400", code)
+	}
 	if code, _, _ := getJSON(cp.http, "/cache/objects/main/ConfigMap/%C3%A9", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("get of a name no cached object can have: %d, want 400", code)
 	}

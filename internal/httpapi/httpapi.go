@@ -21,9 +21,16 @@ func WriteError(w http.ResponseWriter, code int, format string, args ...any) {
 	WriteJSON(w, code, Error{Status: code, Error: http.StatusText(code), Message: fmt.Sprintf(format, args...)})
 }
 
-// WriteJSON answers code with v encoded as JSON.
+// WriteJSON answers code with v encoded as JSON. It encodes before it
+// answers: what cannot be encoded (a stored manifest that is not JSON)
+// is a 500 saying so, not a 200 with a cut body.
 func WriteJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(Error{Status: code, Error: http.StatusText(code), Message: "cannot encode the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
