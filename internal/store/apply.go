@@ -77,7 +77,13 @@ func (s *sqlStore) applyChanges(ctx context.Context, fence *Fence, changes []Cha
 					i, len(changes), changeName(c.Type), streamName(c.Stream), err)
 			}
 		}
-		return a.flush()
+		if err := a.flush(); err != nil {
+			return err
+		}
+		if fence != nil {
+			return recheckFence(ctx, tx, s.d, *fence)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -375,14 +375,32 @@ func inList(values []string) (string, []any) {
 }
 
 // checkFence fails with ErrFenced unless f is its agent's live session.
-// It reads without locking: a lock would let a replica cut off the network
-// in the middle of a batch block the agent's new session (PutAgentSession)
-// on the surviving replica until the database ends the dead transaction.
-// The price is a window of one batch: one already past this check when the
-// new session is recorded still commits.
+// It reads without locking: a lock held for the whole batch would let a
+// replica cut off the network in the middle of one block the agent's new
+// session (PutAgentSession) on the surviving replica until the database
+// ends the dead transaction. A batch already past this check when the new
+// session is recorded is caught by recheckFence, just before its commit.
 func checkFence(ctx context.Context, tx *sql.Tx, d dialect, f Fence) error {
+	return readFence(ctx, tx, d, f, "")
+}
+
+// recheckFence checks f again at the end of a batch's transaction, on the
+// servers where other transactions run meanwhile: the batch may have
+// waited on a row lock while the agent's new session was recorded and
+// relisted a stream, and committing then would put older objects over
+// newer ones. The read is a locking one (the latest committed row, not the
+// transaction's snapshot) and its shared lock, held only until the commit
+// that follows, makes a new session wait for that commit.
+func recheckFence(ctx context.Context, tx *sql.Tx, d dialect, f Fence) error {
+	if d.forShare == "" {
+		return nil // one writer: nothing ran meanwhile
+	}
+	return readFence(ctx, tx, d, f, d.forShare)
+}
+
+func readFence(ctx context.Context, tx *sql.Tx, d dialect, f Fence, lock string) error {
 	var live string
-	err := tx.QueryRowContext(ctx, d.rebind(`SELECT session_id FROM `+agentSessionsTable+` WHERE agent_id = ?`), f.AgentID).Scan(&live)
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT session_id FROM `+agentSessionsTable+` WHERE agent_id = ?`+lock), f.AgentID).Scan(&live)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("check the session: %w", err)
 	}

@@ -53,6 +53,10 @@ type dialect struct {
 	// it (" FOR UPDATE"): on a server several transactions run at once.
 	// Empty for SQLite, whose writes are serialised by its one writer.
 	forUpdate string
+	// forShare ends a SELECT that must read the latest committed row and
+	// keep it from changing until the transaction ends (a shared lock);
+	// empty for SQLite.
+	forShare string
 	// readIsolation is the isolation of read transactions that must see
 	// one snapshot (CachedAccounts); zero for the driver's default.
 	readIsolation sql.IsolationLevel

@@ -33,6 +33,7 @@ func mysqlDialect() dialect {
 		boolean:       "BOOLEAN NOT NULL",
 		tableSuffix:   " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 		forUpdate:     " FOR UPDATE",
+		forShare:      " LOCK IN SHARE MODE",
 		readIsolation: sql.LevelRepeatableRead,
 		appliedDDL:    mysqlAppliedDDL,
 	}

@@ -12,3 +12,4 @@ func TestMySQLMigrations(t *testing.T)            { runMigrations(t, storetest.M
 func TestMySQLInterruptedMigrations(t *testing.T) { runInterruptedMigrations(t, storetest.MySQL()) }
 func TestMySQLKeyLengths(t *testing.T)            { runKeyLengths(t, storetest.MySQL()) }
 func TestMySQLSameStreamWriters(t *testing.T)     { runSameStreamWriters(t, storetest.MySQL()) }
+func TestMySQLLateFencedBatch(t *testing.T)       { runLateFencedBatch(t, storetest.MySQL()) }

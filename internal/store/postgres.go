@@ -29,6 +29,7 @@ func postgresDialect() dialect {
 		bigint:        "BIGINT NOT NULL",
 		boolean:       "BOOLEAN NOT NULL",
 		forUpdate:     " FOR UPDATE",
+		forShare:      " FOR SHARE",
 		readIsolation: sql.LevelRepeatableRead,
 	}
 }

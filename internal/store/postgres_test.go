@@ -11,3 +11,4 @@ func TestPostgresReopen(t *testing.T)            { runReopen(t, storetest.Postgr
 func TestPostgresMigrations(t *testing.T)        { runMigrations(t, storetest.Postgres()) }
 func TestPostgresKeyLengths(t *testing.T)        { runKeyLengths(t, storetest.Postgres()) }
 func TestPostgresSameStreamWriters(t *testing.T) { runSameStreamWriters(t, storetest.Postgres()) }
+func TestPostgresLateFencedBatch(t *testing.T)   { runLateFencedBatch(t, storetest.Postgres()) }

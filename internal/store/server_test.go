@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
@@ -224,5 +225,71 @@ func runSameStreamWriters(t *testing.T, srv storetest.Server) {
 	}
 	if len(objs) != writers*rounds {
 		t.Errorf("%d objects, want %d", len(objs), writers*rounds)
+	}
+}
+
+// runLateFencedBatch: a batch of an agent's old session that passed the
+// fence, then waited on a row lock while the agent's new session was
+// recorded and relisted, is refused at its commit instead of putting the
+// older object back over the relisted one.
+func runLateFencedBatch(t *testing.T, srv storetest.Server) {
+	t.Parallel()
+	s := storetest.Connect(t, srv)
+	dsn := s.Create(t, t)
+	st := s.Open(t, dsn)
+	defer st.Close()
+	raw := s.Raw(t, dsn)
+	ctx := context.Background()
+	cms := store.StreamKey{Account: "acc", Resource: store.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
+	secrets := store.StreamKey{Account: "acc", Resource: store.Resource{Version: "v1", Resource: "secrets", Kind: "Secret", Namespaced: true}}
+	obj := func(name, rv, body string) *store.Object {
+		return &store.Object{ObjectKey: store.ObjectKey{Namespace: "ns", Name: name}, ResourceVersion: rv, JSON: []byte(body)}
+	}
+	if _, _, err := st.PutAgentSession(ctx, store.AgentSession{AgentID: "g", SessionID: "s1", ReplicaID: "r1", ConnectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := store.Fence{AgentID: "g", SessionID: "s1"}, store.Fence{AgentID: "g", SessionID: "s2"}
+	if err := st.ApplyChangesFenced(ctx, old, []store.Change{
+		{Type: store.Upserted, Stream: cms, Object: obj("x", "4", `{"v":"x"}`)},
+		{Type: store.Upserted, Stream: secrets, Object: obj("o", "5", `{"v":"old"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	// Something holds the ConfigMaps stream row: the old session's next
+	// batch passes the fence and waits on it.
+	tx, err := raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	q := `SELECT generation FROM kubesvc_cache_streams WHERE account = 'acc' AND api_group = '' AND resource = 'configmaps' AND namespace = '' FOR UPDATE`
+	var g int64
+	if err := tx.QueryRow(q).Scan(&g); err != nil {
+		t.Fatal(err)
+	}
+	late := make(chan error, 1)
+	go func() {
+		late <- st.ApplyChangesFenced(ctx, old, []store.Change{
+			{Type: store.Upserted, Stream: cms, Object: obj("x", "11", `{"v":"x11"}`)},
+			{Type: store.Upserted, Stream: secrets, Object: obj("o", "10", `{"v":"stale"}`)}})
+	}()
+	time.Sleep(300 * time.Millisecond) // let it pass the fence and block (no harm if it has not yet)
+	if _, _, err := st.PutAgentSession(ctx, store.AgentSession{AgentID: "g", SessionID: "s2", ReplicaID: "r2", ConnectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ApplyChangesFenced(ctx, fresh, []store.Change{
+		{Type: store.SyncBegin, Stream: secrets},
+		{Type: store.Listed, Stream: secrets, Object: obj("o", "20", `{"v":"fresh"}`)},
+		{Type: store.SyncEnd, Stream: secrets, ResourceVersion: "20"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-late; !errors.Is(err, store.ErrFenced) {
+		t.Errorf("the old session's late batch: %v, want ErrFenced", err)
+	}
+	got, err := st.GetObject(ctx, store.ObjectKey{Account: "acc", Kind: "Secret", Namespace: "ns", Name: "o"})
+	if err != nil || got.ResourceVersion != "20" {
+		t.Errorf("object after the late batch: resourceVersion %q (%v), want the relisted 20", got.ResourceVersion, err)
 	}
 }
