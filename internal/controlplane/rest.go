@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,7 +200,26 @@ func toCachedObject(o store.Object) cachedObject {
 
 var listParams = map[string]bool{
 	"account": true, "kind": true, "group": true, "namespace": true, "name": true,
-	"application": true, "labelSelector": true, "limit": true,
+	"application": true, "labelSelector": true, "limit": true, "continue": true,
+}
+
+// continueHeader carries, with a full page of a limited list, the token
+// of the next page (?continue=).
+const continueHeader = "X-Continue"
+
+// continueToken names the object a page ended with.
+func continueToken(k store.ObjectKey) string {
+	b, _ := json.Marshal([]string{k.Account, k.Kind, k.Namespace, k.Name, k.Group})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseContinue(tok string) (*store.ObjectKey, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	var f []string
+	if err != nil || json.Unmarshal(b, &f) != nil || len(f) != 5 {
+		return nil, errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
+	}
+	return &store.ObjectKey{Account: f[0], Kind: f[1], Namespace: f[2], Name: f[3], Group: f[4]}, nil
 }
 
 // checkKeyValue refuses a value no cached object can have in key field
@@ -255,6 +275,13 @@ func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
 		}
 		q.Limit = n
 	}
+	if s := v.Get("continue"); s != "" {
+		after, err := parseContinue(s)
+		if err != nil {
+			return store.Query{}, err
+		}
+		q.After = after
+	}
 	return q, nil
 }
 
@@ -273,6 +300,9 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	out := make([]cachedObject, 0, len(objs))
 	for _, o := range objs {
 		out = append(out, toCachedObject(o))
+	}
+	if q.Limit > 0 && len(objs) == q.Limit {
+		w.Header().Set(continueHeader, continueToken(objs[len(objs)-1].ObjectKey))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }

@@ -110,6 +110,10 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 	add("namespace = ?", q.Namespace)
 	add("name = ?", q.Name)
 	add("application = ?", q.Application)
+	if a := q.After; a != nil {
+		where = append(where, "(account, kind, namespace, name, api_group) > (?, ?, ?, ?, ?)")
+		args = append(args, a.Account, a.Kind, a.Namespace, a.Name, a.Group)
+	}
 	stmt := `SELECT ` + objectColumns + ` FROM ` + objectsTable
 	if len(where) > 0 {
 		stmt += ` WHERE ` + strings.Join(where, " AND ")

@@ -356,6 +356,10 @@ type Query struct {
 	Selector labels.Selector
 	// Limit caps the result; 0 means no cap.
 	Limit int
+	// After, when set, starts the result after this object in the list
+	// order (account, kind, namespace, name, group): the last object of
+	// the previous page.
+	After *ObjectKey
 }
 
 // AccountSummary counts what is cached for an account.

@@ -137,6 +137,28 @@ func testListObjectsOrder(t *testing.T, s store.Store) {
 	sort.Strings(want)
 	want = slices.Compact(want)
 	wantNames(t, s, store.Query{}, want...)
+
+	// Pages of 7, each after the last object of the previous one, give
+	// the same list.
+	var paged []string
+	q := store.Query{Limit: 7}
+	for range len(want) {
+		page, err := s.ListObjects(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page {
+			paged = append(paged, o.Account+"/"+o.Kind+"/"+o.Namespace+"/"+o.Name)
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		last := page[len(page)-1].ObjectKey
+		q.After = &last
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("paged list: %d objects, want the %d of the whole list in order:\n%v\n%v", len(paged), len(want), paged, want)
+	}
 }
 
 func testNamespaces(t *testing.T, s store.Store) {

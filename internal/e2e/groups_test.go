@@ -11,10 +11,11 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
-// Read-your-writes for operations names the object's group, "" for the
-// core one: a core Service is found although a Knative Service of the
-// same name is cached too.
-func TestWaitCachedTellsTheCoreGroupApart(t *testing.T) {
+// One kind in two groups (a core and a Knative Service of one name):
+// read-your-writes for operations names the group, "" for the core one,
+// and finds each; the read API pages through both and selects the core
+// one with group=.
+func TestReadsOfOneKindInTwoGroups(t *testing.T) {
 	t.Parallel()
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
 	ctx := context.Background()
@@ -35,6 +36,34 @@ func TestWaitCachedTellsTheCoreGroupApart(t *testing.T) {
 			t.Errorf("WaitCached of the Service of group %q: %v", group, err)
 		}
 	}
+	// Pages: a full page carries the token of the next.
+	var seen []string
+	tok := ""
+	for range 4 {
+		resp, err := http.Get(cp.http + "/cache/objects?account=main&limit=1&continue=" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs []struct{ APIVersion string }
+		err = json.NewDecoder(resp.Body).Decode(&objs)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("page after %q: %d %v", tok, resp.StatusCode, err)
+		}
+		for _, o := range objs {
+			seen = append(seen, o.APIVersion)
+		}
+		if tok = resp.Header.Get("X-Continue"); tok == "" {
+			break
+		}
+	}
+	if len(seen) != 2 || seen[0] != "serving.knative.dev/v1" && seen[0] != "v1" || seen[0] == seen[1] {
+		t.Errorf("pages of one gave %v, want both Services once", seen)
+	}
+	if resp, err := http.Get(cp.http + "/cache/objects?continue=bogus"); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a made-up continue token: %v %v, want 400", resp.StatusCode, err)
+	}
+
 	// The read API: group= is the core group, no group any.
 	for query, want := range map[string]int{"account=main&kind=Service&group=": 1, "account=main&kind=Service": 2} {
 		resp, err := http.Get(cp.http + "/cache/objects?" + query)
