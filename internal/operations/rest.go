@@ -20,6 +20,7 @@ var knownTypes = map[string]bool{
 	"deployManifest": true, "deleteManifest": true, "scaleManifest": true, "patchManifest": true,
 	"undoRolloutManifest": true, "pauseRolloutManifest": true, "resumeRolloutManifest": true,
 	"rollingRestartManifest": true, "runJob": true, "enableManifest": true, "disableManifest": true,
+	"cleanupArtifacts": true,
 }
 
 // Routes registers the operation API.
@@ -179,6 +180,12 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 		return nil
 	}
 	switch typ {
+	case "cleanupArtifacts":
+		for j, raw := range d.Manifests {
+			if err := checkManifest(fmt.Sprintf("%s.manifests[%d]", where, j), raw); err != nil {
+				return op{}, err
+			}
+		}
 	case "deployManifest":
 		if len(d.Manifests) == 0 {
 			return op{}, fmt.Errorf("%s.manifests: required, a non-empty array", where)

@@ -72,4 +72,25 @@ func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
 	if got := res.ManifestNamesByNamespace[e.ns]; len(got) != 1 || got[0] != "configMap stale-v002" {
 		t.Errorf("third deploy with a v000 annotation: %v, want configMap stale-v002 (v001 kept)", got)
 	}
+
+	// cleanupArtifacts with what the last deploy returned: the versions
+	// beyond max-version-history go, the newest stay, others are left.
+	hist := map[string]any{"strategy.spinnaker.io/max-version-history": "2"}
+	var last Result
+	for i := range 4 {
+		last = e.deploy(nil, configMap("hist", map[string]any{"round": fmt.Sprint(i)}, hist))
+	}
+	res, err = e.try(OpCleanupArtifacts, map[string]any{"account": "test", "manifests": last.Manifests})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.ManifestNamesByNamespace[e.ns]; !slices.Equal(got, []string{"configMap hist-v000", "configMap hist-v001"}) {
+		t.Errorf("cleanupArtifacts deleted %v, want hist-v000 and hist-v001", got)
+	}
+	for name, want := range map[string]bool{"hist-v000": false, "hist-v001": false, "hist-v002": true, "hist-v003": true, "cfg-v000": true, "stale-v002": true} {
+		_, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+		if exists := err == nil; exists != want {
+			t.Errorf("after cleanupArtifacts %s exists: %v, want %v", name, exists, want)
+		}
+	}
 }

@@ -210,6 +210,7 @@ var parsers = map[string]func([]byte) (operation, error){
 	OpRollingRestartManifest: parseRollout(OpRollingRestartManifest),
 	OpEnableManifest:         parseTraffic(true),
 	OpDisableManifest:        parseTraffic(false),
+	OpCleanupArtifacts:       parseCleanup,
 }
 
 // OperationTypes lists the supported operation types, sorted.

@@ -1,8 +1,10 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,12 +16,28 @@ var versionedName = regexp.MustCompile(`^(.+)-v(\d{3,})$`)
 
 // nextVersion finds the versions of base already in the namespace and
 // returns the next one (0 when there are none) and the name of the highest
-// existing one. Versions are read from objects of the same kind whose
-// artifact.spinnaker.io/name annotation is base (version from
-// artifact.spinnaker.io/version), or whose name is base-vNNN. Only
-// metadata is listed, never Secret contents.
+// existing one.
 func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType string) (int, string, error) {
-	maxV, latest := -1, ""
+	vs, err := e.versionsOf(ctx, m, ns, base, artifactType)
+	if err != nil || len(vs) == 0 {
+		return 0, "", err
+	}
+	last := vs[len(vs)-1]
+	return last.version + 1, last.name, nil
+}
+
+// objectVersion is an object of a versioned artifact.
+type objectVersion struct {
+	name    string
+	version int
+}
+
+// versionsOf lists the objects of base in the namespace, oldest version
+// first: objects of the kind whose artifact.spinnaker.io/name annotation
+// is base (version from artifact.spinnaker.io/version), or whose name is
+// base-vNNN. Only metadata is listed, never Secret contents.
+func (e *Executor) versionsOf(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType string) ([]objectVersion, error) {
+	var out []objectVersion
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		var list *metav1.PartialObjectMetadataList
@@ -33,12 +51,11 @@ func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, bas
 			return err
 		})
 		if err != nil {
-			return 0, "", err
+			return nil, err
 		}
 		for _, it := range list.Items {
-			v := versionOf(it.Name, it.Annotations, base, artifactType)
-			if v > maxV {
-				maxV, latest = v, it.Name
+			if v := versionOf(it.Name, it.Annotations, base, artifactType); v >= 0 {
+				out = append(out, objectVersion{name: it.Name, version: v})
 			}
 		}
 		if list.Continue == "" {
@@ -46,7 +63,8 @@ func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, bas
 		}
 		opts.Continue = list.Continue
 	}
-	return maxV + 1, latest, nil
+	slices.SortStableFunc(out, func(a, b objectVersion) int { return cmp.Compare(a.version, b.version) })
+	return out, nil
 }
 
 // versionOf is the version of an object of base, or -1: the larger of its
