@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -164,7 +165,11 @@ func (a *Agent) fitResult(res *kubesvcv1.OperationResult, limit int) *kubesvcv1.
 	}
 	if proto.Size(out) > limit {
 		if len(out.Error) > 4096 {
-			out.Error = out.Error[:4096] + "... (cut: too long for the control plane's message limit)"
+			cut := 4096
+			for cut > 0 && !utf8.RuneStart(out.Error[cut]) {
+				cut-- // a proto string must stay valid UTF-8
+			}
+			out.Error = out.Error[:cut] + "... (cut: too long for the control plane's message limit)"
 		}
 		if proto.Size(out) > limit {
 			out.Payload, _ = json.Marshal(map[string]any{"kubesvc.io/truncated": "the result was too large for the control plane's message limit"})

@@ -635,8 +635,9 @@ func TestOversizedAppliedAndResultAreCut(t *testing.T) {
 		t.Error("the kept result was changed (it is resent as it is)")
 	}
 	// A huge error message, a payload without manifests: still fits.
-	huge := &kubesvcv1.OperationResult{Id: "t/1", Error: big, Payload: []byte(`{"other":"` + big + `"}`)}
-	if cut := a.fitResult(huge, limit); proto.Size(cut) > limit || !strings.HasPrefix(cut.GetError(), "xxx") {
-		t.Errorf("result with a huge error and payload cut to %d bytes (limit %d)", proto.Size(cut), limit)
+	huge := &kubesvcv1.OperationResult{Id: "t/1", Error: "x" + strings.Repeat("é", limit), Payload: []byte(`{"other":"` + big + `"}`)}
+	cut = a.fitResult(huge, limit)
+	if _, err := proto.Marshal(cut); err != nil || proto.Size(cut) > limit || !strings.HasPrefix(cut.GetError(), "xé") {
+		t.Errorf("result with a huge error and payload cut to %d bytes (limit %d): %v", proto.Size(cut), limit, err)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
-	"github.com/kubesvc/kubesvc/internal/httpapi"
 )
 
 // Forwarding: any replica accepts any request; what needs the agent's
@@ -208,13 +207,13 @@ func (s *Server) disconnectRemote(replica, agentID, sessionID string) {
 
 // forwardRead answers a read that needs the agent serving account (what
 // it reported of the account lives in the memory of the replica holding
-// its session) by asking that replica; if that replica cannot be reached
-// it answers 502. It reports false, answering nothing, when no other
-// replica's agent serves the account, or the request was forwarded
-// already.
-func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account string) bool {
+// its session) by asking that replica, and reports whether it answered.
+// It answers nothing, with a nil error, when no other replica's agent
+// serves the account or the request was forwarded already; and with an
+// error when that replica cannot be reached.
+func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account string) (bool, error) {
 	if r.Header.Get(forwardedHeader) != "" {
-		return false
+		return false, nil
 	}
 	replica := ""
 	for _, a := range s.ConnectedAgents() {
@@ -224,12 +223,11 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 		}
 	}
 	if replica == "" {
-		return false
+		return false, nil
 	}
-	unreachable := func(err error) bool {
+	unreachable := func(err error) (bool, error) {
 		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)
-		httpapi.WriteError(w, http.StatusBadGateway, "account %q is served through control-plane replica %s, which cannot be reached; try again", account, replica)
-		return true
+		return false, fmt.Errorf("account %q is served through control-plane replica %s, which cannot be reached: %w", account, replica, err)
 	}
 	base, err := s.replicaURL(replica)
 	if err != nil {
@@ -248,7 +246,7 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 	resp, err := s.forwarder.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
-			return true // the caller left
+			return true, nil // the caller left: nobody to answer
 		}
 		return unreachable(err)
 	}
@@ -256,5 +254,5 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
-	return true
+	return true, nil
 }

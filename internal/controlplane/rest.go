@@ -113,10 +113,17 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 	if len(holders) == 0 {
 		// The replica of the agent serving it knows its live state (a
 		// dynamic account's row alone does not).
-		if s.forwardRead(w, r, name) {
+		answered, ferr := s.forwardRead(w, r, name)
+		switch {
+		case answered:
 			return
-		}
-		if rowErr != nil {
+		case rowErr == nil:
+			// A dynamic account: its row, without the agents' state, if
+			// their replica cannot be reached.
+		case ferr != nil:
+			httpapi.WriteError(w, http.StatusBadGateway, "%v; try again", ferr)
+			return
+		default:
 			httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
 			return
 		}
@@ -219,6 +226,11 @@ func parseContinue(tok string) (*store.ObjectKey, error) {
 	if err != nil || json.Unmarshal(b, &f) != nil || len(f) != 5 {
 		return nil, errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
 	}
+	for _, v := range f {
+		if checkKeyValue("continue", v) != nil {
+			return nil, errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
+		}
+	}
 	return &store.ObjectKey{Account: f[0], Kind: f[1], Namespace: f[2], Name: f[3], Group: f[4]}, nil
 }
 
@@ -304,7 +316,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	if q.Limit > 0 && len(objs) == q.Limit {
 		w.Header().Set(continueHeader, continueToken(objs[len(objs)-1].ObjectKey))
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out) // an answer that cannot be encoded drops the token
 }
 
 var getParams = map[string]bool{"namespace": true, "group": true, "minResourceVersion": true, "waitMs": true}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -60,8 +61,15 @@ func TestReadsOfOneKindInTwoGroups(t *testing.T) {
 	if len(seen) != 2 || seen[0] != "serving.knative.dev/v1" && seen[0] != "v1" || seen[0] == seen[1] {
 		t.Errorf("pages of one gave %v, want both Services once", seen)
 	}
-	if resp, err := http.Get(cp.http + "/cache/objects?continue=bogus"); err != nil || resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("a made-up continue token: %v %v, want 400", resp.StatusCode, err)
+	for _, tok := range []string{"bogus", continueOf(`["a","b","c","\u00e9",""]`)} {
+		resp, err := http.Get(cp.http + "/cache/objects?continue=" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("a made-up continue token %q: %d, want 400", tok, resp.StatusCode)
+		}
 	}
 
 	// The read API: group= is the core group, no group any.
@@ -78,3 +86,6 @@ func TestReadsOfOneKindInTwoGroups(t *testing.T) {
 		}
 	}
 }
+
+// continueOf encodes a continue token as the read API does.
+func continueOf(fields string) string { return base64.RawURLEncoding.EncodeToString([]byte(fields)) }

@@ -29,6 +29,7 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		code = http.StatusInternalServerError
 		b, _ = json.Marshal(Error{Status: code, Error: http.StatusText(code), Message: "cannot encode the answer: " + err.Error()})
+		w.Header().Del("X-Continue") // no next page of an answer not given
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

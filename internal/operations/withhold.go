@@ -40,7 +40,7 @@ func withheldDescription(typ string, desc json.RawMessage) json.RawMessage {
 	}
 	changed := false
 	switch typ {
-	case "deployManifest", "runJob":
+	case "deployManifest", "runJob", "cleanupArtifacts":
 		for _, key := range []string{"manifests", "manifest"} {
 			switch v := m[key].(type) {
 			case []any:

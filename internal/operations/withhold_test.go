@@ -22,6 +22,8 @@ func TestHistoryRequestWithholdsSecretValues(t *testing.T) {
 			"patchBody": {"data": {"k": "` + sentinel + `"}}}`)},
 		{Type: "patchManifest", Account: "a", Description: json.RawMessage(`{"account": "a", "manifestName": "configMap c",
 			"patchBody": {"data": {"k": "kept"}}}`)},
+		{Type: "cleanupArtifacts", Account: "a", Description: json.RawMessage(`{"account": "a", "manifests": [
+			{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s-v001"}, "data": {"k": "` + sentinel + `"}}]}`)},
 		{Type: "scaleManifest", Account: "b", Description: json.RawMessage(`{"account": "b", "replicas": 3}`)},
 	}
 	b := historyRequest(ops)
@@ -43,8 +45,8 @@ func TestHistoryRequestWithholdsSecretValues(t *testing.T) {
 		}
 	}
 	var want bytes.Buffer
-	_ = json.Compact(&want, ops[4].Description)
-	if string(back[4].Description) != want.String() {
+	_ = json.Compact(&want, ops[5].Description)
+	if string(back[5].Description) != want.String() {
 		t.Errorf("a description without Secrets changed: %s", back[3].Description)
 	}
 }

@@ -89,7 +89,7 @@ func (o *cleanupOp) run(ctx context.Context, e *Executor) (Result, error) {
 
 func (o *cleanupOp) prune(ctx context.Context, e *Executor, it *manifest, ns, base string, keep int, res *Result) error {
 	gk := it.mapping.GroupVersionKind.GroupKind()
-	vs, err := e.versionsOf(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
+	vs, err := e.artifactVersions(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -76,6 +77,10 @@ func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
 	// cleanupArtifacts with what the last deploy returned: the versions
 	// beyond max-version-history go, the newest stay, others are left.
 	hist := map[string]any{"strategy.spinnaker.io/max-version-history": "2"}
+	// Named like a version, but not one of the artifact's: never deleted.
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "hist-v000"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	var last Result
 	for i := range 4 {
 		last = e.deploy(nil, configMap("hist", map[string]any{"round": fmt.Sprint(i)}, hist))
@@ -84,10 +89,12 @@ func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.ManifestNamesByNamespace[e.ns]; !slices.Equal(got, []string{"configMap hist-v000", "configMap hist-v001"}) {
-		t.Errorf("cleanupArtifacts deleted %v, want hist-v000 and hist-v001", got)
+	// The hand-made hist-v000 took version 0's name: the deploys made
+	// hist-v001 to hist-v004.
+	if got := res.ManifestNamesByNamespace[e.ns]; !slices.Equal(got, []string{"configMap hist-v001", "configMap hist-v002"}) {
+		t.Errorf("cleanupArtifacts deleted %v, want hist-v001 and hist-v002", got)
 	}
-	for name, want := range map[string]bool{"hist-v000": false, "hist-v001": false, "hist-v002": true, "hist-v003": true, "cfg-v000": true, "stale-v002": true} {
+	for name, want := range map[string]bool{"hist-v000": true, "hist-v001": false, "hist-v002": false, "hist-v003": true, "hist-v004": true, "cfg-v000": true, "stale-v002": true} {
 		_, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
 		if exists := err == nil; exists != want {
 			t.Errorf("after cleanupArtifacts %s exists: %v, want %v", name, exists, want)

@@ -37,6 +37,35 @@ type objectVersion struct {
 // is base (version from artifact.spinnaker.io/version), or whose name is
 // base-vNNN. Only metadata is listed, never Secret contents.
 func (e *Executor) versionsOf(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType string) ([]objectVersion, error) {
+	return e.listVersions(ctx, m, ns, base, func(name string, ann map[string]string) int {
+		return versionOf(name, ann, base, artifactType)
+	})
+}
+
+// artifactVersions lists, oldest first, only the objects that are
+// versions of the artifact by their annotations (name, type, and the
+// version): what may be deleted as its old versions. An object merely
+// named base-vNNN, or annotated without the type, is not one.
+func (e *Executor) artifactVersions(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType string) ([]objectVersion, error) {
+	return e.listVersions(ctx, m, ns, base, func(_ string, ann map[string]string) int {
+		if ann[AnnotationArtifactName] != base || ann[AnnotationArtifactType] != artifactType {
+			return -1
+		}
+		if loc := ann[AnnotationArtifactLocation]; loc != "" && m.Scope.Name() == meta.RESTScopeNameNamespace && loc != ns {
+			return -1
+		}
+		if s, ok := strings.CutPrefix(ann[AnnotationArtifactVersion], "v"); ok {
+			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+				return n
+			}
+		}
+		return -1
+	})
+}
+
+// listVersions lists the objects of the kind in the namespace that
+// version (-1: not one) places, oldest version first.
+func (e *Executor) listVersions(ctx context.Context, m *meta.RESTMapping, ns, base string, version func(name string, ann map[string]string) int) ([]objectVersion, error) {
 	var out []objectVersion
 	opts := metav1.ListOptions{Limit: 500}
 	for {
@@ -54,7 +83,7 @@ func (e *Executor) versionsOf(ctx context.Context, m *meta.RESTMapping, ns, base
 			return nil, err
 		}
 		for _, it := range list.Items {
-			if v := versionOf(it.Name, it.Annotations, base, artifactType); v >= 0 {
+			if v := version(it.Name, it.Annotations); v >= 0 {
 				out = append(out, objectVersion{name: it.Name, version: v})
 			}
 		}

@@ -117,8 +117,11 @@ func testListObjectsSelectorLimit(t *testing.T, s store.Store) {
 func testListObjectsOrder(t *testing.T, s store.Store) {
 	var changes []store.Change
 	var want []string
+	seen := map[string]bool{}
+	// A kind in two groups: the group orders objects of one name.
+	crDeps := store.Resource{Group: "example.com", Version: "v1", Resource: "deployments", Kind: "Deployment", Namespaced: true}
 	for _, account := range []string{"b", "a", "c"} {
-		for _, r := range []store.Resource{deployments(), namespaces(), configMaps()} {
+		for _, r := range []store.Resource{deployments(), namespaces(), configMaps(), crDeps} {
 			st := stream(account, r, "")
 			changes = append(changes, syncBegin(st))
 			for _, ns := range []string{"zeta", "alpha", "mid"} {
@@ -127,20 +130,22 @@ func testListObjectsOrder(t *testing.T, s store.Store) {
 				}
 				for _, name := range []string{"n2", "n10", "n1"} {
 					changes = append(changes, listed(st, obj(st, ns, ns+name, "1", nil)))
-					want = append(want, account+"/"+r.Kind+"/"+ns+"/"+ns+name)
+					if key := account + "/" + r.Kind + "/" + ns + "/" + ns + name; !seen[key+"|"+r.Group] {
+						seen[key+"|"+r.Group] = true // cluster-scoped: the same object thrice
+						want = append(want, key)
+					}
 				}
 			}
 			changes = append(changes, syncEnd(st, "1"))
 		}
 	}
 	apply(t, s, changes...)
-	sort.Strings(want)
-	want = slices.Compact(want)
+	sort.Strings(want) // the two groups' Deployments of one name: adjacent
 	wantNames(t, s, store.Query{}, want...)
 
 	// Pages of 7, each after the last object of the previous one, give
 	// the same list.
-	var paged []string
+	var paged, groups []string
 	q := store.Query{Limit: 7}
 	for range len(want) {
 		page, err := s.ListObjects(context.Background(), q)
@@ -149,6 +154,7 @@ func testListObjectsOrder(t *testing.T, s store.Store) {
 		}
 		for _, o := range page {
 			paged = append(paged, o.Account+"/"+o.Kind+"/"+o.Namespace+"/"+o.Name)
+			groups = append(groups, o.Group)
 		}
 		if len(page) < q.Limit {
 			break
@@ -158,6 +164,11 @@ func testListObjectsOrder(t *testing.T, s store.Store) {
 	}
 	if !slices.Equal(paged, want) {
 		t.Errorf("paged list: %d objects, want the %d of the whole list in order:\n%v\n%v", len(paged), len(want), paged, want)
+	}
+	for i := 1; i < len(paged); i++ {
+		if paged[i] == paged[i-1] && groups[i] <= groups[i-1] {
+			t.Errorf("%s: groups %q then %q, want the group order", paged[i], groups[i-1], groups[i])
+		}
 	}
 }
 
