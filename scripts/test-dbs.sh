@@ -93,9 +93,6 @@ CREATE USER IF NOT EXISTS 'kubesvc'@'localhost' IDENTIFIED BY 'kubesvc';
 CREATE USER IF NOT EXISTS 'kubesvc'@'127.0.0.1' IDENTIFIED BY 'kubesvc';
 GRANT ALL PRIVILEGES ON `kubesvc\_test\_%`.* TO 'kubesvc'@'localhost';
 GRANT ALL PRIVILEGES ON `kubesvc\_test\_%`.* TO 'kubesvc'@'127.0.0.1';
--- Tests watch lock waits (information_schema.INNODB_TRX).
-GRANT PROCESS ON *.* TO 'kubesvc'@'localhost';
-GRANT PROCESS ON *.* TO 'kubesvc'@'127.0.0.1';
 SQL
 mysql_dsn="kubesvc:kubesvc@unix($mysql_socket)/"
 wait_for "MariaDB as kubesvc" 30 mariadb --protocol=socket --socket="$mysql_socket" -ukubesvc -pkubesvc -e 'SELECT 1' ||
