@@ -38,14 +38,9 @@ func parseCleanup(payload []byte) (operation, error) {
 
 func (o *cleanupOp) check(_ context.Context, e *Executor) error {
 	for _, it := range o.items {
-		if it.mapping != nil {
-			continue
-		}
-		m, err := e.mappingFor(it.obj.GroupVersionKind(), joinField(it.field, "kind"))
-		if err != nil {
+		if _, err := it.resolve(e); err != nil {
 			return err
 		}
-		it.mapping = m
 	}
 	return nil
 }

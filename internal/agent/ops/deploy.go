@@ -108,14 +108,14 @@ func checkArtifacts(field string, as []Artifact) error {
 
 func (o *deployOp) check(_ context.Context, e *Executor) error {
 	for _, it := range o.items {
-		if it.mapping != nil {
-			continue
-		}
-		m, err := e.mappingFor(it.obj.GroupVersionKind(), joinField(it.field, "kind"))
+		fresh, err := it.resolve(e)
 		if err != nil {
 			return err
 		}
-		it.mapping = m
+		if !fresh {
+			continue // resolved, and placed, by an earlier check
+		}
+		m := it.mapping
 		ns := o.d.NamespaceOverride
 		if ns == "" {
 			ns = it.obj.GetNamespace()

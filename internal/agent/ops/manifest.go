@@ -49,6 +49,20 @@ type manifest struct {
 	mapping *meta.RESTMapping // set by the cluster check
 }
 
+// resolve finds the manifest's kind in the cluster's discovery, once; it
+// reports whether this call did.
+func (it *manifest) resolve(e *Executor) (bool, error) {
+	if it.mapping != nil {
+		return false, nil
+	}
+	m, err := e.mappingFor(it.obj.GroupVersionKind(), joinField(it.field, "kind"))
+	if err != nil {
+		return false, err
+	}
+	it.mapping = m
+	return true, nil
+}
+
 func expandList(field string, m map[string]any) ([]*manifest, error) {
 	kind, _ := m["kind"].(string)
 	if !strings.HasSuffix(kind, "List") || m["items"] == nil {
