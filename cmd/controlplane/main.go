@@ -61,6 +61,14 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 	scfg := cfg.ServerConfig(log)
+	tlsCfg, subjects, err := cfg.ServerTLS(log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
+	scfg.TLS = tlsCfg
+	if subjects != nil {
+		scfg.ClientSubjects = subjects
+	}
 	if scfg.BaseURL == "" {
 		scfg.BaseURL = defaultBaseURL(cfg.Server.Port)
 	}

@@ -3,12 +3,10 @@ package agentapp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"strconv"
 
 	"golang.org/x/sync/errgroup"
@@ -16,6 +14,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/agent/ops"
+	"github.com/kubesvc/kubesvc/internal/certs"
 )
 
 // Version is the agent version reported to the control plane; the build
@@ -90,7 +89,7 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
 	}
 	if !cfg.Clouddriver.Insecure {
-		t, err := tlsConfig(cfg.Clouddriver.TLS)
+		t, err := tlsConfig(cfg.Clouddriver.TLS, log)
 		if err != nil {
 			return agent.Config{}, err
 		}
@@ -141,32 +140,18 @@ func unlimitedIfZero(n int) int {
 	return n
 }
 
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	t := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if c.CACertFile != "" {
-		pem, err := os.ReadFile(c.CACertFile)
-		if err != nil {
-			return nil, fmt.Errorf("clouddriver.tls.cacertFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("clouddriver.tls.cacertFile: no PEM certificate in %s", c.CACertFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.ClientCertFile != "" {
-		keyFile := c.ClientKeyFile
-		if keyFile == "" {
-			keyFile = c.ClientCertFile
-		}
-		if c.ClientKeyFilePassword != "" {
-			return nil, fmt.Errorf("clouddriver.tls.clientKeyFilePassword: encrypted client keys are not supported yet")
-		}
-		cert, err := tls.LoadX509KeyPair(c.ClientCertFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("clouddriver.tls.clientCertFile: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
+// tlsConfig builds the agent's TLS towards the control plane; a rotated
+// client certificate is picked up on the next handshake.
+func tlsConfig(c config.TLS, log *slog.Logger) (*tls.Config, error) {
+	t, err := certs.NewClient(certs.ClientOptions{
+		CACertFile: c.CACertFile, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify,
+		ClientCertFile: c.ClientCertFile, ClientKeyFile: c.ClientKeyFile, ClientKeyPassword: c.ClientKeyFilePassword,
+		OnReloadError: func(err error) {
+			log.Error("clouddriver.tls: the rotated client certificate could not be loaded; still using the previous one", "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clouddriver.tls: %w", err)
 	}
 	return t, nil
 }

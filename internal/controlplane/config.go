@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,9 +40,16 @@ type Config struct {
 	AgentTimeout time.Duration
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
-	// GRPCOptions are added to the gRPC server's options (TLS credentials,
-	// interceptors).
+	// GRPCOptions are added to the gRPC server's options (interceptors).
 	GRPCOptions []grpc.ServerOption
+	// TLS, when set, secures the agents' endpoint
+	// (kubesvc.grpc.server.security); nil serves plaintext.
+	TLS *tls.Config
+	// ClientSubjects, when set, authorizes each agent call by the subject
+	// of the agent's verified client certificate
+	// (kubesvc.grpc.auth.x509). Needs TLS. The gRPC health service is
+	// left open: it tells nothing but that the server is up.
+	ClientSubjects SubjectFilter
 
 	// BaseURL is where other replicas reach this one's REST API, for
 	// forwarding (kubesvc.cluster-kubernetes / static peers). Default
@@ -80,6 +88,12 @@ type Config struct {
 	// leaves the cache (kubesvc.cache.accountCleanupFrequencySeconds).
 	// Default 600s; negative: never.
 	AccountCleanup time.Duration
+}
+
+// SubjectFilter authorizes a client certificate by its subject line
+// (certs.Subject).
+type SubjectFilter interface {
+	Allows(subject string) bool
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicaTimeout <= c.HeartbeatPeriod {
 		errs = append(errs, fmt.Errorf("kubesvc.heartbeat: the replica timeout (%s) must exceed the heartbeat period (%s)", c.ReplicaTimeout, c.HeartbeatPeriod))
+	}
+	if c.ClientSubjects != nil && (c.TLS == nil || c.TLS.ClientAuth == tls.NoClientCert) {
+		errs = append(errs, errors.New("kubesvc.grpc.auth.x509: subject filtering needs TLS with client certificates (kubesvc.grpc.server.security.clientAuth OPTIONAL or REQUIRE)"))
 	}
 	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	changes        prometheus.Counter
 	persistSeconds prometheus.Histogram
 	droppedChanges prometheus.Counter
+	unauthorized   prometheus.Counter
 
 	// The cluster as this replica last read it (AssignInterval).
 	replicas         prometheus.Gauge
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kubesvc_controlplane_changes_dropped_total",
 			Help: "Changes left out of the cache because no backend can store them (a name longer than 253 bytes or not ASCII).",
 		}),
+		unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubesvc_controlplane_grpc_unauthorized_total",
+			Help: "gRPC calls refused because the client certificate was missing or its subject matched no kubesvc.grpc.auth.x509 filter.",
+		}),
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kubesvc_controlplane_batch_persist_seconds",
 			Help:    "Time to persist one change batch.",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Agents connected to each control-plane replica.",
 		}, []string{"replica"}),
 	}
-	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
+	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.unauthorized, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
 	return m
 }
 

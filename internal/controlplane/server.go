@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -121,14 +122,21 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	close(s.listening)
 
-	gs := grpc.NewServer(append([]grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgBytes),
 		// Stop waits for every Connect handler to return, so Run never
 		// returns while a session still uses the store.
 		grpc.WaitForHandlers(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
-	}, s.cfg.GRPCOptions...)...)
+	}
+	if s.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
+	}
+	if s.cfg.ClientSubjects != nil {
+		opts = append(opts, s.subjectInterceptors()...)
+	}
+	gs := grpc.NewServer(append(opts, s.cfg.GRPCOptions...)...)
 	kubesvcv1.RegisterAgentServiceServer(gs, s)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -171,7 +179,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
+	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"grpcTLS", s.tlsMode())
 	err = g.Wait()
 	s.receivers.Wait()
 	s.background.Wait()
@@ -189,4 +198,16 @@ func (s *Server) Addrs(ctx context.Context) (grpcAddr, httpAddr net.Addr, err er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.grpcAddr, s.httpAddr, nil
+}
+
+// tlsMode describes the agents' endpoint security for the start-up log.
+func (s *Server) tlsMode() string {
+	switch {
+	case s.cfg.TLS == nil:
+		return "off (plaintext)"
+	case s.cfg.ClientSubjects != nil:
+		return "on, client certificates " + s.cfg.TLS.ClientAuth.String() + ", x509 subject filters"
+	default:
+		return "on, client certificates " + s.cfg.TLS.ClientAuth.String()
+	}
 }

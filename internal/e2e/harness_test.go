@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -108,7 +109,10 @@ type cpOptions struct {
 	sealKey []byte
 	// logs, when set, also receives every log line.
 	logs *syncBuffer
-	id   string
+	// tls and subjects secure the agents' endpoint (nil: plaintext).
+	tls      *tls.Config
+	subjects controlplane.SubjectFilter
+	id       string
 	// opWait enables the operation API with this wait (operationWaitMs).
 	opWait time.Duration
 	// accountCleanup is kubesvc.cache.accountCleanupFrequencySeconds.
@@ -161,7 +165,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		o.id = "cp-test"
 	}
 	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: log.With("component", "controlplane"),
-		AccountCleanup: o.accountCleanup}
+		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}

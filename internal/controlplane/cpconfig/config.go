@@ -119,9 +119,8 @@ const (
 	ClientAuthRequire  ClientAuth = "REQUIRE"
 )
 
-// Security is gRPC TLS (kubesvc.grpc.server.security.*). It is carried for
-// the TLS issue; New rejects Enabled until TLS is implemented. File
-// references keep the documented form (file:/path).
+// Security is gRPC TLS (kubesvc.grpc.server.security.*). File references
+// keep the documented form (file:/path); Config.ServerTLS reads them.
 type Security struct {
 	Enabled             bool
 	CertificateChain    string
@@ -129,6 +128,10 @@ type Security struct {
 	PrivateKeyPassword  string
 	ClientAuth          ClientAuth
 	TrustCertCollection string
+	// MinVersion and MaxVersion come from protocols (0: the defaults,
+	// TLS 1.2 to 1.3); CipherSuites from ciphers (nil: Go's defaults).
+	MinVersion, MaxVersion uint16
+	CipherSuites           []uint16
 }
 
 // X509 is client-certificate subject filtering (kubesvc.grpc.auth.x509.*).

@@ -2,6 +2,7 @@ package cpconfig
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -94,9 +95,8 @@ func TestValidationErrors(t *testing.T) {
 		{"kubesvc: {grpc: {server: {security: {keepAliveHeartbeatSeconds: -1}}}}\n", g + "security.keepAliveHeartbeatSeconds: must not be negative, got -1 (line 1)"},
 		{"kubesvc: {grpc: {server: {security: {keepAliveTimeOutSeconds: -1}}}}\n", g + "security.KeepAliveTimeOutSeconds: must not be negative, got -1 (line 1)"},
 		{"kubesvc: {grpc: {server: {security: {clientAuth: WANT}}}}\n", g + `security.clientAuth: must be NONE, OPTIONAL or REQUIRE, got "WANT" (line 1)`},
-		{"kubesvc: {grpc: {server: {security: {enabled: true, certificateChain: 'file:/c', privateKey: 'file:/k'}}}}\n",
-			g + "security.enabled: gRPC TLS is not implemented yet; refusing to serve agents in plaintext (line 1)"},
-		{"kubesvc: {grpc: {auth: {x509: {enabled: true}}}}\n", "kubesvc.grpc.auth.x509.enabled: needs gRPC TLS, which is not implemented yet; refusing to accept agents unfiltered (line 1)"},
+		{"kubesvc: {grpc: {auth: {x509: {enabled: true, filters: [x]}}}}\n",
+			"kubesvc.grpc.auth.x509.enabled: needs kubesvc.grpc.server.security.enabled: true (subjects come from client certificates) (line 1)"},
 		{"kubesvc: {grpc: {auth: {x509: {filters: ['UID=(']}}}}\n", "kubesvc.grpc.auth.x509.filters[0]: invalid regular expression: error parsing regexp: missing closing ): `UID=(` (line 1)"},
 		{"kubesvc: {agentTimeoutSeconds: 0}\n", "kubesvc.agentTimeoutSeconds: must be positive, got 0 (line 1)"},
 		{"kubesvc: {heartbeat: {periodUnit: FORTNIGHTS}}\n", `kubesvc.heartbeat.periodUnit: must be a Java TimeUnit such as SECONDS, MILLISECONDS or MINUTES, got "FORTNIGHTS" (line 1)`},
@@ -144,13 +144,37 @@ func TestValidationErrors(t *testing.T) {
 func TestTLSRequiresCertificates(t *testing.T) {
 	_, p, err := loadString(t, "kubesvc: {grpc: {server: {security: {enabled: true}}}}\n")
 	for _, want := range []string{
-		"config " + p + ": kubesvc.grpc.server.security.enabled: gRPC TLS is not implemented yet",
 		"config " + p + ": kubesvc.grpc.server.security.certificateChain: required when security is enabled (line 1)",
 		"config " + p + ": kubesvc.grpc.server.security.privateKey: required when security is enabled (line 1)",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in\n%v", want, err)
 		}
+	}
+}
+
+func TestTLSErrors(t *testing.T) {
+	const tlsOn = "kubesvc:\n  grpc:\n    server:\n      security: {enabled: true, certificateChain: file:/c.pem, privateKey: file:/k.pem%s}\n%s"
+	tests := []struct{ extra, auth, want string }{
+		{", protocols: 'TLSv1.1,TLSv1.2'", "", "kubesvc.grpc.server.security.protocols: TLSv1.1 is deprecated and not supported; use TLSv1.2 or TLSv1.3 (line 4)"},
+		{", protocols: SSLv9", "", `kubesvc.grpc.server.security.protocols: unknown protocol "SSLv9" (TLSv1.2 or TLSv1.3) (line 4)`},
+		{", ciphers: [TLS_RSA_WITH_RC4_128_SHA]", "", "kubesvc.grpc.server.security.ciphers: cipher suite TLS_RSA_WITH_RC4_128_SHA is insecure and not supported (line 4)"},
+		{", clientAuth: maybe", "", `kubesvc.grpc.server.security.clientAuth: must be NONE, OPTIONAL or REQUIRE, got "maybe" (line 4)`},
+		{"", "    auth: {x509: {enabled: true, filters: [CN=agent]}}\n",
+			"kubesvc.grpc.auth.x509.enabled: needs kubesvc.grpc.server.security.clientAuth OPTIONAL or REQUIRE: with NONE no client certificate is asked for (line 5)"},
+		{", clientAuth: REQUIRE", "    auth: {x509: {enabled: true}}\n",
+			"kubesvc.grpc.auth.x509.filters: at least one filter is required when x509 filtering is enabled"},
+	}
+	for _, tt := range tests {
+		y := fmt.Sprintf(tlsOn, tt.extra, tt.auth)
+		_, p, err := loadString(t, y)
+		if err == nil || !strings.Contains(err.Error(), "config "+p+": "+tt.want) {
+			t.Errorf("%s\n err = %v\nwant = config %s: %s", y, err, p, tt.want)
+		}
+	}
+	_, p, err := loadString(t, "kubesvc: {grpc: {auth: {x509: {enabled: true, filters: [x]}}}}\n")
+	if want := "config " + p + ": kubesvc.grpc.auth.x509.enabled: needs kubesvc.grpc.server.security.enabled: true"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("x509 without TLS: err = %v, want %q", err, want)
 	}
 }
 

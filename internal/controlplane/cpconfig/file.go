@@ -74,14 +74,16 @@ type FileKeepalive struct {
 // section) the server's keepalive pings. KeepAliveTimeOutSeconds is spelled
 // with a capital K as documented; the lower-case spelling is accepted too.
 type FileSecurity struct {
-	Enabled                   bool   `yaml:"enabled"`
-	CertificateChain          string `yaml:"certificateChain"`
-	PrivateKey                string `yaml:"privateKey"`
-	PrivateKeyPassword        string `yaml:"privateKeyPassword"`
-	ClientAuth                string `yaml:"clientAuth"`
-	TrustCertCollection       string `yaml:"trustCertCollection"`
-	KeepAliveHeartbeatSeconds int    `yaml:"keepAliveHeartbeatSeconds"`
-	KeepAliveTimeOutSeconds   int    `yaml:"KeepAliveTimeOutSeconds" alias:"keepAliveTimeOutSeconds"`
+	Enabled                   bool     `yaml:"enabled"`
+	CertificateChain          string   `yaml:"certificateChain"`
+	PrivateKey                string   `yaml:"privateKey"`
+	PrivateKeyPassword        string   `yaml:"privateKeyPassword"`
+	ClientAuth                string   `yaml:"clientAuth"`
+	TrustCertCollection       string   `yaml:"trustCertCollection"`
+	Ciphers                   []string `yaml:"ciphers"`
+	Protocols                 string   `yaml:"protocols"`
+	KeepAliveHeartbeatSeconds int      `yaml:"keepAliveHeartbeatSeconds"`
+	KeepAliveTimeOutSeconds   int      `yaml:"KeepAliveTimeOutSeconds" alias:"keepAliveTimeOutSeconds"`
 }
 
 // FileGRPCAuth is kubesvc.grpc.auth.

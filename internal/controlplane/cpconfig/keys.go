@@ -18,8 +18,6 @@ var unsupportedKeys = []string{
 	"kubesvc.cache.cacheStreamingPoolMaxSize",
 	"kubesvc.credentials",
 	"kubesvc.disableV2Provider",
-	"kubesvc.grpc.server.security.ciphers",
-	"kubesvc.grpc.server.security.protocols",
 	"kubesvc.jobs.operation-history.purge.cron",
 	"kubesvc.operations",
 	"kubesvc.ops",
@@ -35,21 +33,13 @@ func isUnsupportedKey(key string) bool { return slices.Contains(unsupportedKeys,
 // when its feature lands (docs/controlplane-config.md's "implemented" column follows this
 // table; a test checks it).
 var notImplemented = map[string]func(c *Config) bool{
-	"kubesvc.grpc.server.healthServiceEnabled":         func(c *Config) bool { return c.GRPC.HealthServiceEnabled },
-	"kubesvc.grpc.server.security.enabled":             func(c *Config) bool { return !c.GRPC.Security.Enabled },
-	"kubesvc.grpc.server.security.certificateChain":    nil,
-	"kubesvc.grpc.server.security.privateKey":          nil,
-	"kubesvc.grpc.server.security.privateKeyPassword":  nil,
-	"kubesvc.grpc.server.security.clientAuth":          func(c *Config) bool { return c.GRPC.Security.ClientAuth == ClientAuthNone },
-	"kubesvc.grpc.server.security.trustCertCollection": nil,
-	"kubesvc.grpc.auth.x509.enabled":                   func(c *Config) bool { return !c.GRPC.X509.Enabled },
-	"kubesvc.grpc.auth.x509.filters":                   nil,
-	"kubesvc.cache.onDemandQuickWaitMs":                nil,
-	"kubesvc.cache.eventsCleanupFrequencySeconds":      nil,
-	"kubesvc.cache.namespaceExpiryMinutes":             func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },
-	"kubesvc.cache.cleanDataWithUnusedAccounts":        nil,
-	"kubesvc.cache.cacheKinds":                         nil,
-	"kubesvc.loadBalancer":                             nil,
+	"kubesvc.grpc.server.healthServiceEnabled":    func(c *Config) bool { return c.GRPC.HealthServiceEnabled },
+	"kubesvc.cache.onDemandQuickWaitMs":           nil,
+	"kubesvc.cache.eventsCleanupFrequencySeconds": nil,
+	"kubesvc.cache.namespaceExpiryMinutes":        func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },
+	"kubesvc.cache.cleanDataWithUnusedAccounts":   nil,
+	"kubesvc.cache.cacheKinds":                    nil,
+	"kubesvc.loadBalancer":                        nil,
 }
 
 // unsupported returns the keys for Config.Unsupported: those accepted as

@@ -167,7 +167,6 @@ logging: {level: DEBUG, format: json}
 	}
 	wantUnsupported := []string{
 		"kubesvc.cache.cacheKinds",
-		"kubesvc.grpc.server.security.clientAuth",
 	}
 	if !reflect.DeepEqual(c.Unsupported, wantUnsupported) {
 		t.Errorf("Unsupported =\n %q\nwant\n %q", c.Unsupported, wantUnsupported)
@@ -246,7 +245,7 @@ kubesvc:
 `[1:])
 	want := []string{
 		"kubesvc.cache.cacheStreamingPoolCoreSize", "kubesvc.disableV2Provider",
-		"kubesvc.grpc.server.healthServiceEnabled", "kubesvc.grpc.server.security.ciphers",
+		"kubesvc.grpc.server.healthServiceEnabled",
 		"kubesvc.jobs.operation-history.purge.cron", "kubesvc.runtime", "kubesvc.v2-cache-eviction.millis",
 	}
 	if !reflect.DeepEqual(c.Unsupported, want) {

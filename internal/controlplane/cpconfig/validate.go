@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/certs"
 )
 
 // validator collects validation errors, each a *yamlstrict.KeyError naming
@@ -188,17 +190,35 @@ func (v *validator) grpc(f *FileGRPC) GRPC {
 		v.fail("kubesvc.grpc.server.security.clientAuth", "must be NONE, OPTIONAL or REQUIRE, got %q", sec.ClientAuth)
 	}
 	if sec.Enabled {
-		// Fail closed: agents must not be served in plaintext when TLS was asked for.
-		v.fail("kubesvc.grpc.server.security.enabled", "gRPC TLS is not implemented yet; refusing to serve agents in plaintext")
-		if sec.CertificateChain == "" {
+		if strings.TrimSpace(sec.CertificateChain) == "" {
 			v.fail("kubesvc.grpc.server.security.certificateChain", "required when security is enabled")
 		}
-		if sec.PrivateKey == "" {
+		if strings.TrimSpace(sec.PrivateKey) == "" {
 			v.fail("kubesvc.grpc.server.security.privateKey", "required when security is enabled")
 		}
+		lo, hi, err := certs.ParseProtocols(sec.Protocols)
+		if err != nil {
+			v.fail("kubesvc.grpc.server.security.protocols", "%v", err)
+		}
+		g.Security.MinVersion, g.Security.MaxVersion = lo, hi
+		suites, err := certs.ParseCipherSuites(sec.Ciphers)
+		if err != nil {
+			v.fail("kubesvc.grpc.server.security.ciphers", "%v", err)
+		}
+		g.Security.CipherSuites = suites
 	}
 	if g.X509.Enabled {
-		v.fail("kubesvc.grpc.auth.x509.enabled", "needs gRPC TLS, which is not implemented yet; refusing to accept agents unfiltered")
+		// Fail closed: a filter that cannot see a certificate would let
+		// every agent in.
+		switch {
+		case !sec.Enabled:
+			v.fail("kubesvc.grpc.auth.x509.enabled", "needs kubesvc.grpc.server.security.enabled: true (subjects come from client certificates)")
+		case g.Security.ClientAuth == ClientAuthNone:
+			v.fail("kubesvc.grpc.auth.x509.enabled", "needs kubesvc.grpc.server.security.clientAuth OPTIONAL or REQUIRE: with NONE no client certificate is asked for")
+		}
+		if len(g.X509.Filters) == 0 {
+			v.fail("kubesvc.grpc.auth.x509.filters", "at least one filter is required when x509 filtering is enabled")
+		}
 	}
 	return g
 }
