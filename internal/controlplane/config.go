@@ -40,6 +40,9 @@ type Config struct {
 	AgentTimeout time.Duration
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
+	// NoHealthService leaves the standard gRPC health service out
+	// (kubesvc.grpc.server.healthServiceEnabled: false).
+	NoHealthService bool
 	// GRPCOptions are added to the gRPC server's options (interceptors).
 	GRPCOptions []grpc.ServerOption
 	// TLS, when set, secures the agents' endpoint

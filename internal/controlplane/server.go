@@ -139,8 +139,10 @@ func (s *Server) Run(ctx context.Context) error {
 	gs := grpc.NewServer(append(opts, s.cfg.GRPCOptions...)...)
 	kubesvcv1.RegisterAgentServiceServer(gs, s)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	hs.SetServingStatus(kubesvcv1.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if !s.cfg.NoHealthService {
+		healthpb.RegisterHealthServer(gs, hs)
+		hs.SetServingStatus(kubesvcv1.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Requests see gctx, so long reads (waitMs) end when shutdown starts.

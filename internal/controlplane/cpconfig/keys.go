@@ -33,7 +33,6 @@ func isUnsupportedKey(key string) bool { return slices.Contains(unsupportedKeys,
 // when its feature lands (docs/controlplane-config.md's "implemented" column follows this
 // table; a test checks it).
 var notImplemented = map[string]func(c *Config) bool{
-	"kubesvc.grpc.server.healthServiceEnabled":    func(c *Config) bool { return c.GRPC.HealthServiceEnabled },
 	"kubesvc.cache.onDemandQuickWaitMs":           nil,
 	"kubesvc.cache.eventsCleanupFrequencySeconds": nil,
 	"kubesvc.cache.namespaceExpiryMinutes":        func(c *Config) bool { return c.Cache.NamespaceExpiry == 0 },

@@ -245,7 +245,6 @@ kubesvc:
 `[1:])
 	want := []string{
 		"kubesvc.cache.cacheStreamingPoolCoreSize", "kubesvc.disableV2Provider",
-		"kubesvc.grpc.server.healthServiceEnabled",
 		"kubesvc.jobs.operation-history.purge.cron", "kubesvc.runtime", "kubesvc.v2-cache-eviction.millis",
 	}
 	if !reflect.DeepEqual(c.Unsupported, want) {

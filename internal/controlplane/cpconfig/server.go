@@ -18,6 +18,7 @@ func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 		GRPCAddr:              net.JoinHostPort(c.GRPC.Address, strconv.Itoa(c.GRPC.Port)),
 		HTTPAddr:              net.JoinHostPort(c.Server.Address, strconv.Itoa(c.Server.Port)),
 		MaxRecvMsgBytes:       c.GRPC.MaxInboundMessageSize,
+		NoHealthService:       !c.GRPC.HealthServiceEnabled,
 		KeepaliveMinTime:      c.GRPC.Keepalive.MinTime,
 		KeepaliveTime:         c.GRPC.Keepalive.Time,
 		KeepaliveTimeout:      c.GRPC.Keepalive.Timeout,
