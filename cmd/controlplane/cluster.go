@@ -45,7 +45,7 @@ func peerDiscovery(cfg *cpconfig.Config, log *slog.Logger) (interface {
 		}
 		return peers.NewKubernetes(peers.KubernetesConfig{
 			Client: cs, Namespace: ns, ServiceNamePrefix: k.ClouddriverServiceNamePrefix, PortName: k.HTTPPortName,
-			Log: log.With("component", "peers"),
+			Scheme: restScheme(cfg), Log: log.With("component", "peers"),
 		}), nil
 	}
 	return nil, nil
@@ -70,10 +70,18 @@ func clusterClientConfig(k cpconfig.ClusterKubernetesConfig) (*rest.Config, erro
 
 // defaultBaseURL is where peers reach this replica when kubesvc.baseUrl is
 // not set: the pod's IP in Kubernetes, else the host name.
-func defaultBaseURL(port int) string {
+func defaultBaseURL(cfg *cpconfig.Config) string {
 	host := os.Getenv("POD_IP")
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+	return restScheme(cfg) + "://" + net.JoinHostPort(host, strconv.Itoa(cfg.Server.Port))
+}
+
+// restScheme is the replicas' REST URL scheme: https with server.ssl.
+func restScheme(cfg *cpconfig.Config) string {
+	if cfg.Server.SSL.Enabled {
+		return "https"
+	}
+	return "http"
 }

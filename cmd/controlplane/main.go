@@ -69,8 +69,14 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	if subjects != nil {
 		scfg.ClientSubjects = subjects
 	}
+	if scfg.HTTPTLS, err = cfg.RESTTLS(log.With("component", "tls")); err != nil {
+		return err
+	}
+	if scfg.PeerTLS, err = cfg.PeerTLS(log.With("component", "tls")); err != nil {
+		return err
+	}
 	if scfg.BaseURL == "" {
-		scfg.BaseURL = defaultBaseURL(cfg.Server.Port)
+		scfg.BaseURL = defaultBaseURL(cfg)
 	}
 	disc, err := peerDiscovery(cfg, log)
 	if err != nil {

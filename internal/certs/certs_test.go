@@ -114,6 +114,10 @@ func TestClientAuthPolicies(t *testing.T) {
 		}
 		return s
 	}
+	if _, err := certs.NewServer(certs.ServerOptions{CertificateChain: f.serverCert, PrivateKey: f.serverKey,
+		ClientAuth: tls.RequireAndVerifyClientCert}); err == nil || !strings.Contains(err.Error(), "trust bundle") {
+		t.Errorf("client certificates without a trust bundle: error %v, want refused", err)
+	}
 	for _, tc := range []struct {
 		name      string
 		auth      tls.ClientAuthType
@@ -284,14 +288,17 @@ func TestKeys(t *testing.T) {
 func TestSubject(t *testing.T) {
 	ca := certstest.NewCA(t, "ca")
 	uid := asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
-	email := asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	title := asn1.ObjectIdentifier{2, 5, 4, 12}
 	leaf := ca.Issue(t, pkix.Name{
 		Country: []string{"US"}, Organization: []string{"Armory, Inc."}, OrganizationalUnit: []string{"agents"},
 		CommonName: "agent-1",
-		ExtraNames: []pkix.AttributeTypeAndValue{{Type: uid, Value: "abc:123:ksvc"}, {Type: email, Value: "ops@example.com"}},
+		ExtraNames: []pkix.AttributeTypeAndValue{{Type: uid, Value: "abc:123:ksvc"}, {Type: title, Value: "boss"}},
 	})
 	got := certs.Subject(leaf.Cert)
-	want := `EMAILADDRESS=ops@example.com,UID=abc:123:ksvc,CN=agent-1,OU=agents,O=Armory\, Inc.,C=US`
+	// What openssl x509 -noout -subject -nameopt RFC2253 prints for this
+	// certificate, but for the title, which RFC 2253 (and Java) leave
+	// unnamed: its OID and DER (a PrintableString "boss").
+	want := `2.5.4.12=#1304626f7373,UID=abc:123:ksvc,CN=agent-1,OU=agents,O=Armory\, Inc.,C=US`
 	if got != want {
 		t.Fatalf("Subject = %q, want %q", got, want)
 	}
@@ -308,7 +315,7 @@ func TestSubject(t *testing.T) {
 	}{
 		{[]string{`CN=agent-2`}, false},
 		{[]string{`CN=agent-2`, `OU=agents`}, true},
-		{[]string{`^CN=agent-1`}, false}, // anchored: the line starts with EMAILADDRESS
+		{[]string{`^CN=agent-1`}, false}, // anchored: the line starts with the title
 		{[]string{`CN=agent-\d+,`}, true},
 	} {
 		f, err := certs.NewFilter(tc.filters)
@@ -318,6 +325,10 @@ func TestSubject(t *testing.T) {
 		if f.Allows(got) != tc.want {
 			t.Errorf("filters %q allow %q = %v, want %v", tc.filters, got, !tc.want, tc.want)
 		}
+	}
+	var none *certs.Filter
+	if none.Allows(got) {
+		t.Error("a nil filter allows a subject")
 	}
 	if _, err := certs.NewFilter([]string{"ok", "(unclosed"}); err == nil || !strings.Contains(err.Error(), "filter 1") {
 		t.Errorf("bad expression: error %v, want one naming filter 1", err)
@@ -353,6 +364,9 @@ func TestParseProtocolsAndCiphers(t *testing.T) {
 	}
 	if _, err := certs.ParseCipherSuites([]string{"TLS_RSA_WITH_RC4_128_SHA"}); err == nil || !strings.Contains(err.Error(), "insecure") {
 		t.Errorf("RC4: error %v, want insecure", err)
+	}
+	if _, err := certs.ParseCipherSuites([]string{"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}); err == nil || !strings.Contains(err.Error(), "HTTP/2") {
+		t.Errorf("CBC suite: error %v, want refused for HTTP/2", err)
 	}
 	if _, err := certs.ParseCipherSuites([]string{"TLS_NOPE"}); err == nil || !strings.Contains(err.Error(), "unknown cipher suite") {
 		t.Errorf("unknown suite: error %v", err)

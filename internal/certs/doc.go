@@ -10,23 +10,26 @@
 // size changed: cert-manager, or a Kubernetes Secret volume swapping its
 // ..data link, can rotate them without a restart. A rotation caught half
 // done (a new certificate beside an old key) keeps the last good pair in
-// use and is reported through the OnReloadError callback; the next
-// handshake tries again.
+// use and is reported through the OnReloadError callback; the files are
+// read again once they change again.
 //
 // Keys are PEM: PKCS#8 (encrypted with a password when one is given, as
 // openssl pkcs8 -topk8 -v2 writes them), PKCS#1 RSA or SEC 1 EC.
 //
 // NewServer gives the control plane's config: its certificate chain, the
 // client-certificate policy (NONE, OPTIONAL, REQUIRE) against a trust
-// bundle (the system's when none is named), TLS versions and cipher suites.
+// bundle, TLS versions and cipher suites.
 // NewClient gives the agent's: the trust bundle for the control plane's
 // certificate and an optional client certificate for mTLS.
 //
 // Subject and Filter implement x509 subject filtering: a verified client
-// certificate is authorized when its subject line, written as RFC 2253
-// does (CN=agent-1,O=Armory,...; attribute names as Java prints them, UID
-// and EMAILADDRESS included), contains a match of any of the regular
-// expressions.
+// certificate is authorized when its subject line, written in RFC 2253 form
+// (UID=abc:123:ksvc,CN=agent-1,O=Example; RFC 2253's keywords, other
+// attributes as OID=#hex of their DER), contains a match of any of the
+// regular expressions.
+//
+// The trust bundle for client certificates must be named: verifying them
+// against the system's roots would accept any public certificate.
 //
 // Package certstest writes certificate authorities, certificates and keys
 // for tests; it is used by tests only.

@@ -51,9 +51,15 @@ func ParseCipherSuites(names []string) ([]uint16, error) {
 			return nil, fmt.Errorf("unknown cipher suite %q", name)
 		}
 		cs := tls.CipherSuites()[i]
-		if slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
-			out = append(out, cs.ID)
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			continue // a TLS 1.3 suite: always on
 		}
+		// HTTP/2 (gRPC) forbids the CBC suites (RFC 7540 appendix A): a
+		// client negotiating one would be refused after the handshake.
+		if !strings.Contains(cs.Name, "_GCM_") && !strings.Contains(cs.Name, "CHACHA20") {
+			return nil, fmt.Errorf("cipher suite %s is not allowed with HTTP/2 (RFC 7540 appendix A); use an ECDHE suite with AES-GCM or ChaCha20-Poly1305", name)
+		}
+		out = append(out, cs.ID)
 	}
 	if len(names) > 0 && len(out) == 0 {
 		// Only TLS 1.3 names: keep Go's TLS 1.2 defaults rather than none.

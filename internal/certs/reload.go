@@ -44,10 +44,10 @@ type reloading[T any] struct {
 	load  func() (T, error)
 	onErr func(error)
 
-	mu     sync.Mutex // guards the fields below; held while loading
+	mu     sync.Mutex // guards the fields below; held while checking and loading
 	cur    T
 	at     []stamp // the files' stamps when cur was loaded
-	failed []stamp // the stamps of the last failed reload, reported once
+	failed []stamp // the files' stamps when a reload last failed
 }
 
 // newReloading loads the value once; an error here is the caller's.
@@ -61,22 +61,21 @@ func newReloading[T any](files []string, load func() (T, error), onErr func(erro
 }
 
 // get returns the current value, reloading it first if a file changed
-// since it was loaded. A failed reload keeps the last good value; it is
-// reported (once for the same file states) and retried on the next call.
+// since it was loaded. A failed reload keeps the last good value and is
+// reported; it is tried again once the files change again (a rotation
+// caught half done completes with another write).
 func (r *reloading[T]) get() T {
-	now := stamps(r.files)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if sameStamps(now, r.at) {
+	now := stamps(r.files)
+	if sameStamps(now, r.at) || (r.failed != nil && sameStamps(now, r.failed)) {
 		return r.cur
 	}
 	v, err := r.load()
 	if err != nil {
-		if r.failed == nil || !sameStamps(now, r.failed) {
-			r.failed = now
-			if r.onErr != nil {
-				r.onErr(err)
-			}
+		r.failed = now
+		if r.onErr != nil {
+			r.onErr(err)
 		}
 		return r.cur
 	}

@@ -18,7 +18,8 @@ type ServerOptions struct {
 	// tls.RequireAndVerifyClientCert.
 	ClientAuth tls.ClientAuthType
 	// TrustCertCollection is the bundle client certificates are verified
-	// against; "" uses the system's roots.
+	// against; required unless ClientAuth is tls.NoClientCert (the system's
+	// roots would accept any public certificate).
 	TrustCertCollection string
 	// MinVersion and MaxVersion bound the TLS versions (0: TLS 1.2 and the
 	// highest Go supports).
@@ -26,14 +27,16 @@ type ServerOptions struct {
 	// CipherSuites restricts the TLS 1.2 suites (nil: Go's defaults). TLS
 	// 1.3's suites are not configurable.
 	CipherSuites []uint16
+	// NextProtos are offered by ALPN; nil: "h2", what gRPC needs. An
+	// HTTP server serving both versions passes "h2", "http/1.1".
+	NextProtos []string
 	// OnReloadError is told when rotated files could not be loaded (the
 	// previous certificate or bundle stays in use).
 	OnReloadError func(error)
 }
 
 // NewServer reads the files and returns the server's TLS configuration,
-// which picks up rotated files on later handshakes. The configuration
-// offers "h2" by ALPN, as gRPC needs.
+// which picks up rotated files on later handshakes.
 func NewServer(o ServerOptions) (*tls.Config, error) {
 	certFile, keyFile := Path(o.CertificateChain), Path(o.PrivateKey)
 	if certFile == "" {
@@ -41,6 +44,9 @@ func NewServer(o ServerOptions) (*tls.Config, error) {
 	}
 	if keyFile == "" {
 		keyFile = certFile
+	}
+	if o.ClientAuth != tls.NoClientCert && o.TrustCertCollection == "" {
+		return nil, fmt.Errorf("client certificates are verified only against a named trust bundle, and none is configured")
 	}
 	pair, err := newReloading([]string{certFile, keyFile}, func() (*tls.Certificate, error) {
 		return loadKeyPair(certFile, keyFile, o.PrivateKeyPassword)
@@ -53,10 +59,13 @@ func NewServer(o ServerOptions) (*tls.Config, error) {
 		MaxVersion:   o.MaxVersion,
 		CipherSuites: o.CipherSuites,
 		ClientAuth:   o.ClientAuth,
-		NextProtos:   []string{"h2"},
+		NextProtos:   o.NextProtos,
+	}
+	if base.NextProtos == nil {
+		base.NextProtos = []string{"h2"}
 	}
 	var pool *reloading[*x509.CertPool]
-	if o.ClientAuth != tls.NoClientCert && o.TrustCertCollection != "" {
+	if o.ClientAuth != tls.NoClientCert {
 		file := Path(o.TrustCertCollection)
 		if pool, err = newReloading([]string{file}, func() (*x509.CertPool, error) { return loadPool(file) }, o.OnReloadError); err != nil {
 			return nil, err
@@ -74,9 +83,13 @@ func NewServer(o ServerOptions) (*tls.Config, error) {
 		}
 		return c, nil
 	}
-	// Certificates is set too, so that the config is complete on its own
-	// (tools that inspect it, a caller not using GetConfigForClient).
+	// The certificate and bundle as first loaded are set too, so that a
+	// caller not using GetConfigForClient still verifies clients against
+	// the configured bundle, never the system's roots.
 	cfg.Certificates = []tls.Certificate{*pair.get()}
+	if pool != nil {
+		cfg.ClientCAs = pool.get()
+	}
 	return cfg, nil
 }
 

@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
@@ -10,12 +9,11 @@ import (
 	"strings"
 )
 
-// attributeNames are the keywords Java's X500Principal prints in RFC 2253
-// form, plus EMAILADDRESS as its RFC 1779 form does; others print as
-// their OID with the value's DER in hex (OID=#...), as RFC 2253 says.
+// attributeNames are the keywords RFC 2253 defines, which Java's
+// X500Principal.getName() prints too; every other attribute is written as
+// its OID with the value's DER encoding in hex (OID=#...), as both do.
 var attributeNames = map[string]string{
 	"2.5.4.3":                    "CN",
-	"2.5.4.5":                    "SERIALNUMBER",
 	"2.5.4.6":                    "C",
 	"2.5.4.7":                    "L",
 	"2.5.4.8":                    "ST",
@@ -24,13 +22,22 @@ var attributeNames = map[string]string{
 	"2.5.4.11":                   "OU",
 	"0.9.2342.19200300.100.1.1":  "UID",
 	"0.9.2342.19200300.100.1.25": "DC",
-	"1.2.840.113549.1.9.1":       "EMAILADDRESS",
 }
 
-// Subject writes cert's subject as one line in RFC 2253 order (the last
-// RDN of the certificate first), e.g. "CN=agent-1,OU=prod,O=Armory".
+// attribute and attributeSET mirror pkix's types with the value kept as
+// encoded, so that unnamed attributes print their own DER.
+type attribute struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+type attributeSET []attribute
+
+// Subject writes cert's subject as one line in RFC 2253 form: the last RDN
+// of the certificate first, commas between RDNs, "+" inside a multi-valued
+// one, the keywords above, e.g. "UID=abc:123:ksvc,CN=agent-1,O=Example".
 func Subject(cert *x509.Certificate) string {
-	var seq pkix.RDNSequence
+	var seq []attributeSET
 	if rest, err := asn1.Unmarshal(cert.RawSubject, &seq); err != nil || len(rest) > 0 {
 		return cert.Subject.String()
 	}
@@ -49,28 +56,29 @@ func Subject(cert *x509.Certificate) string {
 	return b.String()
 }
 
-func writeAttribute(b *strings.Builder, atv pkix.AttributeTypeAndValue) {
+func writeAttribute(b *strings.Builder, atv attribute) {
 	oid := atv.Type.String()
-	name, known := attributeNames[oid]
-	s, isString := atv.Value.(string)
-	if !known || !isString {
-		der, err := asn1.Marshal(atv.Value)
-		if err != nil {
-			der = nil
+	if name, known := attributeNames[oid]; known {
+		var s string
+		if rest, err := asn1.Unmarshal(atv.Value.FullBytes, &s); err == nil && len(rest) == 0 {
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(escapeValue(s))
+			return
 		}
-		fmt.Fprintf(b, "%s=#%s", oid, hex.EncodeToString(der))
-		return
 	}
-	b.WriteString(name)
-	b.WriteByte('=')
-	b.WriteString(escapeValue(s))
+	fmt.Fprintf(b, "%s=#%s", oid, hex.EncodeToString(atv.Value.FullBytes))
 }
 
-// escapeValue escapes an attribute value as RFC 2253 section 2.4 says.
+// escapeValue escapes an attribute value as RFC 2253 section 2.4 says,
+// and control characters as \XX.
 func escapeValue(s string) string {
 	var b strings.Builder
 	for i, r := range s {
 		switch {
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\%02X", r)
+			continue
 		case strings.ContainsRune(",+\"\\<>;", r),
 			i == 0 && (r == ' ' || r == '#'),
 			i == len(s)-1 && r == ' ':
@@ -101,8 +109,12 @@ func NewFilter(exprs []string) (*Filter, error) {
 	return f, nil
 }
 
-// Allows reports whether subject matches one of the expressions.
+// Allows reports whether subject matches one of the expressions. A nil
+// Filter allows nothing.
 func (f *Filter) Allows(subject string) bool {
+	if f == nil {
+		return false
+	}
 	for _, re := range f.patterns {
 		if re.MatchString(subject) {
 			return true

@@ -48,6 +48,14 @@ type Config struct {
 	// TLS, when set, secures the agents' endpoint
 	// (kubesvc.grpc.server.security); nil serves plaintext.
 	TLS *tls.Config
+	// HTTPTLS, when set, serves the REST API over TLS (server.ssl); the
+	// default BaseURL is then https.
+	HTTPTLS *tls.Config
+	// PeerTLS is the TLS of this replica's requests to other replicas'
+	// REST API (https base URLs): how their certificates are verified and
+	// the client certificate presented (kubesvc.peerTls). nil: Go's
+	// defaults (system roots, no client certificate).
+	PeerTLS *tls.Config
 	// ClientSubjects, when set, authorizes each agent call by the subject
 	// of the agent's verified client certificate
 	// (kubesvc.grpc.auth.x509). Needs TLS. The gRPC health service is
@@ -154,8 +162,16 @@ func (c *Config) setDefaults() {
 			port = p
 		}
 		host, _ := os.Hostname()
-		c.BaseURL = "http://" + net.JoinHostPort(host, port)
+		c.BaseURL = c.httpScheme() + "://" + net.JoinHostPort(host, port)
 	}
+}
+
+// httpScheme is the REST API's URL scheme.
+func (c *Config) httpScheme() string {
+	if c.HTTPTLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // Validate applies defaults and checks the configuration.

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,12 +32,16 @@ import (
 // find a peer cut off the network within about 10 s even on a connection
 // kept from earlier requests, where the dial timeout does not apply; a
 // forwarded operation may otherwise legitimately wait until its deadline.
-func newForwarder(dialTimeout time.Duration) *http.Client {
+// peerTLS verifies https peers (nil: Go's defaults).
+func newForwarder(dialTimeout time.Duration, peerTLS *tls.Config) *http.Client {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: 4 * time.Second, Interval: 2 * time.Second, Count: 3,
 	}}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:         d.DialContext,
+		TLSClientConfig:     peerTLS,
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: dialTimeout,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
 	}}

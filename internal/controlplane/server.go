@@ -81,7 +81,7 @@ func New(cfg Config, st store.Store) (*Server, error) {
 
 		agentsChanged: make(chan struct{}, 1),
 		assignPoke:    make(chan struct{}, 1),
-		forwarder:     newForwarder(cfg.ForwardDialTimeout),
+		forwarder:     newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS),
 		listening:     make(chan struct{}),
 	}, nil
 }
@@ -162,8 +162,17 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.cfg.HTTPTLS != nil {
+		// The certificate comes from the config's GetConfigForClient
+		// (rotation); ServeTLS sets up HTTP/2 on it.
+		hsrv.TLSConfig = s.cfg.HTTPTLS
+	}
 	g.Go(func() error {
-		if err := hsrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := hsrv.Serve
+		if hsrv.TLSConfig != nil {
+			serve = func(l net.Listener) error { return hsrv.ServeTLS(l, "", "") }
+		}
+		if err := serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("controlplane: HTTP server: %w", err)
 		}
 		return nil
@@ -182,7 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	s.log.Info("control plane serving", "id", s.cfg.ID, "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"grpcTLS", s.tlsMode())
+		"grpcTLS", s.tlsMode(), "rest", s.cfg.httpScheme())
 	err = g.Wait()
 	s.receivers.Wait()
 	s.background.Wait()

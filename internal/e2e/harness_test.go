@@ -112,7 +112,12 @@ type cpOptions struct {
 	// tls and subjects secure the agents' endpoint (nil: plaintext).
 	tls      *tls.Config
 	subjects controlplane.SubjectFilter
-	id       string
+	// httpAddr fixes the REST address ("" picks a free port); baseURL is
+	// where the other replicas reach it; httpTLS serves it over TLS and
+	// peerTLS secures this replica's requests to the others.
+	httpAddr, baseURL string
+	httpTLS, peerTLS  *tls.Config
+	id                string
 	// opWait enables the operation API with this wait (operationWaitMs).
 	opWait time.Duration
 	// accountCleanup is kubesvc.cache.accountCleanupFrequencySeconds.
@@ -164,8 +169,12 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	if o.id == "" {
 		o.id = "cp-test"
 	}
-	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: "127.0.0.1:0", Log: log.With("component", "controlplane"),
-		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects}
+	if o.httpAddr == "" {
+		o.httpAddr = "127.0.0.1:0"
+	}
+	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, Log: log.With("component", "controlplane"),
+		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects,
+		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}
@@ -214,6 +223,9 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		t.Fatalf("control plane did not listen: %v", err)
 	}
 	cp.grpc, cp.http = g.String(), "http://"+h.String()
+	if o.httpTLS != nil {
+		cp.http = "https://" + h.String()
+	}
 	t.Cleanup(func() { cp.stop(t) })
 	return cp
 }

@@ -32,7 +32,10 @@ type KubernetesConfig struct {
 	ServiceNamePrefix string
 	// PortName is the Service port of the replicas' REST API (default http).
 	PortName string
-	Log      *slog.Logger
+	// Scheme of the peers' URLs: "https" when the replicas serve their
+	// REST API over TLS (server.ssl), else (default) "http".
+	Scheme string
+	Log    *slog.Logger
 }
 
 // Kubernetes discovers peers from the EndpointSlices of Services named with
@@ -54,6 +57,9 @@ type sliceState struct {
 func NewKubernetes(cfg KubernetesConfig) *Kubernetes {
 	if cfg.ServiceNamePrefix == "" {
 		cfg.ServiceNamePrefix = "spin-clouddriver"
+	}
+	if cfg.Scheme == "" {
+		cfg.Scheme = "http"
 	}
 	if cfg.PortName == "" {
 		cfg.PortName = "http"
@@ -163,7 +169,7 @@ func (k *Kubernetes) peersOf(es *discoveryv1.EndpointSlice) []controlplane.Peer 
 			case ep.Hostname != nil && *ep.Hostname != "":
 				id = *ep.Hostname
 			}
-			out = append(out, controlplane.Peer{ID: id, BaseURL: "http://" + net.JoinHostPort(addr, strconv.Itoa(int(port))), Ready: ready})
+			out = append(out, controlplane.Peer{ID: id, BaseURL: k.cfg.Scheme + "://" + net.JoinHostPort(addr, strconv.Itoa(int(port))), Ready: ready})
 		}
 	}
 	return out

@@ -80,6 +80,28 @@ type Config struct {
 type Server struct {
 	Address string // empty: all interfaces
 	Port    int
+	SSL     SSL
+}
+
+// Client-certificate policies of the REST API (server.ssl.client-auth),
+// Spring Boot's names.
+const (
+	SSLClientAuthNone = "none"
+	SSLClientAuthWant = "want"
+	SSLClientAuthNeed = "need"
+)
+
+// SSL is TLS on the REST API (server.ssl.*). File references keep their
+// documented form; Config.RESTTLS reads them.
+type SSL struct {
+	Enabled                bool
+	Certificate            string
+	CertificatePrivateKey  string
+	KeyPassword            string
+	TrustCertificate       string
+	ClientAuth             string // none, want or need
+	MinVersion, MaxVersion uint16
+	CipherSuites           []uint16
 }
 
 // GRPC is the agents' endpoint (kubesvc.grpc.*).
@@ -202,8 +224,13 @@ type Cluster struct {
 	// empty: the peer endpoints are open.
 	PeerSecret string
 	// BaseURL is kubesvc.baseUrl: this replica's REST API for its peers;
-	// empty: http://<POD_IP or host name>:<server.port>.
+	// empty: http(s)://<POD_IP or host name>:<server.port>.
 	BaseURL string
+	// PeerCAFile and PeerServerName are kubesvc.peerTls.*: the bundle the
+	// other replicas' REST certificates are verified against (empty:
+	// server.ssl.trust-certificate, else the system's roots) and the name
+	// expected in them (empty: the host of their URL).
+	PeerCAFile, PeerServerName string
 }
 
 // Peer is one replica of a static cluster.

@@ -162,14 +162,31 @@ func TestTLSErrors(t *testing.T) {
 		{", clientAuth: maybe", "", `kubesvc.grpc.server.security.clientAuth: must be NONE, OPTIONAL or REQUIRE, got "maybe" (line 4)`},
 		{"", "    auth: {x509: {enabled: true, filters: [CN=agent]}}\n",
 			"kubesvc.grpc.auth.x509.enabled: needs kubesvc.grpc.server.security.clientAuth OPTIONAL or REQUIRE: with NONE no client certificate is asked for (line 5)"},
-		{", clientAuth: REQUIRE", "    auth: {x509: {enabled: true}}\n",
+		{", clientAuth: REQUIRE, trustCertCollection: /ca.pem", "    auth: {x509: {enabled: true}}\n",
 			"kubesvc.grpc.auth.x509.filters: at least one filter is required when x509 filtering is enabled"},
+		{", clientAuth: OPTIONAL", "", "kubesvc.grpc.server.security.trustCertCollection: required when clientAuth is OPTIONAL"},
 	}
 	for _, tt := range tests {
 		y := fmt.Sprintf(tlsOn, tt.extra, tt.auth)
 		_, p, err := loadString(t, y)
 		if err == nil || !strings.Contains(err.Error(), "config "+p+": "+tt.want) {
 			t.Errorf("%s\n err = %v\nwant = config %s: %s", y, err, p, tt.want)
+		}
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"server: {ssl: {enabled: true}}\n", "server.ssl.certificate: required when server.ssl.enabled is true"},
+		{"server: {ssl: {enabled: true}}\n", "server.ssl.certificate-private-key: required when server.ssl.enabled is true"},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k, client-auth: need}}\n", "server.ssl.trust-certificate: required when client-auth is need"},
+		{"server: {ssl: {client-auth: always}}\n", `server.ssl.client-auth: must be none, want or need, got "always"`},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k, enabled-protocols: [TLSv1]}}\n", "server.ssl.enabled-protocols: TLSv1 is deprecated"},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k}}\nkubesvc: {baseUrl: 'http://cp-1:7002'}\n", `kubesvc.baseUrl: must be an https URL when server.ssl.enabled is true, got "http://cp-1:7002"`},
+		{"kubesvc: {baseUrl: 'https://cp-1:7002'}\n", `kubesvc.baseUrl: is https but server.ssl.enabled is false`},
+		{"kubesvc: {cluster: static, cluster-static: {peers: [{id: a, baseUrl: 'https://a:7002'}]}}\n", "kubesvc.cluster-static.peers[0].baseUrl: is https but server.ssl.enabled is false"},
+		{"kubesvc: {peerTls: {serverName: cp}}\n", "kubesvc.peerTls: needs server.ssl.enabled: true"},
+	} {
+		_, p, err := loadString(t, tt.yaml)
+		if err == nil || !strings.Contains(err.Error(), "config "+p+": "+tt.want) {
+			t.Errorf("%s\n err = %v\nwant = config %s: %s", tt.yaml, err, p, tt.want)
 		}
 	}
 	_, p, err := loadString(t, "kubesvc: {grpc: {auth: {x509: {enabled: true, filters: [x]}}}}\n")

@@ -24,8 +24,29 @@ type File struct {
 
 // FileServer is server.*: the REST API's listener (Spring Boot's keys).
 type FileServer struct {
-	Port    *int   `yaml:"port"`
-	Address string `yaml:"address"`
+	Port    *int    `yaml:"port"`
+	Address string  `yaml:"address"`
+	SSL     FileSSL `yaml:"ssl"`
+}
+
+// FileSSL is server.ssl: TLS on the REST API, with Spring Boot's names for
+// PEM files (keystores are not supported).
+type FileSSL struct {
+	Enabled               bool     `yaml:"enabled"`
+	Certificate           string   `yaml:"certificate"`
+	CertificatePrivateKey string   `yaml:"certificate-private-key"`
+	KeyPassword           string   `yaml:"key-password"`
+	TrustCertificate      string   `yaml:"trust-certificate"`
+	ClientAuth            string   `yaml:"client-auth"`
+	EnabledProtocols      []string `yaml:"enabled-protocols"`
+	Ciphers               []string `yaml:"ciphers"`
+}
+
+// FilePeerTLS is kubesvc.peerTls (ours): how a replica verifies the others'
+// REST certificates when it forwards to them.
+type FilePeerTLS struct {
+	CAFile     string `yaml:"caFile"`
+	ServerName string `yaml:"serverName"`
 }
 
 // FileKubesvc is the kubesvc section: the documented plugin keys and ours.
@@ -44,9 +65,11 @@ type FileKubesvc struct {
 	BaseURL string `yaml:"baseUrl"`
 	// PeerSecretFile holds the secret replicas present to each other's
 	// peer endpoints (ours).
-	PeerSecretFile string   `yaml:"peerSecretFile"`
-	Jobs           FileJobs `yaml:"jobs"`
-	LoadBalancer   string   `yaml:"loadBalancer"`
+	PeerSecretFile string `yaml:"peerSecretFile"`
+	// PeerTLS verifies the other replicas' REST API (ours).
+	PeerTLS      FilePeerTLS `yaml:"peerTls"`
+	Jobs         FileJobs    `yaml:"jobs"`
+	LoadBalancer string      `yaml:"loadBalancer"`
 }
 
 // FileGRPC is kubesvc.grpc.

@@ -55,7 +55,7 @@ func defaults(t *testing.T) *Config {
 	return &Config{
 		ID:           hostname(t),
 		AgentTimeout: 90 * time.Second,
-		Server:       Server{Port: 7002},
+		Server:       Server{Port: 7002, SSL: SSL{ClientAuth: SSLClientAuthNone}},
 		GRPC: GRPC{
 			Port:                  9091,
 			MaxInboundMessageSize: 4 << 20,
@@ -143,7 +143,7 @@ logging: {level: DEBUG, format: json}
 	checks := map[string][2]any{
 		"ID":              {c.ID, "cp-1"},
 		"AgentTimeout":    {c.AgentTimeout, 30 * time.Second},
-		"Server":          {c.Server, Server{Address: "127.0.0.1", Port: 8080}},
+		"Server":          {c.Server, Server{Address: "127.0.0.1", Port: 8080, SSL: SSL{ClientAuth: SSLClientAuthNone}}},
 		"GRPC.Address":    {c.GRPC.Address, "::1"},
 		"GRPC.Port":       {c.GRPC.Port, 9999},
 		"GRPC.Max":        {c.GRPC.MaxInboundMessageSize, 16 << 20},

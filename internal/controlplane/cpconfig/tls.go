@@ -45,3 +45,66 @@ func (c *Config) ServerTLS(log *slog.Logger) (*tls.Config, *certs.Filter, error)
 	}
 	return cfg, filter, nil
 }
+
+// RESTTLS reads the REST API's certificate, key and client trust bundle
+// (server.ssl.*) and returns its TLS configuration (HTTP/2 and 1.1), or
+// nil when server.ssl.enabled is false. Rotated files are picked up as for
+// gRPC.
+func (c *Config) RESTTLS(log *slog.Logger) (*tls.Config, error) {
+	ssl := c.Server.SSL
+	if !ssl.Enabled {
+		return nil, nil
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	auth := map[string]tls.ClientAuthType{
+		SSLClientAuthNone: tls.NoClientCert, SSLClientAuthWant: tls.VerifyClientCertIfGiven, SSLClientAuthNeed: tls.RequireAndVerifyClientCert,
+	}[ssl.ClientAuth]
+	cfg, err := certs.NewServer(certs.ServerOptions{
+		CertificateChain: ssl.Certificate, PrivateKey: ssl.CertificatePrivateKey, PrivateKeyPassword: ssl.KeyPassword,
+		ClientAuth: auth, TrustCertCollection: ssl.TrustCertificate,
+		MinVersion: ssl.MinVersion, MaxVersion: ssl.MaxVersion, CipherSuites: ssl.CipherSuites,
+		NextProtos: []string{"h2", "http/1.1"},
+		OnReloadError: func(err error) {
+			log.Error("REST TLS: rotated certificate files could not be loaded; still serving the previous ones", "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server.ssl: %w", err)
+	}
+	return cfg, nil
+}
+
+// PeerTLS returns the TLS configuration of this replica's requests to the
+// other replicas' REST API (nil when server.ssl.enabled is false): their
+// certificates verified against kubesvc.peerTls.caFile, else
+// server.ssl.trust-certificate, else the system's roots, for the name
+// kubesvc.peerTls.serverName (else their URL's host); and this replica's
+// own REST certificate presented when they ask for one (client-auth want
+// or need), so it must allow client authentication (extended key usage
+// clientAuth, or none at all).
+func (c *Config) PeerTLS(log *slog.Logger) (*tls.Config, error) {
+	ssl := c.Server.SSL
+	if !ssl.Enabled {
+		return nil, nil
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ca := c.Cluster.PeerCAFile
+	if ca == "" {
+		ca = ssl.TrustCertificate
+	}
+	cfg, err := certs.NewClient(certs.ClientOptions{
+		CACertFile: ca, ServerName: c.Cluster.PeerServerName,
+		ClientCertFile: ssl.Certificate, ClientKeyFile: ssl.CertificatePrivateKey, ClientKeyPassword: ssl.KeyPassword,
+		OnReloadError: func(err error) {
+			log.Error("peer TLS: the rotated REST certificate could not be loaded; still presenting the previous one", "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kubesvc.peerTls: %w", err)
+	}
+	return cfg, nil
+}

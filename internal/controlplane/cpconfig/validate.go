@@ -115,6 +115,7 @@ func New(f *File) (*Config, error) {
 		Server: Server{
 			Address: v.host("server.address", strings.TrimSpace(f.Server.Address)),
 			Port:    v.port("server.port", orDefault(f.Server.Port, DefaultHTTPPort)),
+			SSL:     v.ssl(&f.Server.SSL),
 		},
 		LoadBalancer: strings.TrimSpace(k.LoadBalancer),
 	}
@@ -134,6 +135,7 @@ func New(f *File) (*Config, error) {
 	}
 	c.DynamicAccounts = v.dynamicAccounts(&k.DynamicAccounts)
 	c.Cluster = v.cluster(k)
+	v.peerScheme(c)
 	c.OperationHistoryRetention = v.duration("kubesvc.jobs.operation-history.purge.weeks",
 		int64(orDefault(k.Jobs.OperationHistory.Purge.Weeks, DefaultOperationHistoryWeeks)), 7*24*time.Hour, false)
 	c.SQL = v.sql(&f.SQL)
@@ -190,6 +192,11 @@ func (v *validator) grpc(f *FileGRPC) GRPC {
 		v.fail("kubesvc.grpc.server.security.clientAuth", "must be NONE, OPTIONAL or REQUIRE, got %q", sec.ClientAuth)
 	}
 	if sec.Enabled {
+		if g.Security.ClientAuth != ClientAuthNone && strings.TrimSpace(sec.TrustCertCollection) == "" {
+			// Verifying agents against the system's roots would accept any
+			// publicly issued certificate.
+			v.fail("kubesvc.grpc.server.security.trustCertCollection", "required when clientAuth is %s: the CA bundle that issues the agents' certificates (the system's roots would accept any public certificate)", g.Security.ClientAuth)
+		}
 		if strings.TrimSpace(sec.CertificateChain) == "" {
 			v.fail("kubesvc.grpc.server.security.certificateChain", "required when security is enabled")
 		}
@@ -221,6 +228,68 @@ func (v *validator) grpc(f *FileGRPC) GRPC {
 		}
 	}
 	return g
+}
+
+// peerScheme checks that the replicas' URLs agree with server.ssl: all of a
+// cluster's replicas share the setting, so with TLS on every peer URL is
+// https, and kubesvc.peerTls only makes sense with it.
+func (v *validator) peerScheme(c *Config) {
+	ssl := c.Server.SSL.Enabled
+	check := func(key, u string) {
+		if u == "" {
+			return
+		}
+		if https := strings.HasPrefix(strings.ToLower(u), "https://"); https != ssl {
+			if ssl {
+				v.fail(key, "must be an https URL when server.ssl.enabled is true, got %q", u)
+			} else {
+				v.fail(key, "is https but server.ssl.enabled is false: the replicas serve plain HTTP, got %q", u)
+			}
+		}
+	}
+	check("kubesvc.baseUrl", c.Cluster.BaseURL)
+	for i, p := range c.Cluster.Static {
+		check(fmt.Sprintf("kubesvc.cluster-static.peers[%d].baseUrl", i), p.BaseURL)
+	}
+	if !ssl && (c.Cluster.PeerCAFile != "" || c.Cluster.PeerServerName != "") {
+		v.fail("kubesvc.peerTls", "needs server.ssl.enabled: true (replicas reach each other over the REST API's TLS)")
+	}
+}
+
+func (v *validator) ssl(f *FileSSL) SSL {
+	s := SSL{
+		Enabled: f.Enabled, Certificate: strings.TrimSpace(f.Certificate), CertificatePrivateKey: strings.TrimSpace(f.CertificatePrivateKey),
+		KeyPassword: f.KeyPassword, TrustCertificate: strings.TrimSpace(f.TrustCertificate),
+		ClientAuth: strings.ToLower(strings.TrimSpace(f.ClientAuth)),
+	}
+	switch s.ClientAuth {
+	case "":
+		s.ClientAuth = SSLClientAuthNone
+	case SSLClientAuthNone, SSLClientAuthWant, SSLClientAuthNeed:
+	default:
+		v.fail("server.ssl.client-auth", "must be none, want or need, got %q", f.ClientAuth)
+	}
+	if !s.Enabled {
+		return s
+	}
+	if s.ClientAuth != SSLClientAuthNone && s.TrustCertificate == "" {
+		v.fail("server.ssl.trust-certificate", "required when client-auth is %s: the CA bundle that issues the clients' certificates (the system's roots would accept any public certificate)", s.ClientAuth)
+	}
+	if s.Certificate == "" {
+		v.fail("server.ssl.certificate", "required when server.ssl.enabled is true (a PEM certificate chain; keystores are not supported)")
+	}
+	if s.CertificatePrivateKey == "" {
+		v.fail("server.ssl.certificate-private-key", "required when server.ssl.enabled is true (a PEM private key)")
+	}
+	lo, hi, err := certs.ParseProtocols(strings.Join(f.EnabledProtocols, ","))
+	if err != nil {
+		v.fail("server.ssl.enabled-protocols", "%v", err)
+	}
+	s.MinVersion, s.MaxVersion = lo, hi
+	if s.CipherSuites, err = certs.ParseCipherSuites(f.Ciphers); err != nil {
+		v.fail("server.ssl.ciphers", "%v", err)
+	}
+	return s
 }
 
 func (v *validator) heartbeat(f *FileHeartbeat) Heartbeat {
@@ -344,6 +413,7 @@ func (v *validator) cluster(k *FileKubesvc) Cluster {
 		v.fail("kubesvc.cluster", "must be local, kubernetes or static, got %q", k.Cluster)
 	}
 	c.BaseURL = strings.TrimSpace(k.BaseURL)
+	c.PeerCAFile, c.PeerServerName = strings.TrimSpace(k.PeerTLS.CAFile), strings.TrimSpace(k.PeerTLS.ServerName)
 	if path := strings.TrimSpace(k.PeerSecretFile); path != "" {
 		b, err := os.ReadFile(path)
 		switch {
