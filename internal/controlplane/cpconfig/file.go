@@ -208,6 +208,9 @@ type FileSQL struct {
 	Driver string `yaml:"driver"`
 	Path   string `yaml:"path"`
 	DSN    string `yaml:"dsn"`
+	// DSNFile holds the DSN instead of DSN (a mounted Secret), so that
+	// its password stays out of the configuration file.
+	DSNFile string `yaml:"dsnFile"`
 }
 
 // FileLogging is logging.* (our keys).

@@ -55,3 +55,26 @@ func TestServerTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestDSNFile(t *testing.T) {
+	dir := t.TempDir()
+	dsn := writeFile(t, dir, "dsn", "user:secret@tcp(db:3306)/kubesvc\n")
+	c := mustLoad(t, "sql: {driver: mysql, dsnFile: "+dsn+"}\n")
+	if c.SQL.DSN != "user:secret@tcp(db:3306)/kubesvc" {
+		t.Errorf("DSN = %q, want the file's content, trimmed", c.SQL.DSN)
+	}
+	empty := writeFile(t, dir, "empty", "\n")
+	for y, want := range map[string]string{
+		"sql: {driver: mysql, dsn: x, dsnFile: " + dsn + "}\n": "sql.dsnFile: set either sql.dsn or sql.dsnFile, not both",
+		"sql: {driver: mysql, dsnFile: " + dir + "/missing}\n": "sql.dsnFile: open " + dir + "/missing: no such file or directory",
+		"sql: {driver: postgres, dsnFile: " + empty + "}\n":    "sql.dsnFile: " + empty + " is empty",
+	} {
+		_, p, err := loadString(t, y)
+		if err == nil || !strings.Contains(err.Error(), "config "+p+": "+want) {
+			t.Errorf("%s: err = %v, want %q", y, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret@") {
+			t.Errorf("the error quotes the DSN: %v", err)
+		}
+	}
+}

@@ -370,7 +370,7 @@ func (v *validator) dynamicAccounts(f *FileDynamicAccounts) DynamicAccounts {
 // the control plane's own database unless a driver is set.
 func (v *validator) clouddriverDatabase(f *FileSQL, own SQL) SQL {
 	const key = "kubesvc.dynamicAccounts.clouddriverDatabase"
-	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: strings.TrimSpace(f.DSN)}
+	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: v.dsn(key, f)}
 	switch s.Driver {
 	case "":
 		if s.Path != "" || s.DSN != "" {
@@ -383,7 +383,7 @@ func (v *validator) clouddriverDatabase(f *FileSQL, own SQL) SQL {
 		}
 	case DriverMySQL, DriverPostgres:
 		if s.DSN == "" {
-			v.fail(key+".dsn", "required when %s.driver is %s", key, s.Driver)
+			v.fail(key+".dsn", "required (or %s.dsnFile) when %s.driver is %s", key, key, s.Driver)
 		}
 	default:
 		v.fail(key+".driver", "must be sqlite, mysql or postgres, got %q", f.Driver)
@@ -451,8 +451,31 @@ func (v *validator) cluster(k *FileKubesvc) Cluster {
 	return c
 }
 
+// dsn is f's DSN: dsn, or the content of dsnFile (trimmed); both set is
+// an error.
+func (v *validator) dsn(key string, f *FileSQL) string {
+	dsn, file := strings.TrimSpace(f.DSN), strings.TrimSpace(f.DSNFile)
+	if file == "" {
+		return dsn
+	}
+	if dsn != "" {
+		v.fail(key+".dsnFile", "set either %s.dsn or %s.dsnFile, not both", key, key)
+		return dsn
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		v.fail(key+".dsnFile", "%v", err)
+		return ""
+	}
+	if d := strings.TrimSpace(string(b)); d != "" {
+		return d
+	}
+	v.fail(key+".dsnFile", "%s is empty", file)
+	return ""
+}
+
 func (v *validator) sql(f *FileSQL) SQL {
-	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: strings.TrimSpace(f.DSN)}
+	s := SQL{Driver: Driver(strings.ToLower(strings.TrimSpace(f.Driver))), Path: strings.TrimSpace(f.Path), DSN: v.dsn("sql", f)}
 	switch s.Driver {
 	case "":
 		s.Driver = DriverSQLite
@@ -464,7 +487,7 @@ func (v *validator) sql(f *FileSQL) SQL {
 		s.Path = DefaultSQLitePath
 	}
 	if (s.Driver == DriverMySQL || s.Driver == DriverPostgres) && s.DSN == "" {
-		v.fail("sql.dsn", "required when sql.driver is %s", s.Driver)
+		v.fail("sql.dsn", "required (or sql.dsnFile) when sql.driver is %s", s.Driver)
 	}
 	return s
 }
