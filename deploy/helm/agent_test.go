@@ -1,0 +1,117 @@
+package helm_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	agentconfig "github.com/kubesvc/kubesvc/internal/agent/config"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+func loadAgent(t *testing.T, cm *corev1.ConfigMap, d *appsv1.Deployment, files func(string) []byte) *agentconfig.Config {
+	t.Helper()
+	root := t.TempDir()
+	text := materialize(t, cm.Data["armory-agent.yml"], d.Spec.Template.Spec, root, files)
+	c := d.Spec.Template.Spec.Containers[0]
+	if len(c.Args) != 2 || c.Args[1] != "/opt/armory/config/armory-agent.yml" {
+		t.Errorf("agent args %q", c.Args)
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == "config" && (m.MountPath != "/opt/armory/config" || m.SubPath != "") {
+			t.Errorf("config mount %+v: the agent follows its file's updates only through a directory mount", m)
+		}
+	}
+	path := filepath.Join(root, "armory-agent.yml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agentconfig.Load(agentconfig.Source{Path: path})
+	if err != nil {
+		t.Fatalf("the rendered armory-agent.yml does not load: %v\n%s", err, text)
+	}
+	if len(cfg.Unsupported) > 0 {
+		t.Errorf("the chart sets keys the agent ignores: %v", cfg.Unsupported)
+	}
+	return cfg
+}
+
+func TestAgentChart(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "chart-agent"})
+	files := secretFiles(t, cluster.KubeconfigPath)
+
+	t.Run("defaults: the cluster it runs in as one account", func(t *testing.T) {
+		objs, err := render(t, "kubesvc-agent", "team-a", "team-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "team-a-kubesvc-agent"))
+		cfg := loadAgent(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "team-a-kubesvc-agent")), d, files)
+		if len(cfg.Kubernetes.Accounts) != 1 || cfg.Kubernetes.Accounts[0].Name != "team-a" || !cfg.Kubernetes.Accounts[0].ServiceAccount {
+			t.Errorf("accounts %+v, want one in-cluster account named after the release", cfg.Kubernetes.Accounts)
+		}
+		if !cfg.Clouddriver.Insecure || cfg.Clouddriver.Address != "kubesvc-controlplane.spinnaker.svc:9091" || cfg.Server.Port != 8082 {
+			t.Errorf("clouddriver %+v, server %+v", cfg.Clouddriver, cfg.Server)
+		}
+		cs := apply(t, cluster, "team-a", objs)
+		sa := d.Spec.Template.Spec.ServiceAccountName
+		for _, check := range []struct{ verb, group, resource, ns string }{
+			{"watch", "", "configmaps", ""}, {"list", "apiextensions.k8s.io", "customresourcedefinitions", ""},
+			{"create", "apps", "deployments", "shop"}, {"patch", "apps", "deployments", "shop"}, {"delete", "", "services", "shop"},
+		} {
+			if !can(t, cs, sa, "team-a", check.verb, check.group, check.resource, check.ns) {
+				t.Errorf("the agent may not %s %s/%s in %q: Spinnaker could not see or deploy it", check.verb, check.group, check.resource, check.ns)
+			}
+		}
+	})
+
+	t.Run("other clusters' kubeconfigs with mTLS to the control plane and no RBAC here", func(t *testing.T) {
+		objs, err := render(t, "kubesvc-agent", "kubesvc-agent", "agents", "testdata/agent-multi.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "kubesvc-agent"))
+		cfg := loadAgent(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "kubesvc-agent")), d, files)
+		if cfg.Clouddriver.Insecure || cfg.Clouddriver.TLS.ServerName != "kubesvc.example.com" || cfg.Clouddriver.TLS.ClientCertFile == "" || cfg.Clouddriver.TLS.CACertFile == "" {
+			t.Errorf("clouddriver %+v: want TLS with a client certificate", cfg.Clouddriver)
+		}
+		if len(cfg.Kubernetes.Accounts) != 2 || cfg.Kubernetes.Accounts[0].Namespaces[1] != "payments" || cfg.Kubernetes.ServerSideApply.Enabled != "always" {
+			t.Errorf("kubernetes %+v", cfg.Kubernetes)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+				t.Errorf("rbac.create false rendered a %s", o.GetKind())
+			}
+		}
+		apply(t, cluster, "agents", objs)
+	})
+
+	t.Run("namespaced RBAC", func(t *testing.T) {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "values.yaml")
+		if err := os.WriteFile(f, []byte("rbac: {clusterWide: false}\ninClusterAccount: {name: team-b, namespaces: [team-b]}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := render(t, "kubesvc-agent", "agent", "team-b", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "agent-kubesvc-agent"))
+		cfg := loadAgent(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "agent-kubesvc-agent")), d, files)
+		if a := cfg.Kubernetes.Accounts; len(a) != 1 || a[0].Name != "team-b" || len(a[0].Namespaces) != 1 {
+			t.Errorf("accounts %+v", a)
+		}
+		cs := apply(t, cluster, "team-b", objs)
+		sa := d.Spec.Template.Spec.ServiceAccountName
+		if !can(t, cs, sa, "team-b", "create", "apps", "deployments", "team-b") {
+			t.Error("the agent may not deploy in its own namespace")
+		}
+		if can(t, cs, sa, "team-b", "create", "apps", "deployments", "team-a") {
+			t.Error("with rbac.clusterWide false the agent may deploy in another namespace")
+		}
+	})
+}

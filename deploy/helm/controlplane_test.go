@@ -1,0 +1,137 @@
+package helm_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+// loadControlPlane loads the control plane configuration a rendering
+// carries, as the pod would see it, and builds its TLS configurations.
+func loadControlPlane(t *testing.T, cm *corev1.ConfigMap, d *appsv1.Deployment, files func(string) []byte) *cpconfig.Config {
+	t.Helper()
+	root := t.TempDir()
+	cfgText := materialize(t, cm.Data["controlplane.yml"], d.Spec.Template.Spec, root, files)
+	if args := d.Spec.Template.Spec.Containers[0].Args; len(args) != 2 || args[1] != "/etc/kubesvc/config/controlplane.yml" {
+		t.Errorf("controlplane args %q, want --config /etc/kubesvc/config/controlplane.yml", args)
+	}
+	path := filepath.Join(root, "controlplane.yml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cpconfig.Load(path)
+	if err != nil {
+		t.Fatalf("the rendered controlplane.yml does not load: %v\n%s", err, cfgText)
+	}
+	if _, _, err := cfg.ServerTLS(nil); err != nil {
+		t.Errorf("gRPC TLS: %v", err)
+	}
+	if _, err := cfg.RESTTLS(nil); err != nil {
+		t.Errorf("REST TLS: %v", err)
+	}
+	if _, err := cfg.PeerTLS(nil); err != nil {
+		t.Errorf("peer TLS: %v", err)
+	}
+	if len(cfg.Unsupported) > 0 {
+		t.Errorf("the chart sets keys this build ignores: %v", cfg.Unsupported)
+	}
+	return cfg
+}
+
+func TestControlPlaneChart(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "chart-cp"})
+	files := secretFiles(t, cluster.KubeconfigPath)
+
+	t.Run("defaults: one replica on SQLite", func(t *testing.T) {
+		objs, err := render(t, "kubesvc-controlplane", "kubesvc-controlplane", "spinnaker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "kubesvc-controlplane"))
+		cfg := loadControlPlane(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "kubesvc-controlplane")), d, files)
+		if cfg.SQL.Driver != cpconfig.DriverSQLite || cfg.SQL.Path != "/var/lib/kubesvc/kubesvc.db" && !strings.HasSuffix(cfg.SQL.Path, "/var/lib/kubesvc/kubesvc.db") {
+			t.Errorf("sql = %+v, want SQLite in the data volume", cfg.SQL)
+		}
+		if cfg.Cluster.Mode != cpconfig.ClusterLocal || cfg.GRPC.Security.Enabled || cfg.Server.SSL.Enabled {
+			t.Errorf("cluster %s, gRPC TLS %v, REST TLS %v: want a local plaintext replica", cfg.Cluster.Mode, cfg.GRPC.Security.Enabled, cfg.Server.SSL.Enabled)
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			t.Errorf("strategy %s: two pods would open one SQLite file during a rollout", d.Spec.Strategy.Type)
+		}
+		apply(t, cluster, "cp-defaults", objs)
+	})
+
+	t.Run("three replicas on MySQL with mTLS everywhere", func(t *testing.T) {
+		objs, err := render(t, "kubesvc-controlplane", "kubesvc-controlplane", "cp-ha", "testdata/controlplane-ha.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "kubesvc-controlplane"))
+		cfg := loadControlPlane(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "kubesvc-controlplane")), d, files)
+		if cfg.SQL.Driver != cpconfig.DriverMySQL || cfg.SQL.DSN != "kubesvc:pw@tcp(mysql:3306)/kubesvc" {
+			t.Errorf("sql = %s %q, want MySQL with the DSN from the mounted Secret", cfg.SQL.Driver, cfg.SQL.DSN)
+		}
+		k := cfg.Cluster.Kubernetes
+		if cfg.Cluster.Mode != cpconfig.ClusterKubernetes || k.Namespace != "cp-ha" || k.ClouddriverServiceNamePrefix != "kubesvc-controlplane" || k.HTTPPortName != "http" || cfg.Cluster.PeerSecret == "" {
+			t.Errorf("cluster = %+v", cfg.Cluster)
+		}
+		if !cfg.GRPC.Security.Enabled || cfg.GRPC.Security.ClientAuth != cpconfig.ClientAuthRequire || !cfg.GRPC.X509.Enabled {
+			t.Errorf("gRPC security = %+v, x509 %v", cfg.GRPC.Security, cfg.GRPC.X509.Enabled)
+		}
+		if !cfg.Server.SSL.Enabled || cfg.Server.SSL.ClientAuth != cpconfig.SSLClientAuthNeed || cfg.Cluster.PeerServerName != "kubesvc-controlplane.cp-ha.svc" {
+			t.Errorf("REST TLS = %+v, peer server name %q", cfg.Server.SSL, cfg.Cluster.PeerServerName)
+		}
+		// Peer discovery finds the replicas through the Service named as
+		// the prefix, on its port named http; the agents' Service has none.
+		svc := typed[corev1.Service](t, find(t, objs, "Service", "kubesvc-controlplane"))
+		if svc.Spec.Ports[0].Name != "http" {
+			t.Errorf("service ports %+v, want http first", svc.Spec.Ports)
+		}
+		for _, p := range typed[corev1.Service](t, find(t, objs, "Service", "kubesvc-controlplane-agents")).Spec.Ports {
+			if p.Name == "http" {
+				t.Error("the agents' Service has an http port: peer discovery would take it for replicas")
+			}
+		}
+		if p := d.Spec.Template.Spec.Containers[0].ReadinessProbe; p.TCPSocket == nil {
+			t.Errorf("readiness probe %+v: with client-auth need an HTTP probe cannot connect", p)
+		}
+		find(t, objs, "PodDisruptionBudget", "kubesvc-controlplane")
+		cs := apply(t, cluster, "cp-ha", objs)
+		sa := d.Spec.Template.Spec.ServiceAccountName
+		for _, verb := range []string{"list", "watch"} {
+			if !can(t, cs, sa, "cp-ha", verb, "discovery.k8s.io", "endpointslices", "cp-ha") {
+				t.Errorf("the control plane's service account may not %s EndpointSlices: peer discovery would fail", verb)
+			}
+		}
+		if can(t, cs, sa, "cp-ha", "list", "", "secrets", "cp-ha") {
+			t.Error("the control plane's service account may list Secrets: more than peer discovery needs")
+		}
+	})
+
+	t.Run("bad values are refused with a message naming the value", func(t *testing.T) {
+		dir := t.TempDir()
+		for values, want := range map[string]string{
+			"replicaCount: 2\n":                                 "replicaCount > 1 needs config.sql.driver mysql or postgres",
+			"config: {sql: {driver: mysql}}\n":                  "config.sql.driver mysql needs sql.dsnSecret",
+			"config: {sql: {driver: oracle}}\n":                 `config.sql.driver must be sqlite, mysql or postgres, got "oracle"`,
+			"grpcTLS: {secretName: s, clientAuth: maybe}\n":     `grpcTLS.clientAuth must be NONE, OPTIONAL or REQUIRE, got "maybe"`,
+			"restTLS: {secretName: s, clientAuth: sometimes}\n": `restTLS.clientAuth must be none, want or need, got "sometimes"`,
+		} {
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := render(t, "kubesvc-controlplane", "cp", "ns", f); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %v, want %q", values, err, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,65 @@
+{{/* Names and labels. */}}
+{{- define "kubesvc-agent.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubesvc-agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubesvc-agent.labels" -}}
+{{ include "kubesvc-agent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "kubesvc-agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubesvc-agent.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The configuration file: .Values.config with the keys the chart manages
+merged over it.
+*/}}
+{{- define "kubesvc-agent.config" -}}
+{{- if not .Values.controlplane.address -}}
+{{- fail "controlplane.address is required: host:port of the control plane's gRPC endpoint" -}}
+{{- end -}}
+{{- $cfg := deepCopy (.Values.config | default dict) -}}
+{{- $cd := dict "grpc" .Values.controlplane.address "insecure" (not .Values.controlplane.tls.secretName) -}}
+{{- with .Values.controlplane.tls.secretName -}}
+{{- $tls := dict "cacertFile" "/etc/kubesvc/tls/ca.crt" "insecureSkipVerify" $.Values.controlplane.tls.insecureSkipVerify -}}
+{{- if $.Values.controlplane.tls.clientCertificate -}}
+{{- $_ := set $tls "clientCertFile" "/etc/kubesvc/tls/tls.crt" -}}
+{{- $_ := set $tls "clientKeyFile" "/etc/kubesvc/tls/tls.key" -}}
+{{- end -}}
+{{- with $.Values.controlplane.tls.serverName -}}
+{{- $_ := set $tls "serverName" . -}}
+{{- end -}}
+{{- $_ := set $cd "tls" $tls -}}
+{{- end -}}
+{{- $accounts := .Values.accounts -}}
+{{- if not $accounts -}}
+{{- $in := dict "name" (default .Release.Name .Values.inClusterAccount.name) "serviceAccount" true -}}
+{{- range $k := list "namespaces" "omitNamespaces" "kinds" "omitKinds" -}}
+{{- with index $.Values.inClusterAccount $k -}}
+{{- $_ := set $in $k . -}}
+{{- end -}}
+{{- end -}}
+{{- $accounts = list $in -}}
+{{- end -}}
+{{- $managed := dict "clouddriver" $cd "server" (dict "port" 8082) "kubernetes" (dict "accounts" $accounts) -}}
+{{- toYaml (mergeOverwrite $cfg $managed) -}}
+{{- end -}}

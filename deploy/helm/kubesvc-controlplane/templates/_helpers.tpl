@@ -1,0 +1,102 @@
+{{/* Names and labels. */}}
+{{- define "kubesvc-controlplane.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.labels" -}}
+{{ include "kubesvc-controlplane.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubesvc-controlplane.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.driver" -}}
+{{- (.Values.config.sql | default dict).driver | default "sqlite" | lower -}}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.clustered" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end -}}
+{{- end -}}
+
+{{- define "kubesvc-controlplane.peerSecretName" -}}
+{{- default (printf "%s-peer" (include "kubesvc-controlplane.fullname" .)) .Values.peerSecret.existingSecret -}}
+{{- end -}}
+
+{{/* Checks that fail the install with a message naming the value. */}}
+{{- define "kubesvc-controlplane.validate" -}}
+{{- $driver := include "kubesvc-controlplane.driver" . -}}
+{{- if not (has $driver (list "sqlite" "mysql" "postgres")) -}}
+{{- fail (printf "config.sql.driver must be sqlite, mysql or postgres, got %q" $driver) -}}
+{{- end -}}
+{{- if and (include "kubesvc-controlplane.clustered" .) (eq $driver "sqlite") -}}
+{{- fail "replicaCount > 1 needs config.sql.driver mysql or postgres: SQLite is one replica's file" -}}
+{{- end -}}
+{{- if and (ne $driver "sqlite") (not .Values.sql.dsnSecret) (not (.Values.config.sql | default dict).dsn) -}}
+{{- fail (printf "config.sql.driver %s needs sql.dsnSecret (a Secret holding the DSN)" $driver) -}}
+{{- end -}}
+{{- if not (has (upper .Values.grpcTLS.clientAuth) (list "NONE" "OPTIONAL" "REQUIRE")) -}}
+{{- fail (printf "grpcTLS.clientAuth must be NONE, OPTIONAL or REQUIRE, got %q" .Values.grpcTLS.clientAuth) -}}
+{{- end -}}
+{{- if not (has (lower .Values.restTLS.clientAuth) (list "none" "want" "need")) -}}
+{{- fail (printf "restTLS.clientAuth must be none, want or need, got %q" .Values.restTLS.clientAuth) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The configuration file: .Values.config with the keys the chart manages
+merged over it.
+*/}}
+{{- define "kubesvc-controlplane.config" -}}
+{{- $fullname := include "kubesvc-controlplane.fullname" . -}}
+{{- $cfg := deepCopy (.Values.config | default dict) -}}
+{{- $grpcServer := dict "port" 9091 -}}
+{{- $kubesvc := dict "grpc" (dict "server" $grpcServer) -}}
+{{- $server := dict "port" 7002 -}}
+{{- $sql := dict -}}
+{{- if eq (include "kubesvc-controlplane.driver" .) "sqlite" -}}
+{{- $_ := set $sql "path" "/var/lib/kubesvc/kubesvc.db" -}}
+{{- end -}}
+{{- if .Values.sql.dsnSecret -}}
+{{- $_ := set $sql "dsnFile" (printf "/etc/kubesvc/sql/%s" .Values.sql.dsnKey) -}}
+{{- end -}}
+{{- if include "kubesvc-controlplane.clustered" . -}}
+{{- $_ := set $kubesvc "cluster" "kubernetes" -}}
+{{- $_ := set $kubesvc "cluster-kubernetes" (dict "namespace" .Release.Namespace "clouddriverServiceNamePrefix" $fullname "httpPortName" "http") -}}
+{{- $_ := set $kubesvc "peerSecretFile" "/etc/kubesvc/peer/secret" -}}
+{{- end -}}
+{{- if .Values.grpcTLS.secretName -}}
+{{- $sec := dict "enabled" true "certificateChain" "file:/etc/kubesvc/grpc-tls/tls.crt" "privateKey" "file:/etc/kubesvc/grpc-tls/tls.key" "clientAuth" (upper .Values.grpcTLS.clientAuth) -}}
+{{- if ne (upper .Values.grpcTLS.clientAuth) "NONE" -}}
+{{- $_ := set $sec "trustCertCollection" "file:/etc/kubesvc/grpc-tls/ca.crt" -}}
+{{- end -}}
+{{- $_ := set $grpcServer "security" $sec -}}
+{{- end -}}
+{{- if .Values.restTLS.secretName -}}
+{{- $_ := set $server "ssl" (dict "enabled" true "certificate" "file:/etc/kubesvc/rest-tls/tls.crt" "certificate-private-key" "file:/etc/kubesvc/rest-tls/tls.key" "trust-certificate" "file:/etc/kubesvc/rest-tls/ca.crt" "client-auth" (lower .Values.restTLS.clientAuth)) -}}
+{{- $_ := set $kubesvc "peerTls" (dict "serverName" (default (printf "%s.%s.svc" $fullname .Release.Namespace) .Values.restTLS.peerServerName)) -}}
+{{- end -}}
+{{- $managed := dict "server" $server "kubesvc" $kubesvc -}}
+{{- if $sql -}}
+{{- $_ := set $managed "sql" $sql -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $cfg $managed) -}}
+{{- end -}}
