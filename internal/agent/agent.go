@@ -42,6 +42,9 @@ type Account struct {
 	Dynamic         bool
 	// NoProxy: reach the API server directly, whatever HTTPS_PROXY says.
 	NoProxy bool
+	// Permissions maps READ and WRITE to role names; the agent only
+	// reports them (AccountInfo), for the control plane's account API.
+	Permissions map[string][]string
 }
 
 func (a Account) info() *kubesvcv1.AccountInfo {
@@ -57,6 +60,13 @@ func (a Account) fillInfo(info *kubesvcv1.AccountInfo) {
 	info.OnlyNamespacedResources = a.OnlyNamespacedResources
 	info.MaxResumableResourceAgeMs = a.MaxResumableAge.Milliseconds()
 	info.Dynamic = a.Dynamic
+	info.Permissions = nil
+	for kind, roles := range a.Permissions {
+		if info.Permissions == nil {
+			info.Permissions = map[string]*kubesvcv1.Roles{}
+		}
+		info.Permissions[kind] = &kubesvcv1.Roles{Roles: roles}
+	}
 }
 
 // Backoff is the reconnect schedule (clouddriver.backoff.*).

@@ -128,6 +128,7 @@ func Accounts(cfg *config.Config) []agent.Account {
 			Kinds: a.Kinds, OmitKinds: a.OmitKinds, OnlyNamespacedResources: a.OnlyNamespacedResources,
 			MaxResumableAge: a.MaxResumableResourceAge,
 			NoProxy:         a.NoProxy || cfg.Kubernetes.NoProxy,
+			Permissions:     a.Permissions,
 		})
 	}
 	return out

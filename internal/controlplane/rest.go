@@ -138,10 +138,22 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 			"name": name, "namespaces": info.GetNamespaces(), "kinds": info.GetKinds(),
 			"omitKinds": info.GetOmitKinds(), "onlyNamespacedResources": info.GetOnlyNamespacedResources(),
 		}
+		if perms := info.GetPermissions(); len(perms) > 0 {
+			p := map[string]any{}
+			for kind, roles := range perms {
+				list := make([]any, 0, len(roles.GetRoles()))
+				for _, r := range roles.GetRoles() {
+					list = append(list, r)
+				}
+				p[kind] = list
+			}
+			def["permissions"] = p
+		}
 		out = accountview.New(name, "ACTIVE", def, info.GetApiHost(), info.GetKubernetesVersion(), info.GetCertFingerprint())
 		out.ZoneID, out.Dynamic = holders[0].ZoneID, info.GetDynamic()
 		out.LastUpdated = holders[0].Accounts[name].updated.UnixMilli()
 		out.MaxWatchAgeSeconds = info.GetMaxResumableResourceAgeMs() / 1000
+
 	}
 	out.Connections = len(holders)
 	for _, h := range holders {

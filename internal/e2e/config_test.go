@@ -79,3 +79,48 @@ func TestUnknownConfigKeyIsAClearError(t *testing.T) {
 		t.Fatalf("want an error naming the key and the file, got %v", err)
 	}
 }
+
+// An account's permissions in the agent's file reach the account API,
+// and an edit of them alone takes effect live.
+func TestAccountPermissionsFromTheAgentFile(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartForTest(t, testenv.Options{Name: "perms"})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	path := filepath.Join(t.TempDir(), "armory-agent.yml")
+	_, port, _ := strings.Cut(freeAddr(t), ":")
+	yaml := func(perms string) string {
+		return fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nkubernetes:\n  accounts:\n  - name: guarded\n    kubeconfigFile: %s\n    kinds: [namespace]\n    permissions: %s\n",
+			cp.grpc, port, c.KubeconfigPath, perms)
+	}
+	writeAtomically(t, path, yaml("[{READ: [dev, ops]}, {WRITE: [ops]}]"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agentapp.Run: %v", err)
+		}
+	})
+	permissions := func(want string) {
+		t.Helper()
+		eventually(t, wait, func() string {
+			var acct struct {
+				Permissions map[string][]string
+				Definition  struct{ Permissions map[string][]string }
+			}
+			code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/guarded", nil, &acct)
+			if err != nil || code != 200 {
+				return fmt.Sprintf("GET account: %d %s %v", code, body, err)
+			}
+			got := fmt.Sprint(acct.Permissions)
+			if got != want || fmt.Sprint(acct.Definition.Permissions) != want {
+				return fmt.Sprintf("permissions %s, definition.permissions %v; want %s", got, acct.Definition.Permissions, want)
+			}
+			return ""
+		})
+	}
+	permissions("map[READ:[dev ops] WRITE:[ops]]")
+	writeAtomically(t, path, yaml("{READ: [everyone]}"))
+	permissions("map[READ:[everyone]]")
+}

@@ -94,7 +94,7 @@ func (x AccountStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AccountStatus_State.Descriptor instead.
 func (AccountStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17, 0}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // AgentMessage is everything an agent sends.
@@ -533,7 +533,11 @@ type AccountInfo struct {
 	MaxResumableResourceAgeMs int64 `protobuf:"varint,9,opt,name=max_resumable_resource_age_ms,json=maxResumableResourceAgeMs,proto3" json:"max_resumable_resource_age_ms,omitempty"`
 	// Whether the account came from the agent's own configuration (static)
 	// or from the control plane (dynamic).
-	Dynamic       bool `protobuf:"varint,10,opt,name=dynamic,proto3" json:"dynamic,omitempty"`
+	Dynamic bool `protobuf:"varint,10,opt,name=dynamic,proto3" json:"dynamic,omitempty"`
+	// Who may use the account (kubernetes.accounts[].permissions): READ and
+	// WRITE, each to its role names. Shown by the account API, for
+	// Spinnaker's authorization.
+	Permissions   map[string]*Roles `protobuf:"bytes,11,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +642,58 @@ func (x *AccountInfo) GetDynamic() bool {
 	return false
 }
 
+func (x *AccountInfo) GetPermissions() map[string]*Roles {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+// Roles is a list of role names.
+type Roles struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Roles         []string               `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Roles) Reset() {
+	*x = Roles{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Roles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Roles) ProtoMessage() {}
+
+func (x *Roles) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Roles.ProtoReflect.Descriptor instead.
+func (*Roles) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Roles) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 // Welcome accepts the session and hands the agent its resume points.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -663,7 +719,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[4]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +731,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[4]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +744,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -749,7 +805,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +817,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[5]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +830,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Assignment) GetAccounts() []string {
@@ -808,7 +864,7 @@ type StreamKey struct {
 
 func (x *StreamKey) Reset() {
 	*x = StreamKey{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +876,7 @@ func (x *StreamKey) String() string {
 func (*StreamKey) ProtoMessage() {}
 
 func (x *StreamKey) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[6]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +889,7 @@ func (x *StreamKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamKey.ProtoReflect.Descriptor instead.
 func (*StreamKey) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamKey) GetAccount() string {
@@ -880,7 +936,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +948,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[7]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +961,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Resource) GetGroup() string {
@@ -957,7 +1013,7 @@ type ResumePoint struct {
 
 func (x *ResumePoint) Reset() {
 	*x = ResumePoint{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1025,7 @@ func (x *ResumePoint) String() string {
 func (*ResumePoint) ProtoMessage() {}
 
 func (x *ResumePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[8]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1038,7 @@ func (x *ResumePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePoint.ProtoReflect.Descriptor instead.
 func (*ResumePoint) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResumePoint) GetStream() *StreamKey {
@@ -1019,7 +1075,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1087,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[9]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1100,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangeBatch) GetSeq() uint64 {
@@ -1082,7 +1138,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1150,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[10]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1163,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Change) GetStream() *StreamKey {
@@ -1286,7 +1342,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1354,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[11]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1367,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Object) GetNamespace() string {
@@ -1371,7 +1427,7 @@ type SyncBegin struct {
 
 func (x *SyncBegin) Reset() {
 	*x = SyncBegin{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1439,7 @@ func (x *SyncBegin) String() string {
 func (*SyncBegin) ProtoMessage() {}
 
 func (x *SyncBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[12]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1452,7 @@ func (x *SyncBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncBegin.ProtoReflect.Descriptor instead.
 func (*SyncBegin) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 type SyncEnd struct {
@@ -1408,7 +1464,7 @@ type SyncEnd struct {
 
 func (x *SyncEnd) Reset() {
 	*x = SyncEnd{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1476,7 @@ func (x *SyncEnd) String() string {
 func (*SyncEnd) ProtoMessage() {}
 
 func (x *SyncEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[13]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1489,7 @@ func (x *SyncEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEnd.ProtoReflect.Descriptor instead.
 func (*SyncEnd) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SyncEnd) GetResourceVersion() string {
@@ -1452,7 +1508,7 @@ type Bookmark struct {
 
 func (x *Bookmark) Reset() {
 	*x = Bookmark{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1520,7 @@ func (x *Bookmark) String() string {
 func (*Bookmark) ProtoMessage() {}
 
 func (x *Bookmark) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[14]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1533,7 @@ func (x *Bookmark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bookmark.ProtoReflect.Descriptor instead.
 func (*Bookmark) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Bookmark) GetResourceVersion() string {
@@ -1495,7 +1551,7 @@ type StreamRemoved struct {
 
 func (x *StreamRemoved) Reset() {
 	*x = StreamRemoved{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1563,7 @@ func (x *StreamRemoved) String() string {
 func (*StreamRemoved) ProtoMessage() {}
 
 func (x *StreamRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[15]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1576,7 @@ func (x *StreamRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRemoved.ProtoReflect.Descriptor instead.
 func (*StreamRemoved) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 // BatchAck confirms that a batch, and everything before it, is persisted.
@@ -1533,7 +1589,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1601,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[16]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1614,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1583,7 +1639,7 @@ type AccountStatus struct {
 
 func (x *AccountStatus) Reset() {
 	*x = AccountStatus{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1651,7 @@ func (x *AccountStatus) String() string {
 func (*AccountStatus) ProtoMessage() {}
 
 func (x *AccountStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[17]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1664,7 @@ func (x *AccountStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
 func (*AccountStatus) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AccountStatus) GetAccount() string {
@@ -1657,7 +1713,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1725,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[18]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1738,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Heartbeat) GetSentAtMs() int64 {
@@ -1709,7 +1765,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1777,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[19]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1790,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Operation) GetId() string {
@@ -1793,7 +1849,7 @@ type OperationResult struct {
 
 func (x *OperationResult) Reset() {
 	*x = OperationResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1861,7 @@ func (x *OperationResult) String() string {
 func (*OperationResult) ProtoMessage() {}
 
 func (x *OperationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[20]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1874,7 @@ func (x *OperationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationResult.ProtoReflect.Descriptor instead.
 func (*OperationResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OperationResult) GetId() string {
@@ -1866,7 +1922,7 @@ type CachedObjects struct {
 
 func (x *CachedObjects) Reset() {
 	*x = CachedObjects{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1934,7 @@ func (x *CachedObjects) String() string {
 func (*CachedObjects) ProtoMessage() {}
 
 func (x *CachedObjects) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[21]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1947,7 @@ func (x *CachedObjects) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedObjects.ProtoReflect.Descriptor instead.
 func (*CachedObjects) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CachedObjects) GetObjects() []*ObjectRef {
@@ -1915,7 +1971,7 @@ type ObjectRef struct {
 
 func (x *ObjectRef) Reset() {
 	*x = ObjectRef{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +1983,7 @@ func (x *ObjectRef) String() string {
 func (*ObjectRef) ProtoMessage() {}
 
 func (x *ObjectRef) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[22]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +1996,7 @@ func (x *ObjectRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
 func (*ObjectRef) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ObjectRef) GetGroup() string {
@@ -1991,7 +2047,7 @@ type OperationResultAck struct {
 
 func (x *OperationResultAck) Reset() {
 	*x = OperationResultAck{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2059,7 @@ func (x *OperationResultAck) String() string {
 func (*OperationResultAck) ProtoMessage() {}
 
 func (x *OperationResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[23]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2072,7 @@ func (x *OperationResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationResultAck.ProtoReflect.Descriptor instead.
 func (*OperationResultAck) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OperationResultAck) GetId() string {
@@ -2041,7 +2097,7 @@ type AccountCommand struct {
 
 func (x *AccountCommand) Reset() {
 	*x = AccountCommand{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2109,7 @@ func (x *AccountCommand) String() string {
 func (*AccountCommand) ProtoMessage() {}
 
 func (x *AccountCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[24]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2122,7 @@ func (x *AccountCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommand.ProtoReflect.Descriptor instead.
 func (*AccountCommand) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AccountCommand) GetId() string {
@@ -2126,7 +2182,7 @@ type AddAccounts struct {
 
 func (x *AddAccounts) Reset() {
 	*x = AddAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2194,7 @@ func (x *AddAccounts) String() string {
 func (*AddAccounts) ProtoMessage() {}
 
 func (x *AddAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[25]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2207,7 @@ func (x *AddAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAccounts.ProtoReflect.Descriptor instead.
 func (*AddAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AddAccounts) GetAccounts() []*DynamicAccount {
@@ -2170,7 +2226,7 @@ type DeleteAccounts struct {
 
 func (x *DeleteAccounts) Reset() {
 	*x = DeleteAccounts{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2238,7 @@ func (x *DeleteAccounts) String() string {
 func (*DeleteAccounts) ProtoMessage() {}
 
 func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[26]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2251,7 @@ func (x *DeleteAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccounts.ProtoReflect.Descriptor instead.
 func (*DeleteAccounts) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteAccounts) GetNames() []string {
@@ -2228,7 +2284,7 @@ type DynamicAccount struct {
 
 func (x *DynamicAccount) Reset() {
 	*x = DynamicAccount{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2296,7 @@ func (x *DynamicAccount) String() string {
 func (*DynamicAccount) ProtoMessage() {}
 
 func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[27]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2309,7 @@ func (x *DynamicAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DynamicAccount.ProtoReflect.Descriptor instead.
 func (*DynamicAccount) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DynamicAccount) GetName() string {
@@ -2344,7 +2400,7 @@ type AccountCommandResult struct {
 
 func (x *AccountCommandResult) Reset() {
 	*x = AccountCommandResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2412,7 @@ func (x *AccountCommandResult) String() string {
 func (*AccountCommandResult) ProtoMessage() {}
 
 func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[28]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2425,7 @@ func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommandResult.ProtoReflect.Descriptor instead.
 func (*AccountCommandResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AccountCommandResult) GetId() string {
@@ -2398,7 +2454,7 @@ type AccountResult struct {
 
 func (x *AccountResult) Reset() {
 	*x = AccountResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2466,7 @@ func (x *AccountResult) String() string {
 func (*AccountResult) ProtoMessage() {}
 
 func (x *AccountResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2479,7 @@ func (x *AccountResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResult.ProtoReflect.Descriptor instead.
 func (*AccountResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AccountResult) GetName() string {
@@ -2489,7 +2545,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\bprotocol\x18\x06 \x01(\rR\bprotocol\x12\x1e\n" +
 	"\n" +
 	"assignable\x18\a \x01(\bR\n" +
-	"assignable\"\x83\x03\n" +
+	"assignable\"\xa2\x04\n" +
 	"\vAccountInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bapi_host\x18\x02 \x01(\tR\aapiHost\x12)\n" +
@@ -2504,7 +2560,13 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x19only_namespaced_resources\x18\b \x01(\bR\x17onlyNamespacedResources\x12@\n" +
 	"\x1dmax_resumable_resource_age_ms\x18\t \x01(\x03R\x19maxResumableResourceAgeMs\x12\x18\n" +
 	"\adynamic\x18\n" +
-	" \x01(\bR\adynamic\"\xfe\x01\n" +
+	" \x01(\bR\adynamic\x12J\n" +
+	"\vpermissions\x18\v \x03(\v2(.kubesvc.v1.AccountInfo.PermissionsEntryR\vpermissions\x1aQ\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
+	"\x05value\x18\x02 \x01(\v2\x11.kubesvc.v1.RolesR\x05value:\x028\x01\"\x1d\n" +
+	"\x05Roles\x12\x14\n" +
+	"\x05roles\x18\x01 \x03(\tR\x05roles\"\xfe\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12'\n" +
@@ -2656,87 +2718,91 @@ func file_api_kubesvc_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kubesvc_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(AccountStatus_State)(0),     // 0: kubesvc.v1.AccountStatus.State
 	(*AgentMessage)(nil),         // 1: kubesvc.v1.AgentMessage
 	(*ControlMessage)(nil),       // 2: kubesvc.v1.ControlMessage
 	(*Hello)(nil),                // 3: kubesvc.v1.Hello
 	(*AccountInfo)(nil),          // 4: kubesvc.v1.AccountInfo
-	(*Welcome)(nil),              // 5: kubesvc.v1.Welcome
-	(*Assignment)(nil),           // 6: kubesvc.v1.Assignment
-	(*StreamKey)(nil),            // 7: kubesvc.v1.StreamKey
-	(*Resource)(nil),             // 8: kubesvc.v1.Resource
-	(*ResumePoint)(nil),          // 9: kubesvc.v1.ResumePoint
-	(*ChangeBatch)(nil),          // 10: kubesvc.v1.ChangeBatch
-	(*Change)(nil),               // 11: kubesvc.v1.Change
-	(*Object)(nil),               // 12: kubesvc.v1.Object
-	(*SyncBegin)(nil),            // 13: kubesvc.v1.SyncBegin
-	(*SyncEnd)(nil),              // 14: kubesvc.v1.SyncEnd
-	(*Bookmark)(nil),             // 15: kubesvc.v1.Bookmark
-	(*StreamRemoved)(nil),        // 16: kubesvc.v1.StreamRemoved
-	(*BatchAck)(nil),             // 17: kubesvc.v1.BatchAck
-	(*AccountStatus)(nil),        // 18: kubesvc.v1.AccountStatus
-	(*Heartbeat)(nil),            // 19: kubesvc.v1.Heartbeat
-	(*Operation)(nil),            // 20: kubesvc.v1.Operation
-	(*OperationResult)(nil),      // 21: kubesvc.v1.OperationResult
-	(*CachedObjects)(nil),        // 22: kubesvc.v1.CachedObjects
-	(*ObjectRef)(nil),            // 23: kubesvc.v1.ObjectRef
-	(*OperationResultAck)(nil),   // 24: kubesvc.v1.OperationResultAck
-	(*AccountCommand)(nil),       // 25: kubesvc.v1.AccountCommand
-	(*AddAccounts)(nil),          // 26: kubesvc.v1.AddAccounts
-	(*DeleteAccounts)(nil),       // 27: kubesvc.v1.DeleteAccounts
-	(*DynamicAccount)(nil),       // 28: kubesvc.v1.DynamicAccount
-	(*AccountCommandResult)(nil), // 29: kubesvc.v1.AccountCommandResult
-	(*AccountResult)(nil),        // 30: kubesvc.v1.AccountResult
-	nil,                          // 31: kubesvc.v1.Object.LabelsEntry
+	(*Roles)(nil),                // 5: kubesvc.v1.Roles
+	(*Welcome)(nil),              // 6: kubesvc.v1.Welcome
+	(*Assignment)(nil),           // 7: kubesvc.v1.Assignment
+	(*StreamKey)(nil),            // 8: kubesvc.v1.StreamKey
+	(*Resource)(nil),             // 9: kubesvc.v1.Resource
+	(*ResumePoint)(nil),          // 10: kubesvc.v1.ResumePoint
+	(*ChangeBatch)(nil),          // 11: kubesvc.v1.ChangeBatch
+	(*Change)(nil),               // 12: kubesvc.v1.Change
+	(*Object)(nil),               // 13: kubesvc.v1.Object
+	(*SyncBegin)(nil),            // 14: kubesvc.v1.SyncBegin
+	(*SyncEnd)(nil),              // 15: kubesvc.v1.SyncEnd
+	(*Bookmark)(nil),             // 16: kubesvc.v1.Bookmark
+	(*StreamRemoved)(nil),        // 17: kubesvc.v1.StreamRemoved
+	(*BatchAck)(nil),             // 18: kubesvc.v1.BatchAck
+	(*AccountStatus)(nil),        // 19: kubesvc.v1.AccountStatus
+	(*Heartbeat)(nil),            // 20: kubesvc.v1.Heartbeat
+	(*Operation)(nil),            // 21: kubesvc.v1.Operation
+	(*OperationResult)(nil),      // 22: kubesvc.v1.OperationResult
+	(*CachedObjects)(nil),        // 23: kubesvc.v1.CachedObjects
+	(*ObjectRef)(nil),            // 24: kubesvc.v1.ObjectRef
+	(*OperationResultAck)(nil),   // 25: kubesvc.v1.OperationResultAck
+	(*AccountCommand)(nil),       // 26: kubesvc.v1.AccountCommand
+	(*AddAccounts)(nil),          // 27: kubesvc.v1.AddAccounts
+	(*DeleteAccounts)(nil),       // 28: kubesvc.v1.DeleteAccounts
+	(*DynamicAccount)(nil),       // 29: kubesvc.v1.DynamicAccount
+	(*AccountCommandResult)(nil), // 30: kubesvc.v1.AccountCommandResult
+	(*AccountResult)(nil),        // 31: kubesvc.v1.AccountResult
+	nil,                          // 32: kubesvc.v1.AccountInfo.PermissionsEntry
+	nil,                          // 33: kubesvc.v1.Object.LabelsEntry
 }
 var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: kubesvc.v1.AgentMessage.hello:type_name -> kubesvc.v1.Hello
-	10, // 1: kubesvc.v1.AgentMessage.changes:type_name -> kubesvc.v1.ChangeBatch
-	18, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
-	19, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
-	21, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
-	29, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
-	5,  // 6: kubesvc.v1.ControlMessage.welcome:type_name -> kubesvc.v1.Welcome
-	17, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
-	19, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
-	20, // 9: kubesvc.v1.ControlMessage.operation:type_name -> kubesvc.v1.Operation
-	25, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
-	24, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
-	6,  // 12: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
+	11, // 1: kubesvc.v1.AgentMessage.changes:type_name -> kubesvc.v1.ChangeBatch
+	19, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
+	20, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
+	22, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
+	30, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
+	6,  // 6: kubesvc.v1.ControlMessage.welcome:type_name -> kubesvc.v1.Welcome
+	18, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
+	20, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
+	21, // 9: kubesvc.v1.ControlMessage.operation:type_name -> kubesvc.v1.Operation
+	26, // 10: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
+	25, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
+	7,  // 12: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
 	4,  // 13: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
-	9,  // 14: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
-	9,  // 15: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
-	8,  // 16: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
-	7,  // 17: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
-	11, // 18: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
-	7,  // 19: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
-	12, // 20: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
-	12, // 21: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
-	12, // 22: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
-	13, // 23: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
-	14, // 24: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
-	15, // 25: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
-	16, // 26: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
-	12, // 27: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
-	31, // 28: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
-	0,  // 29: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
-	4,  // 30: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
-	22, // 31: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
-	23, // 32: kubesvc.v1.CachedObjects.objects:type_name -> kubesvc.v1.ObjectRef
-	26, // 33: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
-	27, // 34: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
-	28, // 35: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	30, // 36: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 37: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	1,  // 38: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 39: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	39, // [39:40] is the sub-list for method output_type
-	38, // [38:39] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	32, // 14: kubesvc.v1.AccountInfo.permissions:type_name -> kubesvc.v1.AccountInfo.PermissionsEntry
+	10, // 15: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
+	10, // 16: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
+	9,  // 17: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
+	8,  // 18: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
+	12, // 19: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
+	8,  // 20: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
+	13, // 21: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
+	13, // 22: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
+	13, // 23: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
+	14, // 24: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
+	15, // 25: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
+	16, // 26: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
+	17, // 27: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
+	13, // 28: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
+	33, // 29: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	0,  // 30: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
+	4,  // 31: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
+	23, // 32: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
+	24, // 33: kubesvc.v1.CachedObjects.objects:type_name -> kubesvc.v1.ObjectRef
+	27, // 34: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
+	28, // 35: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
+	29, // 36: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
+	31, // 37: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 38: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	5,  // 39: kubesvc.v1.AccountInfo.PermissionsEntry.value:type_name -> kubesvc.v1.Roles
+	1,  // 40: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 41: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	41, // [41:42] is the sub-list for method output_type
+	40, // [40:41] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -2761,7 +2827,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*ControlMessage_OperationResultAck)(nil),
 		(*ControlMessage_Assignment)(nil),
 	}
-	file_api_kubesvc_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
+	file_api_kubesvc_v1_agent_proto_msgTypes[11].OneofWrappers = []any{
 		(*Change_Listed)(nil),
 		(*Change_Upserted)(nil),
 		(*Change_Deleted)(nil),
@@ -2771,7 +2837,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*Change_StreamRemoved)(nil),
 		(*Change_Applied)(nil),
 	}
-	file_api_kubesvc_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_kubesvc_v1_agent_proto_msgTypes[25].OneofWrappers = []any{
 		(*AccountCommand_Add)(nil),
 		(*AccountCommand_Delete)(nil),
 	}
@@ -2781,7 +2847,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kubesvc_v1_agent_proto_rawDesc), len(file_api_kubesvc_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
