@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
@@ -148,6 +149,26 @@ func (r *accountRunner) serve(ctx context.Context) error {
 				}
 			},
 			rediscover: trigger,
+		}
+		if isSynthetic(k) {
+			syn := &syntheticRunner{streamRunner: runner, build: func(context.Context) ([]*unstructured.Unstructured, error) {
+				return syntheticNamespaces(r.acct), nil
+			}}
+			if k.GetResource().GetKind() == syntheticCRDResource.GetKind() {
+				syn.every = syntheticRefresh
+				syn.build = func(context.Context) ([]*unstructured.Unstructured, error) {
+					objs, missing, err := syntheticCRDs(dc, r.acct)
+					if len(missing) > 0 {
+						runner.log.Warn("customResourceDefinitions not served by the API server; not exposed", "kinds", missing)
+					}
+					return objs, err
+				}
+			}
+			wg.Go(func() {
+				defer close(rs.done)
+				_ = syn.run(sctx)
+			})
+			return
 		}
 		wg.Go(func() {
 			defer close(rs.done)

@@ -42,6 +42,9 @@ type Account struct {
 	Dynamic         bool
 	// NoProxy: reach the API server directly, whatever HTTPS_PROXY says.
 	NoProxy bool
+	// CRDs are custom kinds sent as synthetic CustomResourceDefinitions
+	// with OnlyNamespacedResources (customResourceDefinitions).
+	CRDs []CRD
 	// Permissions maps READ and WRITE to role names; the agent only
 	// reports them (AccountInfo), for the control plane's account API.
 	Permissions map[string][]string

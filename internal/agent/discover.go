@@ -66,6 +66,7 @@ func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logge
 			out = append(out, k)
 		}
 	}
+	out = append(out, syntheticStreams(a)...)
 	sort.Slice(out, func(i, j int) bool { return streamID(out[i]) < streamID(out[j]) })
 	return out, failed, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -122,6 +123,11 @@ func opsOptions(cfg *config.Config, log *slog.Logger) ops.Options {
 func Accounts(cfg *config.Config) []agent.Account {
 	out := make([]agent.Account, 0, len(cfg.Kubernetes.Accounts))
 	for _, a := range cfg.Kubernetes.Accounts {
+		var crds []agent.CRD
+		for _, c := range a.CustomResourceDefinitions {
+			kind, group, _ := strings.Cut(c.Kind, ".")
+			crds = append(crds, agent.CRD{Kind: kind, Group: group, Cluster: c.Scope == config.ScopeCluster})
+		}
 		out = append(out, agent.Account{
 			Name: a.Name, KubeconfigFile: a.KubeconfigFile, Context: a.Context, ServiceAccount: a.ServiceAccount,
 			Insecure: a.Insecure, Namespaces: a.Namespaces, OmitNamespaces: a.OmitNamespaces,
@@ -129,6 +135,7 @@ func Accounts(cfg *config.Config) []agent.Account {
 			MaxResumableAge: a.MaxResumableResourceAge,
 			NoProxy:         a.NoProxy || cfg.Kubernetes.NoProxy,
 			Permissions:     a.Permissions,
+			CRDs:            crds,
 		})
 	}
 	return out

@@ -54,8 +54,8 @@ func (v *validator) account(p string, f *FileAccount) Account {
 	for i, fc := range f.CustomResourceDefinitions {
 		cp := fmt.Sprintf("%s.customResourceDefinitions[%d]", p, i)
 		crd := CRD{Kind: fc.Kind, Scope: ScopeNamespaced}
-		if crd.Kind == "" {
-			v.fail(cp+".kind", "required (Kind.group, e.g. ServiceMonitor.monitoring.coreos.com)")
+		if kind, group, _ := strings.Cut(crd.Kind, "."); kind == "" || group == "" {
+			v.fail(cp+".kind", "must be Kind.group, e.g. ServiceMonitor.monitoring.coreos.com, got %q", crd.Kind)
 		}
 		switch {
 		case fc.Scope == "" || strings.EqualFold(fc.Scope, string(ScopeNamespaced)):
