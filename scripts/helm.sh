@@ -11,7 +11,7 @@
 # else ~/.cache/kubesvc.
 set -euo pipefail
 
-HELM_VERSION=v4.3.1 # keep in sync with deploy/helm/charts_test.go
+HELM_VERSION=v4.3.1
 
 root=${KUBESVC_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubesvc}
 dir="$root/helm-$HELM_VERSION"

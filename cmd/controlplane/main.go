@@ -75,6 +75,10 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	if scfg.PeerTLS, err = cfg.PeerTLS(log.With("component", "tls")); err != nil {
 		return err
 	}
+	if cfg.Server.SSL.Enabled && cfg.Cluster.Mode == cpconfig.ClusterKubernetes && cfg.Cluster.PeerServerName == "" {
+		log.Warn("peers found through EndpointSlices are reached by pod IP, which their REST certificates must then name; " +
+			"set kubesvc.peerTls.serverName to the name the certificates carry (e.g. the Service's DNS name), or forwards will fail verification")
+	}
 	if scfg.BaseURL == "" {
 		scfg.BaseURL = defaultBaseURL(cfg)
 	}

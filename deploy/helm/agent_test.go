@@ -3,6 +3,7 @@ package helm_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -93,7 +94,7 @@ func TestAgentChart(t *testing.T) {
 	t.Run("namespaced RBAC", func(t *testing.T) {
 		dir := t.TempDir()
 		f := filepath.Join(dir, "values.yaml")
-		if err := os.WriteFile(f, []byte("rbac: {clusterWide: false}\ninClusterAccount: {name: team-b, namespaces: [team-b]}\n"), 0o600); err != nil {
+		if err := os.WriteFile(f, []byte("rbac: {clusterWide: false}\ninClusterAccount: {name: team-b}\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		objs, err := render(t, "kubesvc-agent", "agent", "team-b", f)
@@ -102,8 +103,9 @@ func TestAgentChart(t *testing.T) {
 		}
 		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", "agent-kubesvc-agent"))
 		cfg := loadAgent(t, typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "agent-kubesvc-agent")), d, files)
-		if a := cfg.Kubernetes.Accounts; len(a) != 1 || a[0].Name != "team-b" || len(a[0].Namespaces) != 1 {
-			t.Errorf("accounts %+v", a)
+		// A Role reaches its namespace only: the account watches just that.
+		if a := cfg.Kubernetes.Accounts; len(a) != 1 || a[0].Name != "team-b" || len(a[0].Namespaces) != 1 || a[0].Namespaces[0] != "team-b" || !a[0].OnlyNamespacedResources {
+			t.Errorf("accounts %+v, want team-b watching namespace team-b, namespaced kinds only", a)
 		}
 		cs := apply(t, cluster, "team-b", objs)
 		sa := d.Spec.Template.Spec.ServiceAccountName
@@ -112,6 +114,48 @@ func TestAgentChart(t *testing.T) {
 		}
 		if can(t, cs, sa, "team-b", "create", "apps", "deployments", "team-a") {
 			t.Error("with rbac.clusterWide false the agent may deploy in another namespace")
+		}
+	})
+
+	t.Run("account edits do not restart the pod, other edits do", func(t *testing.T) {
+		dir := t.TempDir()
+		checksum := func(values string) string {
+			t.Helper()
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			objs, err := render(t, "kubesvc-agent", "a", "a", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return typed[appsv1.Deployment](t, find(t, objs, "Deployment", "a-kubesvc-agent")).Spec.Template.Annotations["checksum/config"]
+		}
+		base := checksum("accounts: [{name: one, kubeconfigFile: /k/one}]\n")
+		if base == "" {
+			t.Fatal("no checksum/config annotation")
+		}
+		if c := checksum("accounts: [{name: one, kubeconfigFile: /k/one}, {name: two, kubeconfigFile: /k/two}]\n"); c != base {
+			t.Error("adding an account changes the pod template: the pod would restart for an edit the agent applies live")
+		}
+		if c := checksum("accounts: [{name: one, kubeconfigFile: /k/one}]\ncontrolplane: {address: elsewhere:9091}\n"); c == base {
+			t.Error("a new control-plane address leaves the pod template unchanged: the agent would never use it")
+		}
+	})
+
+	t.Run("keys the chart manages cannot be set under config", func(t *testing.T) {
+		dir := t.TempDir()
+		for values, want := range map[string]string{
+			"config: {clouddriver: {insecure: false}}\n":      "config.clouddriver.insecure is set by the chart: use controlplane.address and controlplane.tls",
+			"config: {kubernetes: {accounts: [{name: x}]}}\n": "config.kubernetes.accounts is set by the chart",
+		} {
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := render(t, "kubesvc-agent", "a", "a", f); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %v, want %q", values, err, want)
+			}
 		}
 	})
 }

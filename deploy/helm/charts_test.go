@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"debug/elf"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -50,7 +51,7 @@ func render(t *testing.T, chart, release, namespace string, valuesFiles ...strin
 	t.Helper()
 	args := []string{"template", release, chart, "--namespace", namespace}
 	for _, f := range valuesFiles {
-		args = append(args, "-f", f)
+		args = append(args, "-f", commaFree(t, f))
 	}
 	cmd := exec.Command(helmBin(t), args...)
 	var stdout, stderr bytes.Buffer
@@ -72,6 +73,31 @@ func render(t *testing.T, chart, release, namespace string, valuesFiles ...strin
 			objs = append(objs, &unstructured.Unstructured{Object: m})
 		}
 	}
+}
+
+// commaFree returns path, or a copy of it where helm can read it: helm
+// splits -f on commas, which subtest names put in temporary paths.
+func commaFree(t *testing.T, path string) string {
+	t.Helper()
+	if !strings.Contains(path, ",") {
+		return path
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp("", "values-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
 
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -145,6 +171,8 @@ func secretFiles(t *testing.T, kubeconfig string) func(string) []byte {
 			return []byte("kubesvc:pw@tcp(mysql:3306)/kubesvc\n")
 		case base == "secret":
 			return []byte(strings.Repeat("s", 40))
+		case base == "key": // the dynamic accounts' sealing key: 32 bytes, base64
+			return []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
 		case strings.HasPrefix(p, "/kubeconfigfiles/"):
 			b, err := os.ReadFile(kubeconfig)
 			if err != nil {
@@ -191,15 +219,20 @@ func apply(t *testing.T, c *testenv.Cluster, namespace string, objs []*unstructu
 func ptr[T any](v T) *T { return &v }
 
 // can asks the API server whether the service account may do verb on
-// resource (group/resource) in namespace ("" for all namespaces).
-func can(t *testing.T, cs kubernetes.Interface, sa, saNamespace, verb, group, resource, namespace string) bool {
+// resource (group/resource) in namespace ("" for all namespaces); an
+// optional name narrows it to one object.
+func can(t *testing.T, cs kubernetes.Interface, sa, saNamespace, verb, group, resource, namespace string, name ...string) bool {
 	t.Helper()
+	var objectName string
+	if len(name) > 0 {
+		objectName = name[0]
+	}
 	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   "system:serviceaccount:" + saNamespace + ":" + sa,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb: verb, Group: group, Resource: resource, Namespace: namespace,
+				Verb: verb, Group: group, Resource: resource, Namespace: namespace, Name: objectName,
 			},
 		},
 	}, metav1.CreateOptions{})

@@ -111,8 +111,35 @@ func TestControlPlaneChart(t *testing.T) {
 				t.Errorf("the control plane's service account may not %s EndpointSlices: peer discovery would fail", verb)
 			}
 		}
-		if can(t, cs, sa, "cp-ha", "list", "", "secrets", "cp-ha") {
-			t.Error("the control plane's service account may list Secrets: more than peer discovery needs")
+		if !can(t, cs, sa, "cp-ha", "get", "", "secrets", "cp-ha", "kubesvc-kubeconfigs") {
+			t.Error("rbac.secrets.names: the control plane may not read the Secret its dynamic accounts name")
+		}
+		for _, verb := range []string{"list", "get"} {
+			if can(t, cs, sa, "cp-ha", verb, "", "secrets", "cp-ha", "someone-elses") {
+				t.Errorf("the control plane's service account may %s a Secret rbac.secrets.names does not name", verb)
+			}
+		}
+		if cfg.DynamicAccounts.EncryptionKey == "" && cfg.DynamicAccounts.EncryptionKeyFile == "" {
+			t.Error("dynamicAccounts.encryptionKeySecret: no sealing key configured")
+		}
+	})
+
+	t.Run("REST TLS from a Secret without a CA", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(f, []byte("restTLS: {secretName: public-cert, caKey: ''}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := render(t, "kubesvc-controlplane", "kubesvc-controlplane", "cp-public", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm := typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "kubesvc-controlplane"))
+		if strings.Contains(cm.Data["controlplane.yml"], "ca.crt") {
+			t.Errorf("the configuration names a ca.crt the Secret does not have:\n%s", cm.Data["controlplane.yml"])
+		}
+		cfg := loadControlPlane(t, cm, typed[appsv1.Deployment](t, find(t, objs, "Deployment", "kubesvc-controlplane")), files)
+		if !cfg.Server.SSL.Enabled || cfg.Cluster.PeerCAFile != "" {
+			t.Errorf("REST TLS %v, peer CA %q: want TLS, peers verified against the system's roots", cfg.Server.SSL.Enabled, cfg.Cluster.PeerCAFile)
 		}
 	})
 

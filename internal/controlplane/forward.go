@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +107,13 @@ func (s *Server) post(ctx context.Context, replica, path string, body any, out a
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var verr *tls.CertificateVerificationError
+		var herr x509.HostnameError
+		if errors.As(err, &verr) || errors.As(err, &herr) {
+			// A configuration error, not a replica gone: routing again
+			// would wait out the deadline and hide it.
+			return fmt.Errorf("forward to control-plane replica %s: its REST certificate does not verify (check kubesvc.peerTls.caFile and serverName): %v", replica, err)
 		}
 		return fmt.Errorf("forward to control-plane replica %s: %v: %w", replica, err, ErrAgentGone)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,6 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	hsrv.ErrorLog = log.New(httpErrorLog{s.log.With("component", "http")}, "", 0)
 	if s.cfg.HTTPTLS != nil {
 		// The certificate comes from the config's GetConfigForClient
 		// (rotation); ServeTLS sets up HTTP/2 on it.
@@ -221,4 +224,19 @@ func (s *Server) tlsMode() string {
 	default:
 		return "on, client certificates " + s.cfg.TLS.ClientAuth.String()
 	}
+}
+
+// httpErrorLog carries net/http's own error lines into the structured log:
+// failed TLS handshakes (TCP probes, port scans, clients refused for their
+// certificate) at debug level, anything else as a warning.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (l httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(msg, "TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }

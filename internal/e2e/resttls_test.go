@@ -32,13 +32,14 @@ func TestRESTOverTLSBetweenReplicas(t *testing.T) {
 	ca := certstest.NewCA(t, "kubesvc replicas CA")
 	caFile := certstest.Write(t, dir, "ca.pem", ca.PEM)
 	// Replicas present their REST certificate to each other; it names the
-	// Service they share, not each pod's address.
-	replicaCert := ca.Issue(t, pkix.Name{CommonName: "spin-clouddriver"})
+	// Service they share, not their address (127.0.0.1 here): the forward
+	// verifies it for kubesvc.peerTls.serverName.
+	replicaCert := ca.IssueFor(t, pkix.Name{CommonName: "spin-clouddriver"}, []string{"spin-clouddriver.spinnaker.svc"}, nil)
 	certFile := certstest.Write(t, dir, "tls.crt", replicaCert.CertPEM)
 	keyFile := certstest.Write(t, dir, "tls.key", replicaCert.KeyPEM)
 
 	db := filepath.Join(dir, "cluster.db")
-	start := func(id string) *controlPlane {
+	start := func(id, serverName string) *controlPlane {
 		addr := freeAddr(t)
 		y := fmt.Sprintf(`server:
   ssl:
@@ -50,8 +51,8 @@ func TestRESTOverTLSBetweenReplicas(t *testing.T) {
     enabled-protocols: [TLSv1.3]
 kubesvc:
   baseUrl: https://%s
-  peerTls: {serverName: localhost}
-`, certFile, keyFile, caFile, addr)
+  peerTls: {serverName: %s}
+`, certFile, keyFile, caFile, addr, serverName)
 		cfg, err := cpconfig.Load(certstest.Write(t, dir, id+".yml", []byte(y)))
 		if err != nil {
 			t.Fatal(err)
@@ -67,13 +68,14 @@ kubesvc:
 		return startControlPlane(t, cpOptions{dbPath: db, id: id, opWait: 30 * time.Second,
 			httpAddr: addr, baseURL: cfg.Cluster.BaseURL, httpTLS: restTLS, peerTLS: peerTLS})
 	}
-	holder, entry := start("cp-holder"), start("cp-entry")
+	const service = "spin-clouddriver.spinnaker.svc"
+	holder, entry := start("cp-holder", service), start("cp-entry", service)
 	startAgent(t, holder.grpc, account("main", cluster))
 
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	client := &http.Client{Timeout: 40 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: roots, Certificates: []tls.Certificate{mustKeyPair(t, ca.Issue(t, pkix.Name{CommonName: "spinnaker"}))},
+		RootCAs: roots, ServerName: service, Certificates: []tls.Certificate{mustKeyPair(t, ca.Issue(t, pkix.Name{CommonName: "spinnaker"}))},
 	}}}
 	do := func(method, url, body string) (int, string) {
 		t.Helper()
@@ -118,6 +120,24 @@ kubesvc:
 		t.Fatalf("the forwarded deploy did not reach the cluster: %v (task: %s)", err, body)
 	}
 
+	// A replica expecting another name in its peers' certificates fails
+	// the forward at once, saying why, rather than waiting for the agent.
+	misconfigured := start("cp-misconfigured", "elsewhere.example")
+	eventually(t, wait, func() string {
+		code, body := do("GET", misconfigured.http+"/armory/agents", "")
+		if code != http.StatusOK || !strings.Contains(body, "main") {
+			return fmt.Sprintf("misconfigured replica's agents: %d %s", code, body)
+		}
+		return ""
+	})
+	if code, body := do("POST", misconfigured.http+"/kubernetes/ops?clientRequestId=tls-2", op); code != http.StatusOK {
+		t.Fatalf("POST /kubernetes/ops on the misconfigured replica: %d %s", code, body)
+	}
+	code, body = do("GET", misconfigured.http+"/task/tls-2?waitMs=30000", "")
+	if err := json.Unmarshal([]byte(body), &tk); err != nil || tk.State != "FAILED" || !strings.Contains(body, "REST certificate does not verify") {
+		t.Errorf("forward to a peer whose certificate does not verify: %d %s", code, body)
+	}
+
 	// Plain HTTP, and TLS without a client certificate, are refused.
 	if resp, err := http.Get(strings.Replace(entry.http, "https://", "http://", 1) + "/health"); err == nil {
 		resp.Body.Close()
@@ -125,7 +145,7 @@ kubesvc:
 			t.Errorf("plain HTTP to the TLS port answered %d", resp.StatusCode)
 		}
 	}
-	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: service}}}
 	if resp, err := anonymous.Get(entry.http + "/health"); err == nil {
 		resp.Body.Close()
 		t.Errorf("a client without a certificate got %d with client-auth: need", resp.StatusCode)

@@ -183,12 +183,22 @@ func TestTLSErrors(t *testing.T) {
 		{"kubesvc: {baseUrl: 'https://cp-1:7002'}\n", `kubesvc.baseUrl: is https but server.ssl.enabled is false`},
 		{"kubesvc: {cluster: static, cluster-static: {peers: [{id: a, baseUrl: 'https://a:7002'}]}}\n", "kubesvc.cluster-static.peers[0].baseUrl: is https but server.ssl.enabled is false"},
 		{"kubesvc: {peerTls: {serverName: cp}}\n", "kubesvc.peerTls: needs server.ssl.enabled: true"},
+		// A certificate without enabled means TLS, as in Spring Boot.
+		{"server: {ssl: {certificate: /c, client-auth: need}}\n", "server.ssl.certificate-private-key: required when server.ssl.enabled is true"},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k, ciphers: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]}}\n", "server.ssl.ciphers: must include TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
 	} {
 		_, p, err := loadString(t, tt.yaml)
 		if err == nil || !strings.Contains(err.Error(), "config "+p+": "+tt.want) {
 			t.Errorf("%s\n err = %v\nwant = config %s: %s", tt.yaml, err, p, tt.want)
 		}
 	}
+	if c := mustLoad(t, "server: {ssl: {certificate: /c, certificate-private-key: /k}}\n"); !c.Server.SSL.Enabled {
+		t.Error("server.ssl with a certificate and no enabled key: TLS off, want on")
+	}
+	if c := mustLoad(t, "server: {ssl: {enabled: false, certificate: /c}}\n"); c.Server.SSL.Enabled {
+		t.Error("server.ssl.enabled: false: TLS on")
+	}
+	mustLoad(t, "server: {ssl: {certificate: /c, certificate-private-key: /k, enabled-protocols: [TLSv1.3], ciphers: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]}}\n")
 	_, p, err := loadString(t, "kubesvc: {grpc: {auth: {x509: {enabled: true, filters: [x]}}}}\n")
 	if want := "config " + p + ": kubesvc.grpc.auth.x509.enabled: needs kubesvc.grpc.server.security.enabled: true"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("x509 without TLS: err = %v, want %q", err, want)

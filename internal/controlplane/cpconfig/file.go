@@ -32,7 +32,9 @@ type FileServer struct {
 // FileSSL is server.ssl: TLS on the REST API, with Spring Boot's names for
 // PEM files (keystores are not supported).
 type FileSSL struct {
-	Enabled               bool     `yaml:"enabled"`
+	// Enabled defaults to true when a certificate is configured, as in
+	// Spring Boot: a certificate without enabled never means plain HTTP.
+	Enabled               *bool    `yaml:"enabled"`
 	Certificate           string   `yaml:"certificate"`
 	CertificatePrivateKey string   `yaml:"certificate-private-key"`
 	KeyPassword           string   `yaml:"key-password"`

@@ -1,6 +1,7 @@
 package cpconfig
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -257,8 +258,9 @@ func (v *validator) peerScheme(c *Config) {
 }
 
 func (v *validator) ssl(f *FileSSL) SSL {
+	configured := strings.TrimSpace(f.Certificate) != "" || strings.TrimSpace(f.CertificatePrivateKey) != ""
 	s := SSL{
-		Enabled: f.Enabled, Certificate: strings.TrimSpace(f.Certificate), CertificatePrivateKey: strings.TrimSpace(f.CertificatePrivateKey),
+		Enabled: orDefault(f.Enabled, configured), Certificate: strings.TrimSpace(f.Certificate), CertificatePrivateKey: strings.TrimSpace(f.CertificatePrivateKey),
 		KeyPassword: f.KeyPassword, TrustCertificate: strings.TrimSpace(f.TrustCertificate),
 		ClientAuth: strings.ToLower(strings.TrimSpace(f.ClientAuth)),
 	}
@@ -288,6 +290,11 @@ func (v *validator) ssl(f *FileSSL) SSL {
 	s.MinVersion, s.MaxVersion = lo, hi
 	if s.CipherSuites, err = certs.ParseCipherSuites(f.Ciphers); err != nil {
 		v.fail("server.ssl.ciphers", "%v", err)
+	} else if len(s.CipherSuites) > 0 && s.MinVersion != tls.VersionTLS13 && !slices.ContainsFunc(s.CipherSuites, func(id uint16) bool {
+		return id == tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 || id == tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+	}) {
+		// Go's HTTP/2 server refuses to start without one (RFC 7540 9.2.2).
+		v.fail("server.ssl.ciphers", "must include TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (HTTP/2 requires it) unless enabled-protocols is TLSv1.3 only")
 	}
 	return s
 }

@@ -38,6 +38,14 @@ merged over it.
 {{- fail "controlplane.address is required: host:port of the control plane's gRPC endpoint" -}}
 {{- end -}}
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
+{{- range $k := list "grpc" "insecure" "tls" -}}
+{{- if hasKey ($cfg.clouddriver | default dict) $k -}}
+{{- fail (printf "config.clouddriver.%s is set by the chart: use controlplane.address and controlplane.tls" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey ($cfg.kubernetes | default dict) "accounts" -}}
+{{- fail "config.kubernetes.accounts is set by the chart: use accounts (or inClusterAccount)" -}}
+{{- end -}}
 {{- $cd := dict "grpc" .Values.controlplane.address "insecure" (not .Values.controlplane.tls.secretName) -}}
 {{- with .Values.controlplane.tls.secretName -}}
 {{- $tls := dict "cacertFile" "/etc/kubesvc/tls/ca.crt" "insecureSkipVerify" $.Values.controlplane.tls.insecureSkipVerify -}}
@@ -58,8 +66,25 @@ merged over it.
 {{- $_ := set $in $k . -}}
 {{- end -}}
 {{- end -}}
+{{- if not .Values.rbac.clusterWide -}}
+{{- /* A Role reaches one namespace and no cluster-scoped kind: watch what it allows. */}}
+{{- if not (hasKey $in "namespaces") -}}
+{{- $_ := set $in "namespaces" (list .Release.Namespace) -}}
+{{- end -}}
+{{- $_ := set $in "onlyNamespacedResources" true -}}
+{{- end -}}
 {{- $accounts = list $in -}}
 {{- end -}}
 {{- $managed := dict "clouddriver" $cd "server" (dict "port" 8082) "kubernetes" (dict "accounts" $accounts) -}}
 {{- toYaml (mergeOverwrite $cfg $managed) -}}
+{{- end -}}
+
+{{/*
+The configuration without its accounts: a change of it restarts the pod,
+while account edits are applied live by the agent.
+*/}}
+{{- define "kubesvc-agent.restartConfig" -}}
+{{- $cfg := include "kubesvc-agent.config" . | fromYaml -}}
+{{- $_ := unset ($cfg.kubernetes | default dict) "accounts" -}}
+{{- toYaml $cfg -}}
 {{- end -}}

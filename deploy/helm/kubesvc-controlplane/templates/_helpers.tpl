@@ -59,6 +59,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (has (lower .Values.restTLS.clientAuth) (list "none" "want" "need")) -}}
 {{- fail (printf "restTLS.clientAuth must be none, want or need, got %q" .Values.restTLS.clientAuth) -}}
 {{- end -}}
+{{- if and .Values.restTLS.secretName (ne (lower .Values.restTLS.clientAuth) "none") (not .Values.restTLS.caKey) -}}
+{{- fail "restTLS.clientAuth want or need verifies clients against restTLS.caKey, which is empty" -}}
+{{- end -}}
+{{- if and .Values.sql.dsnSecret (.Values.config.sql | default dict).dsn -}}
+{{- fail "set either sql.dsnSecret or config.sql.dsn, not both" -}}
+{{- end -}}
+{{- if and .Values.agentService.enabled (not .Values.agentService.allowInsecure) (not (and .Values.grpcTLS.secretName (eq (upper .Values.grpcTLS.clientAuth) "REQUIRE"))) -}}
+{{- fail "agentService exposes the agents' endpoint outside the cluster: set grpcTLS.secretName with clientAuth REQUIRE (mTLS), or agentService.allowInsecure: true" -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -91,8 +100,19 @@ merged over it.
 {{- $_ := set $grpcServer "security" $sec -}}
 {{- end -}}
 {{- if .Values.restTLS.secretName -}}
-{{- $_ := set $server "ssl" (dict "enabled" true "certificate" "file:/etc/kubesvc/rest-tls/tls.crt" "certificate-private-key" "file:/etc/kubesvc/rest-tls/tls.key" "trust-certificate" "file:/etc/kubesvc/rest-tls/ca.crt" "client-auth" (lower .Values.restTLS.clientAuth)) -}}
-{{- $_ := set $kubesvc "peerTls" (dict "serverName" (default (printf "%s.%s.svc" $fullname .Release.Namespace) .Values.restTLS.peerServerName)) -}}
+{{- $ssl := dict "enabled" true "certificate" "file:/etc/kubesvc/rest-tls/tls.crt" "certificate-private-key" "file:/etc/kubesvc/rest-tls/tls.key" "client-auth" (lower .Values.restTLS.clientAuth) -}}
+{{- $peer := dict "serverName" (default (printf "%s.%s.svc" $fullname .Release.Namespace) .Values.restTLS.peerServerName) -}}
+{{- with .Values.restTLS.caKey -}}
+{{- $_ := set $peer "caFile" (printf "/etc/kubesvc/rest-tls/%s" .) -}}
+{{- if ne (lower $.Values.restTLS.clientAuth) "none" -}}
+{{- $_ := set $ssl "trust-certificate" (printf "/etc/kubesvc/rest-tls/%s" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $server "ssl" $ssl -}}
+{{- $_ := set $kubesvc "peerTls" $peer -}}
+{{- end -}}
+{{- with .Values.dynamicAccounts.encryptionKeySecret -}}
+{{- $_ := set $kubesvc "dynamicAccounts" (dict "encryptionKeyFile" (printf "/etc/kubesvc/dynamic/%s" $.Values.dynamicAccounts.encryptionKeyKey)) -}}
 {{- end -}}
 {{- $managed := dict "server" $server "kubesvc" $kubesvc -}}
 {{- if $sql -}}
