@@ -166,12 +166,16 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			}
 			wg.Go(func() {
 				defer close(rs.done)
+				r.sess.agent.stats.Streams.Add(1)
+				defer r.sess.agent.stats.Streams.Add(-1)
 				_ = syn.run(sctx)
 			})
 			return
 		}
 		wg.Go(func() {
 			defer close(rs.done)
+			r.sess.agent.stats.Streams.Add(1)
+			defer r.sess.agent.stats.Streams.Add(-1)
 			_ = runner.run(sctx)
 		})
 	}

@@ -110,6 +110,9 @@ type Config struct {
 	Accounts []Account
 	// HealthAddr serves /health and /metrics (server.port). Empty: off.
 	HealthAddr string
+	// MetricsAddr serves /metrics and /prometheus_metrics (prometheus.enabled,
+	// prometheus.port). Empty: off; equal to HealthAddr: served there.
+	MetricsAddr string
 	// DisableDynamicAccounts refuses the control plane's account commands
 	// (dynamicAccountsEnabled: false).
 	DisableDynamicAccounts bool
@@ -151,6 +154,7 @@ type Stats struct {
 	BatchBytes  atomic.Int64 // bytes of batches sent
 	Disconnects atomic.Int64
 	Truncated   atomic.Int64 // objects sent without their body (too large)
+	Streams     atomic.Int64 // streams running now (listed, watched or synthetic)
 }
 
 // New validates cfg and returns an agent; Run starts it.
@@ -321,20 +325,44 @@ func (a Account) equal(b Account) bool { return reflect.DeepEqual(a, b) }
 // Run connects and streams until ctx ends; it returns nil then, or the
 // error of a part that failed for good (e.g. the health port in use).
 func (a *Agent) Run(ctx context.Context) error {
-	var lis net.Listener
+	metrics := a.metricsHandler()
+	type endpoint struct {
+		name    string
+		handler http.Handler
+		lis     net.Listener
+	}
+	var endpoints []endpoint
+	listen := func(name, addr string, h http.Handler) error {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, e := range endpoints {
+				e.lis.Close()
+			}
+			return fmt.Errorf("agent: %s on %s: %w", name, addr, err)
+		}
+		endpoints = append(endpoints, endpoint{name, h, lis})
+		return nil
+	}
 	if a.cfg.HealthAddr != "" {
-		var err error
-		if lis, err = net.Listen("tcp", a.cfg.HealthAddr); err != nil {
-			return fmt.Errorf("agent: health endpoint on %s: %w", a.cfg.HealthAddr, err)
+		if err := listen("health endpoint", a.cfg.HealthAddr, a.healthHandler(metrics)); err != nil {
+			return err
+		}
+	}
+	if a.cfg.MetricsAddr != "" && a.cfg.MetricsAddr != a.cfg.HealthAddr {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		mux.Handle("GET /prometheus_metrics", metrics)
+		if err := listen("metrics endpoint", a.cfg.MetricsAddr, mux); err != nil {
+			return err
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectionLoop(gctx) })
-	if lis != nil {
-		srv := &http.Server{Handler: a.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	for _, e := range endpoints {
+		srv := &http.Server{Handler: e.handler, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("agent: health endpoint: %w", err)
+			if err := srv.Serve(e.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("agent: %s: %w", e.name, err)
 			}
 			return nil
 		})

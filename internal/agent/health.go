@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// healthHandler serves /health (always 200 while the process runs, with
-// the connection state) and /metrics (Prometheus, documented names).
-func (a *Agent) healthHandler() http.Handler {
+// metricsHandler serves the agent's Prometheus metrics (the names the
+// Armory agent documents, and a few of ours).
+func (a *Agent) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, f func() int64) {
@@ -23,12 +23,25 @@ func (a *Agent) healthHandler() http.Handler {
 	counter("kubesvc_events_bytes_sent_total", "Bytes of caching events sent.", a.stats.BatchBytes.Load)
 	counter("kubesvc_relists_total", "Streams listed from scratch.", a.stats.Relists.Load)
 	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
+	// Documented as a counter by Armory; it goes down when resources stop
+	// being watched, so it is a gauge here.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kubesvc_resource_agent_total",
+		Help: "Resources (streams: a kind, or a kind in one namespace) watched now.",
+	}, func() float64 { return float64(a.stats.Streams.Load()) }))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
 
+// healthHandler serves /health (always 200 while the process runs, with
+// the connection state) and the metrics at /metrics and
+// /prometheus_metrics.
+func (a *Agent) healthHandler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /prometheus_metrics", metrics)
 	return mux
 }

@@ -89,6 +89,9 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 	if cfg.Server.Port > 0 {
 		c.HealthAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
 	}
+	if cfg.Prometheus.Enabled {
+		c.MetricsAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Prometheus.Port))
+	}
 	if !cfg.Clouddriver.Insecure {
 		t, err := tlsConfig(cfg.Clouddriver.TLS, log)
 		if err != nil {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,4 +125,47 @@ func TestAccountPermissionsFromTheAgentFile(t *testing.T) {
 	permissions("map[READ:[dev ops] WRITE:[ops]]")
 	writeAtomically(t, path, yaml("{READ: [everyone]}"))
 	permissions("map[READ:[everyone]]")
+}
+
+// prometheus.enabled serves the metrics on prometheus.port, at /metrics and
+// /prometheus_metrics, with the documented names; the health port serves
+// them too.
+func TestAgentPrometheusEndpoint(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartForTest(t, testenv.Options{Name: "prom"})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	path := filepath.Join(t.TempDir(), "armory-agent.yml")
+	_, healthPort, _ := strings.Cut(freeAddr(t), ":")
+	_, promPort, _ := strings.Cut(freeAddr(t), ":")
+	writeAtomically(t, path, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nprometheus: {enabled: true, port: %s}\nkubernetes:\n  accounts:\n  - name: metered\n    kubeconfigFile: %s\n    kinds: [namespace, configmap]\n",
+		cp.grpc, healthPort, promPort, c.KubeconfigPath))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agentapp.Run: %v", err)
+		}
+	})
+	present(t, cp, q("account", "metered", "kind", "Namespace", "name", "default"), "/default")
+	for _, u := range []string{
+		"http://127.0.0.1:" + promPort + "/prometheus_metrics", "http://127.0.0.1:" + promPort + "/metrics",
+		"http://127.0.0.1:" + healthPort + "/prometheus_metrics",
+	} {
+		eventually(t, wait, func() string {
+			resp, err := http.Get(u)
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			for _, want := range []string{"kubesvc_resource_agent_total 2\n", "kubesvc_connection_count 1\n", "kubesvc_events_sent_total "} {
+				if !strings.Contains(string(body), want) {
+					return fmt.Sprintf("%s: no %q in\n%s", u, want, body)
+				}
+			}
+			return ""
+		})
+	}
 }
