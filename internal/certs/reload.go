@@ -44,11 +44,16 @@ type reloading[T any] struct {
 	load  func() (T, error)
 	onErr func(error)
 
-	mu     sync.Mutex // guards the fields below; held while checking and loading
-	cur    T
-	at     []stamp // the files' stamps when cur was loaded
-	failed []stamp // the files' stamps when a reload last failed
+	mu       sync.Mutex // guards the fields below; held while checking and loading
+	cur      T
+	at       []stamp   // the files' stamps when cur was loaded
+	failed   []stamp   // the files' stamps when a reload last failed
+	failedAt time.Time // when
 }
+
+// retryFailedAfter: a failed reload of unchanged files is tried again (and
+// reported again) after this long, in case the failure was transient.
+const retryFailedAfter = 30 * time.Second
 
 // newReloading loads the value once; an error here is the caller's.
 func newReloading[T any](files []string, load func() (T, error), onErr func(error)) (*reloading[T], error) {
@@ -63,17 +68,18 @@ func newReloading[T any](files []string, load func() (T, error), onErr func(erro
 // get returns the current value, reloading it first if a file changed
 // since it was loaded. A failed reload keeps the last good value and is
 // reported; it is tried again once the files change again (a rotation
-// caught half done completes with another write).
+// caught half done completes with another write), or after
+// retryFailedAfter.
 func (r *reloading[T]) get() T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := stamps(r.files)
-	if sameStamps(now, r.at) || (r.failed != nil && sameStamps(now, r.failed)) {
+	if sameStamps(now, r.at) || (r.failed != nil && sameStamps(now, r.failed) && time.Since(r.failedAt) < retryFailedAfter) {
 		return r.cur
 	}
 	v, err := r.load()
 	if err != nil {
-		r.failed = now
+		r.failed, r.failedAt = now, time.Now()
 		if r.onErr != nil {
 			r.onErr(err)
 		}
