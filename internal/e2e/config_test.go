@@ -88,22 +88,12 @@ func TestAccountPermissionsFromTheAgentFile(t *testing.T) {
 	t.Parallel()
 	c := testenv.StartForTest(t, testenv.Options{Name: "perms"})
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
-	path := filepath.Join(t.TempDir(), "armory-agent.yml")
 	_, port, _ := strings.Cut(freeAddr(t), ":")
 	yaml := func(perms string) string {
 		return fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nkubernetes:\n  accounts:\n  - name: guarded\n    kubeconfigFile: %s\n    kinds: [namespace]\n    permissions: %s\n",
 			cp.grpc, port, c.KubeconfigPath, perms)
 	}
-	writeAtomically(t, path, yaml("[{READ: [dev, ops]}, {WRITE: [ops]}]"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agentapp.Run: %v", err)
-		}
-	})
+	path := runAgentApp(t, yaml("[{READ: [dev, ops]}, {WRITE: [ops]}]"))
 	permissions := func(want string) {
 		t.Helper()
 		eventually(t, wait, func() string {
@@ -134,20 +124,10 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 	t.Parallel()
 	c := testenv.StartForTest(t, testenv.Options{Name: "prom"})
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
-	path := filepath.Join(t.TempDir(), "armory-agent.yml")
 	_, healthPort, _ := strings.Cut(freeAddr(t), ":")
 	_, promPort, _ := strings.Cut(freeAddr(t), ":")
-	writeAtomically(t, path, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nprometheus: {enabled: true, port: %s}\nkubernetes:\n  accounts:\n  - name: metered\n    kubeconfigFile: %s\n    kinds: [namespace, configmap]\n",
+	runAgentApp(t, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nprometheus: {enabled: true, port: %s}\nkubernetes:\n  accounts:\n  - name: metered\n    kubeconfigFile: %s\n    kinds: [namespace, configmap]\n",
 		cp.grpc, healthPort, promPort, c.KubeconfigPath))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agentapp.Run: %v", err)
-		}
-	})
 	present(t, cp, q("account", "metered", "kind", "Namespace", "name", "default"), "/default")
 	for _, u := range []string{
 		"http://127.0.0.1:" + promPort + "/prometheus_metrics", "http://127.0.0.1:" + promPort + "/metrics",

@@ -20,8 +20,9 @@ import (
 )
 
 // runAgentApp runs the agent binary's code (agentapp.Run) on a
-// configuration file until the test ends.
-func runAgentApp(t *testing.T, yaml string) {
+// configuration file holding yaml until the test ends, and returns the
+// file's path (rewrite it with writeAtomically).
+func runAgentApp(t *testing.T, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "armory-agent.yml")
 	writeAtomically(t, path, yaml)
@@ -34,6 +35,7 @@ func runAgentApp(t *testing.T, yaml string) {
 			t.Errorf("agentapp.Run: %v", err)
 		}
 	})
+	return path
 }
 
 // The control plane's TLS, mTLS and x509 subject filtering, configured
