@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"google.golang.org/protobuf/proto"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/agent/scrub"
 )
@@ -311,6 +313,10 @@ func (a *Agent) infoOf(acct Account) *kubesvcv1.AccountInfo {
 	info, ok := a.infos[acct.Name]
 	a.mu.Unlock()
 	if ok {
+		// The API server facts as learnt, the settings as they are now
+		// (an edit since, e.g. of permissions).
+		info = proto.Clone(info).(*kubesvcv1.AccountInfo)
+		acct.fillInfo(info)
 		return info
 	}
 	info = acct.info()

@@ -49,6 +49,9 @@ func (s *session) appliedChanges(account string, res *kubesvcv1.OperationResult)
 			continue
 		}
 		for id, k := range known {
+			if isSynthetic(k) {
+				continue // built from configuration: nothing to wait for there
+			}
 			r := k.GetResource()
 			if r.GetGroup() != group || r.GetKind() != u.GetKind() ||
 				k.GetNamespace() != "" && k.GetNamespace() != ns || !r.GetNamespaced() && ns != "" {

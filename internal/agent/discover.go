@@ -98,23 +98,27 @@ func watchable(gv schema.GroupVersion, r metav1.APIResource) bool {
 // wantsKind applies kinds and omitKinds. Entries are kind names, matched
 // case-insensitively ("deployment"), or "kind.group" to name one group.
 func (a Account) wantsKind(kind, group string) bool {
-	match := func(list []string) bool {
-		for _, k := range list {
-			k = strings.ToLower(k)
-			if name, g, ok := strings.Cut(k, "."); ok {
-				if name == strings.ToLower(kind) && g == strings.ToLower(group) {
-					return true
-				}
-			} else if k == strings.ToLower(kind) {
+	if len(a.Kinds) > 0 && !matchKind(a.Kinds, kind, group) {
+		return false
+	}
+	return !a.omitsKind(kind, group)
+}
+
+// omitsKind applies omitKinds alone.
+func (a Account) omitsKind(kind, group string) bool { return matchKind(a.OmitKinds, kind, group) }
+
+func matchKind(list []string, kind, group string) bool {
+	for _, k := range list {
+		k = strings.ToLower(k)
+		if name, g, ok := strings.Cut(k, "."); ok {
+			if name == strings.ToLower(kind) && g == strings.ToLower(group) {
 				return true
 			}
+		} else if k == strings.ToLower(kind) {
+			return true
 		}
-		return false
 	}
-	if len(a.Kinds) > 0 && !match(a.Kinds) {
-		return false
-	}
-	return !match(a.OmitKinds)
+	return false
 }
 
 // streamID is a map key for a stream.

@@ -419,7 +419,7 @@ func (s *session) manageAccounts(ctx context.Context) error {
 	running := map[string]*runningAccount{}
 	// standby: accounts served but not cached, reported as such in this
 	// session so the control plane can assign them.
-	standby := map[string]bool{}
+	standby := map[string]Account{} // as last announced
 	var wg sync.WaitGroup
 	defer func() {
 		for _, ra := range running {
@@ -462,8 +462,9 @@ func (s *session) manageAccounts(ctx context.Context) error {
 				delete(standby, name)
 				continue
 			}
-			if !standby[name] {
-				standby[name] = true
+			if prev, ok := standby[name]; !ok || !prev.equal(acct) {
+				// Announced again after an edit: its description changed.
+				standby[name] = acct
 				s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_STANDBY, Info: a.infoOf(acct)})
 			}
 		}

@@ -32,9 +32,9 @@ type CRD struct {
 	Cluster bool
 }
 
-// syntheticPrefix marks the selector hash of a synthetic stream; the rest
-// fingerprints its configuration, so a change restarts the stream.
-const syntheticPrefix = "synthetic-"
+// The selector hash of a synthetic stream is kubesvcv1.SyntheticSelectorPrefix
+// and a fingerprint of its configuration, so a change restarts the stream.
+const syntheticPrefix = kubesvcv1.SyntheticSelectorPrefix
 
 // syntheticRefresh is how often a synthetic CRD stream looks at discovery
 // again (a CRD installed since).
@@ -51,12 +51,14 @@ func syntheticStreams(a Account) []*kubesvcv1.StreamKey {
 		return nil
 	}
 	var out []*kubesvcv1.StreamKey
-	if len(a.Namespaces) > 0 && a.wantsKind("Namespace", "") {
+	// Not filtered by kinds: they describe the account (its namespaces, the
+	// kinds it may deploy) rather than being watched; omitKinds can drop them.
+	if len(a.Namespaces) > 0 && !a.omitsKind("Namespace", "") {
 		names := slices.Sorted(slices.Values(a.Namespaces))
 		out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: syntheticNamespaceResource,
 			SelectorHash: syntheticPrefix + selectorHash(strings.Join(names, ","))})
 	}
-	if len(a.CRDs) > 0 && a.wantsKind("CustomResourceDefinition", "apiextensions.k8s.io") {
+	if len(a.CRDs) > 0 && !a.omitsKind("CustomResourceDefinition", "apiextensions.k8s.io") {
 		b, _ := json.Marshal(a.CRDs)
 		out = append(out, &kubesvcv1.StreamKey{Account: a.Name, Resource: syntheticCRDResource,
 			SelectorHash: syntheticPrefix + selectorHash(string(b))})
@@ -65,7 +67,7 @@ func syntheticStreams(a Account) []*kubesvcv1.StreamKey {
 }
 
 func isSynthetic(k *kubesvcv1.StreamKey) bool {
-	return strings.HasPrefix(k.GetSelectorHash(), syntheticPrefix)
+	return kubesvcv1.IsSyntheticSelector(k.GetSelectorHash())
 }
 
 // syntheticNamespaces are the account's namespaces as Namespace objects.
@@ -96,8 +98,9 @@ func syntheticCRDs(dc discovery.DiscoveryInterface, a Account) (out []*unstructu
 		var versions []any
 		var plural, singular string
 		var namespaced bool
+		kind, group := crd.Kind, crd.Group
 		for _, g := range groups.Groups {
-			if g.Name != crd.Group {
+			if !strings.EqualFold(g.Name, crd.Group) {
 				continue
 			}
 			for _, v := range g.Versions {
@@ -106,7 +109,8 @@ func syntheticCRDs(dc discovery.DiscoveryInterface, a Account) (out []*unstructu
 					return nil, nil, fmt.Errorf("discover %s: %w", v.GroupVersion, err)
 				}
 				for _, r := range list.APIResources {
-					if r.Kind == crd.Kind && !strings.Contains(r.Name, "/") {
+					if strings.EqualFold(r.Kind, crd.Kind) && !strings.Contains(r.Name, "/") {
+						kind, group = r.Kind, g.Name
 						plural, singular, namespaced = r.Name, r.SingularName, r.Namespaced
 						versions = append(versions, map[string]any{"name": v.Version, "served": true, "storage": v.Version == g.PreferredVersion.Version})
 					}
@@ -117,18 +121,19 @@ func syntheticCRDs(dc discovery.DiscoveryInterface, a Account) (out []*unstructu
 			missing = append(missing, crd.Kind+"."+crd.Group)
 			continue
 		}
-		scope := "Namespaced"
-		if crd.Cluster || !namespaced {
-			scope = "Cluster"
+		// Discovery knows the scope; the configured one only names it.
+		scope := "Cluster"
+		if namespaced {
+			scope = "Namespaced"
 		}
-		names := map[string]any{"kind": crd.Kind, "plural": plural}
+		names := map[string]any{"kind": kind, "plural": plural}
 		if singular != "" {
 			names["singular"] = singular
 		}
 		out = append(out, &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-			"metadata": map[string]any{"name": plural + "." + crd.Group, "annotations": map[string]any{syntheticAnnotation: "true"}},
-			"spec":     map[string]any{"group": crd.Group, "names": names, "scope": scope, "versions": versions},
+			"metadata": map[string]any{"name": plural + "." + group, "annotations": map[string]any{syntheticAnnotation: "true"}},
+			"spec":     map[string]any{"group": group, "names": names, "scope": scope, "versions": versions},
 		}})
 	}
 	return out, missing, nil

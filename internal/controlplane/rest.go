@@ -133,7 +133,19 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		// A dynamic account: its lifecycle row tells where it is.
 		out = accountview.FromRow(row)
 	} else {
-		info := holders[0].Accounts[name].info
+		// The agent serving it describes it best; among standbys, the
+		// latest word.
+		h := slices.MaxFunc(holders, func(a, b agentView) int {
+			sa, sb := a.Accounts[name], b.Accounts[name]
+			if ra, rb := sa.state != kubesvcv1.AccountStatus_STANDBY, sb.state != kubesvcv1.AccountStatus_STANDBY; ra != rb {
+				if ra {
+					return 1
+				}
+				return -1
+			}
+			return sa.updated.Compare(sb.updated)
+		})
+		info := h.Accounts[name].info
 		def := map[string]any{
 			"name": name, "namespaces": info.GetNamespaces(), "kinds": info.GetKinds(),
 			"omitKinds": info.GetOmitKinds(), "onlyNamespacedResources": info.GetOnlyNamespacedResources(),
@@ -150,8 +162,8 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 			def["permissions"] = p
 		}
 		out = accountview.New(name, "ACTIVE", def, info.GetApiHost(), info.GetKubernetesVersion(), info.GetCertFingerprint())
-		out.ZoneID, out.Dynamic = holders[0].ZoneID, info.GetDynamic()
-		out.LastUpdated = holders[0].Accounts[name].updated.UnixMilli()
+		out.ZoneID, out.Dynamic = h.ZoneID, info.GetDynamic()
+		out.LastUpdated = h.Accounts[name].updated.UnixMilli()
 		out.MaxWatchAgeSeconds = info.GetMaxResumableResourceAgeMs() / 1000
 
 	}

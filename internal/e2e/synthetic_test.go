@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -24,11 +26,13 @@ func TestSyntheticNamespacesAndCRDs(t *testing.T) {
 	mustCreateNamespace(t, cs, "quiet")
 	createWidgetCRD(t, cluster)
 	createConfigMap(t, cs, "apps", "settings")
-	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db"), opWait: 10 * time.Second})
 	acct := account("restricted", cluster)
 	acct.OnlyNamespacedResources = true
+	// kinds narrows what is watched, not what describes the account.
+	acct.Kinds = []string{"ConfigMap", "Widget"}
 	acct.Namespaces = []string{"apps", "quiet"}
-	acct.CRDs = []agent.CRD{{Kind: "Widget", Group: "example.com"}, {Kind: "Gadget", Group: "example.com"}}
+	acct.CRDs = []agent.CRD{{Kind: "widget", Group: "Example.com"}, {Kind: "Gadget", Group: "example.com"}}
 	ra := startAgent(t, cp.grpc, acct)
 
 	present(t, cp, q("account", "restricted", "kind", "Namespace"), "/apps", "/quiet")
@@ -54,6 +58,17 @@ func TestSyntheticNamespacesAndCRDs(t *testing.T) {
 	var nss []string
 	if code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/restricted/namespaces", nil, &nss); err != nil || code != 200 || !slices.Contains(nss, "quiet") {
 		t.Errorf("namespaces: %d %s %v; want quiet, which has no objects", code, body, err)
+	}
+
+	// A Namespace deployed through the account succeeds: the synthetic
+	// stream holds no resource version for the task to wait for.
+	code, id, body := postOps(t, cp, "?clientRequestId=ns-1", `[{"deployManifest": {"account": "restricted", "moniker": {"app": "x"},
+	  "manifests": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fresh"}}]}}]`)
+	if code != http.StatusOK {
+		t.Fatalf("POST /kubernetes/ops: %d %s", code, body)
+	}
+	if tk := waitTask(t, cp, id); tk.State != "SUCCEEDED" {
+		t.Errorf("deploy of a Namespace through an onlyNamespacedResources account: %+v", tk)
 	}
 
 	acct.Namespaces = []string{"apps"}

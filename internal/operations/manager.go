@@ -380,6 +380,9 @@ func (m *Manager) cachedObjects(ctx context.Context, account string, res *kubesv
 	}
 	cached := map[string]bool{}
 	for _, s := range streams {
+		if kubesvcv1.IsSyntheticSelector(s.Stream.SelectorHash) {
+			continue // synthetic objects carry no resource version to wait for
+		}
 		cached[s.Stream.Resource.Group+"/"+s.Stream.Resource.Kind] = true
 	}
 	var out []cachedObject
