@@ -44,19 +44,8 @@ func TestConfigFileEditAddsAndRemovesAccountsLive(t *testing.T) {
 	c1 := testenv.StartForTest(t, testenv.Options{Name: "reload-1"})
 	c2 := testenv.StartForTest(t, testenv.Options{Name: "reload-2"})
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
-	path := filepath.Join(t.TempDir(), "armory-agent.yml")
 	_, port, _ := strings.Cut(freeAddr(t), ":")
-	writeAtomically(t, path, agentYAML(cp.grpc, port, map[string]string{"first": c1.KubeconfigPath}))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- agentapp.Run(ctx, []config.Source{{Path: path}}, testLogger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agentapp.Run: %v", err)
-		}
-	})
+	path := runAgentApp(t, agentYAML(cp.grpc, port, map[string]string{"first": c1.KubeconfigPath}))
 	present(t, cp, q("account", "first", "name", "default"), "/default")
 
 	writeAtomically(t, path, agentYAML(cp.grpc, port, map[string]string{"first": c1.KubeconfigPath, "second": c2.KubeconfigPath}))
