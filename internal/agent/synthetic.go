@@ -167,6 +167,7 @@ func (r *syntheticRunner) run(ctx context.Context) error {
 			}
 			failures++
 			r.log.Warn("synthetic stream failed", "err", err, "attempt", failures)
+			r.setReport(err) // shown in the account's status until it succeeds
 			wait = retryDelay(failures)
 		} else {
 			failures = 0
