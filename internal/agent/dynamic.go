@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ func accountFromProto(d *kubesvcv1.DynamicAccount) (Account, error) {
 	}
 	if a.MaxResumableAge == 0 {
 		a.MaxResumableAge = 5 * time.Minute
+	}
+	for _, c := range d.GetCustomResourceDefinitions() {
+		kind, group, _ := strings.Cut(c.GetKind(), ".")
+		a.CRDs = append(a.CRDs, CRD{Kind: kind, Group: group, Cluster: strings.EqualFold(c.GetScope(), "Cluster")})
 	}
 	if a.Name == "" {
 		return Account{}, errors.New("name: required")

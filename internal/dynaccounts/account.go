@@ -47,14 +47,23 @@ type Definition struct {
 	OnlyNamespacedResources   bool                `json:"onlyNamespacedResources,omitempty"`
 	MaxResumableResourceAgeMs int64               `json:"maxResumableResourceAgeMs,omitempty"`
 	Permissions               map[string][]string `json:"permissions,omitempty"`
-	Extra                     map[string]any      `json:"-"`
+	// CustomResourceDefinitions: custom kinds ("Kind.group") exposed as
+	// synthetic CRDs with onlyNamespacedResources, as in the agent's file.
+	CustomResourceDefinitions []CustomResourceDefinition `json:"customResourceDefinitions,omitempty"`
+	Extra                     map[string]any             `json:"-"`
+}
+
+// CustomResourceDefinition is one customResourceDefinitions entry.
+type CustomResourceDefinition struct {
+	Kind  string `json:"kind"`
+	Scope string `json:"scope,omitempty"`
 }
 
 var knownFields = map[string]bool{
 	"name": true, "zoneId": true, "kubeconfigFile": true, "kubeConfigFile": true, "kubeconfigContents": true,
 	"kubeconfigAgent": true, "serviceAccount": true, "context": true, "namespaces": true, "omitNamespaces": true,
 	"kinds": true, "omitKinds": true, "onlyNamespacedResources": true, "maxResumableResourceAgeMs": true,
-	"permissions": true,
+	"permissions": true, "customResourceDefinitions": true,
 }
 
 // decodeDefinition decodes one definition object. With strict, fields
@@ -98,6 +107,8 @@ func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definitio
 			err = json.Unmarshal(v, &d.MaxResumableResourceAgeMs)
 		case "permissions":
 			err = json.Unmarshal(v, &d.Permissions)
+		case "customResourceDefinitions":
+			err = json.Unmarshal(v, &d.CustomResourceDefinitions)
 		case "state":
 			// PATCH's desired state, read by the caller.
 		default:
@@ -154,6 +165,14 @@ func (d Definition) validate(where string) error {
 			if strings.TrimSpace(k) == "" {
 				return fmt.Errorf("%s.%s[%d]: empty kind", where, field, i)
 			}
+		}
+	}
+	for i, c := range d.CustomResourceDefinitions {
+		if kind, group, _ := strings.Cut(c.Kind, "."); kind == "" || group == "" {
+			return fmt.Errorf("%s.customResourceDefinitions[%d].kind: must be Kind.group, e.g. ServiceMonitor.monitoring.coreos.com, got %q", where, i, c.Kind)
+		}
+		if c.Scope != "" && !strings.EqualFold(c.Scope, "Namespaced") && !strings.EqualFold(c.Scope, "Cluster") {
+			return fmt.Errorf("%s.customResourceDefinitions[%d].scope: must be Namespaced or Cluster, got %q", where, i, c.Scope)
 		}
 	}
 	return d.extraContent(where)
@@ -269,5 +288,14 @@ func (d Definition) toProto(kubeconfig []byte) *kubesvcv1.DynamicAccount {
 		OmitKinds:                 d.OmitKinds,
 		OnlyNamespacedResources:   d.OnlyNamespacedResources,
 		MaxResumableResourceAgeMs: d.MaxResumableResourceAgeMs,
+		CustomResourceDefinitions: crdsToProto(d.CustomResourceDefinitions),
 	}
+}
+
+func crdsToProto(list []CustomResourceDefinition) []*kubesvcv1.CustomResourceDefinition {
+	var out []*kubesvcv1.CustomResourceDefinition
+	for _, c := range list {
+		out = append(out, &kubesvcv1.CustomResourceDefinition{Kind: c.Kind, Scope: c.Scope})
+	}
+	return out
 }

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +78,32 @@ func TestSyntheticNamespacesAndCRDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	present(t, cp, q("account", "restricted", "kind", "Namespace"), "/apps")
+}
+
+// The same for a dynamic account: customResourceDefinitions travel with
+// the account to the agent.
+func TestSyntheticObjectsOfADynamicAccount(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "synthetic-dyn"})
+	cs, _ := clients(t, cluster)
+	mustCreateNamespace(t, cs, "team")
+	createWidgetCRD(t, cluster)
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db"), dynamic: fastDynamic()})
+	startAgentAs(t, "agent-a", "zone-a", cp.grpc)
+
+	def := fmt.Sprintf(`[{"name": "dyn-restricted", "kubeconfigFile": %q, "onlyNamespacedResources": true,
+	  "namespaces": ["team"], "customResourceDefinitions": [{"kind": "Widget.example.com"}]}]`, cluster.KubeconfigPath)
+	if code, body := send(t, "POST", cp.http+"/armory/accounts", def); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if code, body := send(t, "PATCH", cp.http+"/armory/accounts", `[{"name": "dyn-restricted", "state": "ACTIVE"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	present(t, cp, q("account", "dyn-restricted", "kind", "Namespace"), "/team")
+	present(t, cp, q("account", "dyn-restricted", "kind", "CustomResourceDefinition"), "/widgets.example.com")
+
+	bad := fmt.Sprintf(`[{"name": "dyn-bad", "kubeconfigFile": %q, "customResourceDefinitions": [{"kind": "Widget"}]}]`, cluster.KubeconfigPath)
+	if code, body := send(t, "POST", cp.http+"/armory/accounts", bad); code != http.StatusBadRequest || !strings.Contains(body, "customResourceDefinitions[0].kind: must be Kind.group") {
+		t.Errorf("a kind without its group: %d %s, want a 400 naming the field", code, body)
+	}
 }

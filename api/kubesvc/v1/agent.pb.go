@@ -2278,8 +2278,11 @@ type DynamicAccount struct {
 	// A kubeconfig path on the agent's filesystem (kubeconfigAgent), used
 	// when kubeconfig_base64 is empty and service_account is false.
 	KubeconfigFile string `protobuf:"bytes,11,opt,name=kubeconfig_file,json=kubeconfigFile,proto3" json:"kubeconfig_file,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Custom kinds sent as synthetic CustomResourceDefinitions with
+	// only_namespaced_resources (customResourceDefinitions).
+	CustomResourceDefinitions []*CustomResourceDefinition `protobuf:"bytes,12,rep,name=custom_resource_definitions,json=customResourceDefinitions,proto3" json:"custom_resource_definitions,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *DynamicAccount) Reset() {
@@ -2389,6 +2392,67 @@ func (x *DynamicAccount) GetKubeconfigFile() string {
 	return ""
 }
 
+func (x *DynamicAccount) GetCustomResourceDefinitions() []*CustomResourceDefinition {
+	if x != nil {
+		return x.CustomResourceDefinitions
+	}
+	return nil
+}
+
+// CustomResourceDefinition declares a custom kind: "Kind.group", and its
+// scope ("Namespaced" or "Cluster"; informative, discovery decides).
+type CustomResourceDefinition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Scope         string                 `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomResourceDefinition) Reset() {
+	*x = CustomResourceDefinition{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomResourceDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomResourceDefinition) ProtoMessage() {}
+
+func (x *CustomResourceDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomResourceDefinition.ProtoReflect.Descriptor instead.
+func (*CustomResourceDefinition) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CustomResourceDefinition) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CustomResourceDefinition) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
 // AccountCommandResult answers an AccountCommand, one entry per account.
 type AccountCommandResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2400,7 +2464,7 @@ type AccountCommandResult struct {
 
 func (x *AccountCommandResult) Reset() {
 	*x = AccountCommandResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2476,7 @@ func (x *AccountCommandResult) String() string {
 func (*AccountCommandResult) ProtoMessage() {}
 
 func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[29]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2489,7 @@ func (x *AccountCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCommandResult.ProtoReflect.Descriptor instead.
 func (*AccountCommandResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AccountCommandResult) GetId() string {
@@ -2454,7 +2518,7 @@ type AccountResult struct {
 
 func (x *AccountResult) Reset() {
 	*x = AccountResult{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2530,7 @@ func (x *AccountResult) String() string {
 func (*AccountResult) ProtoMessage() {}
 
 func (x *AccountResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[30]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2543,7 @@ func (x *AccountResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResult.ProtoReflect.Descriptor instead.
 func (*AccountResult) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AccountResult) GetName() string {
@@ -2677,7 +2741,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\vAddAccounts\x126\n" +
 	"\baccounts\x18\x01 \x03(\v2\x1a.kubesvc.v1.DynamicAccountR\baccounts\"&\n" +
 	"\x0eDeleteAccounts\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\xb9\x03\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\x9f\x04\n" +
 	"\x0eDynamicAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11kubeconfig_base64\x18\x02 \x01(\tR\x10kubeconfigBase64\x12\x18\n" +
@@ -2693,7 +2757,11 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x19only_namespaced_resources\x18\t \x01(\bR\x17onlyNamespacedResources\x12@\n" +
 	"\x1dmax_resumable_resource_age_ms\x18\n" +
 	" \x01(\x03R\x19maxResumableResourceAgeMs\x12'\n" +
-	"\x0fkubeconfig_file\x18\v \x01(\tR\x0ekubeconfigFile\"[\n" +
+	"\x0fkubeconfig_file\x18\v \x01(\tR\x0ekubeconfigFile\x12d\n" +
+	"\x1bcustom_resource_definitions\x18\f \x03(\v2$.kubesvc.v1.CustomResourceDefinitionR\x19customResourceDefinitions\"D\n" +
+	"\x18CustomResourceDefinition\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"[\n" +
 	"\x14AccountCommandResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.kubesvc.v1.AccountResultR\aresults\"\x80\x01\n" +
@@ -2718,42 +2786,43 @@ func file_api_kubesvc_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kubesvc_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_api_kubesvc_v1_agent_proto_goTypes = []any{
-	(AccountStatus_State)(0),     // 0: kubesvc.v1.AccountStatus.State
-	(*AgentMessage)(nil),         // 1: kubesvc.v1.AgentMessage
-	(*ControlMessage)(nil),       // 2: kubesvc.v1.ControlMessage
-	(*Hello)(nil),                // 3: kubesvc.v1.Hello
-	(*AccountInfo)(nil),          // 4: kubesvc.v1.AccountInfo
-	(*Roles)(nil),                // 5: kubesvc.v1.Roles
-	(*Welcome)(nil),              // 6: kubesvc.v1.Welcome
-	(*Assignment)(nil),           // 7: kubesvc.v1.Assignment
-	(*StreamKey)(nil),            // 8: kubesvc.v1.StreamKey
-	(*Resource)(nil),             // 9: kubesvc.v1.Resource
-	(*ResumePoint)(nil),          // 10: kubesvc.v1.ResumePoint
-	(*ChangeBatch)(nil),          // 11: kubesvc.v1.ChangeBatch
-	(*Change)(nil),               // 12: kubesvc.v1.Change
-	(*Object)(nil),               // 13: kubesvc.v1.Object
-	(*SyncBegin)(nil),            // 14: kubesvc.v1.SyncBegin
-	(*SyncEnd)(nil),              // 15: kubesvc.v1.SyncEnd
-	(*Bookmark)(nil),             // 16: kubesvc.v1.Bookmark
-	(*StreamRemoved)(nil),        // 17: kubesvc.v1.StreamRemoved
-	(*BatchAck)(nil),             // 18: kubesvc.v1.BatchAck
-	(*AccountStatus)(nil),        // 19: kubesvc.v1.AccountStatus
-	(*Heartbeat)(nil),            // 20: kubesvc.v1.Heartbeat
-	(*Operation)(nil),            // 21: kubesvc.v1.Operation
-	(*OperationResult)(nil),      // 22: kubesvc.v1.OperationResult
-	(*CachedObjects)(nil),        // 23: kubesvc.v1.CachedObjects
-	(*ObjectRef)(nil),            // 24: kubesvc.v1.ObjectRef
-	(*OperationResultAck)(nil),   // 25: kubesvc.v1.OperationResultAck
-	(*AccountCommand)(nil),       // 26: kubesvc.v1.AccountCommand
-	(*AddAccounts)(nil),          // 27: kubesvc.v1.AddAccounts
-	(*DeleteAccounts)(nil),       // 28: kubesvc.v1.DeleteAccounts
-	(*DynamicAccount)(nil),       // 29: kubesvc.v1.DynamicAccount
-	(*AccountCommandResult)(nil), // 30: kubesvc.v1.AccountCommandResult
-	(*AccountResult)(nil),        // 31: kubesvc.v1.AccountResult
-	nil,                          // 32: kubesvc.v1.AccountInfo.PermissionsEntry
-	nil,                          // 33: kubesvc.v1.Object.LabelsEntry
+	(AccountStatus_State)(0),         // 0: kubesvc.v1.AccountStatus.State
+	(*AgentMessage)(nil),             // 1: kubesvc.v1.AgentMessage
+	(*ControlMessage)(nil),           // 2: kubesvc.v1.ControlMessage
+	(*Hello)(nil),                    // 3: kubesvc.v1.Hello
+	(*AccountInfo)(nil),              // 4: kubesvc.v1.AccountInfo
+	(*Roles)(nil),                    // 5: kubesvc.v1.Roles
+	(*Welcome)(nil),                  // 6: kubesvc.v1.Welcome
+	(*Assignment)(nil),               // 7: kubesvc.v1.Assignment
+	(*StreamKey)(nil),                // 8: kubesvc.v1.StreamKey
+	(*Resource)(nil),                 // 9: kubesvc.v1.Resource
+	(*ResumePoint)(nil),              // 10: kubesvc.v1.ResumePoint
+	(*ChangeBatch)(nil),              // 11: kubesvc.v1.ChangeBatch
+	(*Change)(nil),                   // 12: kubesvc.v1.Change
+	(*Object)(nil),                   // 13: kubesvc.v1.Object
+	(*SyncBegin)(nil),                // 14: kubesvc.v1.SyncBegin
+	(*SyncEnd)(nil),                  // 15: kubesvc.v1.SyncEnd
+	(*Bookmark)(nil),                 // 16: kubesvc.v1.Bookmark
+	(*StreamRemoved)(nil),            // 17: kubesvc.v1.StreamRemoved
+	(*BatchAck)(nil),                 // 18: kubesvc.v1.BatchAck
+	(*AccountStatus)(nil),            // 19: kubesvc.v1.AccountStatus
+	(*Heartbeat)(nil),                // 20: kubesvc.v1.Heartbeat
+	(*Operation)(nil),                // 21: kubesvc.v1.Operation
+	(*OperationResult)(nil),          // 22: kubesvc.v1.OperationResult
+	(*CachedObjects)(nil),            // 23: kubesvc.v1.CachedObjects
+	(*ObjectRef)(nil),                // 24: kubesvc.v1.ObjectRef
+	(*OperationResultAck)(nil),       // 25: kubesvc.v1.OperationResultAck
+	(*AccountCommand)(nil),           // 26: kubesvc.v1.AccountCommand
+	(*AddAccounts)(nil),              // 27: kubesvc.v1.AddAccounts
+	(*DeleteAccounts)(nil),           // 28: kubesvc.v1.DeleteAccounts
+	(*DynamicAccount)(nil),           // 29: kubesvc.v1.DynamicAccount
+	(*CustomResourceDefinition)(nil), // 30: kubesvc.v1.CustomResourceDefinition
+	(*AccountCommandResult)(nil),     // 31: kubesvc.v1.AccountCommandResult
+	(*AccountResult)(nil),            // 32: kubesvc.v1.AccountResult
+	nil,                              // 33: kubesvc.v1.AccountInfo.PermissionsEntry
+	nil,                              // 34: kubesvc.v1.Object.LabelsEntry
 }
 var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: kubesvc.v1.AgentMessage.hello:type_name -> kubesvc.v1.Hello
@@ -2761,7 +2830,7 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	19, // 2: kubesvc.v1.AgentMessage.account_status:type_name -> kubesvc.v1.AccountStatus
 	20, // 3: kubesvc.v1.AgentMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
 	22, // 4: kubesvc.v1.AgentMessage.operation_result:type_name -> kubesvc.v1.OperationResult
-	30, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
+	31, // 5: kubesvc.v1.AgentMessage.account_command_result:type_name -> kubesvc.v1.AccountCommandResult
 	6,  // 6: kubesvc.v1.ControlMessage.welcome:type_name -> kubesvc.v1.Welcome
 	18, // 7: kubesvc.v1.ControlMessage.ack:type_name -> kubesvc.v1.BatchAck
 	20, // 8: kubesvc.v1.ControlMessage.heartbeat:type_name -> kubesvc.v1.Heartbeat
@@ -2770,7 +2839,7 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	25, // 11: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
 	7,  // 12: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
 	4,  // 13: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
-	32, // 14: kubesvc.v1.AccountInfo.permissions:type_name -> kubesvc.v1.AccountInfo.PermissionsEntry
+	33, // 14: kubesvc.v1.AccountInfo.permissions:type_name -> kubesvc.v1.AccountInfo.PermissionsEntry
 	10, // 15: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
 	10, // 16: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
 	9,  // 17: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
@@ -2785,7 +2854,7 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	16, // 26: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
 	17, // 27: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
 	13, // 28: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
-	33, // 29: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	34, // 29: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
 	0,  // 30: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
 	4,  // 31: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
 	23, // 32: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
@@ -2793,16 +2862,17 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	27, // 34: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
 	28, // 35: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
 	29, // 36: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	31, // 37: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 38: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	5,  // 39: kubesvc.v1.AccountInfo.PermissionsEntry.value:type_name -> kubesvc.v1.Roles
-	1,  // 40: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 41: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	41, // [41:42] is the sub-list for method output_type
-	40, // [40:41] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	30, // 37: kubesvc.v1.DynamicAccount.custom_resource_definitions:type_name -> kubesvc.v1.CustomResourceDefinition
+	32, // 38: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 39: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	5,  // 40: kubesvc.v1.AccountInfo.PermissionsEntry.value:type_name -> kubesvc.v1.Roles
+	1,  // 41: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 42: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	42, // [42:43] is the sub-list for method output_type
+	41, // [41:42] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -2847,7 +2917,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kubesvc_v1_agent_proto_rawDesc), len(file_api_kubesvc_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
