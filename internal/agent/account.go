@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"google.golang.org/protobuf/proto"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
 
@@ -35,6 +37,8 @@ type accountRunner struct {
 	sess   *session
 	budget *budget
 	log    *slog.Logger
+	// meta delivers edits of the account's description alone.
+	meta <-chan Account
 }
 
 // run serves the account until ctx ends, retrying with backoff when the
@@ -81,8 +85,10 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	var cfg *rest.Config
 	var info *kubesvcv1.AccountInfo
 	if facts != nil {
-		// Learnt by a recent session: a reconnection resumes at once.
-		cfg, info = facts.cfg, facts.info
+		// Learnt by a recent session: a reconnection resumes at once. The
+		// description is the account's as it is now.
+		cfg, info = facts.cfg, proto.Clone(facts.info).(*kubesvcv1.AccountInfo)
+		r.acct.fillInfo(info)
 	} else {
 		var err error
 		if cfg, err = restConfig(r.acct); err != nil {
@@ -248,14 +254,26 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	defer periodic.Stop()
 	var debounce <-chan time.Time
 	lastStatus := "\x00" // no WATCHING sent yet
+	state := kubesvcv1.AccountStatus_SYNCING
 	for {
 		if msg, done := st.summary(); done && msg != lastStatus {
-			lastStatus = msg
-			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: kubesvcv1.AccountStatus_WATCHING, Message: msg, Info: info, Streams: uint32(len(st.running))})
+			lastStatus, state = msg, kubesvcv1.AccountStatus_WATCHING
+			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case d := <-r.meta:
+			// Its permissions changed: describe it again, same state.
+			r.acct = d
+			info = proto.Clone(info).(*kubesvcv1.AccountInfo)
+			d.fillInfo(info)
+			r.sess.agent.rememberInfo(info)
+			msg := ""
+			if state == kubesvcv1.AccountStatus_WATCHING {
+				msg = lastStatus
+			}
+			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		case rep := <-reports:
 			if _, ok := st.running[rep.id]; ok {
 				st.reported[rep.id] = rep.err

@@ -328,6 +328,14 @@ func (a *Agent) infoOf(acct Account) *kubesvcv1.AccountInfo {
 
 func (a Account) equal(b Account) bool { return reflect.DeepEqual(a, b) }
 
+// sameStreaming reports whether a and b differ at most in what only
+// describes the account (permissions): such an edit needs no new
+// connection, discovery or list.
+func (a Account) sameStreaming(b Account) bool {
+	a.Permissions, b.Permissions = nil, nil
+	return a.equal(b)
+}
+
 // Run connects and streams until ctx ends; it returns nil then, or the
 // error of a part that failed for good (e.g. the health port in use).
 func (a *Agent) Run(ctx context.Context) error {

@@ -18,7 +18,7 @@ import (
 const factsTTL = rediscoverEvery
 
 // accountFacts is what a session's runner learnt about an account, valid
-// for the account's exact settings.
+// for the account's settings that affect streaming (not its permissions).
 type accountFacts struct {
 	acct         Account
 	cfg          *rest.Config
@@ -41,7 +41,7 @@ func (c *factsCache) get(acct Account) *accountFacts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.m[acct.Name]
-	if f == nil || !f.acct.equal(acct) || time.Since(f.probedAt) > factsTTL {
+	if f == nil || !f.acct.sameStreaming(acct) || time.Since(f.probedAt) > factsTTL {
 		return nil
 	}
 	cp := *f
@@ -56,7 +56,7 @@ func (c *factsCache) probed(acct Account, cfg *rest.Config, info *kubesvcv1.Acco
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.m[acct.Name]
-	if f == nil || !f.acct.equal(acct) {
+	if f == nil || !f.acct.sameStreaming(acct) {
 		f = &accountFacts{acct: acct}
 		c.m[acct.Name] = f
 	}
@@ -67,7 +67,7 @@ func (c *factsCache) probed(acct Account, cfg *rest.Config, info *kubesvcv1.Acco
 func (c *factsCache) discovered(acct Account, keys []*kubesvcv1.StreamKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f := c.m[acct.Name]; f != nil && f.acct.equal(acct) {
+	if f := c.m[acct.Name]; f != nil && f.acct.sameStreaming(acct) {
 		f.keys, f.discoveredAt = keys, time.Now()
 	}
 }

@@ -408,6 +408,9 @@ type runningAccount struct {
 	acct   Account
 	cancel context.CancelFunc
 	done   chan struct{}
+	// meta hands the runner an edit of the account's description alone
+	// (the latest one: capacity 1, replaced when unread).
+	meta chan Account
 }
 
 // manageAccounts runs an accountRunner per account and follows account
@@ -433,6 +436,17 @@ func (s *session) manageAccounts(ctx context.Context) error {
 		for name, ra := range running {
 			d, ok := desired[name]
 			if ok && d.equal(ra.acct) {
+				continue
+			}
+			if ok && d.sameStreaming(ra.acct) {
+				// Its permissions changed: the runner describes it anew,
+				// without reconnecting or listing again.
+				ra.acct = d
+				select {
+				case <-ra.meta:
+				default:
+				}
+				ra.meta <- d
 				continue
 			}
 			ra.cancel()
@@ -482,9 +496,9 @@ func (s *session) manageAccounts(ctx context.Context) error {
 				continue
 			}
 			actx, cancel := context.WithCancel(ctx)
-			ra := &runningAccount{acct: acct, cancel: cancel, done: make(chan struct{})}
+			ra := &runningAccount{acct: acct, cancel: cancel, done: make(chan struct{}), meta: make(chan Account, 1)}
 			running[name] = ra
-			r := &accountRunner{acct: acct, sess: s, budget: newBudget(total, a.cfg.BudgetPerAccount), log: a.log.With("account", name)}
+			r := &accountRunner{acct: acct, sess: s, budget: newBudget(total, a.cfg.BudgetPerAccount), log: a.log.With("account", name), meta: ra.meta}
 			wg.Go(func() {
 				defer close(ra.done)
 				_ = r.run(actx)

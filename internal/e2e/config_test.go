@@ -102,8 +102,19 @@ func TestAccountPermissionsFromTheAgentFile(t *testing.T) {
 		})
 	}
 	permissions("map[READ:[dev ops] WRITE:[ops]]")
+	// An edit of the permissions alone describes the account anew without
+	// reconnecting or listing its streams again.
+	present(t, cp, q("account", "guarded", "kind", "Namespace", "name", "default"), "/default")
+	agentHTTP := "http://127.0.0.1:" + port
+	relists := metricValue(t, agentHTTP, "kubesvc_relists_total")
+	if relists < 1 {
+		t.Fatalf("kubesvc_relists_total = %v before the edit, want the first list counted", relists)
+	}
 	writeAtomically(t, path, yaml("{READ: [everyone]}"))
 	permissions("map[READ:[everyone]]")
+	if after := metricValue(t, agentHTTP, "kubesvc_relists_total"); after != relists {
+		t.Errorf("kubesvc_relists_total went from %v to %v: a permissions edit relisted the account", relists, after)
+	}
 }
 
 // prometheus.enabled serves the metrics on prometheus.port, at /metrics and
