@@ -146,8 +146,10 @@ func TestAgentChart(t *testing.T) {
 	t.Run("keys the chart manages cannot be set under config", func(t *testing.T) {
 		dir := t.TempDir()
 		for values, want := range map[string]string{
-			"config: {clouddriver: {insecure: false}}\n":      "config.clouddriver.insecure is set by the chart: use controlplane.address and controlplane.tls",
-			"config: {kubernetes: {accounts: [{name: x}]}}\n": "config.kubernetes.accounts is set by the chart",
+			"config: {clouddriver: {insecure: false}}\n":                                      "config.clouddriver.insecure is set by the chart: use controlplane.address and controlplane.tls",
+			"config: {kubernetes: {accounts: [{name: x}]}}\n":                                 "config.kubernetes.accounts is set by the chart",
+			"config: {server: {port: 9000}}\n":                                                "config.server.port is set by the chart",
+			"rbac: {clusterWide: false}\ninClusterAccount: {omitNamespaces: [kube-system]}\n": "set inClusterAccount.namespaces, not omitNamespaces",
 		} {
 			f := filepath.Join(dir, "values.yaml")
 			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {

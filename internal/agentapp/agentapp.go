@@ -32,6 +32,9 @@ func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 		OnChange: func(prev, next *config.Config) {
 			d := config.DiffAccounts(prev, next)
 			log.Info("configuration changed", "added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed))
+			if config.RestartNeeded(prev, next) {
+				log.Warn("settings other than kubernetes.accounts changed: they take effect when the agent restarts; the accounts are applied now")
+			}
 			if err := ag.SetAccounts(Accounts(next)); err != nil {
 				log.Error("apply new accounts", "err", err)
 			}

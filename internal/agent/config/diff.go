@@ -75,3 +75,15 @@ func sameConfig(a, b *Config) bool {
 	x.Unsupported, y.Unsupported = nil, nil
 	return reflect.DeepEqual(x, y)
 }
+
+// RestartNeeded reports whether next changes settings other than
+// kubernetes.accounts: the running agent applies account changes only, the
+// rest at its next start.
+func RestartNeeded(prev, next *Config) bool {
+	if prev == nil || next == nil {
+		return false
+	}
+	x, y := *prev, *next
+	x.Kubernetes.Accounts, y.Kubernetes.Accounts = nil, nil
+	return !sameConfig(&x, &y)
+}

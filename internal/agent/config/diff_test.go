@@ -114,3 +114,14 @@ func TestWholeNumberFloats(t *testing.T) {
 		t.Errorf("backoff = %+v", c.Clouddriver.Backoff)
 	}
 }
+
+func TestRestartNeeded(t *testing.T) {
+	base := "clouddriver: {grpc: 'cp:9091'}\nkubernetes:\n  accounts:\n    - {name: a, serviceAccount: true}\n"
+	a := mustLoad(t, base)
+	if RestartNeeded(a, mustLoad(t, "clouddriver: {grpc: 'cp:9091'}\nkubernetes:\n  accounts:\n    - {name: b, serviceAccount: true}\n")) {
+		t.Error("an account edit alone asks for a restart")
+	}
+	if !RestartNeeded(a, mustLoad(t, base+"logging: {level: debug}\n")) {
+		t.Error("a logging change does not ask for a restart")
+	}
+}

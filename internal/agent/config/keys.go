@@ -15,3 +15,34 @@ func unsupportedKey(generic string) bool {
 	}
 	return false
 }
+
+// notActedOn lists the modelled keys whose feature this agent does not
+// have, when the file asks for it: they are validated, then reported in
+// Config.Unsupported like the keys above, so that the caller logs that
+// they take no effect.
+func notActedOn(f *File) []string {
+	var out []string
+	add := func(set bool, key string) {
+		if set {
+			out = append(out, key)
+		}
+	}
+	add(f.TimeoutSeconds != 0, "timeoutSeconds")
+	add(f.Clouddriver.KeepAliveOperationSeconds != 0, "clouddriver.keepAliveOperationSeconds")
+	add(f.Clouddriver.Auth.Token != "" || f.Clouddriver.Auth.TokenCommand.Command != "", "clouddriver.auth")
+	add(f.Pprof.Enabled, "pprof.enabled")
+	ssa := f.Kubernetes.ServerSideApply
+	clear, defaults := ssa.ClearManagedFields != "", ssa.ManifestDefaults != ""
+	for _, k := range ssa.Kinds {
+		clear = clear || k.ClearManagedFields != ""
+		defaults = defaults || k.ManifestDefaults != ""
+	}
+	add(clear, "kubernetes.serverSideApply.clearManagedFields")
+	add(defaults, "kubernetes.serverSideApply.manifestDefaults")
+	metrics := false
+	for _, a := range f.Kubernetes.Accounts {
+		metrics = metrics || a.Metrics
+	}
+	add(metrics, "kubernetes.accounts[].metrics")
+	return out
+}

@@ -332,6 +332,33 @@ kubernetes:
 	}
 }
 
+// Modelled keys whose feature the agent lacks are validated, then listed
+// as not acted on when the file asks for the feature.
+func TestKeysNotActedOn(t *testing.T) {
+	c := mustLoad(t, `
+timeoutSeconds: 5
+clouddriver:
+  keepAliveOperationSeconds: 10
+  auth: {token: abc}
+pprof: {enabled: true}
+kubernetes:
+  serverSideApply:
+    kinds: [{kind: Deployment, clearManagedFields: always}]
+  accounts:
+    - name: a
+      serviceAccount: true
+      metrics: true
+`)
+	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds", "clouddriver.auth", "pprof.enabled",
+		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.accounts[].metrics"}
+	if !reflect.DeepEqual(c.Unsupported, want) {
+		t.Errorf("Unsupported = %v, want %v", c.Unsupported, want)
+	}
+	if c := mustLoad(t, "pprof: {enabled: false}\nkubernetes:\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
+		t.Errorf("values that ask for nothing missing are reported: %v", c.Unsupported)
+	}
+}
+
 func TestParseAndNewWithOverride(t *testing.T) {
 	f := &File{}
 	if err := Parse(f, "inline", []byte("clouddriver: {grpc: from-file:1}\n")); err != nil {

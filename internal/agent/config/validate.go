@@ -56,7 +56,7 @@ func New(f *File) (*Config, error) {
 		Agent:                  Agent{ID: f.Agent.ID, ZoneID: f.Agent.ZoneID},
 		Timeout:                time.Duration(f.TimeoutSeconds) * time.Second,
 		DynamicAccountsEnabled: orDefault(f.DynamicAccountsEnabled, defaultDynamicAccountsEnabled),
-		Unsupported:            f.dec.Unsupported(),
+		Unsupported:            append(f.dec.Unsupported(), notActedOn(f)...),
 	}
 	v.nonNegative("timeoutSeconds", int64(f.TimeoutSeconds))
 	c.Clouddriver = v.clouddriver(&f.Clouddriver)

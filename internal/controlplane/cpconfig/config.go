@@ -70,7 +70,7 @@ type Config struct {
 	// Unsupported lists the keys set in the files that this build does not
 	// act on (yet): documented keys it does not model, such as
 	// kubesvc.v2-cache-eviction.millis, and modelled keys whose feature is
-	// not built, such as kubesvc.dynamicAccounts.maxRetries. A key whose
+	// not built, such as kubesvc.cache.cacheKinds. A key whose
 	// value asks for what the build does anyway (kubesvc.cluster: local) is
 	// not listed. Callers should log them.
 	Unsupported []string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/yamlstrict"
 )
@@ -192,6 +193,15 @@ func TestTLSErrors(t *testing.T) {
 			t.Errorf("%s\n err = %v\nwant = config %s: %s", tt.yaml, err, p, tt.want)
 		}
 	}
+	// accountCleanupFrequencySeconds 0 is the default, 600 s: a day-long
+	// heartbeat would let connected accounts be cleaned up.
+	if _, p, err := loadString(t, "kubesvc: {heartbeat: {period: 1, periodUnit: DAYS}, cache: {accountCleanupFrequencySeconds: 0}}\n"); err == nil ||
+		!strings.Contains(err.Error(), "config "+p+": kubesvc.heartbeat.period: must be shorter than kubesvc.cache.accountCleanupFrequencySeconds (10m0s)") {
+		t.Errorf("cleanup 0 (the default) with a day-long heartbeat: err = %v", err)
+	}
+	if c := mustLoad(t, "kubesvc: {jobs: {operation-history: {purge: {weeks: 0}}}}\n"); c.OperationHistoryRetention != 7*24*time.Hour {
+		t.Errorf("purge.weeks 0: retention %s, want the default week", c.OperationHistoryRetention)
+	}
 	if c := mustLoad(t, "server: {ssl: {certificate: /c, certificate-private-key: /k}}\n"); !c.Server.SSL.Enabled {
 		t.Error("server.ssl with a certificate and no enabled key: TLS off, want on")
 	}
@@ -211,7 +221,7 @@ func TestValidCombinations(t *testing.T) {
 		"kubesvc: {grpc: {server: {address: 'fe80::1', maxInboundMessageSize: '2147483647'}}}\n",
 		"server: {address: localhost, port: 65535}\n",
 		"kubesvc: {heartbeat: {enabled: false, period: 1, periodUnit: hours}}\n",
-		"kubesvc: {heartbeat: {period: 1, periodUnit: DAYS}, cache: {accountCleanupFrequencySeconds: 0}}\n",
+		"kubesvc: {heartbeat: {period: 1, periodUnit: DAYS}, cache: {accountCleanupFrequencySeconds: 172800}}\n",
 		"kubesvc: {cluster: static, cluster-static: {peers: [{id: a, baseUrl: 'http://10.0.0.1:7002'}]}, agentTimeoutSeconds: 1}\n",
 		"kubesvc: {grpc: {auth: {x509: {filters: ['UID=([a-z]){3}:[1-9]{3}:ksvc']}}}}\n",
 		"sql: {driver: SQLite, dsn: ignored}\n",

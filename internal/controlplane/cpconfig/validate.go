@@ -130,6 +130,11 @@ func New(f *File) (*Config, error) {
 	c.GRPC = v.grpc(&k.GRPC)
 	c.Heartbeat = v.heartbeat(&k.Heartbeat)
 	c.Cache = v.cache(&k.Cache)
+	if c.Cache.AccountCleanupFrequency == 0 {
+		// 0 means the default, as the server takes it; say so here, where
+		// the heartbeat is checked against it.
+		c.Cache.AccountCleanupFrequency = DefaultAccountCleanupFrequency
+	}
 	if c.Heartbeat.Enabled && c.Cache.AccountCleanupFrequency > 0 && c.Heartbeat.Period >= c.Cache.AccountCleanupFrequency {
 		v.fail("kubesvc.heartbeat.period", "must be shorter than kubesvc.cache.accountCleanupFrequencySeconds (%s), or accounts are cleaned up while their agents are connected; got %s",
 			c.Cache.AccountCleanupFrequency, c.Heartbeat.Period)
@@ -139,6 +144,9 @@ func New(f *File) (*Config, error) {
 	v.peerScheme(c)
 	c.OperationHistoryRetention = v.duration("kubesvc.jobs.operation-history.purge.weeks",
 		int64(orDefault(k.Jobs.OperationHistory.Purge.Weeks, DefaultOperationHistoryWeeks)), 7*24*time.Hour, false)
+	if c.OperationHistoryRetention == 0 {
+		c.OperationHistoryRetention = DefaultOperationHistoryWeeks * 7 * 24 * time.Hour // 0: the default
+	}
 	c.SQL = v.sql(&f.SQL)
 	c.DynamicAccounts.ClouddriverDatabase = v.clouddriverDatabase(&k.DynamicAccounts.ClouddriverDatabase, c.SQL)
 	c.Logging = v.logging(&f.Logging)

@@ -43,6 +43,9 @@ merged over it.
 {{- fail (printf "config.clouddriver.%s is set by the chart: use controlplane.address and controlplane.tls" $k) -}}
 {{- end -}}
 {{- end -}}
+{{- if hasKey ($cfg.server | default dict) "port" -}}
+{{- fail "config.server.port is set by the chart (8082, the health and metrics port)" -}}
+{{- end -}}
 {{- if hasKey ($cfg.kubernetes | default dict) "accounts" -}}
 {{- fail "config.kubernetes.accounts is set by the chart: use accounts (or inClusterAccount)" -}}
 {{- end -}}
@@ -68,6 +71,9 @@ merged over it.
 {{- end -}}
 {{- if not .Values.rbac.clusterWide -}}
 {{- /* A Role reaches one namespace and no cluster-scoped kind: watch what it allows. */}}
+{{- if hasKey $in "omitNamespaces" -}}
+{{- fail "rbac.clusterWide false reaches one namespace: set inClusterAccount.namespaces, not omitNamespaces" -}}
+{{- end -}}
 {{- if not (hasKey $in "namespaces") -}}
 {{- $_ := set $in "namespaces" (list .Release.Namespace) -}}
 {{- end -}}

@@ -62,6 +62,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and .Values.restTLS.secretName (ne (lower .Values.restTLS.clientAuth) "none") (not .Values.restTLS.caKey) -}}
 {{- fail "restTLS.clientAuth want or need verifies clients against restTLS.caKey, which is empty" -}}
 {{- end -}}
+{{- if and (include "kubesvc-controlplane.clustered" .) ((.Values.config.kubesvc | default dict).id) -}}
+{{- fail "config.kubesvc.id must stay unset with replicaCount > 1: each replica's id is its pod name, as peer discovery knows it" -}}
+{{- end -}}
 {{- if and .Values.sql.dsnSecret (.Values.config.sql | default dict).dsn -}}
 {{- fail "set either sql.dsnSecret or config.sql.dsn, not both" -}}
 {{- end -}}
