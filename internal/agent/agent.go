@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"reflect"
 	"slices"
@@ -115,6 +116,9 @@ type Config struct {
 	// MetricsAddr serves /metrics and /prometheus_metrics (prometheus.enabled,
 	// prometheus.port). Empty: off; equal to HealthAddr: served there.
 	MetricsAddr string
+	// PprofAddr serves Go's profiles under /debug/pprof/ (pprof.enabled,
+	// pprof.port). Empty: off.
+	PprofAddr string
 	// DisableDynamicAccounts refuses the control plane's account commands
 	// (dynamicAccountsEnabled: false).
 	DisableDynamicAccounts bool
@@ -367,6 +371,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		mux.Handle("GET /metrics", metrics)
 		mux.Handle("GET /prometheus_metrics", metrics)
 		if err := listen("metrics endpoint", a.cfg.MetricsAddr, mux); err != nil {
+			return err
+		}
+	}
+	if a.cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		if err := listen("pprof endpoint", a.cfg.PprofAddr, mux); err != nil {
 			return err
 		}
 	}

@@ -95,6 +95,9 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 	if cfg.Prometheus.Enabled {
 		c.MetricsAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Prometheus.Port))
 	}
+	if cfg.Pprof.Enabled {
+		c.PprofAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Pprof.Port))
+	}
 	if !cfg.Clouddriver.Insecure {
 		t, err := tlsConfig(cfg.Clouddriver.TLS, log)
 		if err != nil {

@@ -126,8 +126,9 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
 	_, healthPort, _ := strings.Cut(freeAddr(t), ":")
 	_, promPort, _ := strings.Cut(freeAddr(t), ":")
-	runAgentApp(t, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nprometheus: {enabled: true, port: %s}\nkubernetes:\n  accounts:\n  - name: metered\n    kubeconfigFile: %s\n    kinds: [namespace, configmap]\n",
-		cp.grpc, healthPort, promPort, c.KubeconfigPath))
+	_, pprofPort, _ := strings.Cut(freeAddr(t), ":")
+	runAgentApp(t, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true}\nserver: {host: 127.0.0.1, port: %s}\nprometheus: {enabled: true, port: %s}\npprof: {enabled: true, port: %s}\nkubernetes:\n  accounts:\n  - name: metered\n    kubeconfigFile: %s\n    kinds: [namespace, configmap]\n",
+		cp.grpc, healthPort, promPort, pprofPort, c.KubeconfigPath))
 	present(t, cp, q("account", "metered", "kind", "Namespace", "name", "default"), "/default")
 	for _, u := range []string{
 		"http://127.0.0.1:" + promPort + "/prometheus_metrics", "http://127.0.0.1:" + promPort + "/metrics",
@@ -147,5 +148,15 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 			}
 			return ""
 		})
+	}
+	// pprof.enabled serves Go's profiles on pprof.port.
+	resp, err := http.Get("http://127.0.0.1:" + pprofPort + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("pprof goroutine profile: %d %.200s", resp.StatusCode, body)
 	}
 }

@@ -340,7 +340,6 @@ timeoutSeconds: 5
 clouddriver:
   keepAliveOperationSeconds: 10
   auth: {token: abc}
-pprof: {enabled: true}
 kubernetes:
   serverSideApply:
     kinds: [{kind: Deployment, clearManagedFields: always}]
@@ -349,12 +348,12 @@ kubernetes:
       serviceAccount: true
       metrics: true
 `)
-	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds", "clouddriver.auth", "pprof.enabled",
+	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds", "clouddriver.auth",
 		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.accounts[].metrics"}
 	if !reflect.DeepEqual(c.Unsupported, want) {
 		t.Errorf("Unsupported = %v, want %v", c.Unsupported, want)
 	}
-	if c := mustLoad(t, "pprof: {enabled: false}\nkubernetes:\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
+	if c := mustLoad(t, "kubernetes:\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
 		t.Errorf("values that ask for nothing missing are reported: %v", c.Unsupported)
 	}
 }
