@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
@@ -103,6 +104,9 @@ type Config struct {
 	// TLS, when set, secures the connection; nil means plaintext
 	// (clouddriver.insecure).
 	TLS *tls.Config
+	// Auth, when set, adds credentials to every call: a bearer token
+	// (clouddriver.auth.*, NewTokenCredentials).
+	Auth credentials.PerRPCCredentials
 	// KeepaliveTime is the gRPC ping interval (0: no pings);
 	// KeepaliveTimeout how long to wait for the answer.
 	KeepaliveTime, KeepaliveTimeout time.Duration

@@ -227,6 +227,9 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	if a.cfg.NoProxy {
 		opts = append(opts, grpc.WithNoProxy())
 	}
+	if a.cfg.Auth != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(a.cfg.Auth))
+	}
 	if a.cfg.KeepaliveTime > 0 {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time: a.cfg.KeepaliveTime, Timeout: a.cfg.KeepaliveTimeout, PermitWithoutStream: true,

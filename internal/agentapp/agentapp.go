@@ -98,6 +98,17 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 	if cfg.Pprof.Enabled {
 		c.PprofAddr = net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Pprof.Port))
 	}
+	if auth := cfg.Clouddriver.Auth; auth.Token != "" || auth.TokenCommand.Command != "" {
+		var cmd *agent.TokenCommand
+		if tc := auth.TokenCommand; tc.Command != "" {
+			cmd = &agent.TokenCommand{Command: tc.Command, Args: tc.Args, JSON: tc.Format != "raw", Refresh: tc.RefreshInterval}
+		}
+		c.Auth = agent.NewTokenCredentials(auth.Token, cmd)
+		if cfg.Clouddriver.Insecure {
+			log.Warn("clouddriver.auth sends a bearer token over a plaintext connection (clouddriver.insecure: true): " +
+				"only safe to a TLS-terminating proxy on the same host or network")
+		}
+	}
 	if !cfg.Clouddriver.Insecure {
 		t, err := tlsConfig(cfg.Clouddriver.TLS, log)
 		if err != nil {

@@ -8,7 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/agentapp"
@@ -159,4 +163,40 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
 		t.Errorf("pprof goroutine profile: %d %.200s", resp.StatusCode, body)
 	}
+}
+
+// clouddriver.auth adds a bearer token to the agent's stream, static or
+// printed by a command, for a proxy in front of the control plane.
+func TestAgentBearerToken(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartForTest(t, testenv.Options{Name: "token"})
+	var mu sync.Mutex
+	seen := map[string]bool{} // authorization values of the agents' streams
+	record := grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		mu.Lock()
+		for _, v := range md.Get("authorization") {
+			seen[v] = true
+		}
+		mu.Unlock()
+		return h(srv, ss)
+	})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db"), grpcOpts: []grpc.ServerOption{record}})
+	cmd := filepath.Join(t.TempDir(), "token.sh")
+	if err := os.WriteFile(cmd, []byte("#!/bin/sh\necho '{\"token\": \"from-command\"}'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, auth := range []string{"auth: {token: static-token}", "auth: {tokenCommand: {command: " + cmd + "}}"} {
+		_, port, _ := strings.Cut(freeAddr(t), ":")
+		runAgentApp(t, fmt.Sprintf("clouddriver: {grpc: %s, insecure: true, %s}\nserver: {host: 127.0.0.1, port: %s}\nkubernetes:\n  accounts:\n  - name: a-%s\n    kubeconfigFile: %s\n    kinds: [namespace]\n",
+			cp.grpc, auth, port, port, c.KubeconfigPath))
+	}
+	eventually(t, wait, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen["Bearer static-token"] || !seen["Bearer from-command"] {
+			return fmt.Sprintf("authorization seen: %v", seen)
+		}
+		return ""
+	})
 }

@@ -117,7 +117,9 @@ type cpOptions struct {
 	// peerTLS secures this replica's requests to the others.
 	httpAddr, baseURL string
 	httpTLS, peerTLS  *tls.Config
-	id                string
+	// grpcOpts are added to the gRPC server's options (interceptors).
+	grpcOpts []grpc.ServerOption
+	id       string
 	// opWait enables the operation API with this wait (operationWaitMs).
 	opWait time.Duration
 	// accountCleanup is kubesvc.cache.accountCleanupFrequencySeconds.
@@ -178,6 +180,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}
+	cfg.GRPCOptions = append(cfg.GRPCOptions, o.grpcOpts...)
 	srv, err := controlplane.New(cfg, st)
 	if err != nil {
 		cancel()

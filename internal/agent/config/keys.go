@@ -29,7 +29,6 @@ func notActedOn(f *File) []string {
 	}
 	add(f.TimeoutSeconds != 0, "timeoutSeconds")
 	add(f.Clouddriver.KeepAliveOperationSeconds != 0, "clouddriver.keepAliveOperationSeconds")
-	add(f.Clouddriver.Auth.Token != "" || f.Clouddriver.Auth.TokenCommand.Command != "", "clouddriver.auth")
 	ssa := f.Kubernetes.ServerSideApply
 	clear, defaults := ssa.ClearManagedFields != "", ssa.ManifestDefaults != ""
 	for _, k := range ssa.Kinds {

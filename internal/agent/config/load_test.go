@@ -339,7 +339,6 @@ func TestKeysNotActedOn(t *testing.T) {
 timeoutSeconds: 5
 clouddriver:
   keepAliveOperationSeconds: 10
-  auth: {token: abc}
 kubernetes:
   serverSideApply:
     kinds: [{kind: Deployment, clearManagedFields: always}]
@@ -348,7 +347,7 @@ kubernetes:
       serviceAccount: true
       metrics: true
 `)
-	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds", "clouddriver.auth",
+	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds",
 		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.accounts[].metrics"}
 	if !reflect.DeepEqual(c.Unsupported, want) {
 		t.Errorf("Unsupported = %v, want %v", c.Unsupported, want)
