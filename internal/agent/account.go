@@ -53,11 +53,30 @@ func (r *accountRunner) run(ctx context.Context) error {
 		failures++
 		r.log.Warn("account unavailable", "err", err, "attempt", failures)
 		r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: kubesvcv1.AccountStatus_ERROR, Message: err.Error(), Info: r.acct.info()})
-		if !sleep(ctx, retryDelay(failures)) {
+		if !r.pause(ctx, retryDelay(failures), err) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// pause waits d before the next attempt, reporting an edit of the
+// account's description that arrives meanwhile (still failing with err).
+// It returns false when ctx ends.
+func (r *accountRunner) pause(ctx context.Context, d time.Duration, err error) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case acct := <-r.meta:
+			r.acct = acct
+			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: kubesvcv1.AccountStatus_ERROR, Message: err.Error(), Info: r.acct.info()})
+		}
+	}
 }
 
 type runningStream struct {
@@ -81,6 +100,11 @@ type streams struct {
 }
 
 func (r *accountRunner) serve(ctx context.Context) error {
+	select {
+	case acct := <-r.meta: // an edit made while the last attempt failed
+		r.acct = acct
+	default:
+	}
 	facts := r.sess.agent.facts.get(r.acct)
 	var cfg *rest.Config
 	var info *kubesvcv1.AccountInfo
@@ -157,13 +181,16 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			rediscover: trigger,
 		}
 		if isSynthetic(k) {
+			// The stream's goroutine keeps its own copy: r.acct changes
+			// with edits of the description (not of what is streamed).
+			acct := r.acct
 			syn := &syntheticRunner{streamRunner: runner, build: func(context.Context) ([]*unstructured.Unstructured, error) {
-				return syntheticNamespaces(r.acct), nil
+				return syntheticNamespaces(acct), nil
 			}}
 			if k.GetResource().GetKind() == syntheticCRDResource.GetKind() {
 				syn.every = syntheticRefresh
 				syn.build = func(context.Context) ([]*unstructured.Unstructured, error) {
-					objs, missing, err := syntheticCRDs(dc, r.acct)
+					objs, missing, err := syntheticCRDs(dc, acct)
 					if len(missing) > 0 {
 						runner.log.Warn("customResourceDefinitions not served by the API server; not exposed", "kinds", missing)
 					}

@@ -392,7 +392,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectionLoop(gctx) })
 	for _, e := range endpoints {
-		srv := &http.Server{Handler: e.handler, ReadHeaderTimeout: 5 * time.Second}
+		// Requests see gctx: a running profile ends with the agent.
+		srv := &http.Server{Handler: e.handler, ReadHeaderTimeout: 5 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return gctx }}
 		g.Go(func() error {
 			if err := srv.Serve(e.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("agent: %s: %w", e.name, err)

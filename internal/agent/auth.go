@@ -80,6 +80,11 @@ func (t *TokenCommand) run(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, t.Command, t.Args...)
+	// A child of the command holding its output open must not hold the
+	// connection attempt past the deadline: the group is killed, and the
+	// output abandoned shortly after.
+	killGroupOnCancel(cmd)
+	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -62,3 +62,18 @@ func TestTokenCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A command whose child keeps its output open is given up at the
+// deadline (plus a short grace), not when the child exits.
+func TestTokenCommandDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := NewTokenCredentials("", &TokenCommand{Command: script(t, "sleep 60 & sleep 60")}).GetRequestMetadata(ctx)
+	if err == nil {
+		t.Fatal("no error from a command that never finished")
+	}
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
+		t.Errorf("gave up after %s: the command's child held the call", elapsed)
+	}
+}
