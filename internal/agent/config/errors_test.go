@@ -152,6 +152,7 @@ func TestValidationErrors(t *testing.T) {
 		{"tasks: {budgetPerAccount: -1}\n", "tasks.budgetPerAccount: must not be negative, got -1 (line 1)"},
 		{"server: {port: 0}\n", "server.port: must be a port number between 1 and 65535, got 0 (line 1)"},
 		{"prometheus: {port: 70000}\n", "prometheus.port: must be a port number between 1 and 65535, got 70000 (line 1)"},
+		{"pprof: {enabled: true, port: 8082}\n", "pprof.port: 8082 is also server.port or prometheus.port: give the profiles a port of their own (line 1)"},
 		{"pprof: {port: -1}\n", "pprof.port: must be a port number between 1 and 65535, got -1 (line 1)"},
 		{"logging: {format: xml}\n", `logging.format: must be text or json, got "xml" (line 1)`},
 		{"logging: {level: verbose}\n", `logging.level: must be one of panic, fatal, error, warn, warning, info, debug, trace; got "verbose" (line 1)`},

@@ -75,6 +75,11 @@ func New(f *File) (*Config, error) {
 	v.port("prometheus.port", c.Prometheus.Port)
 	c.Pprof = Pprof{Enabled: f.Pprof.Enabled, Port: orDefault(f.Pprof.Port, defaultPprofPort)}
 	v.port("pprof.port", c.Pprof.Port)
+	if c.Pprof.Enabled && (c.Pprof.Port == c.Server.Port || c.Prometheus.Enabled && c.Pprof.Port == c.Prometheus.Port) {
+		// Profiles get a listener of their own, to keep off the network
+		// what the health port exposes.
+		v.fail("pprof.port", "%d is also server.port or prometheus.port: give the profiles a port of their own", c.Pprof.Port)
+	}
 
 	c.Logging = Logging{File: f.Logging.File, Format: defaultLogFormat, Level: defaultLogLevel}
 	if s := strings.ToLower(f.Logging.Format); s != "" {
