@@ -15,20 +15,11 @@ import (
 
 func loadAgent(t *testing.T, cm *corev1.ConfigMap, d *appsv1.Deployment, files func(string) []byte) *agentconfig.Config {
 	t.Helper()
-	root := t.TempDir()
-	text := materialize(t, cm.Data["armory-agent.yml"], d.Spec.Template.Spec, root, files)
-	c := d.Spec.Template.Spec.Containers[0]
-	if len(c.Args) != 2 || c.Args[1] != "/opt/armory/config/armory-agent.yml" {
-		t.Errorf("agent args %q", c.Args)
-	}
-	for _, m := range c.VolumeMounts {
+	path, text := writeRendered(t, cm, d, "armory-agent.yml", "/opt/armory/config/armory-agent.yml", files)
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
 		if m.Name == "config" && (m.MountPath != "/opt/armory/config" || m.SubPath != "") {
 			t.Errorf("config mount %+v: the agent follows its file's updates only through a directory mount", m)
 		}
-	}
-	path := filepath.Join(root, "armory-agent.yml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	cfg, err := agentconfig.Load(agentconfig.Source{Path: path})
 	if err != nil {

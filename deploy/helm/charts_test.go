@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +154,24 @@ func materialize(t *testing.T, config string, pod corev1.PodSpec, root string, c
 		}
 	}
 	return mountedPaths.ReplaceAllStringFunc(config, func(p string) string { return filepath.Join(root, p) })
+}
+
+// writeRendered materializes the configuration file name of cm (see
+// materialize), checks that the pod's container is started with
+// --config configPath, and writes the file under a new root; it returns
+// the file's path and content.
+func writeRendered(t *testing.T, cm *corev1.ConfigMap, d *appsv1.Deployment, name, configPath string, files func(string) []byte) (path, text string) {
+	t.Helper()
+	root := t.TempDir()
+	text = materialize(t, cm.Data[name], d.Spec.Template.Spec, root, files)
+	if args := d.Spec.Template.Spec.Containers[0].Args; len(args) != 2 || args[0] != "--config" || args[1] != configPath {
+		t.Errorf("container args %q, want --config %s", args, configPath)
+	}
+	path = filepath.Join(root, name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, text
 }
 
 // secretFiles stands in for the Secrets the values name.

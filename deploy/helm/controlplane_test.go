@@ -17,15 +17,7 @@ import (
 // carries, as the pod would see it, and builds its TLS configurations.
 func loadControlPlane(t *testing.T, cm *corev1.ConfigMap, d *appsv1.Deployment, files func(string) []byte) *cpconfig.Config {
 	t.Helper()
-	root := t.TempDir()
-	cfgText := materialize(t, cm.Data["controlplane.yml"], d.Spec.Template.Spec, root, files)
-	if args := d.Spec.Template.Spec.Containers[0].Args; len(args) != 2 || args[1] != "/etc/kubesvc/config/controlplane.yml" {
-		t.Errorf("controlplane args %q, want --config /etc/kubesvc/config/controlplane.yml", args)
-	}
-	path := filepath.Join(root, "controlplane.yml")
-	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, cfgText := writeRendered(t, cm, d, "controlplane.yml", "/etc/kubesvc/config/controlplane.yml", files)
 	cfg, err := cpconfig.Load(path)
 	if err != nil {
 		t.Fatalf("the rendered controlplane.yml does not load: %v\n%s", err, cfgText)

@@ -19,22 +19,16 @@ func (c *Config) ServerTLS(log *slog.Logger) (*tls.Config, *certs.Filter, error)
 	if !sec.Enabled {
 		return nil, nil, nil
 	}
-	if log == nil {
-		log = slog.Default()
-	}
 	auth := map[ClientAuth]tls.ClientAuthType{
 		ClientAuthNone: tls.NoClientCert, ClientAuthOptional: tls.VerifyClientCertIfGiven, ClientAuthRequire: tls.RequireAndVerifyClientCert,
 	}[sec.ClientAuth]
-	cfg, err := certs.NewServer(certs.ServerOptions{
+	cfg, err := newServerTLS("kubesvc.grpc.server.security", "gRPC TLS", log, certs.ServerOptions{
 		CertificateChain: sec.CertificateChain, PrivateKey: sec.PrivateKey, PrivateKeyPassword: sec.PrivateKeyPassword,
 		ClientAuth: auth, TrustCertCollection: sec.TrustCertCollection,
 		MinVersion: sec.MinVersion, MaxVersion: sec.MaxVersion, CipherSuites: sec.CipherSuites,
-		OnReloadError: func(err error) {
-			log.Error("gRPC TLS: rotated certificate files could not be loaded; still serving the previous ones", "err", err)
-		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubesvc.grpc.server.security: %w", err)
+		return nil, nil, err
 	}
 	if !c.GRPC.X509.Enabled {
 		return cfg, nil, nil
@@ -55,23 +49,29 @@ func (c *Config) RESTTLS(log *slog.Logger) (*tls.Config, error) {
 	if !ssl.Enabled {
 		return nil, nil
 	}
-	if log == nil {
-		log = slog.Default()
-	}
 	auth := map[string]tls.ClientAuthType{
 		SSLClientAuthNone: tls.NoClientCert, SSLClientAuthWant: tls.VerifyClientCertIfGiven, SSLClientAuthNeed: tls.RequireAndVerifyClientCert,
 	}[ssl.ClientAuth]
-	cfg, err := certs.NewServer(certs.ServerOptions{
+	return newServerTLS("server.ssl", "REST TLS", log, certs.ServerOptions{
 		CertificateChain: ssl.Certificate, PrivateKey: ssl.CertificatePrivateKey, PrivateKeyPassword: ssl.KeyPassword,
 		ClientAuth: auth, TrustCertCollection: ssl.TrustCertificate,
 		MinVersion: ssl.MinVersion, MaxVersion: ssl.MaxVersion, CipherSuites: ssl.CipherSuites,
 		NextProtos: []string{"h2", "http/1.1"},
-		OnReloadError: func(err error) {
-			log.Error("REST TLS: rotated certificate files could not be loaded; still serving the previous ones", "err", err)
-		},
 	})
+}
+
+// newServerTLS builds a server TLS configuration whose failed reloads are
+// logged (as what) and whose errors name the configuration key.
+func newServerTLS(key, what string, log *slog.Logger, o certs.ServerOptions) (*tls.Config, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	o.OnReloadError = func(err error) {
+		log.Error(what+": rotated certificate files could not be loaded; still serving the previous ones", "err", err)
+	}
+	cfg, err := certs.NewServer(o)
 	if err != nil {
-		return nil, fmt.Errorf("server.ssl: %w", err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return cfg, nil
 }
