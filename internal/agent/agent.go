@@ -129,6 +129,9 @@ type Config struct {
 	// NewExecutor builds the executor of operations for an account's
 	// cluster; nil refuses operations.
 	NewExecutor ExecutorFactory
+	// Proxy is what the agent relays of the control plane's Kubernetes
+	// API proxy (kubernetes.proxy.*); the zero value relays nothing.
+	Proxy ProxyConfig
 	// ResponseRetries governs resending results the control plane did not
 	// acknowledge (clouddriver.responseRetries.*). Nil: the defaults.
 	ResponseRetries *ResponseRetries
@@ -142,14 +145,15 @@ type Agent struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 
-	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors
+	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors, relays
 	accounts map[string]Account // from the configuration
 	dynamic  map[string]Account // added by the control plane
 	infos    map[string]*kubesvcv1.AccountInfo
 	// facts: what serving each account learnt, reused across sessions.
 	facts     *factsCache
 	executors map[string]cachedExecutor
-	operator  *operator // executes operations, keeps their results
+	relays    map[string]cachedRelay // the Kubernetes API proxy's, by account
+	operator  *operator              // executes operations, keeps their results
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
 }
@@ -165,6 +169,9 @@ type Stats struct {
 	Disconnects atomic.Int64
 	Truncated   atomic.Int64 // objects sent without their body (too large)
 	Streams     atomic.Int64 // streams running now (listed, watched or synthetic)
+	// Proxied counts Kubernetes API requests relayed to an API server;
+	// ProxyRefused those refused (kubernetes.proxy.*, Secrets...).
+	Proxied, ProxyRefused atomic.Int64
 }
 
 // New validates cfg and returns an agent; Run starts it.
@@ -199,6 +206,7 @@ func New(cfg Config) (*Agent, error) {
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
 		facts:     newFactsCache(),
 		executors: map[string]cachedExecutor{},
+		relays:    map[string]cachedRelay{},
 		operator:  newOperator(retries, cfg.Log),
 		changed:   make(chan struct{}, 1),
 	}
@@ -239,6 +247,7 @@ func (a *Agent) SetAccounts(accounts []Account) error {
 		_, dynamic := a.dynamic[name]
 		if !static && !dynamic {
 			delete(a.executors, name)
+			delete(a.relays, name)
 		}
 	}
 	dynamic := make(map[string]bool, len(a.dynamic))

@@ -123,6 +123,7 @@ func (a *Agent) deleteDynamic(names []string) []*kubesvcv1.AccountResult {
 			delete(a.dynamic, n)
 			delete(a.infos, n)
 			delete(a.executors, n)
+			delete(a.relays, n)
 		}
 		results = append(results, r)
 	}

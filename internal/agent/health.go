@@ -23,6 +23,8 @@ func (a *Agent) metricsHandler() http.Handler {
 	counter("kubesvc_events_bytes_sent_total", "Bytes of caching events sent.", a.stats.BatchBytes.Load)
 	counter("kubesvc_relists_total", "Streams listed from scratch.", a.stats.Relists.Load)
 	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
+	counter("kubesvc_proxy_requests_total", "Kubernetes API requests relayed for the control plane's proxy.", a.stats.Proxied.Load)
+	counter("kubesvc_proxy_refused_total", "Kubernetes API requests of the control plane's proxy refused (kubernetes.proxy.*, Secrets, tokens, upgrades).", a.stats.ProxyRefused.Load)
 	// Documented as a counter by Armory; it goes down when resources stop
 	// being watched, so it is a gauge here.
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -3,6 +3,8 @@ package agent
 import (
 	"fmt"
 	"sync"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
 
 // maxInbox bounds the requests (operations, account commands) the control
@@ -51,4 +53,19 @@ func (b *inbox[T]) take() []T {
 	out := b.items
 	b.items = nil
 	return out
+}
+
+// inboxes are a session's: what the receive loop hands to the other loops.
+type inboxes struct {
+	cmds   *inbox[*kubesvcv1.AccountCommand]
+	ops    *inbox[*kubesvcv1.Operation]
+	relays *inbox[*kubesvcv1.ProxyRequest]
+}
+
+func newInboxes() inboxes {
+	return inboxes{
+		cmds:   newInbox[*kubesvcv1.AccountCommand]("account commands"),
+		ops:    newInbox[*kubesvcv1.Operation]("operations"),
+		relays: newInbox[*kubesvcv1.ProxyRequest]("proxied requests"),
+	}
 }

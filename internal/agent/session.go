@@ -64,6 +64,8 @@ type session struct {
 	watched map[string]string
 	// assigned is what the control plane lets this session cache.
 	assigned *assignment
+	// proxies are the Kubernetes API requests being relayed.
+	proxies proxies
 }
 
 func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
@@ -329,8 +331,7 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 func (s *session) run(ctx context.Context, endStream context.CancelFunc, stream kubesvcv1.AgentService_ConnectClient, limit int) error {
 	a := s.agent
 	window := make(chan struct{}, maxInflightBatches)
-	cmds := newInbox[*kubesvcv1.AccountCommand]("account commands")
-	ops := newInbox[*kubesvcv1.Operation]("operations")
+	in := newInboxes()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		<-gctx.Done()
@@ -338,9 +339,10 @@ func (s *session) run(ctx context.Context, endStream context.CancelFunc, stream 
 		return nil
 	})
 	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
-	g.Go(func() error { return s.receiveLoop(gctx, stream, window, cmds, ops) })
-	g.Go(func() error { return s.commandLoop(gctx, cmds) })
-	g.Go(func() error { return s.operationLoop(gctx, ops) })
+	g.Go(func() error { return s.receiveLoop(gctx, stream, window, in) })
+	g.Go(func() error { return s.commandLoop(gctx, in.cmds) })
+	g.Go(func() error { return s.operationLoop(gctx, in.ops) })
+	g.Go(func() error { return s.proxyLoop(gctx, in.relays) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
 	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
 	return g.Wait()
@@ -358,9 +360,10 @@ func (a *Agent) heartbeatEvery() time.Duration {
 
 // receiveLoop handles what the control plane sends: acknowledgements free
 // window slots, account commands go to the command loop, operations to the
-// operation loop (through inboxes: it never waits for them), assignments
+// operation loop, proxied requests to the proxy loop (through inboxes: it
+// never waits for them), proxy windows and cancels to their requests, assignments
 // change what is cached. The stream's context ends it.
-func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, cmds *inbox[*kubesvcv1.AccountCommand], ops *inbox[*kubesvcv1.Operation]) error {
+func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, window chan struct{}, in inboxes) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -374,15 +377,23 @@ func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService
 				return errors.New("control plane acknowledged a batch that was not sent")
 			}
 		case *kubesvcv1.ControlMessage_AccountCommand:
-			if err := cmds.push(m.GetAccountCommand()); err != nil {
+			if err := in.cmds.push(m.GetAccountCommand()); err != nil {
 				return err
 			}
 		case *kubesvcv1.ControlMessage_Operation:
-			if err := ops.push(m.GetOperation()); err != nil {
+			if err := in.ops.push(m.GetOperation()); err != nil {
 				return err
 			}
 		case *kubesvcv1.ControlMessage_Assignment:
 			s.assign(m.GetAssignment())
+		case *kubesvcv1.ControlMessage_ProxyRequest:
+			if err := in.relays.push(m.GetProxyRequest()); err != nil {
+				return err
+			}
+		case *kubesvcv1.ControlMessage_ProxyWindow:
+			s.proxies.refill(m.GetProxyWindow().GetId(), m.GetProxyWindow().GetChunks())
+		case *kubesvcv1.ControlMessage_ProxyCancel:
+			s.proxies.cancel(m.GetProxyCancel().GetId())
 		case *kubesvcv1.ControlMessage_OperationResultAck:
 			s.agent.operator.results.ack(m.GetOperationResultAck().GetId())
 		case *kubesvcv1.ControlMessage_Heartbeat:

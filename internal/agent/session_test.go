@@ -38,7 +38,7 @@ func startSender(t *testing.T, d *controlPlaneDouble, in chan item, limit int) *
 	s := &sender{agent: a, in: in, window: make(chan struct{}, maxInflightBatches), sendErr: make(chan error, 1), recvErr: make(chan error, 1)}
 	go func() { s.sendErr <- a.sendLoop(ctx, stream, in, s.window, limit) }()
 	go func() {
-		s.recvErr <- newSession(a, &kubesvcv1.Welcome{}).receiveLoop(ctx, stream, s.window, newInbox[*kubesvcv1.AccountCommand]("account commands"), newInbox[*kubesvcv1.Operation]("operations"))
+		s.recvErr <- newSession(a, &kubesvcv1.Welcome{}).receiveLoop(ctx, stream, s.window, newInboxes())
 	}()
 	var stopped bool
 	s.stop = func() {

@@ -80,6 +80,7 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		Accounts:          Accounts(cfg),
 		NoProxy:           cfg.Clouddriver.NoProxy,
 		KubernetesNoProxy: cfg.Kubernetes.NoProxy,
+		Proxy:             agent.ProxyConfig{Enabled: cfg.Kubernetes.Proxy.Enabled, Writes: !cfg.Kubernetes.Proxy.ReadOnly},
 		Log:               log,
 
 		DisableDynamicAccounts: !cfg.DynamicAccountsEnabled,

@@ -62,6 +62,14 @@ type Config struct {
 	// left open: it tells nothing but that the server is up.
 	ClientSubjects SubjectFilter
 
+	// Proxy serves the Kubernetes API proxy (kubesvc.proxy.enabled):
+	// /agents/kubernetes/accounts/{account}/proxy/... relays to the
+	// account's API server through its agent, which decides what it
+	// relays. Anyone who can reach the REST API can use it: enable it
+	// with the REST API behind client certificates (server.ssl) or a
+	// gateway that authenticates.
+	Proxy bool
+
 	// BaseURL is where other replicas reach this one's REST API, for
 	// forwarding (kubesvc.cluster-kubernetes / static peers). Default
 	// http://<host name>:<HTTP port>.

@@ -13,6 +13,7 @@ type metrics struct {
 	persistSeconds prometheus.Histogram
 	droppedChanges prometheus.Counter
 	unauthorized   prometheus.Counter
+	proxied        *prometheus.CounterVec // by HTTP status
 
 	// The cluster as this replica last read it (AssignInterval).
 	replicas         prometheus.Gauge
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kubesvc_controlplane_grpc_unauthorized_total",
 			Help: "gRPC calls refused because the client certificate was missing or its subject matched no kubesvc.grpc.auth.x509 filter.",
 		}),
+		proxied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubesvc_controlplane_proxy_requests_total",
+			Help: "Requests to the Kubernetes API proxy, by the HTTP status answered (499: the client left first).",
+		}, []string{"code"}),
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kubesvc_controlplane_batch_persist_seconds",
 			Help:    "Time to persist one change batch.",
@@ -60,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Agents connected to each control-plane replica.",
 		}, []string{"replica"}),
 	}
-	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.unauthorized, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
+	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.unauthorized, m.proxied, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
 	return m
 }
 

@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /armory/agents/{agentId}", s.getAgent)
 	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}", s.getAgentAccount)
 	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", s.getNamespaces)
+	mux.HandleFunc("/agents/kubernetes/accounts/{accountName}/proxy/{path...}", s.proxyAPI)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
 	s.clusterRoutes(mux)

@@ -28,9 +28,10 @@ type session struct {
 	done                         chan struct{}                  // closed when Connect returns
 	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
 
-	pendingMu  sync.Mutex // guards pending, pendingOps and closed
+	pendingMu  sync.Mutex // guards pending, pendingOps, relays and closed
 	pending    map[string]pendingCommand
 	pendingOps map[string]chan *kubesvcv1.OperationResult
+	relays     map[string]*relayed // Kubernetes API requests, by id
 	// closed is set just before done is closed: results are no longer
 	// handed to waiters (who may have seen done and given up), so they
 	// are not acknowledged and the agent sends them again.
@@ -95,12 +96,14 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		out:         make(chan *kubesvcv1.ControlMessage, 16),
 		pending:     map[string]pendingCommand{},
 		pendingOps:  map[string]chan *kubesvcv1.OperationResult{},
+		relays:      map[string]*relayed{},
 
 		dynamicAccounts: hello.GetDynamicAccountsEnabled(),
 		assignable:      hello.GetAssignable(),
 		lastSeen:        now,
 		accounts:        map[string]*accountState{},
 	}
+	in.proxy.Store(sess)
 	defer func() {
 		sess.pendingMu.Lock()
 		sess.closed = true
@@ -258,6 +261,8 @@ func validateHello(h *kubesvcv1.Hello) error {
 type inbox struct {
 	to   chan<- *kubesvcv1.AgentMessage
 	fast atomic.Pointer[func(*kubesvcv1.OperationResult) bool]
+	// proxy takes the parts of relayed answers (never behind batches).
+	proxy atomic.Pointer[session]
 }
 
 // deliver installs f, which reports whether it took a result.
@@ -273,6 +278,12 @@ func (in *inbox) receive(ctx context.Context, stream kubesvcv1.AgentService_Conn
 			if f := in.fast.Load(); f != nil && (*f)(res) {
 				continue
 			}
+		}
+		if f := m.GetProxyResponse(); f != nil {
+			if sess := in.proxy.Load(); sess != nil {
+				sess.deliverProxy(f)
+			}
+			continue
 		}
 		select {
 		case in.to <- m:

@@ -125,6 +125,14 @@ type Kubernetes struct {
 	CacheGroupDelay  time.Duration // pause between start-up groups
 	Retries          KubeRetries
 	ServerSideApply  ServerSideApply
+	Proxy            KubeProxy
+}
+
+// KubeProxy is kubernetes.proxy.*: whether the agent relays the control
+// plane's Kubernetes API requests (Enabled), and only reads (ReadOnly,
+// default true).
+type KubeProxy struct {
+	Enabled, ReadOnly bool
 }
 
 // KubeRetries is kubernetes.retries.*: retrying failed Kubernetes API requests.

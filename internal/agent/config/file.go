@@ -100,6 +100,14 @@ type FileKubernetes struct {
 	CacheGroupDelayMs  int                 `yaml:"cacheGroupDelayMs"`
 	Retries            FileKubeRetries     `yaml:"retries"`
 	ServerSideApply    FileServerSideApply `yaml:"serverSideApply"`
+	Proxy              FileKubeProxy       `yaml:"proxy"`
+}
+
+// FileKubeProxy is kubernetes.proxy (ours): what the agent relays of the
+// control plane's Kubernetes API proxy.
+type FileKubeProxy struct {
+	Enabled  bool  `yaml:"enabled"`
+	ReadOnly *bool `yaml:"readOnly"`
 }
 
 // FileAccount is one item of kubernetes.accounts. KubeconfigFile is also

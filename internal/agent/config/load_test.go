@@ -58,6 +58,7 @@ func TestDefaults(t *testing.T) {
 			Retries: KubeRetries{Enabled: true, MaxRetries: 3, BackOff: 3 * time.Second,
 				RetryableErrors: []string{"timeout", "deadline exceeded"}},
 			ServerSideApply: ServerSideApply{Enabled: SSAAllowed, ClearManagedFields: SSAAllowed, ManifestDefaults: SSAAllowed},
+			Proxy:           KubeProxy{ReadOnly: true},
 		},
 		Tasks:                  Tasks{TotalBudget: 32, BudgetPerAccount: 8},
 		Server:                 Server{Port: 8082},
@@ -122,6 +123,7 @@ clouddriver:
     token: s3cret
 kubernetes:
   noProxy: true
+  proxy: {enabled: true, readOnly: false}
   reconnectTimeoutMs: 1000
   cacheGroupSize: 10
   cacheGroupDelayMs: 250
@@ -180,6 +182,9 @@ dynamicAccountsEnabled: false
 	k := c.Kubernetes
 	if !k.NoProxy || k.ReconnectTimeout != time.Second || k.CacheGroupSize != 10 || k.CacheGroupDelay != 250*time.Millisecond {
 		t.Errorf("kubernetes = %+v", k)
+	}
+	if k.Proxy != (KubeProxy{Enabled: true, ReadOnly: false}) {
+		t.Errorf("proxy = %+v", k.Proxy)
 	}
 	if want := (KubeRetries{false, 1, 10 * time.Millisecond, true, []string{"boom"}}); !reflect.DeepEqual(k.Retries, want) {
 		t.Errorf("retries = %+v", k.Retries)

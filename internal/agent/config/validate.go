@@ -185,6 +185,7 @@ func (v *validator) kubernetes(f *FileKubernetes) Kubernetes {
 		ReconnectTimeout: ms(orDefault(f.ReconnectTimeoutMs, int(defaultReconnectTimeout/time.Millisecond))),
 		CacheGroupSize:   f.CacheGroupSize,
 		CacheGroupDelay:  ms(f.CacheGroupDelayMs),
+		Proxy:            KubeProxy{Enabled: f.Proxy.Enabled, ReadOnly: orDefault(f.Proxy.ReadOnly, true)},
 		Retries: KubeRetries{
 			Enabled:         orDefault(f.Retries.Enabled, defaultRetriesEnabled),
 			MaxRetries:      orDefault(f.Retries.MaxRetries, defaultRetriesMax),

@@ -61,6 +61,9 @@ type Config struct {
 	// OperationHistoryRetention is how long rows of kubesvc_ops_history are
 	// kept (kubesvc.jobs.operation-history.purge.weeks).
 	OperationHistoryRetention time.Duration
+	// Proxy serves the Kubernetes API proxy through the agents
+	// (kubesvc.proxy.enabled, ours).
+	Proxy bool
 	// LoadBalancer names the account load-balancing algorithm
 	// (kubesvc.loadBalancer); empty: the default.
 	LoadBalancer string

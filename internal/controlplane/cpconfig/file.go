@@ -69,9 +69,16 @@ type FileKubesvc struct {
 	// peer endpoints (ours).
 	PeerSecretFile string `yaml:"peerSecretFile"`
 	// PeerTLS verifies the other replicas' REST API (ours).
-	PeerTLS      FilePeerTLS `yaml:"peerTls"`
-	Jobs         FileJobs    `yaml:"jobs"`
-	LoadBalancer string      `yaml:"loadBalancer"`
+	PeerTLS FilePeerTLS `yaml:"peerTls"`
+	// Proxy is the Kubernetes API proxy through the agents (ours).
+	Proxy        FileProxy `yaml:"proxy"`
+	Jobs         FileJobs  `yaml:"jobs"`
+	LoadBalancer string    `yaml:"loadBalancer"`
+}
+
+// FileProxy is kubesvc.proxy (ours).
+type FileProxy struct {
+	Enabled *bool `yaml:"enabled"`
 }
 
 // FileGRPC is kubesvc.grpc.

@@ -30,5 +30,6 @@ func (c *Config) ServerConfig(log *slog.Logger) controlplane.Config {
 		HeartbeatInitialDelay: c.Heartbeat.InitialDelay,
 		NoHeartbeat:           !c.Heartbeat.Enabled,
 		AccountCleanup:        c.Cache.AccountCleanupFrequency,
+		Proxy:                 c.Proxy,
 	}
 }

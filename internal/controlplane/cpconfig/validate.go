@@ -119,6 +119,7 @@ func New(f *File) (*Config, error) {
 			SSL:     v.ssl(&f.Server.SSL),
 		},
 		LoadBalancer: strings.TrimSpace(k.LoadBalancer),
+		Proxy:        orDefault(k.Proxy.Enabled, false),
 	}
 	if c.ID == "" {
 		if h, err := os.Hostname(); err == nil && h != "" {

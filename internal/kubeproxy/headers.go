@@ -1,0 +1,74 @@
+package kubeproxy
+
+import (
+	"net/http"
+	"slices"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+// requestHeaders are the client headers relayed to the API server: content
+// negotiation and preconditions. Credentials (Authorization, cookies) and
+// impersonation never are: the agent's own credentials authenticate.
+var requestHeaders = []string{
+	"Accept", "Accept-Encoding", "Content-Type", "Content-Encoding", "User-Agent",
+	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+}
+
+// RequestHeaders returns the headers of h the proxy relays.
+func RequestHeaders(h http.Header) []*kubesvcv1.Header {
+	var out []*kubesvcv1.Header
+	for _, name := range requestHeaders {
+		if v := h.Values(name); len(v) > 0 {
+			out = append(out, &kubesvcv1.Header{Name: name, Values: slices.Clone(v)})
+		}
+	}
+	return out
+}
+
+// hopByHop are the response headers of one connection, not relayed (the
+// control plane frames the body itself: Content-Length goes too).
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Connection": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+}
+
+// ResponseHeaders returns the headers of an API server answer to relay.
+func ResponseHeaders(h http.Header) []*kubesvcv1.Header {
+	var out []*kubesvcv1.Header
+	for name, v := range h {
+		if !hopByHop[http.CanonicalHeaderKey(name)] {
+			out = append(out, &kubesvcv1.Header{Name: name, Values: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b *kubesvcv1.Header) int {
+		switch {
+		case a.GetName() < b.GetName():
+			return -1
+		case a.GetName() > b.GetName():
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// SetHeaders adds hs to h, keeping only allowed (by canonical name) when
+// allowed is not nil; the receiving end filters again.
+func SetHeaders(h http.Header, hs []*kubesvcv1.Header, allowed func(string) bool) {
+	for _, x := range hs {
+		name := http.CanonicalHeaderKey(x.GetName())
+		if allowed != nil && !allowed(name) {
+			continue
+		}
+		for _, v := range x.GetValues() {
+			h.Add(name, v)
+		}
+	}
+}
+
+// AllowedRequestHeader reports whether a relayed request may carry name.
+func AllowedRequestHeader(name string) bool { return slices.Contains(requestHeaders, name) }
+
+// AllowedResponseHeader reports whether a relayed answer may carry name.
+func AllowedResponseHeader(name string) bool { return !hopByHop[name] }
