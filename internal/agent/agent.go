@@ -170,8 +170,9 @@ type Stats struct {
 	Truncated   atomic.Int64 // objects sent without their body (too large)
 	Streams     atomic.Int64 // streams running now (listed, watched or synthetic)
 	// Proxied counts Kubernetes API requests relayed to an API server;
-	// ProxyRefused those refused (kubernetes.proxy.*, Secrets...).
-	Proxied, ProxyRefused atomic.Int64
+	// ProxyRefused those refused (kubernetes.proxy.*, Secrets...);
+	// ProxyActive those being relayed now.
+	Proxied, ProxyRefused, ProxyActive atomic.Int64
 }
 
 // New validates cfg and returns an agent; Run starts it.

@@ -25,6 +25,10 @@ func (a *Agent) metricsHandler() http.Handler {
 	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
 	counter("kubesvc_proxy_requests_total", "Kubernetes API requests relayed for the control plane's proxy.", a.stats.Proxied.Load)
 	counter("kubesvc_proxy_refused_total", "Kubernetes API requests of the control plane's proxy refused (kubernetes.proxy.*, Secrets, tokens, upgrades).", a.stats.ProxyRefused.Load)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kubesvc_proxy_requests_in_flight",
+		Help: "Kubernetes API requests being relayed for the control plane's proxy now (watches included).",
+	}, func() float64 { return float64(a.stats.ProxyActive.Load()) }))
 	// Documented as a counter by Armory; it goes down when resources stop
 	// being watched, so it is a gauge here.
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

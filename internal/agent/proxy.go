@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,10 +84,12 @@ func (s *session) startProxy(ctx context.Context, req *kubesvcv1.ProxyRequest) {
 			s.proxyRefuse(ctx, req.GetId(), http.StatusTooManyRequests, fmt.Sprintf("this agent relays at most %d requests at once", maxProxied))
 			return
 		}
+		s.agent.stats.ProxyActive.Add(1)
 		defer func() {
 			p.mu.Lock()
 			delete(p.calls, req.GetId())
 			p.mu.Unlock()
+			s.agent.stats.ProxyActive.Add(-1)
 		}()
 		s.relay(ctx, req, call)
 	})
@@ -164,6 +167,10 @@ func (s *session) relay(ctx context.Context, req *kubesvcv1.ProxyRequest, call *
 		var resp *http.Response
 		if resp, err = r.Do(ctx, req); err == nil {
 			defer resp.Body.Close()
+			// A read blocked on a quiet watch ends when the request is
+			// cancelled or the session ends.
+			stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
+			defer stop()
 			a.stats.Proxied.Add(1)
 			err = s.stream(ctx, id, resp, call)
 		}
@@ -182,8 +189,8 @@ func (s *session) stream(ctx context.Context, id string, resp *http.Response, ca
 	if err := s.proxySend(ctx, head); err != nil {
 		return err
 	}
+	buf := make([]byte, proxyChunk)
 	for {
-		buf := make([]byte, proxyChunk) // sent as is: not reused
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			select {
@@ -191,7 +198,9 @@ func (s *session) stream(ctx context.Context, id string, resp *http.Response, ca
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			if err := s.proxySend(ctx, &kubesvcv1.ProxyResponse{Id: id, Body: buf[:n]}); err != nil {
+			// A copy of what was read (a watch event is a few hundred
+			// bytes): the message waits in the send queue.
+			if err := s.proxySend(ctx, &kubesvcv1.ProxyResponse{Id: id, Body: bytes.Clone(buf[:n])}); err != nil {
 				return err
 			}
 		}

@@ -197,6 +197,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), kubeproxy.AllowedResponseHeader)
 	w.WriteHeader(int(head.GetStatus()))
 	rc := http.NewResponseController(w)
+	// The status and headers go out now: a watch's client waits for them
+	// before any event comes.
+	_ = rc.Flush()
 	taken := 0 // chunks written since the last window update
 	for f := head; ; {
 		if len(f.GetBody()) > 0 {

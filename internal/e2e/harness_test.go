@@ -124,6 +124,8 @@ type cpOptions struct {
 	opWait time.Duration
 	// accountCleanup is kubesvc.cache.accountCleanupFrequencySeconds.
 	accountCleanup time.Duration
+	// proxy serves the Kubernetes API proxy (kubesvc.proxy.enabled).
+	proxy bool
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
@@ -176,7 +178,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	}
 	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, Log: log.With("component", "controlplane"),
 		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects,
-		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS}
+		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}
@@ -262,13 +264,24 @@ func startAgent(t *testing.T, target string, accounts ...agent.Account) *running
 
 func startAgentAs(t *testing.T, id, zone, target string, accounts ...agent.Account) *runningAgent {
 	t.Helper()
-	a, err := agent.New(agent.Config{
+	return startAgentWith(t, id, zone, target, nil, accounts...)
+}
+
+// startAgentWith starts an agent whose configuration mod adjusts (nil:
+// the tests' defaults).
+func startAgentWith(t *testing.T, id, zone, target string, mod func(*agent.Config), accounts ...agent.Account) *runningAgent {
+	t.Helper()
+	cfg := agent.Config{
 		ID: id, ZoneID: zone, Version: "test",
 		Target: target, Accounts: accounts, KeepaliveTime: 10 * time.Second, KeepaliveTimeout: 5 * time.Second,
 		NewExecutor: agent.OpsExecutors(ops.Options{}),
 		Backoff:     agent.Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 		Log:         testLogger(t).With("component", "agent"),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

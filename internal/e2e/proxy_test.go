@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+// proxyClient is a client-go clientset whose server is the control plane's
+// Kubernetes API proxy for account: every request goes REST -> control
+// plane -> agent's stream -> API server.
+func proxyClient(t *testing.T, base, account string) (*kubernetes.Clientset, string) {
+	t.Helper()
+	host := base + "/agents/kubernetes/accounts/" + account + "/proxy"
+	// No Timeout: client-go would apply it to watches too.
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, host
+}
+
+// rawGet GETs url and returns the status and body.
+func rawGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func relaying(mod func(*agent.Config)) func(*agent.Config) {
+	return func(c *agent.Config) {
+		c.Proxy = agent.ProxyConfig{Enabled: true, Writes: true}
+		if mod != nil {
+			mod(c)
+		}
+	}
+}
+
+// A client-go clientset pointed at the proxy works against the account's
+// cluster: discovery, writes, reads, lists larger than the flow-control
+// window, and watches, which end on the agent when the client stops. Secrets
+// and service account tokens are refused, and a Secret's data never shows
+// in any answer.
+func TestKubernetesAPIProxy(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy"})
+	direct, _ := clients(t, cluster)
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db"), proxy: true})
+	ag := startAgentWith(t, "agent-proxy", "zone-test", cp.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"ConfigMap"}})
+	cp.watching(t, "main")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*wait)
+	defer cancel()
+	pc, host := proxyClient(t, cp.http, "main")
+
+	// Discovery.
+	want, err := direct.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pc.Discovery().ServerVersion()
+	if err != nil || got.GitVersion != want.GitVersion {
+		t.Fatalf("version through the proxy: %+v, %v; want %s", got, err, want.GitVersion)
+	}
+	if _, err := pc.Discovery().ServerPreferredResources(); err != nil {
+		t.Fatalf("discovery through the proxy: %v", err)
+	}
+
+	// A write through the proxy reaches the cluster; reads see it.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "proxied"}}
+	if _, err := pc.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create a namespace through the proxy: %v", err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "via-proxy", Namespace: "proxied"}, Data: map[string]string{"k": "v"}}
+	if _, err := pc.CoreV1().ConfigMaps("proxied").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create through the proxy: %v", err)
+	}
+	if got, err := direct.CoreV1().ConfigMaps("proxied").Get(ctx, "via-proxy", metav1.GetOptions{}); err != nil || got.Data["k"] != "v" {
+		t.Fatalf("the proxied create did not reach the cluster: %v %v", got, err)
+	}
+	if _, err := pc.CoreV1().ConfigMaps("proxied").Get(ctx, "missing", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a missing object through the proxy: %v, want the API server's NotFound", err)
+	}
+
+	// A list of ~1.2 MiB, incompressible (the API server gzips large
+	// answers): more than the window (16 chunks of 32 KiB), so the control
+	// plane must return the window as the client reads.
+	for i := range 300 {
+		big := make([]byte, 3<<10)
+		_, _ = rand.Read(big)
+		c := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%03d", i), Namespace: "proxied"}, Data: map[string]string{"d": base64.StdEncoding.EncodeToString(big)}}
+		if _, err := direct.CoreV1().ConfigMaps("proxied").Create(ctx, c, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := pc.CoreV1().ConfigMaps("proxied").List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) < 301 {
+		t.Fatalf("large list through the proxy: %d items, %v", len(list.Items), err)
+	}
+
+	// A watch streams events as they happen, and stopping it ends the
+	// relayed request on the agent.
+	w, err := pc.CoreV1().ConfigMaps("proxied").Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatalf("watch through the proxy: %v", err)
+	}
+	eventually(t, wait, func() string {
+		if n := ag.Stats().ProxyActive.Load(); n != 1 {
+			return fmt.Sprintf("relayed requests in flight during the watch: %d, want 1", n)
+		}
+		return ""
+	})
+	if _, err := direct.CoreV1().ConfigMaps("proxied").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched", Namespace: "proxied"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(wait)
+	for seen := false; !seen; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the proxied watch ended before the event")
+			}
+			if m, isCM := ev.Object.(*corev1.ConfigMap); isCM && ev.Type == watch.Added && m.Name == "watched" {
+				seen = true
+			}
+		case <-timeout:
+			t.Fatal("no ADDED event through the proxied watch")
+		}
+	}
+	w.Stop()
+	eventually(t, wait, func() string {
+		if n := ag.Stats().ProxyActive.Load(); n != 0 {
+			return fmt.Sprintf("%d relayed requests still in flight after the watch stopped", n)
+		}
+		return ""
+	})
+
+	// Secrets and tokens are refused by the control plane and the agent
+	// alike; the Secret's data shows nowhere.
+	const sentinel = "proxy-sentinel-7f3a9c"
+	if _, err := direct.CoreV1().Secrets("proxied").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "proxied"},
+		StringData: map[string]string{"password": sentinel}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.CoreV1().Secrets("proxied").Get(ctx, "s", metav1.GetOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "Secret data never leaves the agent") {
+		t.Errorf("get a Secret through the proxy: %v, want Forbidden", err)
+	}
+	if _, err := pc.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list Secrets through the proxy: %v, want Forbidden", err)
+	}
+	if _, err := pc.CoreV1().ServiceAccounts("proxied").CreateToken(ctx, "default", nil, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a token through the proxy: %v, want Forbidden", err)
+	}
+	for _, p := range []string{"/api/v1/watch/namespaces/proxied/secrets", "/api/v1/namespaces/proxied/secrets/s", "/api/v1/secrets?watch=1", "/metrics", "/api/v1/namespaces/proxied/pods/p/exec"} {
+		code, body := rawGet(t, host+p)
+		if code != http.StatusForbidden || strings.Contains(body, sentinel) || !strings.Contains(body, `"kind":"Status"`) {
+			t.Errorf("GET %s through the proxy: %d %s, want a 403 Status", p, code, body)
+		}
+	}
+	// A namespace's list of everything it may read: ConfigMaps yes, the
+	// Secret's data no (the API server would list it; the proxy does not
+	// relay the kind at all).
+	if _, body := rawGet(t, host+"/api/v1/namespaces/proxied/configmaps"); strings.Contains(body, sentinel) {
+		t.Error("the Secret's data in a proxied ConfigMap list")
+	}
+
+	// Unknown account: the proxy's own NotFound.
+	other, _ := proxyClient(t, cp.http, "nope")
+	if _, err := other.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "no connected agent serves it") {
+		t.Errorf("proxy to an unknown account: %v", err)
+	}
+	code, body := rawGet(t, cp.http+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, `kubesvc_controlplane_proxy_requests_total{code="403"}`) || !strings.Contains(body, `kubesvc_controlplane_proxy_requests_total{code="201"}`) {
+		t.Errorf("proxy metrics: %d\n%s", code, grepLines(body, "proxy"))
+	}
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
+}
+
+// The proxy is off unless both ends enable it, and an agent relays only
+// reads unless told otherwise; each refusal names the setting.
+func TestKubernetesAPIProxySettings(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy-settings"})
+	ctx := t.Context()
+	acct := func(name string) agent.Account {
+		return agent.Account{Name: name, KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"ConfigMap"}}
+	}
+
+	off := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "off.db")})
+	startAgentWith(t, "agent-off-cp", "zone-test", off.grpc, relaying(nil), acct("main"))
+	off.watching(t, "main")
+	pc, _ := proxyClient(t, off.http, "main")
+	if _, err := pc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "kubesvc.proxy.enabled") {
+		t.Errorf("control plane without kubesvc.proxy.enabled: %v", err)
+	}
+
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "on.db"), proxy: true})
+	startAgentWith(t, "agent-default", "zone-test", cp.grpc, nil, acct("closed"))
+	startAgentWith(t, "agent-reads", "zone-test", cp.grpc, relaying(func(c *agent.Config) { c.Proxy.Writes = false }), acct("reads"))
+	cp.watching(t, "closed")
+	cp.watching(t, "reads")
+
+	closed, _ := proxyClient(t, cp.http, "closed")
+	if _, err := closed.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "kubernetes.proxy.enabled") {
+		t.Errorf("agent without kubernetes.proxy.enabled: %v", err)
+	}
+	reads, _ := proxyClient(t, cp.http, "reads")
+	if _, err := reads.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+		t.Errorf("a read through a read-only agent: %v", err)
+	}
+	_, err := reads.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "refused"}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "kubernetes.proxy.readOnly") {
+		t.Errorf("a write through a read-only agent: %v", err)
+	}
+	direct, _ := clients(t, cluster)
+	if _, err := direct.CoreV1().ConfigMaps("default").Get(ctx, "refused", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused write reached the cluster: %v", err)
+	}
+}
+
+// A proxied request to a replica that does not hold the agent is forwarded
+// to the one that does, watches included.
+func TestKubernetesAPIProxyThroughAnotherReplica(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy-replicas"})
+	db := filepath.Join(t.TempDir(), "cluster.db")
+	start := func(id string) *controlPlane {
+		addr := freeAddr(t)
+		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: true, httpAddr: addr, baseURL: "http://" + addr})
+	}
+	holder, entry := start("cp-holder"), start("cp-entry")
+	ag := startAgentWith(t, "agent-replicas", "zone-test", holder.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"ConfigMap"}})
+	holder.watching(t, "main")
+	pc, _ := proxyClient(t, entry.http, "main")
+	ctx := t.Context()
+	// The entry replica learns where the agent is from the database.
+	eventually(t, wait, func() string {
+		if _, err := pc.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return fmt.Sprintf("get through the entry replica: %v", err)
+		}
+		return ""
+	})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := pc.CoreV1().ConfigMaps("default").Watch(wctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("watch through the entry replica: %v", err)
+	}
+	direct, _ := clients(t, cluster)
+	if _, err := direct.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "forwarded"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(wait)
+	for seen := false; !seen; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the forwarded watch ended before the event")
+			}
+			if m, isCM := ev.Object.(*corev1.ConfigMap); isCM && m.Name == "forwarded" {
+				seen = true
+			}
+		case <-timeout:
+			t.Fatal("no event through the forwarded watch")
+		}
+	}
+	w.Stop()
+	eventually(t, wait, func() string {
+		if n := ag.Stats().ProxyActive.Load(); n != 0 {
+			return fmt.Sprintf("%d relayed requests in flight after the forwarded watch stopped", n)
+		}
+		return ""
+	})
+}

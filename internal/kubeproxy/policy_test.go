@@ -1,0 +1,156 @@
+package kubeproxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		want Target
+	}{
+		{"/version", Target{Discovery: true}},
+		{"/api", Target{Discovery: true}},
+		{"/api/v1", Target{Discovery: true, Version: "v1"}},
+		{"/apis/apps", Target{Discovery: true, Group: "apps"}},
+		{"/apis/apps/v1/", Target{Discovery: true, Group: "apps", Version: "v1"}},
+		{"/openapi/v3/apis/apps/v1", Target{Discovery: true}},
+		{"/api/v1/pods", Target{Version: "v1", Resource: "pods"}},
+		{"/api/v1/namespaces", Target{Version: "v1", Resource: "namespaces"}},
+		{"/api/v1/namespaces/ns", Target{Version: "v1", Namespace: "ns", Resource: "namespaces", Name: "ns"}},
+		{"/api/v1/namespaces/ns/finalize", Target{Version: "v1", Namespace: "ns", Resource: "namespaces", Name: "ns", Subresource: "finalize"}},
+		{"/api/v1/namespaces/ns/secrets", Target{Version: "v1", Namespace: "ns", Resource: "secrets"}},
+		{"/api/v1/namespaces/ns/pods/p/log", Target{Version: "v1", Namespace: "ns", Resource: "pods", Name: "p", Subresource: "log"}},
+		{"/api/v1/watch/namespaces/ns/secrets", Target{Version: "v1", Namespace: "ns", Resource: "secrets", Watch: true}},
+		{"/api/v1/watch/secrets", Target{Version: "v1", Resource: "secrets", Watch: true}},
+		{"/apis/apps/v1/namespaces/ns/deployments/d/scale", Target{Group: "apps", Version: "v1", Namespace: "ns", Resource: "deployments", Name: "d", Subresource: "scale"}},
+	} {
+		got, r := Parse(c.path)
+		if r != nil || got != c.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.path, got, r, c.want)
+		}
+	}
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"", http.StatusBadRequest},
+		{"api/v1", http.StatusBadRequest},
+		{"/api/../metrics", http.StatusBadRequest},
+		{"/api//v1", http.StatusBadRequest},
+		{"/api/v1/./secrets", http.StatusBadRequest},
+		{"/", http.StatusForbidden},
+		{"/metrics", http.StatusForbidden},
+		{"/logs/x", http.StatusForbidden},
+		{"/debug/pprof/", http.StatusForbidden},
+		{"/version/x", http.StatusForbidden},
+		{"/openapi/v9", http.StatusForbidden},
+		{"/api/v1/namespaces/ns/pods/p/log/extra", http.StatusNotFound},
+	} {
+		if got, r := Parse(c.path); r == nil || r.Code != c.code {
+			t.Errorf("Parse(%q) = %+v, %v; want a %d refusal", c.path, got, r, c.code)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	parse := func(p string) Target {
+		t.Helper()
+		tg, r := Parse(p)
+		if r != nil {
+			t.Fatalf("Parse(%q): %v", p, r)
+		}
+		return tg
+	}
+	for _, c := range []struct {
+		method, path string
+		writes       bool
+		code         int // 0: relayed
+		says         string
+	}{
+		{"GET", "/api/v1/namespaces/ns/pods", false, 0, ""},
+		{"HEAD", "/api/v1/namespaces/ns/pods/p/log", false, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/configmaps", true, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/configmaps", false, 403, "relays only reads (the.key)"},
+		{"PATCH", "/apis/apps/v1/namespaces/ns/deployments/d/scale", false, 403, "the.key"},
+		{"DELETE", "/api/v1/namespaces/ns", true, 0, ""},
+		{"GET", "/api/v1/namespaces/ns/secrets/s", true, 403, "Secret data never leaves the agent"},
+		{"GET", "/api/v1/secrets", true, 403, "Secrets are not relayed"},
+		{"GET", "/api/v1/watch/namespaces/ns/secrets", true, 403, "Secrets are not relayed"},
+		{"POST", "/api/v1/namespaces/ns/secrets", true, 403, "Secrets are not relayed"},
+		// A custom resource named secrets in another group is not a Secret.
+		{"GET", "/apis/example.com/v1/namespaces/ns/secrets", false, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", true, 403, "tokens are not relayed"},
+		{"GET", "/api/v1/namespaces/ns/serviceaccounts/sa", false, 0, ""},
+		{"GET", "/api/v1/namespaces/ns/pods/p/exec", true, 403, "connection upgrade"},
+		{"POST", "/api/v1/namespaces/ns/pods/p/attach", true, 403, "connection upgrade"},
+		{"GET", "/api/v1/namespaces/ns/pods/p/portforward", true, 403, "connection upgrade"},
+		{"GET", "/api/v1/namespaces/ns/services/s/proxy", true, 403, "own proxy"},
+		{"CONNECT", "/api/v1/pods", true, 405, "not relayed"},
+		{"OPTIONS", "/api/v1/pods", true, 405, "not relayed"},
+	} {
+		r := Check(c.method, parse(c.path), c.writes, "the.key")
+		switch {
+		case c.code == 0 && r != nil:
+			t.Errorf("%s %s: refused %v, want relayed", c.method, c.path, r)
+		case c.code != 0 && (r == nil || r.Code != c.code || !strings.Contains(r.Message, c.says)):
+			t.Errorf("%s %s: %+v, want %d saying %q", c.method, c.path, r, c.code, c.says)
+		}
+	}
+}
+
+// client-go reads a refusal as the error of its kind.
+func TestStatusIsAKubernetesError(t *testing.T) {
+	var st metav1.Status
+	if err := json.Unmarshal(Status(http.StatusForbidden, "no"), &st); err != nil {
+		t.Fatal(err)
+	}
+	err := &apierrors.StatusError{ErrStatus: st}
+	if !apierrors.IsForbidden(err) || st.Kind != "Status" || st.Message != "no" || st.Code != 403 {
+		t.Errorf("Status(403) = %+v", st)
+	}
+	if err := json.Unmarshal(Status(http.StatusBadGateway, "x"), &st); err != nil || st.Reason != metav1.StatusReasonInternalError {
+		t.Errorf("Status(502) = %+v %v", st, err)
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer stolen")
+	h.Set("Impersonate-User", "admin")
+	h.Add("Impersonate-Group", "system:masters")
+	h.Set("Cookie", "c")
+	h.Set("Accept", "application/json")
+	h.Set("Content-Type", "application/merge-patch+json")
+	got := http.Header{}
+	SetHeaders(got, RequestHeaders(h), AllowedRequestHeader)
+	if len(got) != 2 || got.Get("Accept") != "application/json" || got.Get("Content-Type") != "application/merge-patch+json" {
+		t.Errorf("relayed request headers: %v", got)
+	}
+	// The receiving end filters again, whatever a sender put in.
+	got = http.Header{}
+	SetHeaders(got, []*kubesvcv1.Header{{Name: "authorization", Values: []string{"x"}}, {Name: "accept", Values: []string{"a"}}}, AllowedRequestHeader)
+	if len(got) != 1 || got.Get("Accept") != "a" {
+		t.Errorf("headers set from a message: %v", got)
+	}
+
+	resp := http.Header{}
+	resp.Set("Content-Type", "application/json")
+	resp.Set("Audit-Id", "a1")
+	resp.Set("Content-Length", "10")
+	resp.Set("Transfer-Encoding", "chunked")
+	resp.Set("Connection", "close")
+	got = http.Header{}
+	SetHeaders(got, ResponseHeaders(resp), AllowedResponseHeader)
+	if len(got) != 2 || got.Get("Audit-Id") != "a1" || got.Get("Content-Type") != "application/json" {
+		t.Errorf("relayed response headers: %v", got)
+	}
+}
