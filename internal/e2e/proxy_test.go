@@ -119,6 +119,19 @@ func TestKubernetesAPIProxy(t *testing.T) {
 		t.Fatalf("large list through the proxy: %d items, %v", len(list.Items), err)
 	}
 
+	// kubectl get asks for a Table: the Accept header crosses the proxy.
+	req, _ := http.NewRequestWithContext(ctx, "GET", host+"/api/v1/namespaces/proxied/configmaps?limit=5", nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(table), `"kind":"Table"`) || !strings.Contains(string(table), `"columnDefinitions"`) {
+		t.Errorf("a Table through the proxy: %d %.300s", resp.StatusCode, table)
+	}
+
 	// A watch streams events as they happen, and stopping it ends the
 	// relayed request on the agent.
 	w, err := pc.CoreV1().ConfigMaps("proxied").Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
