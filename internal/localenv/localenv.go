@@ -118,6 +118,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer st.Close()
 	cp, err := controlplane.New(controlplane.Config{
 		ID: "local", GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, Log: cfg.Log.With("component", "controlplane"),
+		// The Kubernetes API proxy, read-only (the agent's default): the
+		// REST API listens on loopback.
+		Proxy: true,
 	}, st)
 	if err != nil {
 		return fmt.Errorf("localenv: %w", err)
@@ -150,6 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Accounts:    []agent.Account{{Name: AccountName, KubeconfigFile: kubeconfig, MaxResumableAge: 5 * time.Minute}},
 		Log:         cfg.Log.With("component", "agent"),
 		NewExecutor: agent.OpsExecutors(ops.Options{}),
+		Proxy:       agent.ProxyConfig{Enabled: true},
 	})
 	if err != nil {
 		return fmt.Errorf("localenv: %w", err)
@@ -167,6 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(cfg.Out, "\nkubesvc is running locally.\n")
 		fmt.Fprintf(cfg.Out, "  REST API:    %s   (try: curl %s/cache/objects?account=%s&kind=Namespace)\n", env.RESTURL, env.RESTURL, AccountName)
 		fmt.Fprintf(cfg.Out, "  agents:      %s/armory/agents\n", env.RESTURL)
+		fmt.Fprintf(cfg.Out, "  API proxy:   %s/agents/kubernetes/accounts/%s/proxy   (read-only; try: kubectl --server <that URL> get pods -A)\n", env.RESTURL, AccountName)
 		fmt.Fprintf(cfg.Out, "  gRPC:        %s (agents connect here)\n", env.GRPCAddr)
 		fmt.Fprintf(cfg.Out, "  Kubernetes:  %s %s, account %q\n", testenv.KubernetesVersion, env.APIServer, AccountName)
 		fmt.Fprintf(cfg.Out, "  kubeconfig:  %s   (also at %s)\n", env.KubeconfigPath, cfg.KubeconfigPath)

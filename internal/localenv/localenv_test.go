@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/localenv"
@@ -90,7 +93,7 @@ func checkEnv(ctx context.Context, env localenv.Env) error {
 			_ = json.NewDecoder(resp.Body).Decode(&objs)
 			resp.Body.Close()
 			if len(objs) == 1 {
-				return nil
+				break
 			}
 		}
 		if time.Now().After(deadline) {
@@ -98,6 +101,18 @@ func checkEnv(ctx context.Context, env localenv.Env) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The printed proxy URL reaches the cluster, read-only.
+	proxied, err := kubernetes.NewForConfig(&rest.Config{Host: env.RESTURL + "/agents/kubernetes/accounts/" + localenv.AccountName + "/proxy"})
+	if err != nil {
+		return err
+	}
+	if _, err := proxied.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("the cluster through the API proxy: %w", err)
+	}
+	if _, err := proxied.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "w"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		return fmt.Errorf("a write through the local API proxy: %v, want Forbidden (read-only)", err)
+	}
+	return nil
 }
 
 func freeAddr(t *testing.T) string {
