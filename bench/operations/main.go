@@ -166,13 +166,13 @@ func run(n int, cases []benchCase, compare string, shared bool) error {
 		}
 		perDeploy := func(p *cpPath, cp0, ag0 time.Duration) string {
 			cp, ag := p.cpu()
-			return fmt.Sprintf("%s, %s", ms((cp-cp0)/time.Duration(n)), ms((ag-ag0)/time.Duration(n)))
+			return fmt.Sprintf("%s, %s", benchproc.MS((cp-cp0)/time.Duration(n)), benchproc.MS((ag-ag0)/time.Duration(n)))
 		}
 		fmt.Printf("| %d object(s), %s | %s | %s | %s | %s | %s | %.2fx | %.2fx | %s |", c.objects, mode(c.parallel),
-			ms(pct(d[0], .5)), ms(pct(d[0], .99)), ms(pct(d[1], .5)), ms(pct(d[2], .5)), ms(pct(d[2], .99)),
+			benchproc.MS(benchproc.Pct(d[0], .5)), benchproc.MS(benchproc.Pct(d[0], .99)), benchproc.MS(benchproc.Pct(d[1], .5)), benchproc.MS(benchproc.Pct(d[2], .5)), benchproc.MS(benchproc.Pct(d[2], .99)),
 			ratio(d[2], d[0], .5), ratio(d[2], d[0], .99), perDeploy(a, aCP, aAg))
 		if b != nil {
-			fmt.Printf(" %s | %s | %.2fx | %.2fx | %s |", ms(pct(d[3], .5)), ms(pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99), perDeploy(b, bCP, bAg))
+			fmt.Printf(" %s | %s | %.2fx | %.2fx | %s |", benchproc.MS(benchproc.Pct(d[3], .5)), benchproc.MS(benchproc.Pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99), perDeploy(b, bCP, bAg))
 		}
 		fmt.Println()
 	}
@@ -370,17 +370,8 @@ func round(n int, c benchCase, p path) ([]time.Duration, error) {
 	return out, errs
 }
 
-func pct(v []time.Duration, q float64) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	return v[int(q*float64(len(v)-1))]
-}
-
 func ratio(v, base []time.Duration, q float64) float64 {
-	return float64(pct(v, q)) / float64(pct(base, q))
+	return float64(benchproc.Pct(v, q)) / float64(benchproc.Pct(base, q))
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 func ptr[T any](v T) *T { return &v }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
 )
 
 type latencyResult struct {
@@ -159,15 +161,6 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 	return res
 }
 
-func pct(v []time.Duration, q float64) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	return v[int(q*float64(len(v)-1))]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-
 func ratio(a, b time.Duration) string {
 	if b <= 0 {
 		return "n/a"
@@ -182,9 +175,9 @@ func printLatency(results []latencyResult) {
 	for _, r := range results {
 		fmt.Printf("| %d/s / %.0f/s | %d | %s | %s | %s | %s | %s | %s | %d / %d / %d |\n",
 			r.rate, r.achieved, r.writes,
-			ms(pct(r.informer, 0.5)), ms(pct(r.informer, 0.99)),
-			ms(pct(r.cp, 0.5)), ms(pct(r.cp, 0.99)),
-			ratio(pct(r.cp, 0.5), pct(r.informer, 0.5)), ratio(pct(r.cp, 0.99), pct(r.informer, 0.99)),
+			benchproc.MS(benchproc.Pct(r.informer, 0.5)), benchproc.MS(benchproc.Pct(r.informer, 0.99)),
+			benchproc.MS(benchproc.Pct(r.cp, 0.5)), benchproc.MS(benchproc.Pct(r.cp, 0.99)),
+			ratio(benchproc.Pct(r.cp, 0.5), benchproc.Pct(r.informer, 0.5)), ratio(benchproc.Pct(r.cp, 0.99), benchproc.Pct(r.informer, 0.99)),
 			r.missedInformer, r.missedCP, r.failures)
 	}
 }

@@ -129,3 +129,14 @@ func Build(dir string, pkgs ...string) error {
 	}
 	return nil
 }
+
+// Pct is the q quantile (0..1) of sorted durations v; 0 for none.
+func Pct(v []time.Duration, q float64) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[int(q*float64(len(v)-1))]
+}
+
+// MS formats d in milliseconds, two decimals.
+func MS(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
