@@ -18,6 +18,7 @@ bench: k8s-binaries
 	go run ./bench/propagation $(BENCHFLAGS)
 	go run ./bench/dynaccounts $(DYNBENCHFLAGS)
 	go run ./bench/operations $(OPSBENCHFLAGS)
+	go run ./bench/proxy $(PROXYBENCHFLAGS)
 	eval "$$(scripts/test-dbs.sh)" && go run ./bench/failover $(FAILOVERBENCHFLAGS)
 
 k8s-binaries:
