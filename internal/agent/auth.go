@@ -53,6 +53,15 @@ func (c *tokenCredentials) GetRequestMetadata(ctx context.Context, _ ...string) 
 	return map[string]string{"authorization": "Bearer " + token}, nil
 }
 
+// Invalidate drops the token fetched from the command, so that the next
+// call runs it again: the control plane, or a proxy in front of it, refused
+// the token (Unauthenticated). A static token has nothing to refresh.
+func (c *tokenCredentials) Invalidate() {
+	c.mu.Lock()
+	c.token = ""
+	c.mu.Unlock()
+}
+
 // RequireTransportSecurity is false so that a token also reaches a
 // TLS-terminating proxy in front of a plaintext endpoint
 // (clouddriver.insecure: true); the agent warns about that at start.

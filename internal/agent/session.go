@@ -13,9 +13,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -262,6 +264,11 @@ func (a *Agent) connectionLoop(ctx context.Context) error {
 		}
 		if healthy {
 			attempt = 0
+		}
+		if inv, ok := a.cfg.Auth.(interface{ Invalidate() }); ok && status.Code(err) == codes.Unauthenticated {
+			// A token refused is not sent again: the command runs for a
+			// new one, whatever refreshIntervalSeconds says.
+			inv.Invalidate()
 		}
 		attempt++
 		d := a.backoffDelay(attempt)

@@ -12,7 +12,9 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/agentapp"
@@ -199,4 +201,41 @@ func TestAgentBearerToken(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A token the control plane (or a proxy in front of it) refuses is not sent
+// again: the agent runs its token command for a new one on the next
+// attempt, although refreshIntervalSeconds (0) would keep it forever.
+func TestAgentRefusedTokenIsRefreshed(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartForTest(t, testenv.Options{Name: "token-refused"})
+	var mu sync.Mutex
+	var seen []string
+	refuse := grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		auth := strings.Join(md.Get("authorization"), ",")
+		mu.Lock()
+		seen = append(seen, auth)
+		mu.Unlock()
+		if auth != "Bearer token-2" {
+			return status.Error(codes.Unauthenticated, "token expired")
+		}
+		return h(srv, ss)
+	})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db"), grpcOpts: []grpc.ServerOption{refuse}})
+	dir := t.TempDir()
+	cmd := filepath.Join(dir, "token.sh")
+	// token-1, then token-2, ...: one more each run.
+	if err := os.WriteFile(cmd, []byte("#!/bin/sh\necho x >> "+dir+"/runs\nprintf 'token-%s' $(wc -l < "+dir+"/runs)\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(freeAddr(t), ":")
+	runAgentApp(t, fmt.Sprintf("clouddriver:\n  grpc: %s\n  insecure: true\n  backoff: {baseDelay: 100000000, maxDelay: 500000000}\n  auth: {tokenCommand: {command: %s, format: raw}}\nserver: {host: 127.0.0.1, port: %s}\nkubernetes:\n  accounts:\n  - name: refreshed\n    kubeconfigFile: %s\n    kinds: [namespace]\n",
+		cp.grpc, cmd, port, c.KubeconfigPath))
+	cp.watching(t, "refreshed")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 2 || seen[0] != "Bearer token-1" || seen[len(seen)-1] != "Bearer token-2" {
+		t.Errorf("tokens sent: %v, want token-1 refused, then token-2", seen)
+	}
 }
