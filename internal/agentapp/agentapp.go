@@ -26,25 +26,18 @@ var Version = "dev"
 // changes of the files until ctx ends.
 func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 	var ag *agent.Agent
+	r := &reloader{log: log, apply: func(accts []agent.Account) error { return ag.SetAccounts(accts) }}
 	w, err := config.NewWatcher(config.WatcherOptions{
-		Sources: sources,
-		Logger:  log,
-		OnChange: func(prev, next *config.Config) {
-			d := config.DiffAccounts(prev, next)
-			log.Info("configuration changed", "added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed))
-			if config.RestartNeeded(prev, next) {
-				log.Warn("settings other than kubernetes.accounts changed: they take effect when the agent restarts; the accounts are applied now")
-			}
-			if err := ag.SetAccounts(Accounts(next)); err != nil {
-				log.Error("apply new accounts", "err", err)
-			}
-		},
-		OnError: func(err error) { log.Error("configuration not reloaded; the previous one stays in force", "err", err) },
+		Sources:  sources,
+		Logger:   log,
+		OnChange: r.changed,
+		OnError:  func(err error) { log.Error("configuration not reloaded; the previous one stays in force", "err", err) },
 	})
 	if err != nil {
 		return err
 	}
-	cfg := w.Current()
+	r.started = w.Current()
+	cfg := r.started
 	for _, key := range cfg.Unsupported {
 		log.Warn("configuration key is documented for the Armory agent but not supported here; ignored", "key", key)
 	}
@@ -183,4 +176,25 @@ func tlsConfig(c config.TLS, log *slog.Logger) (*tls.Config, error) {
 		return nil, fmt.Errorf("clouddriver.tls: %w", err)
 	}
 	return t, nil
+}
+
+// reloader applies a changed configuration to the running agent: the
+// accounts at once; the rest needs a restart, which it says whenever the
+// new configuration's other settings differ from those the agent started
+// with (not from the previous reload: an edit reverted needs none).
+type reloader struct {
+	log     *slog.Logger
+	started *config.Config
+	apply   func([]agent.Account) error
+}
+
+func (r *reloader) changed(prev, next *config.Config) {
+	d := config.DiffAccounts(prev, next)
+	r.log.Info("configuration changed", "added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed))
+	if config.RestartNeeded(r.started, next) {
+		r.log.Warn("settings other than kubernetes.accounts differ from those the agent started with: they take effect when the agent restarts; the accounts are applied now")
+	}
+	if err := r.apply(Accounts(next)); err != nil {
+		r.log.Error("apply new accounts", "err", err)
+	}
 }

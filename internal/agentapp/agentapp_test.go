@@ -1,0 +1,66 @@
+package agentapp
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/agent/config"
+)
+
+func parse(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	var f config.File
+	if err := config.Parse(&f, "agent.yml", []byte(yaml)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.New(&f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A reload warns that a restart is needed while settings other than the
+// accounts differ from those the agent started with, and only then: an
+// edit reverted needs no restart, an account edit after an unapplied
+// change still does. The accounts are applied every time.
+func TestReloaderRestartWarning(t *testing.T) {
+	const base = "clouddriver: {grpc: 'cp:9091'}\n"
+	accounts := func(name string) string {
+		return "kubernetes:\n  accounts:\n    - {name: " + name + ", serviceAccount: true}\n"
+	}
+	var logs bytes.Buffer
+	var applied [][]agent.Account
+	r := &reloader{
+		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		started: parse(t, base+accounts("a")),
+		apply:   func(a []agent.Account) error { applied = append(applied, a); return nil },
+	}
+	prev := r.started
+	for i, step := range []struct {
+		yaml string
+		warn bool
+	}{
+		{base + accounts("b"), false},                              // accounts only
+		{base + accounts("b") + "logging: {level: debug}\n", true}, // a setting changed
+		{base + accounts("c") + "logging: {level: debug}\n", true}, // still differs from the start
+		{base + accounts("c"), false},                              // reverted
+	} {
+		logs.Reset()
+		next := parse(t, step.yaml)
+		r.changed(prev, next)
+		prev = next
+		if got := strings.Contains(logs.String(), "take effect when the agent restarts"); got != step.warn {
+			t.Errorf("step %d: restart warning %v, want %v; logs:\n%s", i, got, step.warn, logs.String())
+		}
+		if len(applied) != i+1 {
+			t.Fatalf("step %d: accounts applied %d times", i, len(applied))
+		}
+	}
+	if got := applied[3]; len(got) != 1 || got[0].Name != "c" {
+		t.Errorf("last accounts applied: %+v", got)
+	}
+}
