@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // unsupportedKey reports whether a key (a dotted path with list indexes
 // written as [], such as kubernetes.accounts[].oAuthScopes) is documented
 // for the Armory agent but not implemented here. Such keys (and anything
@@ -22,25 +24,30 @@ func unsupportedKey(generic string) bool {
 // they take no effect.
 func notActedOn(f *File) []string {
 	var out []string
-	add := func(set bool, key string) {
+	report := func(set bool, key string) {
 		if set {
 			out = append(out, key)
 		}
 	}
-	add(f.TimeoutSeconds != 0, "timeoutSeconds")
-	add(f.Clouddriver.KeepAliveOperationSeconds != 0, "clouddriver.keepAliveOperationSeconds")
+	report(f.TimeoutSeconds != 0, "timeoutSeconds")
+	report(f.Clouddriver.KeepAliveOperationSeconds != 0, "clouddriver.keepAliveOperationSeconds")
+	// The agent always removes managedFields from what it applies and
+	// never adds field defaults: only the values asking otherwise are
+	// reported (allowed, the default, defers to an annotation either way).
 	ssa := f.Kubernetes.ServerSideApply
-	clear, defaults := ssa.ClearManagedFields != "", ssa.ManifestDefaults != ""
+	keep := func(v string) bool { return strings.EqualFold(strings.TrimSpace(v), string(SSANever)) }
+	add := func(v string) bool { return strings.EqualFold(strings.TrimSpace(v), string(SSAAlways)) }
+	clear, defaults := keep(ssa.ClearManagedFields), add(ssa.ManifestDefaults)
 	for _, k := range ssa.Kinds {
-		clear = clear || k.ClearManagedFields != ""
-		defaults = defaults || k.ManifestDefaults != ""
+		clear = clear || keep(k.ClearManagedFields)
+		defaults = defaults || add(k.ManifestDefaults)
 	}
-	add(clear, "kubernetes.serverSideApply.clearManagedFields")
-	add(defaults, "kubernetes.serverSideApply.manifestDefaults")
+	report(clear, "kubernetes.serverSideApply.clearManagedFields")
+	report(defaults, "kubernetes.serverSideApply.manifestDefaults")
 	metrics := false
 	for _, a := range f.Kubernetes.Accounts {
 		metrics = metrics || a.Metrics
 	}
-	add(metrics, "kubernetes.accounts[].metrics")
+	report(metrics, "kubernetes.accounts[].metrics")
 	return out
 }

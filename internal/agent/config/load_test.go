@@ -346,18 +346,20 @@ clouddriver:
   keepAliveOperationSeconds: 10
 kubernetes:
   serverSideApply:
-    kinds: [{kind: Deployment, clearManagedFields: always}]
+    clearManagedFields: always
+    manifestDefaults: Always
+    kinds: [{kind: Deployment, clearManagedFields: never}]
   accounts:
     - name: a
       serviceAccount: true
       metrics: true
 `)
 	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds",
-		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.accounts[].metrics"}
+		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.serverSideApply.manifestDefaults", "kubernetes.accounts[].metrics"}
 	if !reflect.DeepEqual(c.Unsupported, want) {
 		t.Errorf("Unsupported = %v, want %v", c.Unsupported, want)
 	}
-	if c := mustLoad(t, "kubernetes:\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
+	if c := mustLoad(t, "kubernetes:\n  serverSideApply: {clearManagedFields: always, manifestDefaults: never, kinds: [{kind: Pod, clearManagedFields: allowed, manifestDefaults: allowed}]}\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
 		t.Errorf("values that ask for nothing missing are reported: %v", c.Unsupported)
 	}
 }
