@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/agentapp"
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -238,4 +239,54 @@ func TestAgentRefusedTokenIsRefreshed(t *testing.T) {
 	if len(seen) < 2 || seen[0] != "Bearer token-1" || seen[len(seen)-1] != "Bearer token-2" {
 		t.Errorf("tokens sent: %v, want token-1 refused, then token-2", seen)
 	}
+}
+
+// A permissions edit of an account that is failing (its API server cannot
+// be reached) reaches the account API with the account's next error
+// report, without waiting for the account to recover.
+func TestPermissionsEditWhileAccountFails(t *testing.T) {
+	t.Parallel()
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	kubeconfig := filepath.Join(t.TempDir(), "down.kubeconfig")
+	// A port nothing listens on: every attempt fails at once.
+	down := freeAddr(t)
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: down, cluster: {server: "http://%s"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: down, context: {cluster: down, user: u}}]
+current-context: down
+`, down)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acct := func(roles ...string) agent.Account {
+		return agent.Account{Name: "failing", KubeconfigFile: kubeconfig, Permissions: map[string][]string{"READ": roles}}
+	}
+	ag := startAgent(t, cp.grpc, acct("dev"))
+	state := func(want string) {
+		t.Helper()
+		eventually(t, wait, func() string {
+			var a struct {
+				AgentStates map[string]string
+				Permissions map[string][]string
+			}
+			code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/failing", nil, &a)
+			if err != nil || code != 200 {
+				return fmt.Sprintf("GET account: %d %s %v", code, body, err)
+			}
+			got := fmt.Sprint(a.Permissions)
+			for _, st := range a.AgentStates {
+				got += " " + st
+			}
+			if got != want {
+				return fmt.Sprintf("account: %q, want %q", got, want)
+			}
+			return ""
+		})
+	}
+	state("map[READ:[dev]] ERROR")
+	if err := ag.SetAccounts([]agent.Account{acct("ops")}); err != nil {
+		t.Fatal(err)
+	}
+	state("map[READ:[ops]] ERROR")
 }
