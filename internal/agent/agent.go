@@ -318,7 +318,8 @@ func (a *Agent) hello() *kubesvcv1.Hello {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: !a.cfg.DisableDynamicAccounts, Protocol: 1, Assignable: true}
+	h := &kubesvcv1.Hello{AgentId: a.cfg.ID, ZoneId: a.cfg.ZoneID, Version: a.cfg.Version, DynamicAccountsEnabled: !a.cfg.DisableDynamicAccounts, Protocol: 1, Assignable: true,
+		ProxyRelays: a.cfg.Proxy.Enabled, ProxyWrites: a.cfg.Proxy.Enabled && a.cfg.Proxy.Writes}
 	for _, name := range names {
 		h.Accounts = append(h.Accounts, a.infoOf(accounts[name]))
 	}

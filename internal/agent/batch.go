@@ -12,10 +12,13 @@ import (
 )
 
 // sendLoop batches consecutive changes and sends messages in queue order,
-// never more than maxInflightBatches unacknowledged batches at once. limit
+// never more than maxInflightBatches unacknowledged batches at once. prio
+// is a lane of messages (the Kubernetes API proxy's answers) that go
+// ahead of the queue and are not held behind a batch waiting for its
+// slot: a proxied request must not wait for the cache's persistence. limit
 // is the control plane's largest accepted message; batches stay under half
 // of it, and a single change too large for it is sent without its body.
-func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, in <-chan item, window chan struct{}, limit int) error {
+func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_ConnectClient, in <-chan item, prio <-chan *kubesvcv1.AgentMessage, window chan struct{}, limit int) error {
 	maxBytes := min(limit/2, defaultMaxBatchBytes)
 	var (
 		seq     uint64
@@ -27,6 +30,11 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 			it, pending = *pending, nil
 		} else {
 			select {
+			case m := <-prio:
+				if err := stream.Send(m); err != nil {
+					return fmt.Errorf("send: %w", err)
+				}
+				continue
 			case it = <-in:
 			case <-ctx.Done():
 				return ctx.Err()
@@ -65,10 +73,20 @@ func (a *Agent) sendLoop(ctx context.Context, stream kubesvcv1.AgentService_Conn
 				break fill
 			}
 		}
-		select {
-		case window <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		// While the batch waits for a slot (the control plane persisting
+		// earlier ones), the priority lane keeps moving.
+	slot:
+		for {
+			select {
+			case window <- struct{}{}:
+				break slot
+			case m := <-prio:
+				if err := stream.Send(m); err != nil {
+					return fmt.Errorf("send: %w", err)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		seq++
 		batch.Seq = seq

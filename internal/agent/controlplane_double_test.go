@@ -31,8 +31,9 @@ type controlPlaneDouble struct {
 	opts doubleOptions
 
 	hellos   chan *kubesvcv1.Hello
-	received chan *kubesvcv1.AgentMessage // after Hello, in arrival order
-	acks     chan uint64                  // acks to send
+	received chan *kubesvcv1.AgentMessage   // after Hello, in arrival order
+	acks     chan uint64                    // acks to send
+	control  chan *kubesvcv1.ControlMessage // other messages to send
 
 	batches  atomic.Int64
 	acksSent atomic.Int64
@@ -71,6 +72,7 @@ func serveControlPlaneDouble(t *testing.T, lis net.Listener, opts doubleOptions)
 		hellos:   make(chan *kubesvcv1.Hello, 16),
 		received: make(chan *kubesvcv1.AgentMessage, 1<<16),
 		acks:     make(chan uint64, 1<<16),
+		control:  make(chan *kubesvcv1.ControlMessage, 1<<10),
 	}
 	// Registered first, so it runs after the server has stopped.
 	t.Cleanup(func() {
@@ -153,6 +155,10 @@ func (d *controlPlaneDouble) Connect(stream grpc.BidiStreamingServer[kubesvcv1.A
 			if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: seq}}}); err != nil {
 				return err
 			}
+		case m := <-d.control:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
 		case err := <-recvErr:
 			return err
 		case <-stream.Context().Done():
@@ -160,6 +166,9 @@ func (d *controlPlaneDouble) Connect(stream grpc.BidiStreamingServer[kubesvcv1.A
 		}
 	}
 }
+
+// send makes the double send m to the agent.
+func (d *controlPlaneDouble) send(m *kubesvcv1.ControlMessage) { d.control <- m }
 
 // ack makes the double acknowledge seq.
 func (d *controlPlaneDouble) ack(seq uint64) { d.acks <- seq }

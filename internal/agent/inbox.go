@@ -59,13 +59,13 @@ func (b *inbox[T]) take() []T {
 type inboxes struct {
 	cmds   *inbox[*kubesvcv1.AccountCommand]
 	ops    *inbox[*kubesvcv1.Operation]
-	relays *inbox[*kubesvcv1.ProxyRequest]
+	relays *inbox[*proxyCall]
 }
 
 func newInboxes() inboxes {
 	return inboxes{
 		cmds:   newInbox[*kubesvcv1.AccountCommand]("account commands"),
 		ops:    newInbox[*kubesvcv1.Operation]("operations"),
-		relays: newInbox[*kubesvcv1.ProxyRequest]("proxied requests"),
+		relays: newInbox[*proxyCall]("proxied requests"),
 	}
 }

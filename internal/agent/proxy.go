@@ -33,14 +33,23 @@ const (
 	maxProxied = 256
 	// proxyChunk is the most body one ProxyResponse carries.
 	proxyChunk = 32 << 10
-	// defaultProxyWindow is the window of a request that names none.
-	defaultProxyWindow = 16
+	// defaultProxyWindow is the window of a request that names none;
+	// maxProxyWindow caps what a request may name.
+	defaultProxyWindow, maxProxyWindow = 16, 64
+	// proxyQueueLen is the length of the session's priority lane.
+	proxyQueueLen = 64
 )
 
-// proxyCall is one relayed request in flight.
+// proxyCall is one relayed request, from its arrival on the stream.
 type proxyCall struct {
+	req    *kubesvcv1.ProxyRequest
+	ctx    context.Context
 	cancel context.CancelFunc
 	window chan struct{} // one token per body chunk the agent may send
+	// refusal, when set, is answered instead of relaying: the id is in
+	// use, or the agent relays maxProxied requests already. Such a call
+	// is not registered.
+	refusal *kubeproxy.Refusal
 }
 
 // proxies tracks a session's relayed requests.
@@ -51,47 +60,58 @@ type proxies struct {
 	calls map[string]*proxyCall
 }
 
-// start relays req in a goroutine of its own, which wait waits for.
-func (s *session) startProxy(ctx context.Context, req *kubesvcv1.ProxyRequest) {
-	p := &s.proxies
+// admit registers req at once: the receive loop calls it, so that a
+// ProxyCancel right behind the request finds it. ctx is the session's.
+func (p *proxies) admit(ctx context.Context, req *kubesvcv1.ProxyRequest) *proxyCall {
 	window := int(req.GetWindow())
 	if window <= 0 {
 		window = defaultProxyWindow
 	}
+	window = min(window, maxProxyWindow)
 	ctx, cancel := context.WithCancel(ctx)
-	call := &proxyCall{cancel: cancel, window: make(chan struct{}, window)}
+	call := &proxyCall{req: req, ctx: ctx, cancel: cancel, window: make(chan struct{}, window)}
 	for range window {
 		call.window <- struct{}{}
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.calls == nil {
 		p.calls = map[string]*proxyCall{}
 	}
-	busy := len(p.calls) >= maxProxied
-	_, dup := p.calls[req.GetId()]
-	if !busy && !dup {
+	switch _, dup := p.calls[req.GetId()]; {
+	case dup:
+		call.refusal = &kubeproxy.Refusal{Code: http.StatusBadRequest, Message: "request id already in use"}
+	case len(p.calls) >= maxProxied:
+		call.refusal = &kubeproxy.Refusal{Code: http.StatusTooManyRequests, Message: fmt.Sprintf("this agent relays at most %d requests at once", maxProxied)}
+	default:
 		p.calls[req.GetId()] = call
 	}
+	return call
+}
+
+// done unregisters call.
+func (p *proxies) done(call *proxyCall) {
+	call.cancel()
+	if call.refusal != nil {
+		return
+	}
+	p.mu.Lock()
+	delete(p.calls, call.req.GetId())
 	p.mu.Unlock()
-	p.wg.Go(func() {
-		defer cancel()
-		switch {
-		case dup:
-			// Not registered: the running request keeps its id.
-			s.proxyRefuse(ctx, req.GetId(), http.StatusBadRequest, "request id already in use")
-			return
-		case busy:
-			s.proxyRefuse(ctx, req.GetId(), http.StatusTooManyRequests, fmt.Sprintf("this agent relays at most %d requests at once", maxProxied))
+}
+
+// startProxy relays call in a goroutine of its own, which proxyLoop waits
+// for.
+func (s *session) startProxy(call *proxyCall) {
+	s.proxies.wg.Go(func() {
+		defer s.proxies.done(call)
+		if r := call.refusal; r != nil {
+			s.proxyRefuse(call.ctx, call.req.GetId(), r.Code, r.Message)
 			return
 		}
 		s.agent.stats.ProxyActive.Add(1)
-		defer func() {
-			p.mu.Lock()
-			delete(p.calls, req.GetId())
-			p.mu.Unlock()
-			s.agent.stats.ProxyActive.Add(-1)
-		}()
-		s.relay(ctx, req, call)
+		defer s.agent.stats.ProxyActive.Add(-1)
+		s.relay(call.ctx, call.req, call)
 	})
 }
 
@@ -103,7 +123,7 @@ func (p *proxies) refill(id string, chunks uint32) {
 	if call == nil {
 		return
 	}
-	for range chunks {
+	for range min(chunks, maxProxyWindow) {
 		select {
 		case call.window <- struct{}{}:
 		default:
@@ -122,10 +142,11 @@ func (p *proxies) cancel(id string) {
 	}
 }
 
-// proxySend queues one part of an answer; it fails once ctx ends.
+// proxySend queues one part of an answer on the priority lane; it fails
+// once ctx ends.
 func (s *session) proxySend(ctx context.Context, r *kubesvcv1.ProxyResponse) error {
 	select {
-	case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_ProxyResponse{ProxyResponse: r}}}:
+	case s.prio <- &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_ProxyResponse{ProxyResponse: r}}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -242,17 +263,22 @@ func (a *Agent) relayFor(acct Account) (*kubeproxy.Relay, error) {
 	return r, nil
 }
 
-// proxyLoop starts the relayed requests the receive loop queued and, when
-// the session ends, waits for them (their contexts end with it).
-func (s *session) proxyLoop(ctx context.Context, box *inbox[*kubesvcv1.ProxyRequest]) error {
+// proxyLoop starts the relayed requests the receive loop admitted and,
+// when the session ends, waits for them (their contexts end with it).
+func (s *session) proxyLoop(ctx context.Context, box *inbox[*proxyCall]) error {
 	defer s.proxies.wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
+			// Admitted but not started: nothing to wait for, only to
+			// release.
+			for _, call := range box.take() {
+				s.proxies.done(call)
+			}
 			return nil
 		case <-box.ready:
-			for _, req := range box.take() {
-				s.startProxy(ctx, req)
+			for _, call := range box.take() {
+				s.startProxy(call)
 			}
 		}
 	}

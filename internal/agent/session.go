@@ -50,6 +50,8 @@ type item struct {
 type session struct {
 	agent *Agent
 	out   chan item
+	// prio carries the Kubernetes API proxy's answers ahead of out.
+	prio chan *kubesvcv1.AgentMessage
 
 	mu sync.Mutex // guards resume, known and watched
 	// resume holds the Welcome's resume points by streamID; each is used
@@ -74,6 +76,7 @@ func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
 	s := &session{
 		agent:  a,
 		out:    make(chan item, queueLen),
+		prio:   make(chan *kubesvcv1.AgentMessage, proxyQueueLen),
 		resume: map[string]*kubesvcv1.ResumePoint{},
 		known:  map[string]map[string]*kubesvcv1.StreamKey{},
 
@@ -345,7 +348,7 @@ func (s *session) run(ctx context.Context, endStream context.CancelFunc, stream 
 		endStream()
 		return nil
 	})
-	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, window, limit) })
+	g.Go(func() error { return a.sendLoop(gctx, stream, s.out, s.prio, window, limit) })
 	g.Go(func() error { return s.receiveLoop(gctx, stream, window, in) })
 	g.Go(func() error { return s.commandLoop(gctx, in.cmds) })
 	g.Go(func() error { return s.operationLoop(gctx, in.ops) })
@@ -394,7 +397,9 @@ func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService
 		case *kubesvcv1.ControlMessage_Assignment:
 			s.assign(m.GetAssignment())
 		case *kubesvcv1.ControlMessage_ProxyRequest:
-			if err := in.relays.push(m.GetProxyRequest()); err != nil {
+			call := s.proxies.admit(ctx, m.GetProxyRequest())
+			if err := in.relays.push(call); err != nil {
+				s.proxies.done(call)
 				return err
 			}
 		case *kubesvcv1.ControlMessage_ProxyWindow:

@@ -36,7 +36,7 @@ func startSender(t *testing.T, d *controlPlaneDouble, in chan item, limit int) *
 	ctx, cancel := context.WithCancel(context.Background())
 	stream := d.open(t, ctx)
 	s := &sender{agent: a, in: in, window: make(chan struct{}, maxInflightBatches), sendErr: make(chan error, 1), recvErr: make(chan error, 1)}
-	go func() { s.sendErr <- a.sendLoop(ctx, stream, in, s.window, limit) }()
+	go func() { s.sendErr <- a.sendLoop(ctx, stream, in, nil, s.window, limit) }()
 	go func() {
 		s.recvErr <- newSession(a, &kubesvcv1.Welcome{}).receiveLoop(ctx, stream, s.window, newInboxes())
 	}()

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
@@ -35,6 +37,13 @@ const (
 	// proxyHeadTimeout bounds the wait for the agent's first answer (the
 	// API server's status and headers).
 	proxyHeadTimeout = 30 * time.Second
+	// proxyMaxHead caps the relayed headers and query together: with the
+	// body, a ProxyRequest stays well under the agent's 4 MiB message
+	// limit (a larger one would end the agent's whole session).
+	proxyMaxHead = 256 << 10
+	// maxRelayed bounds the requests this replica relays at once (each
+	// may hold a body of up to proxyMaxBody); more are answered 429.
+	maxRelayed = 512
 )
 
 // relayed is a request relayed through one of this replica's sessions.
@@ -58,23 +67,29 @@ func (sess *session) removeRelay(id string) {
 	sess.pendingMu.Unlock()
 }
 
-// deliverProxy hands a part of an answer to its request; parts of requests
-// that ended are dropped. It never waits: the window bounds what an agent
-// may send ahead (the head, proxyWindow chunks, the end), and an agent
-// sending more breaks its request.
-func (sess *session) deliverProxy(f *kubesvcv1.ProxyResponse) {
+// deliverProxy hands a part of an answer to its request and reports
+// whether the request was there to take it. It never waits: the window
+// bounds what an agent may send ahead (the head, proxyWindow chunks, the
+// end), and an agent sending more breaks its request.
+func (sess *session) deliverProxy(f *kubesvcv1.ProxyResponse) bool {
 	sess.pendingMu.Lock()
 	defer sess.pendingMu.Unlock()
 	r := sess.relays[f.GetId()]
 	if r == nil {
-		return
+		return false
 	}
 	select {
 	case r.frames <- f:
+		return true
 	default:
 		delete(sess.relays, f.GetId())
 		close(r.broken)
+		return false
 	}
+}
+
+func proxyCancel(id string) *kubesvcv1.ControlMessage {
+	return &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyCancel{ProxyCancel: &kubesvcv1.ProxyCancel{Id: id}}}
 }
 
 // queue sends m down sess's stream, unless the session or ctx ends first.
@@ -132,6 +147,26 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		s.forwardProxy(w, r, account, agentID)
 		return
 	}
+	switch {
+	case !sess.proxyRelays:
+		kubeproxy.WriteStatus(w, http.StatusForbidden, fmt.Sprintf("agent %s does not relay Kubernetes API requests (kubernetes.proxy.enabled)", sess.agentID))
+		return
+	case !sess.proxyWrites && !kubeproxy.IsRead(r.Method):
+		kubeproxy.WriteStatus(w, http.StatusForbidden, fmt.Sprintf("method %s: this proxy relays only reads (kubernetes.proxy.readOnly on agent %s)", r.Method, sess.agentID))
+		return
+	}
+	headers := kubeproxy.RequestHeaders(r.Header)
+	if n := len(r.URL.RawQuery) + proto.Size(&kubesvcv1.ProxyRequest{Headers: headers}); n > proxyMaxHead {
+		kubeproxy.WriteStatus(w, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("query and headers: %d bytes, over the proxy's limit of %d", n, proxyMaxHead))
+		return
+	}
+	select {
+	case s.relaying <- struct{}{}:
+		defer func() { <-s.relaying }()
+	default:
+		kubeproxy.WriteStatus(w, http.StatusTooManyRequests, fmt.Sprintf("control-plane replica %s relays %d requests already", s.cfg.ID, maxRelayed))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proxyMaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -144,7 +179,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.relay(w, r, sess, &kubesvcv1.ProxyRequest{
 		Account: account, Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		Headers: kubeproxy.RequestHeaders(r.Header), Body: body, Window: proxyWindow,
+		Headers: headers, Body: body, Window: proxyWindow,
 	})
 }
 
@@ -155,39 +190,58 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	req.Id = newRelayID()
 	rl := sess.addRelay(req.Id)
 	defer sess.removeRelay(req.Id)
-	gone := func() {
-		kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("account %s: agent %s disconnected before answering", req.GetAccount(), sess.agentID))
-	}
 	if err := sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyRequest{ProxyRequest: req}}); err != nil {
 		if ctx.Err() == nil {
-			gone()
+			kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("account %s: agent %s disconnected before answering", req.GetAccount(), sess.agentID))
 		}
 		return
 	}
-	// cancel tells the agent to stop (best effort: a session that ends
-	// cancels all its requests anyway).
+	// cancel tells the agent to stop. Best effort: a session that ends
+	// ends its requests, and parts of a request that arrive after this
+	// one ended are answered with another cancel (inbox.receive).
 	cancel := func() {
 		c, stop := context.WithTimeout(context.Background(), time.Second)
 		defer stop()
-		_ = sess.queue(c, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyCancel{ProxyCancel: &kubesvcv1.ProxyCancel{Id: req.Id}}})
+		_ = sess.queue(c, proxyCancel(req.Id))
 	}
+	// next waits for the agent's next part. A part already delivered is
+	// taken even when the session ended since (its answer may be whole).
 	timer := time.NewTimer(proxyHeadTimeout)
 	defer timer.Stop()
-	var head *kubesvcv1.ProxyResponse
-	select {
-	case head = <-rl.frames:
-	case <-rl.broken:
-		kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("agent %s sent more than its window", sess.agentID))
-		return
-	case <-sess.done:
-		gone()
-		return
-	case <-ctx.Done():
-		cancel()
-		return
-	case <-timer.C:
-		cancel()
-		kubeproxy.WriteStatus(w, http.StatusGatewayTimeout, fmt.Sprintf("account %s: agent %s did not answer within %s", req.GetAccount(), sess.agentID, proxyHeadTimeout))
+	// Without a part, it returns the status to answer (0: the client
+	// left) and why.
+	next := func(timeout <-chan time.Time) (*kubesvcv1.ProxyResponse, int, string) {
+		select {
+		case f := <-rl.frames:
+			return f, 0, ""
+		default:
+		}
+		select {
+		case f := <-rl.frames:
+			return f, 0, ""
+		case <-rl.broken:
+			cancel()
+			return nil, http.StatusBadGateway, fmt.Sprintf("agent %s sent more than its window", sess.agentID)
+		case <-sess.done:
+			select {
+			case f := <-rl.frames:
+				return f, 0, ""
+			default:
+			}
+			return nil, http.StatusBadGateway, fmt.Sprintf("agent %s disconnected before answering", sess.agentID)
+		case <-ctx.Done():
+			cancel()
+			return nil, 0, ""
+		case <-timeout:
+			cancel()
+			return nil, http.StatusGatewayTimeout, fmt.Sprintf("agent %s did not answer within %s", sess.agentID, proxyHeadTimeout)
+		}
+	}
+	head, code, failed := next(timer.C)
+	if head == nil {
+		if code != 0 {
+			kubeproxy.WriteStatus(w, code, fmt.Sprintf("account %s: %s", req.GetAccount(), failed))
+		}
 		return
 	}
 	if head.GetStatus() == 0 {
@@ -200,41 +254,45 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	// The status and headers go out now: a watch's client waits for them
 	// before any event comes.
 	_ = rc.Flush()
+	// Past the head, a failure can only break the body off: the client
+	// must see a broken answer, not a short one that looks whole.
+	abort := func(why string) {
+		s.log.Warn("relayed answer broke off", "account", req.GetAccount(), "agent", sess.agentID, "path", req.GetPath(), "err", why)
+		panic(http.ErrAbortHandler)
+	}
 	taken := 0 // chunks written since the last window update
 	for f := head; ; {
 		if len(f.GetBody()) > 0 {
 			if _, err := w.Write(f.GetBody()); err != nil {
-				cancel()
+				cancel() // the client left
 				return
 			}
 			_ = rc.Flush()
 			if f != head {
 				taken++
 			}
-			if taken >= proxyWindow/2 {
-				if sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyWindow{ProxyWindow: &kubesvcv1.ProxyWindow{Id: req.Id, Chunks: uint32(taken)}}}) != nil {
-					cancel()
-					return
+			if taken >= proxyWindow/2 && !f.GetEnd() {
+				if err := sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyWindow{ProxyWindow: &kubesvcv1.ProxyWindow{Id: req.Id, Chunks: uint32(taken)}}}); err != nil {
+					if ctx.Err() != nil {
+						cancel()
+						return
+					}
+					abort(err.Error())
 				}
 				taken = 0
 			}
 		}
 		if f.GetEnd() {
 			if f.GetError() != "" {
-				s.log.Warn("relayed answer broke off", "account", req.GetAccount(), "agent", sess.agentID, "path", req.GetPath(), "err", f.GetError())
-				panic(http.ErrAbortHandler) // the client sees a broken body, not a short one
+				abort(f.GetError())
 			}
 			return
 		}
-		select {
-		case f = <-rl.frames:
-		case <-rl.broken:
-			panic(http.ErrAbortHandler)
-		case <-sess.done:
-			panic(http.ErrAbortHandler)
-		case <-ctx.Done():
-			cancel()
-			return
+		if f, code, failed = next(nil); f == nil {
+			if code == 0 {
+				return // the client left
+			}
+			abort(failed)
 		}
 	}
 }
@@ -267,7 +325,10 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		},
 		Transport:     s.forwarder.Transport,
 		FlushInterval: -1, // watches: every event at once
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client left: nothing to answer (counted 499)
+			}
 			kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("account %s: forward to control-plane replica %s: %v", account, replica, err))
 		},
 	}

@@ -48,6 +48,9 @@ type Server struct {
 	// decisions in the order they were taken.
 	assignMu  sync.Mutex
 	forwarder *http.Client // REST calls to other replicas
+	// relaying holds a token per Kubernetes API request being relayed
+	// (capacity maxRelayed).
+	relaying chan struct{}
 
 	// receivers counts the per-session stream readers; Run waits for them
 	// after the gRPC server has stopped.
@@ -84,6 +87,7 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		agentsChanged: make(chan struct{}, 1),
 		assignPoke:    make(chan struct{}, 1),
 		forwarder:     newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS),
+		relaying:      make(chan struct{}, maxRelayed),
 		listening:     make(chan struct{}),
 	}, nil
 }

@@ -39,6 +39,9 @@ type session struct {
 
 	// assignable: the agent caches only the accounts assigned to it.
 	assignable bool
+	// proxyRelays and proxyWrites: what the agent relays of the
+	// Kubernetes API proxy (Hello).
+	proxyRelays, proxyWrites bool
 
 	// Guarded by registry.mu.
 	lastSeen time.Time
@@ -100,6 +103,8 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 
 		dynamicAccounts: hello.GetDynamicAccountsEnabled(),
 		assignable:      hello.GetAssignable(),
+		proxyRelays:     hello.GetProxyRelays(),
+		proxyWrites:     hello.GetProxyWrites(),
 		lastSeen:        now,
 		accounts:        map[string]*accountState{},
 	}
@@ -280,8 +285,14 @@ func (in *inbox) receive(ctx context.Context, stream kubesvcv1.AgentService_Conn
 			}
 		}
 		if f := m.GetProxyResponse(); f != nil {
-			if sess := in.proxy.Load(); sess != nil {
-				sess.deliverProxy(f)
+			if sess := in.proxy.Load(); sess != nil && !sess.deliverProxy(f) && !f.GetEnd() {
+				// The request is over here (its client left, or the
+				// agent overran its window): stop the agent's too, in
+				// case the cancel sent then was lost. Never waits.
+				select {
+				case sess.out <- proxyCancel(f.GetId()):
+				default:
+				}
 			}
 			continue
 		}

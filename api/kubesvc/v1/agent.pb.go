@@ -493,7 +493,13 @@ type Hello struct {
 	// (Welcome.assigned_accounts, then Assignment messages), so that agent
 	// replicas configured with the same accounts never cache one twice.
 	// Without it the agent caches every account it serves.
-	Assignable    bool `protobuf:"varint,7,opt,name=assignable,proto3" json:"assignable,omitempty"`
+	Assignable bool `protobuf:"varint,7,opt,name=assignable,proto3" json:"assignable,omitempty"`
+	// The agent relays Kubernetes API requests (ProxyRequest) for its
+	// accounts (kubernetes.proxy.enabled), and writes too (readOnly: false).
+	// Without it the control plane refuses the proxy's requests for the
+	// agent's accounts itself; the agent checks each request either way.
+	ProxyRelays   bool `protobuf:"varint,8,opt,name=proxy_relays,json=proxyRelays,proto3" json:"proxy_relays,omitempty"`
+	ProxyWrites   bool `protobuf:"varint,9,opt,name=proxy_writes,json=proxyWrites,proto3" json:"proxy_writes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -573,6 +579,20 @@ func (x *Hello) GetProtocol() uint32 {
 func (x *Hello) GetAssignable() bool {
 	if x != nil {
 		return x.Assignable
+	}
+	return false
+}
+
+func (x *Hello) GetProxyRelays() bool {
+	if x != nil {
+		return x.ProxyRelays
+	}
+	return false
+}
+
+func (x *Hello) GetProxyWrites() bool {
+	if x != nil {
+		return x.ProxyWrites
 	}
 	return false
 }
@@ -3026,7 +3046,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"assignment\x18\n" +
 	" \x01(\v2\x16.kubesvc.v1.AssignmentH\x00R\n" +
 	"assignmentB\x05\n" +
-	"\x03msg\"\x80\x02\n" +
+	"\x03msg\"\xc6\x02\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x17\n" +
 	"\azone_id\x18\x02 \x01(\tR\x06zoneId\x12\x18\n" +
@@ -3036,7 +3056,9 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\bprotocol\x18\x06 \x01(\rR\bprotocol\x12\x1e\n" +
 	"\n" +
 	"assignable\x18\a \x01(\bR\n" +
-	"assignable\"\xa2\x04\n" +
+	"assignable\x12!\n" +
+	"\fproxy_relays\x18\b \x01(\bR\vproxyRelays\x12!\n" +
+	"\fproxy_writes\x18\t \x01(\bR\vproxyWrites\"\xa2\x04\n" +
 	"\vAccountInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bapi_host\x18\x02 \x01(\tR\aapiHost\x12)\n" +
