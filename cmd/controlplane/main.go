@@ -79,9 +79,12 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 		log.Warn("peers found through EndpointSlices are reached by pod IP, which their REST certificates must then name; " +
 			"set kubesvc.peerTls.serverName to the name the certificates carry (e.g. the Service's DNS name), or forwards will fail verification")
 	}
-	if cfg.Proxy && (!cfg.Server.SSL.Enabled || cfg.Server.SSL.ClientAuth != cpconfig.SSLClientAuthNeed) {
+	if scfg.ProxySubjects, err = cfg.ProxyFilter(); err != nil {
+		return err
+	}
+	if cfg.Proxy && scfg.ProxySubjects == nil {
 		log.Warn("kubesvc.proxy.enabled: the Kubernetes API proxy is open to whoever reaches the REST API, with the agents' credentials " +
-			"(within what each agent relays, kubernetes.proxy.*); require client certificates (server.ssl.client-auth: need) or keep the REST port behind an authenticating gateway")
+			"(within what each agent relays, kubernetes.proxy.*); restrict it to client certificates (kubesvc.proxy.x509.filters) or keep the REST port behind an authenticating gateway")
 	}
 	if scfg.BaseURL == "" {
 		scfg.BaseURL = defaultBaseURL(cfg)

@@ -69,6 +69,12 @@ type Config struct {
 	// with the REST API behind client certificates (server.ssl) or a
 	// gateway that authenticates.
 	Proxy bool
+	// ProxySubjects, when set, admits to the proxy only REST clients whose
+	// verified certificate's subject it allows (kubesvc.proxy.x509.filters;
+	// needs HTTPTLS asking for client certificates). A request forwarded
+	// by another replica is judged by that replica's certificate, unless
+	// it carries PeerSecret: then the forwarding replica checked it.
+	ProxySubjects SubjectFilter
 
 	// BaseURL is where other replicas reach this one's REST API, for
 	// forwarding (kubesvc.cluster-kubernetes / static peers). Default
@@ -202,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicaTimeout <= c.HeartbeatPeriod {
 		errs = append(errs, fmt.Errorf("kubesvc.heartbeat: the replica timeout (%s) must exceed the heartbeat period (%s)", c.ReplicaTimeout, c.HeartbeatPeriod))
+	}
+	if c.ProxySubjects != nil && (c.HTTPTLS == nil || c.HTTPTLS.ClientAuth == tls.NoClientCert) {
+		errs = append(errs, errors.New("kubesvc.proxy.x509.filters: subject filtering needs the REST API over TLS asking for client certificates (server.ssl.client-auth want or need)"))
 	}
 	if c.ClientSubjects != nil && (c.TLS == nil || c.TLS.ClientAuth == tls.NoClientCert) {
 		errs = append(errs, errors.New("kubesvc.grpc.auth.x509: subject filtering needs TLS with client certificates (kubesvc.grpc.server.security.clientAuth OPTIONAL or REQUIRE)"))

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/certs"
 	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
 
@@ -116,6 +118,10 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		kubeproxy.WriteStatus(w, http.StatusNotFound, "the Kubernetes API proxy is off on this control plane (kubesvc.proxy.enabled)")
 		return
 	}
+	if msg := s.proxyClientRefused(r); msg != "" {
+		kubeproxy.WriteStatus(w, http.StatusForbidden, msg)
+		return
+	}
 	account := r.PathValue("accountName")
 	path := "/" + r.PathValue("path")
 	t, refusal := kubeproxy.Parse(path)
@@ -181,6 +187,26 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		Account: account, Method: r.Method, Path: path, Query: r.URL.RawQuery,
 		Headers: headers, Body: body, Window: proxyWindow,
 	})
+}
+
+// proxyClientRefused says why the client may not use the proxy
+// (kubesvc.proxy.x509.filters), "" when it may.
+func (s *Server) proxyClientRefused(r *http.Request) string {
+	if s.cfg.ProxySubjects == nil {
+		return ""
+	}
+	if s.cfg.PeerSecret != "" && r.Header.Get(forwardedHeader) != "" &&
+		subtle.ConstantTimeCompare([]byte(r.Header.Get(peerSecretHeader)), []byte(s.cfg.PeerSecret)) == 1 {
+		return "" // forwarded by a replica, which checked its client
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return "the Kubernetes API proxy needs a client certificate (kubesvc.proxy.x509.filters)"
+	}
+	if subject := certs.Subject(r.TLS.VerifiedChains[0][0]); !s.cfg.ProxySubjects.Allows(subject) {
+		s.log.Warn("Kubernetes API proxy refused a client certificate", "subject", subject)
+		return fmt.Sprintf("client certificate %q may not use the Kubernetes API proxy (kubesvc.proxy.x509.filters)", subject)
+	}
+	return ""
 }
 
 // relay sends req down sess's stream and writes the agent's answer to w as
@@ -322,6 +348,10 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(forwardedHeader, s.cfg.ID)
+			pr.Out.Header.Del(peerSecretHeader)
+			if s.cfg.PeerSecret != "" {
+				pr.Out.Header.Set(peerSecretHeader, s.cfg.PeerSecret)
+			}
 		},
 		Transport:     s.forwarder.Transport,
 		FlushInterval: -1, // watches: every event at once

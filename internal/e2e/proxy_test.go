@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/certs/certstest"
+	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -315,4 +318,70 @@ func TestKubernetesAPIProxyThroughAnotherReplica(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// kubesvc.proxy.x509.filters admits only clients whose certificate's
+// subject matches: another certificate from the same CA, or none, gets a
+// 403 naming the setting.
+func TestKubernetesAPIProxyClientCertificates(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy-mtls"})
+	dir := t.TempDir()
+	ca := certstest.NewCA(t, "kubesvc CA")
+	server := ca.Issue(t, pkix.Name{CommonName: "controlplane"})
+	y := fmt.Sprintf(`server:
+  ssl:
+    enabled: true
+    certificate: %s
+    certificate-private-key: %s
+    trust-certificate: %s
+    client-auth: want
+kubesvc:
+  proxy:
+    enabled: true
+    x509: {filters: ["^CN=deployer,O=platform$"]}
+`, certstest.Write(t, dir, "tls.crt", server.CertPEM), certstest.Write(t, dir, "tls.key", server.KeyPEM), certstest.Write(t, dir, "ca.pem", ca.PEM))
+	cfg, err := cpconfig.Load(certstest.Write(t, dir, "cp.yml", []byte(y)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restTLS, err := cfg.RESTTLS(testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := cfg.ProxyFilter()
+	if err != nil || filter == nil {
+		t.Fatalf("proxy filter: %v %v", filter, err)
+	}
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(dir, "cp.db"), httpTLS: restTLS, proxy: cfg.Proxy, proxySubjects: filter})
+	startAgentWith(t, "agent-mtls", "zone-test", cp.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"Namespace"}})
+	client := func(subject *pkix.Name) *kubernetes.Clientset {
+		c := &rest.Config{Host: cp.http + "/agents/kubernetes/accounts/main/proxy", TLSClientConfig: rest.TLSClientConfig{CAData: ca.PEM}}
+		if subject != nil {
+			leaf := ca.Issue(t, *subject)
+			c.TLSClientConfig.CertData, c.TLSClientConfig.KeyData = leaf.CertPEM, leaf.KeyPEM
+		}
+		cs, err := kubernetes.NewForConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	ctx := t.Context()
+	eventually(t, wait, func() string {
+		if _, err := client(&pkix.Name{CommonName: "deployer", Organization: []string{"platform"}}).CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return fmt.Sprintf("an allowed client: %v", err)
+		}
+		return ""
+	})
+	for name, subject := range map[string]*pkix.Name{
+		"another certificate of the CA": {CommonName: "agent-1"},
+		"a look-alike":                  {CommonName: "deployer", Organization: []string{"platform-evil"}},
+		"no certificate":                nil,
+	} {
+		_, err := client(subject).CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "kubesvc.proxy.x509.filters") {
+			t.Errorf("%s: %v, want Forbidden naming kubesvc.proxy.x509.filters", name, err)
+		}
+	}
 }

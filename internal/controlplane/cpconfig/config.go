@@ -64,6 +64,9 @@ type Config struct {
 	// Proxy serves the Kubernetes API proxy through the agents
 	// (kubesvc.proxy.enabled, ours).
 	Proxy bool
+	// ProxySubjects, when set, are the subject filters a REST client
+	// certificate must match to use the proxy (kubesvc.proxy.x509.filters).
+	ProxySubjects []string
 	// LoadBalancer names the account load-balancing algorithm
 	// (kubesvc.loadBalancer); empty: the default.
 	LoadBalancer string

@@ -184,6 +184,9 @@ func TestTLSErrors(t *testing.T) {
 		{"kubesvc: {baseUrl: 'https://cp-1:7002'}\n", `kubesvc.baseUrl: is https but server.ssl.enabled is false`},
 		{"kubesvc: {cluster: static, cluster-static: {peers: [{id: a, baseUrl: 'https://a:7002'}]}}\n", "kubesvc.cluster-static.peers[0].baseUrl: is https but server.ssl.enabled is false"},
 		{"kubesvc: {peerTls: {serverName: cp}}\n", "kubesvc.peerTls: needs server.ssl.enabled: true"},
+		{"kubesvc: {proxy: {enabled: true, x509: {filters: ['^CN=a$']}}}\n", "kubesvc.proxy.x509.filters: needs server.ssl.enabled: true and server.ssl.client-auth want or need"},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k}}\nkubesvc: {proxy: {x509: {filters: ['^CN=a$']}}}\n", "kubesvc.proxy.x509.filters: needs server.ssl.enabled: true and server.ssl.client-auth want or need"},
+		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k, trust-certificate: /t, client-auth: need}}\nkubesvc: {proxy: {x509: {filters: ['(?=x)']}}}\n", "kubesvc.proxy.x509.filters"},
 		// A certificate without enabled means TLS, as in Spring Boot.
 		{"server: {ssl: {certificate: /c, client-auth: need}}\n", "server.ssl.certificate-private-key: required when server.ssl.enabled is true"},
 		{"server: {ssl: {enabled: true, certificate: /c, certificate-private-key: /k, ciphers: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]}}\n", "server.ssl.ciphers: must include TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},

@@ -79,6 +79,10 @@ type FileKubesvc struct {
 // FileProxy is kubesvc.proxy (ours).
 type FileProxy struct {
 	Enabled *bool `yaml:"enabled"`
+	// X509 restricts the proxy to client certificates by subject.
+	X509 struct {
+		Filters []string `yaml:"filters"`
+	} `yaml:"x509"`
 }
 
 // FileGRPC is kubesvc.grpc.

@@ -1,12 +1,27 @@
 package cpconfig
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 
+	"github.com/kubesvc/kubesvc/internal/certs"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 )
+
+// ProxyFilter returns the filter of kubesvc.proxy.x509.filters, nil when
+// none is set.
+func (c *Config) ProxyFilter() (controlplane.SubjectFilter, error) {
+	if len(c.ProxySubjects) == 0 {
+		return nil, nil
+	}
+	f, err := certs.NewFilter(c.ProxySubjects)
+	if err != nil {
+		return nil, fmt.Errorf("kubesvc.proxy.x509.filters: %w", err)
+	}
+	return f, nil
+}
 
 // ServerConfig maps c onto the runtime configuration of
 // controlplane.New. log becomes its logger (nil: slog.Default()). Settings

@@ -141,6 +141,14 @@ func New(f *File) (*Config, error) {
 			c.Cache.AccountCleanupFrequency, c.Heartbeat.Period)
 	}
 	c.DynamicAccounts = v.dynamicAccounts(&k.DynamicAccounts)
+	if fs := k.Proxy.X509.Filters; len(fs) > 0 {
+		c.ProxySubjects = v.patterns("kubesvc.proxy.x509.filters", fs)
+		// Fail closed, as for gRPC: a filter that cannot see a
+		// certificate would let everyone in.
+		if !c.Server.SSL.Enabled || c.Server.SSL.ClientAuth == SSLClientAuthNone {
+			v.fail("kubesvc.proxy.x509.filters", "needs server.ssl.enabled: true and server.ssl.client-auth want or need (subjects come from client certificates)")
+		}
+	}
 	c.Cluster = v.cluster(k)
 	v.peerScheme(c)
 	c.OperationHistoryRetention = v.duration("kubesvc.jobs.operation-history.purge.weeks",
