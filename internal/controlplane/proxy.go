@@ -43,6 +43,9 @@ const (
 	// body, a ProxyRequest stays well under the agent's 4 MiB message
 	// limit (a larger one would end the agent's whole session).
 	proxyMaxHead = 256 << 10
+	// proxyStall is how long a client may leave a part of the answer
+	// unread before the request is ended.
+	proxyStall = time.Minute
 	// maxRelayed bounds the requests this replica relays at once (each
 	// may hold a body of up to proxyMaxBody); more are answered 429.
 	maxRelayed = 512
@@ -277,6 +280,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), kubeproxy.AllowedResponseHeader)
 	w.WriteHeader(int(head.GetStatus()))
 	rc := http.NewResponseController(w)
+	// The deadline set below must not outlive this answer (an HTTP/1.1
+	// connection serves the next request with it).
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	// The status and headers go out now: a watch's client waits for them
 	// before any event comes.
 	_ = rc.Flush()
@@ -289,6 +295,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	taken := 0 // chunks written since the last window update
 	for f := head; ; {
 		if len(f.GetBody()) > 0 {
+			// A client that stops reading holds the agent's request (and
+			// one of its slots): after proxyStall the write fails.
+			_ = rc.SetWriteDeadline(time.Now().Add(proxyStall))
 			if _, err := w.Write(f.GetBody()); err != nil {
 				cancel() // the client left
 				return
