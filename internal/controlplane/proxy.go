@@ -39,9 +39,9 @@ const (
 	// proxyHeadTimeout bounds the wait for the agent's first answer (the
 	// API server's status and headers).
 	proxyHeadTimeout = 30 * time.Second
-	// proxyMaxHead caps the relayed headers and query together: with the
-	// body, a ProxyRequest stays well under the agent's 4 MiB message
-	// limit (a larger one would end the agent's whole session).
+	// proxyMaxHead caps a ProxyRequest without its body (path, query,
+	// headers): with the body, it stays well under the agent's 4 MiB
+	// message limit (a larger one would end the agent's whole session).
 	proxyMaxHead = 256 << 10
 	// proxyStall is how long a client may leave a part of the answer
 	// unread before the request is ended.
@@ -164,9 +164,17 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		kubeproxy.WriteStatus(w, http.StatusForbidden, fmt.Sprintf("method %s: this proxy relays only reads (kubernetes.proxy.readOnly on agent %s)", r.Method, sess.agentID))
 		return
 	}
-	headers := kubeproxy.RequestHeaders(r.Header)
-	if n := len(r.URL.RawQuery) + proto.Size(&kubesvcv1.ProxyRequest{Headers: headers}); n > proxyMaxHead {
-		kubeproxy.WriteStatus(w, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("query and headers: %d bytes, over the proxy's limit of %d", n, proxyMaxHead))
+	req := &kubesvcv1.ProxyRequest{Account: account, Method: r.Method, Path: path, Query: r.URL.RawQuery,
+		Headers: kubeproxy.RequestHeaders(r.Header), Window: proxyWindow}
+	// Its text must encode (protobuf strings are UTF-8; a request that
+	// does not encode would end the agent's stream), and the request must
+	// stay well under the agent's message limit whatever the body.
+	if field := kubeproxy.InvalidUTF8(req); field != "" {
+		kubeproxy.WriteStatus(w, http.StatusBadRequest, field+": not valid UTF-8")
+		return
+	}
+	if n := proto.Size(req); n > proxyMaxHead {
+		kubeproxy.WriteStatus(w, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("path, query and headers: %d bytes, over the proxy's limit of %d", n, proxyMaxHead))
 		return
 	}
 	select {
@@ -176,7 +184,11 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		kubeproxy.WriteStatus(w, http.StatusTooManyRequests, fmt.Sprintf("control-plane replica %s relays %d requests already", s.cfg.ID, maxRelayed))
 		return
 	}
+	// A body trickling in must not hold the slot for ever.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(proxyHeadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proxyMaxBody))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -186,10 +198,8 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.relay(w, r, sess, &kubesvcv1.ProxyRequest{
-		Account: account, Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		Headers: headers, Body: body, Window: proxyWindow,
-	})
+	req.Body = body
+	s.relay(w, r, sess, req)
 }
 
 // proxyClientRefused says why the client may not use the proxy
@@ -280,9 +290,6 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), kubeproxy.AllowedResponseHeader)
 	w.WriteHeader(int(head.GetStatus()))
 	rc := http.NewResponseController(w)
-	// The deadline set below must not outlive this answer (an HTTP/1.1
-	// connection serves the next request with it).
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	// The status and headers go out now: a watch's client waits for them
 	// before any event comes.
 	_ = rc.Flush()
@@ -297,12 +304,18 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 		if len(f.GetBody()) > 0 {
 			// A client that stops reading holds the agent's request (and
 			// one of its slots): after proxyStall the write fails.
+			// The deadline covers this write only: on HTTP/2 it is a timer
+			// that would reset a quiet watch's stream later.
 			_ = rc.SetWriteDeadline(time.Now().Add(proxyStall))
-			if _, err := w.Write(f.GetBody()); err != nil {
-				cancel() // the client left
+			_, err := w.Write(f.GetBody())
+			if err == nil {
+				err = rc.Flush()
+			}
+			_ = rc.SetWriteDeadline(time.Time{})
+			if err != nil {
+				cancel() // the client left, or stopped reading
 				return
 			}
-			_ = rc.Flush()
 			if f != head {
 				taken++
 			}

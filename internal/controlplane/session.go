@@ -67,7 +67,10 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	// The receive loop only moves messages from the stream to a channel:
 	// stream.Recv cannot be interrupted except by ending the RPC, which
 	// happens when this handler returns. Server.Run waits for it.
-	recvd := make(chan *kubesvcv1.AgentMessage)
+	// Buffered for the batches an agent may have in flight, so that the
+	// receive loop keeps reading (proxied answers, operation results go
+	// straight to their waiters) while a batch is being persisted.
+	recvd := make(chan *kubesvcv1.AgentMessage, 16)
 	recvErr := make(chan error, 1)
 	in := &inbox{to: recvd}
 	s.receivers.Go(func() { recvErr <- in.receive(ctx, stream) })

@@ -201,6 +201,23 @@ func TestKubernetesAPIProxy(t *testing.T) {
 		t.Error("the Secret's data in a proxied ConfigMap list")
 	}
 
+	// Requests that could not cross the stream are refused before they
+	// are sent: the agent's session is never put at risk.
+	connects := ag.Stats().Connects.Load()
+	if code, body := rawGet(t, host+"/api/v1/namespaces/%ff/configmaps"); code != http.StatusBadRequest || !strings.Contains(body, "not valid UTF-8") {
+		t.Errorf("a path that is not UTF-8: %d %s", code, body)
+	}
+	big, _ := http.NewRequestWithContext(ctx, "GET", host+"/api/v1/namespaces", nil)
+	big.Header.Set("User-Agent", strings.Repeat("u", 300<<10))
+	if resp, err := http.DefaultClient.Do(big); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("headers over the limit: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := pc.CoreV1().Namespaces().Get(ctx, "proxied", metav1.GetOptions{}); err != nil || ag.Stats().Connects.Load() != connects {
+		t.Errorf("after the refused requests: %v, sessions %d -> %d", err, connects, ag.Stats().Connects.Load())
+	}
+
 	// Unknown account: the proxy's own NotFound.
 	other, _ := proxyClient(t, cp.http, "nope")
 	if _, err := other.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "no connected agent serves it") {

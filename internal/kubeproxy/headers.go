@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"net/http"
 	"slices"
+	"unicode/utf8"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -34,10 +35,16 @@ var hopByHop = map[string]bool{
 }
 
 // ResponseHeaders returns the headers of an API server answer to relay.
+// Values that are not UTF-8 are left out: the message carrying them would
+// not encode (HTTP allows other bytes; the Kubernetes API never sends them).
 func ResponseHeaders(h http.Header) []*kubesvcv1.Header {
 	var out []*kubesvcv1.Header
 	for name, v := range h {
-		if !hopByHop[http.CanonicalHeaderKey(name)] {
+		if hopByHop[http.CanonicalHeaderKey(name)] || !utf8.ValidString(name) {
+			continue
+		}
+		v = slices.DeleteFunc(slices.Clone(v), func(s string) bool { return !utf8.ValidString(s) })
+		if len(v) > 0 {
 			out = append(out, &kubesvcv1.Header{Name: name, Values: v})
 		}
 	}
@@ -72,3 +79,24 @@ func AllowedRequestHeader(name string) bool { return slices.Contains(requestHead
 
 // AllowedResponseHeader reports whether a relayed answer may carry name.
 func AllowedResponseHeader(name string) bool { return !hopByHop[name] }
+
+// InvalidUTF8 names the first text field of req that is not valid UTF-8
+// (protobuf refuses to encode it), "" when all are.
+func InvalidUTF8(req *kubesvcv1.ProxyRequest) string {
+	switch {
+	case !utf8.ValidString(req.GetAccount()):
+		return "account"
+	case !utf8.ValidString(req.GetPath()):
+		return "path"
+	case !utf8.ValidString(req.GetQuery()):
+		return "query"
+	}
+	for _, h := range req.GetHeaders() {
+		for _, v := range h.GetValues() {
+			if !utf8.ValidString(v) {
+				return "header " + h.GetName()
+			}
+		}
+	}
+	return ""
+}

@@ -135,15 +135,16 @@ func Check(method string, t Target, writes bool, readOnlyKey string) *Refusal {
 
 // reasons maps refusal codes to Kubernetes Status reasons.
 var reasons = map[int]metav1.StatusReason{
-	http.StatusBadRequest:            metav1.StatusReasonBadRequest,
-	http.StatusForbidden:             metav1.StatusReasonForbidden,
-	http.StatusNotFound:              metav1.StatusReasonNotFound,
-	http.StatusMethodNotAllowed:      metav1.StatusReasonMethodNotAllowed,
-	http.StatusRequestEntityTooLarge: metav1.StatusReasonRequestEntityTooLarge,
-	http.StatusTooManyRequests:       metav1.StatusReasonTooManyRequests,
-	http.StatusServiceUnavailable:    metav1.StatusReasonServiceUnavailable,
-	http.StatusGatewayTimeout:        metav1.StatusReasonTimeout,
-	http.StatusNotImplemented:        metav1.StatusReasonBadRequest,
+	http.StatusBadRequest:                  metav1.StatusReasonBadRequest,
+	http.StatusForbidden:                   metav1.StatusReasonForbidden,
+	http.StatusNotFound:                    metav1.StatusReasonNotFound,
+	http.StatusMethodNotAllowed:            metav1.StatusReasonMethodNotAllowed,
+	http.StatusRequestEntityTooLarge:       metav1.StatusReasonRequestEntityTooLarge,
+	http.StatusRequestHeaderFieldsTooLarge: metav1.StatusReasonBadRequest,
+	http.StatusTooManyRequests:             metav1.StatusReasonTooManyRequests,
+	http.StatusServiceUnavailable:          metav1.StatusReasonServiceUnavailable,
+	http.StatusGatewayTimeout:              metav1.StatusReasonTimeout,
+	http.StatusNotImplemented:              metav1.StatusReasonBadRequest,
 }
 
 // Status is the body of a refusal or failure: a Kubernetes Status, which
