@@ -2,7 +2,7 @@
 # Installs the system packages the test suite needs on a fresh Debian
 # machine. Idempotent: packages already present are not reinstalled.
 set -euo pipefail
-pkgs=(make git util-linux procps protobuf-compiler iproute2)
+pkgs=(make git util-linux procps protobuf-compiler iproute2 gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -46,7 +46,9 @@ status=0
 # -p 1: one package at a time. Their real clusters and processes would
 # otherwise share the 2 cores of a CI machine, starving controllers the
 # tests wait on; tests inside a package still run in parallel.
-go test -count=1 -p 1 -timeout 30m ${GOTESTFLAGS:-} ./... || status=$?
+# -race: every test runs under the race detector (about 2 minutes more
+# on the reference machine; it needs cgo, hence gcc in scripts/deps.sh).
+go test -race -count=1 -p 1 -timeout 30m ${GOTESTFLAGS:-} ./... || status=$?
 
 echo "== leftover processes"
 leaked=0
