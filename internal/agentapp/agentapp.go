@@ -104,7 +104,7 @@ func AgentConfig(cfg *config.Config, log *slog.Logger) (agent.Config, error) {
 		}
 	}
 	if !cfg.Clouddriver.Insecure {
-		t, err := tlsConfig(cfg.Clouddriver.TLS, log)
+		t, err := tlsConfig(cfg.Clouddriver.TLS, cfg.Clouddriver.Address, log)
 		if err != nil {
 			return agent.Config{}, err
 		}
@@ -162,14 +162,22 @@ func unlimitedIfZero(n int) int {
 	return n
 }
 
-// tlsConfig builds the agent's TLS towards the control plane; a rotated
-// client certificate is picked up on the next handshake.
-func tlsConfig(c config.TLS, log *slog.Logger) (*tls.Config, error) {
+// tlsConfig builds the agent's TLS towards the control plane at target
+// (host:port); a rotated client certificate or CA bundle is picked up on
+// the next handshake.
+func tlsConfig(c config.TLS, target string, log *slog.Logger) (*tls.Config, error) {
+	// A gRPC target may name its resolver (dns:///host:port): the
+	// endpoint is what follows the last slash.
+	endpoint := target[strings.LastIndex(target, "/")+1:]
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		host = endpoint
+	}
 	t, err := certs.NewClient(certs.ClientOptions{
-		CACertFile: c.CACertFile, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify,
+		CACertFile: c.CACertFile, ServerName: c.ServerName, Host: host, InsecureSkipVerify: c.InsecureSkipVerify,
 		ClientCertFile: c.ClientCertFile, ClientKeyFile: c.ClientKeyFile, ClientKeyPassword: c.ClientKeyFilePassword,
 		OnReloadError: func(err error) {
-			log.Error("clouddriver.tls: the rotated client certificate could not be loaded; still using the previous one", "err", err)
+			log.Error("clouddriver.tls: a rotated client certificate or CA bundle could not be loaded; still using the previous one", "err", err)
 		},
 	})
 	if err != nil {

@@ -100,7 +100,7 @@ func TestClientAuthPolicies(t *testing.T) {
 	trusted, trustedKey, trustedLeaf := f.clientFiles(t, f.ca, "agent-1")
 	stranger, strangerKey, _ := f.clientFiles(t, f.otherCA, "stranger")
 	client := func(cert, key string) *tls.Config {
-		c, err := certs.NewClient(certs.ClientOptions{CACertFile: "file:" + f.caFile, ClientCertFile: cert, ClientKeyFile: key})
+		c, err := certs.NewClient(certs.ClientOptions{CACertFile: "file:" + f.caFile, Host: "127.0.0.1", ClientCertFile: cert, ClientKeyFile: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,10 +162,13 @@ func TestClientVerifiesServer(t *testing.T) {
 		opts   certs.ClientOptions
 		wantOK bool
 	}{
-		{"trusted CA", certs.ClientOptions{CACertFile: f.caFile}, true},
-		{"another CA", certs.ClientOptions{CACertFile: f.otherCAFile}, false},
+		{"trusted CA", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1"}, true},
+		{"trusted CA, the certificate's name", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1", ServerName: "localhost"}, true},
+		{"another CA", certs.ClientOptions{CACertFile: f.otherCAFile, Host: "127.0.0.1"}, false},
 		{"another CA, verification skipped", certs.ClientOptions{CACertFile: f.otherCAFile, InsecureSkipVerify: true}, true},
-		{"name not in the certificate", certs.ClientOptions{CACertFile: f.caFile, ServerName: "controlplane.example"}, false},
+		{"name not in the certificate", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1", ServerName: "controlplane.example"}, false},
+		{"address not in the certificate", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.2"}, false},
+		{"trusted CA, no name given: Go checks the dialled address", certs.ClientOptions{CACertFile: f.caFile}, true},
 		{"system roots", certs.ClientOptions{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +195,9 @@ func TestRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := certs.NewClient(certs.ClientOptions{CACertFile: f.caFile, ClientCertFile: clientCert, ClientKeyFile: clientKey, OnReloadError: onErr})
+	// The client trusts a bundle of its own, rotated below.
+	clientCAFile := certstest.Write(t, f.dir, "client-ca.pem", f.ca.PEM)
+	client, err := certs.NewClient(certs.ClientOptions{CACertFile: clientCAFile, Host: "127.0.0.1", ClientCertFile: clientCert, ClientKeyFile: clientKey, OnReloadError: onErr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +235,18 @@ func TestRotation(t *testing.T) {
 	mu.Unlock()
 	replace(t, f.serverKey, half.KeyPEM)
 	check("rotation completed", half.Cert, newClient.Cert)
+
+	// The agent's bundle is reloaded too: the control plane moves to a
+	// certificate of another CA, the agent refuses it until its bundle
+	// has that CA, then takes it, without a new client configuration.
+	moved := f.otherCA.Issue(t, pkix.Name{CommonName: "controlplane"})
+	replace(t, f.serverCert, moved.CertPEM)
+	replace(t, f.serverKey, moved.KeyPEM)
+	if _, _, cerr, _ := handshake(t, server, client); cerr == nil {
+		t.Fatal("the client took a server certificate of a CA not in its bundle")
+	}
+	replace(t, clientCAFile, append(append([]byte{}, f.ca.PEM...), f.otherCA.PEM...))
+	check("client bundle rotated", moved.Cert, newClient.Cert)
 
 	// The client CA bundle is reloaded too: a bundle without our CA
 	// refuses the client.
