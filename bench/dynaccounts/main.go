@@ -40,15 +40,11 @@ func main() {
 
 func run(n, nClusters int, kinds []string) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "kubesvc-bench-dyn-")
+	work, err := benchproc.Binaries("kubesvc-bench-dyn-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("building the agent and control plane binaries ...")
-	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
-		return err
-	}
 	fmt.Printf("starting %d Kubernetes clusters and %d namespaces ...\n", nClusters, n)
 	var cls []*testenv.Cluster
 	for i := range nClusters {

@@ -76,15 +76,11 @@ func parseCases(s string) ([]benchCase, error) {
 
 func run(n int, cases []benchCase, compare string, shared bool) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "kubesvc-bench-ops-")
+	work, err := benchproc.Binaries("kubesvc-bench-ops-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("building the agent and control plane binaries ...")
-	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
-		return err
-	}
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "ops"})
 	if err != nil {
 		return err

@@ -56,15 +56,11 @@ func parseInts(s string) []int {
 
 func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "kubesvc-bench-")
+	work, err := benchproc.Binaries("kubesvc-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("building the agent and control plane binaries ...")
-	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
-		return err
-	}
 	fmt.Println("starting a Kubernetes cluster ...")
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "bench"})
 	if err != nil {

@@ -45,15 +45,11 @@ func main() {
 
 func run(n, lists, objects int) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "kubesvc-bench-proxy-")
+	work, err := benchproc.Binaries("kubesvc-bench-proxy-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fmt.Println("building the agent and control plane binaries ...")
-	if err := benchproc.Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
-		return err
-	}
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "proxy"})
 	if err != nil {
 		return err

@@ -150,27 +150,9 @@ func TestKubernetesAPIProxy(t *testing.T) {
 	if _, err := direct.CoreV1().ConfigMaps("proxied").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched", Namespace: "proxied"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	timeout := time.After(wait)
-	for seen := false; !seen; {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				t.Fatal("the proxied watch ended before the event")
-			}
-			if m, isCM := ev.Object.(*corev1.ConfigMap); isCM && ev.Type == watch.Added && m.Name == "watched" {
-				seen = true
-			}
-		case <-timeout:
-			t.Fatal("no ADDED event through the proxied watch")
-		}
-	}
+	awaitAdded(t, w, "watched")
 	w.Stop()
-	eventually(t, wait, func() string {
-		if n := ag.Stats().ProxyActive.Load(); n != 0 {
-			return fmt.Sprintf("%d relayed requests still in flight after the watch stopped", n)
-		}
-		return ""
-	})
+	noRelays(t, ag)
 
 	// Secrets and tokens are refused by the control plane and the agent
 	// alike; the Secret's data shows nowhere.
@@ -314,24 +296,37 @@ func TestKubernetesAPIProxyThroughAnotherReplica(t *testing.T) {
 	if _, err := direct.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "forwarded"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	awaitAdded(t, w, "forwarded")
+	w.Stop()
+	noRelays(t, ag)
+}
+
+// awaitAdded waits for the ADDED event of ConfigMap name on w.
+func awaitAdded(t *testing.T, w watch.Interface, name string) {
+	t.Helper()
 	timeout := time.After(wait)
-	for seen := false; !seen; {
+	for {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				t.Fatal("the forwarded watch ended before the event")
+				t.Fatalf("the watch ended before the ADDED event of %s", name)
 			}
-			if m, isCM := ev.Object.(*corev1.ConfigMap); isCM && m.Name == "forwarded" {
-				seen = true
+			if m, isCM := ev.Object.(*corev1.ConfigMap); isCM && ev.Type == watch.Added && m.Name == name {
+				return
 			}
 		case <-timeout:
-			t.Fatal("no event through the forwarded watch")
+			t.Fatalf("no ADDED event of %s through the watch", name)
 		}
 	}
-	w.Stop()
+}
+
+// noRelays waits until the agent relays nothing (a stopped watch ended
+// on the agent too).
+func noRelays(t *testing.T, ag *runningAgent) {
+	t.Helper()
 	eventually(t, wait, func() string {
 		if n := ag.Stats().ProxyActive.Load(); n != 0 {
-			return fmt.Sprintf("%d relayed requests in flight after the forwarded watch stopped", n)
+			return fmt.Sprintf("%d relayed requests still in flight", n)
 		}
 		return ""
 	})

@@ -121,6 +121,21 @@ func WaitHTTP(url string, timeout time.Duration) error {
 	})
 }
 
+// Binaries makes a working directory (named after prefix) and builds the
+// agent and control plane binaries into it. The caller removes it.
+func Binaries(prefix string) (string, error) {
+	work, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	fmt.Println("building the agent and control plane binaries ...")
+	if err := Build(work, "./cmd/agent", "./cmd/controlplane"); err != nil {
+		os.RemoveAll(work)
+		return "", err
+	}
+	return work, nil
+}
+
 // Build builds the packages' binaries into dir.
 func Build(dir string, pkgs ...string) error {
 	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
