@@ -71,7 +71,8 @@ func TestAgentChart(t *testing.T) {
 		if cfg.Clouddriver.Insecure || cfg.Clouddriver.TLS.ServerName != "kubesvc.example.com" || cfg.Clouddriver.TLS.ClientCertFile == "" || cfg.Clouddriver.TLS.CACertFile == "" {
 			t.Errorf("clouddriver %+v: want TLS with a client certificate", cfg.Clouddriver)
 		}
-		if len(cfg.Kubernetes.Accounts) != 2 || cfg.Kubernetes.Accounts[0].Namespaces[1] != "payments" || cfg.Kubernetes.ServerSideApply.Enabled != "always" {
+		if len(cfg.Kubernetes.Accounts) != 2 || cfg.Kubernetes.Accounts[0].Namespaces[1] != "payments" || cfg.Kubernetes.ServerSideApply.Enabled != "always" ||
+			!cfg.Kubernetes.Proxy.Enabled || !cfg.Kubernetes.Proxy.ReadOnly {
 			t.Errorf("kubernetes %+v", cfg.Kubernetes)
 		}
 		for _, o := range objs {

@@ -111,6 +111,9 @@ func TestControlPlaneChart(t *testing.T) {
 				t.Errorf("the control plane's service account may %s a Secret rbac.secrets.names does not name", verb)
 			}
 		}
+		if f, err := cfg.ProxyFilter(); !cfg.Proxy || f == nil || err != nil {
+			t.Errorf("config.kubesvc.proxy: enabled %v, filter %v %v", cfg.Proxy, f, err)
+		}
 		if cfg.DynamicAccounts.EncryptionKey == "" && cfg.DynamicAccounts.EncryptionKeyFile == "" {
 			t.Error("dynamicAccounts.encryptionKeySecret: no sealing key configured")
 		}
