@@ -46,6 +46,9 @@ type proxyCall struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	window chan struct{} // one token per body chunk the agent may send
+	// up carries an upgraded request's client bytes (ProxyData), at most
+	// a window's worth: a control plane sending more breaks the request.
+	up chan []byte
 	// refusal, when set, is answered instead of relaying: the id is in
 	// use, or the agent relays maxProxied requests already. Such a call
 	// is not registered.
@@ -70,6 +73,9 @@ func (p *proxies) admit(ctx context.Context, req *kubesvcv1.ProxyRequest) *proxy
 	window = min(window, maxProxyWindow)
 	ctx, cancel := context.WithCancel(ctx)
 	call := &proxyCall{req: req, ctx: ctx, cancel: cancel, window: make(chan struct{}, window)}
+	if req.GetUpgrade() {
+		call.up = make(chan []byte, window)
+	}
 	for range window {
 		call.window <- struct{}{}
 	}
@@ -132,6 +138,22 @@ func (p *proxies) refill(id string, chunks uint32) {
 	}
 }
 
+// data hands a client's bytes to an upgraded request. It never waits;
+// bytes beyond the window end the request.
+func (p *proxies) data(id string, b []byte) {
+	p.mu.Lock()
+	call := p.calls[id]
+	p.mu.Unlock()
+	if call == nil || call.up == nil {
+		return
+	}
+	select {
+	case call.up <- b:
+	default:
+		call.cancel()
+	}
+}
+
 // cancel ends a relayed request early.
 func (p *proxies) cancel(id string) {
 	p.mu.Lock()
@@ -172,7 +194,7 @@ func (s *session) relay(ctx context.Context, req *kubesvcv1.ProxyRequest, call *
 	}
 	t, refusal := kubeproxy.Parse(req.GetPath())
 	if refusal == nil {
-		refusal = kubeproxy.Check(req.GetMethod(), t, a.cfg.Proxy.Writes, "kubernetes.proxy.readOnly on agent "+a.cfg.ID)
+		refusal = kubeproxy.Check(req.GetMethod(), t, a.cfg.Proxy.Writes, req.GetUpgrade(), "kubernetes.proxy.readOnly on agent "+a.cfg.ID)
 	}
 	if refusal != nil {
 		s.proxyRefuse(ctx, id, refusal.Code, refusal.Message)
@@ -193,7 +215,11 @@ func (s *session) relay(ctx context.Context, req *kubesvcv1.ProxyRequest, call *
 			stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
 			defer stop()
 			a.stats.Proxied.Add(1)
-			err = s.stream(ctx, id, resp, call)
+			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && req.GetUpgrade() && resp.StatusCode == http.StatusSwitchingProtocols {
+				err = s.tunnel(ctx, id, resp, rwc, call)
+			} else {
+				err = s.stream(ctx, id, resp, false, call)
+			}
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -202,11 +228,44 @@ func (s *session) relay(ctx context.Context, req *kubesvcv1.ProxyRequest, call *
 	}
 }
 
+// tunnel runs an upgraded request: the API server's bytes go down as
+// stream does a body, the client's come up (ProxyData) and are written to
+// the connection, each chunk's window returned once written. It ends with
+// either direction (an exec, attach or port-forward protocol closes the
+// whole connection when done).
+func (s *session) tunnel(ctx context.Context, id string, resp *http.Response, conn io.ReadWriteCloser, call *proxyCall) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	// Either direction ending closes the connection, which ends the other.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	wg.Go(func() {
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-call.up:
+				if _, err := conn.Write(b); err != nil {
+					return
+				}
+				if s.proxySend(ctx, &kubesvcv1.ProxyResponse{Id: id, UpWindow: 1}) != nil {
+					return
+				}
+			}
+		}
+	})
+	return s.stream(ctx, id, resp, true, call)
+}
+
 // stream sends resp's status, headers and body, one window token per
 // chunk. A chunk goes as soon as the API server flushed it (a watch event
-// is not held back to fill a chunk).
-func (s *session) stream(ctx context.Context, id string, resp *http.Response, call *proxyCall) error {
-	head := &kubesvcv1.ProxyResponse{Id: id, Status: uint32(resp.StatusCode), Headers: kubeproxy.ResponseHeaders(resp.Header)}
+// is not held back to fill a chunk). upgraded: resp is a 101 whose body
+// is the connection.
+func (s *session) stream(ctx context.Context, id string, resp *http.Response, upgraded bool, call *proxyCall) error {
+	head := &kubesvcv1.ProxyResponse{Id: id, Status: uint32(resp.StatusCode), Headers: kubeproxy.ResponseHeaders(resp.Header, upgraded)}
 	if err := s.proxySend(ctx, head); err != nil {
 		return err
 	}

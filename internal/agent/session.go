@@ -406,6 +406,8 @@ func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService
 			s.proxies.refill(m.GetProxyWindow().GetId(), m.GetProxyWindow().GetChunks())
 		case *kubesvcv1.ControlMessage_ProxyCancel:
 			s.proxies.cancel(m.GetProxyCancel().GetId())
+		case *kubesvcv1.ControlMessage_ProxyData:
+			s.proxies.data(m.GetProxyData().GetId(), m.GetProxyData().GetData())
 		case *kubesvcv1.ControlMessage_OperationResultAck:
 			s.agent.operator.results.ack(m.GetOperationResultAck().GetId())
 		case *kubesvcv1.ControlMessage_Heartbeat:

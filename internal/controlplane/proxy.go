@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -12,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -55,11 +57,17 @@ const (
 type relayed struct {
 	frames chan *kubesvcv1.ProxyResponse // the agent's answer, in order
 	broken chan struct{}                 // closed when the agent overran the window
+	// up holds a token per ProxyData chunk an upgraded request may send
+	// to the agent; the agent returns them (ProxyResponse.up_window).
+	up chan struct{}
 }
 
 // addRelay registers a relayed request of sess.
 func (sess *session) addRelay(id string) *relayed {
-	r := &relayed{frames: make(chan *kubesvcv1.ProxyResponse, proxyWindow+2), broken: make(chan struct{})}
+	r := &relayed{frames: make(chan *kubesvcv1.ProxyResponse, proxyWindow+2), broken: make(chan struct{}), up: make(chan struct{}, proxyWindow)}
+	for range proxyWindow {
+		r.up <- struct{}{}
+	}
 	sess.pendingMu.Lock()
 	sess.relays[id] = r
 	sess.pendingMu.Unlock()
@@ -82,6 +90,15 @@ func (sess *session) deliverProxy(f *kubesvcv1.ProxyResponse) bool {
 	r := sess.relays[f.GetId()]
 	if r == nil {
 		return false
+	}
+	for range min(f.GetUpWindow(), proxyWindow) {
+		select {
+		case r.up <- struct{}{}:
+		default: // more than was ever taken: ignore the excess
+		}
+	}
+	if f.GetUpWindow() > 0 && len(f.GetBody()) == 0 && !f.GetEnd() && f.GetStatus() == 0 {
+		return true // only a window: not a part of the answer
 	}
 	select {
 	case r.frames <- f:
@@ -127,13 +144,14 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	account := r.PathValue("accountName")
 	path := "/" + r.PathValue("path")
+	upgrade := kubeproxy.IsUpgrade(r.Header)
 	t, refusal := kubeproxy.Parse(path)
 	if refusal == nil {
 		// Writes are the agent's call (kubernetes.proxy.readOnly).
-		refusal = kubeproxy.Check(r.Method, t, true, "")
+		refusal = kubeproxy.Check(r.Method, t, true, upgrade, "")
 	}
-	if refusal == nil && r.Header.Get("Upgrade") != "" {
-		refusal = &kubeproxy.Refusal{Code: http.StatusBadRequest, Message: "connection upgrades are not relayed"}
+	if refusal == nil && upgrade && r.ProtoMajor != 1 {
+		refusal = &kubeproxy.Refusal{Code: http.StatusBadRequest, Message: "connection upgrades need HTTP/1.1"}
 	}
 	if refusal != nil {
 		kubeproxy.WriteStatus(w, refusal.Code, refusal.Message)
@@ -160,12 +178,14 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	case !sess.proxyRelays:
 		kubeproxy.WriteStatus(w, http.StatusForbidden, fmt.Sprintf("agent %s does not relay Kubernetes API requests (kubernetes.proxy.enabled)", sess.agentID))
 		return
-	case !sess.proxyWrites && !kubeproxy.IsRead(r.Method):
-		kubeproxy.WriteStatus(w, http.StatusForbidden, fmt.Sprintf("method %s: this proxy relays only reads (kubernetes.proxy.readOnly on agent %s)", r.Method, sess.agentID))
-		return
+	case !sess.proxyWrites && (upgrade || !kubeproxy.IsRead(r.Method)):
+		if r := kubeproxy.Check(r.Method, t, false, upgrade, fmt.Sprintf("kubernetes.proxy.readOnly on agent %s", sess.agentID)); r != nil {
+			kubeproxy.WriteStatus(w, r.Code, r.Message)
+			return
+		}
 	}
 	req := &kubesvcv1.ProxyRequest{Account: account, Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		Headers: kubeproxy.RequestHeaders(r.Header), Window: proxyWindow}
+		Headers: kubeproxy.RequestHeaders(r.Header, upgrade), Window: proxyWindow, Upgrade: upgrade}
 	// Its text must encode (protobuf strings are UTF-8; a request that
 	// does not encode would end the agent's stream), and the request must
 	// stay well under the agent's message limit whatever the body.
@@ -287,7 +307,11 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 		kubeproxy.WriteStatus(w, http.StatusBadGateway, head.GetError())
 		return
 	}
-	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), kubeproxy.AllowedResponseHeader)
+	if req.GetUpgrade() && head.GetStatus() == http.StatusSwitchingProtocols {
+		s.tunnel(w, sess, rl, req, head, cancel)
+		return
+	}
+	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), func(n string) bool { return kubeproxy.AllowedResponseHeader(n, false) })
 	w.WriteHeader(int(head.GetStatus()))
 	rc := http.NewResponseController(w)
 	// The status and headers go out now: a watch's client waits for them
@@ -343,6 +367,100 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 			abort(failed)
 		}
 	}
+}
+
+// tunnel runs an upgraded request (exec, attach, port-forward) once the
+// agent relayed the API server's 101: it takes the client's connection
+// over, writes the 101, then moves bytes both ways: the agent's parts to
+// the client (returning their window), the client's bytes to the agent
+// as ProxyData (within the window the agent returns). Either side ending
+// ends both; the client leaving cancels the agent's request.
+func (s *Server) tunnel(w http.ResponseWriter, sess *session, rl *relayed, req *kubesvcv1.ProxyRequest, head *kubesvcv1.ProxyResponse, cancel func()) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		cancel()
+		kubeproxy.WriteStatus(w, http.StatusInternalServerError, fmt.Sprintf("connection upgrade: %v", err))
+		return
+	}
+	defer conn.Close()
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.code = http.StatusSwitchingProtocols // for the metrics
+	}
+	h := http.Header{}
+	kubeproxy.SetHeaders(h, head.GetHeaders(), func(n string) bool { return kubeproxy.AllowedResponseHeader(n, true) })
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	_ = h.Write(brw)
+	_, _ = brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		cancel()
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Up: the client's bytes (brw holds what came with the request).
+	wg.Go(func() {
+		defer stop()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := brw.Read(buf)
+			if n > 0 {
+				select {
+				case <-rl.up:
+				case <-ctx.Done():
+					return
+				case <-sess.done:
+					return
+				}
+				data := &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyData{ProxyData: &kubesvcv1.ProxyData{Id: req.Id, Data: bytes.Clone(buf[:n])}}}
+				if sess.queue(ctx, data) != nil {
+					return
+				}
+			}
+			if err != nil {
+				return // the client closed its connection (or down ended)
+			}
+		}
+	})
+	// Down: the API server's bytes, until the agent ends, the session
+	// ends (parts already delivered first) or the client's side ends.
+	taken := 0
+	for {
+		var f *kubesvcv1.ProxyResponse
+		select {
+		case f = <-rl.frames:
+		default:
+			select {
+			case f = <-rl.frames:
+			case <-rl.broken:
+			case <-sess.done:
+			case <-ctx.Done():
+			}
+		}
+		if f == nil {
+			break
+		}
+		if len(f.GetBody()) > 0 {
+			_ = conn.SetWriteDeadline(time.Now().Add(proxyStall))
+			if _, err := conn.Write(f.GetBody()); err != nil {
+				break
+			}
+			taken++
+			if taken >= proxyWindow/2 && !f.GetEnd() {
+				if sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyWindow{ProxyWindow: &kubesvcv1.ProxyWindow{Id: req.Id, Chunks: uint32(taken)}}}) != nil {
+					break
+				}
+				taken = 0
+			}
+		}
+		if f.GetEnd() {
+			break
+		}
+	}
+	stop()
+	conn.Close() // ends the up pump's read
+	cancel()     // the agent's request, if still running
 }
 
 // forwardProxy relays the request to the replica holding agentID's

@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,11 +176,14 @@ func TestKubernetesAPIProxy(t *testing.T) {
 	if _, err := pc.CoreV1().ServiceAccounts("proxied").CreateToken(ctx, "default", nil, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("create a token through the proxy: %v, want Forbidden", err)
 	}
-	for _, p := range []string{"/api/v1/watch/namespaces/proxied/secrets", "/api/v1/namespaces/proxied/secrets/s", "/api/v1/secrets?watch=1", "/metrics", "/api/v1/namespaces/proxied/pods/p/exec"} {
+	for _, p := range []string{"/api/v1/watch/namespaces/proxied/secrets", "/api/v1/namespaces/proxied/secrets/s", "/api/v1/secrets?watch=1", "/metrics"} {
 		code, body := rawGet(t, host+p)
 		if code != http.StatusForbidden || strings.Contains(body, sentinel) || !strings.Contains(body, `"kind":"Status"`) {
 			t.Errorf("GET %s through the proxy: %d %s, want a 403 Status", p, code, body)
 		}
+	}
+	if code, body := rawGet(t, host+"/api/v1/namespaces/proxied/pods/p/exec"); code != http.StatusBadRequest || !strings.Contains(body, "needs a connection upgrade") {
+		t.Errorf("exec without an upgrade: %d %s", code, body)
 	}
 	// A namespace's list of everything it may read: ConfigMaps yes, the
 	// Secret's data no (the API server would list it; the proxy does not
@@ -261,6 +270,19 @@ func TestKubernetesAPIProxySettings(t *testing.T) {
 	direct, _ := clients(t, cluster)
 	if _, err := direct.CoreV1().ConfigMaps("default").Get(ctx, "refused", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused write reached the cluster: %v", err)
+	}
+	// exec through a read-only agent: refused, naming the setting.
+	req, _ := http.NewRequestWithContext(ctx, "POST", cp.http+"/agents/kubernetes/accounts/reads/proxy/api/v1/namespaces/default/pods/p/exec?command=sh", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "SPDY/3.1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "relayed only with writes (kubernetes.proxy.readOnly") {
+		t.Errorf("exec through a read-only agent: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -396,4 +418,133 @@ kubesvc:
 			t.Errorf("%s: %v, want Forbidden naming kubesvc.proxy.x509.filters", name, err)
 		}
 	}
+}
+
+// fakeExecServer is a FAKE KUBERNETES API SERVER for one thing a real one
+// cannot do here: pods/exec needs a kubelet and a container runtime, which
+// this machine has neither of. It answers an upgrade of
+// /api/v1/namespaces/ns/pods/p/exec with 101 and then echoes what it reads,
+// upper-cased, until a line "bye".
+func fakeExecServer(t *testing.T) string {
+	t.Helper()
+	// TLS: client-go sends a kubeconfig's credentials only over TLS.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/namespaces/ns/pods/p/exec" || !strings.EqualFold(r.Header.Get("Upgrade"), "kubesvc-echo") {
+			http.Error(w, "fake API server: only pods/exec with Upgrade: kubesvc-echo", http.StatusNotFound)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer fake-token" {
+			http.Error(w, "fake API server: not the account's credentials", http.StatusUnauthorized)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: kubesvc-echo\r\n\r\n")
+		_ = brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if line == "bye\n" || err != nil {
+				return
+			}
+			_, _ = brw.WriteString(strings.ToUpper(line))
+			_ = brw.Flush()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	kubeconfig := filepath.Join(t.TempDir(), "fake.kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: u, user: {token: fake-token}}]
+contexts: [{name: fake, context: {cluster: fake, user: u}}]
+current-context: fake
+`, srv.URL, base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
+}
+
+// execEcho opens an upgraded exec through the proxy at base, exchanges
+// lines (one of 1 MiB, past both directions' windows) and ends it.
+func execEcho(t *testing.T, base string) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	req, _ := http.NewRequest("POST", base+"/agents/kubernetes/accounts/fake/proxy/api/v1/namespaces/ns/pods/p/exec?command=cat", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "kubesvc-echo")
+	req.Header.Set("Authorization", "Bearer the-clients-own")
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "kubesvc-echo" {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("exec through the proxy: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	big := strings.Repeat("abcdefghij", 100<<10) + "\n" // 1 MiB
+	for _, line := range []string{"hello\n", big, "again\n"} {
+		// Write and read at once: the echo's answer flows while we write.
+		errc := make(chan error, 1)
+		go func() { _, err := io.WriteString(conn, line); errc <- err }()
+		got := make([]byte, len(line))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != strings.ToUpper(line) {
+			t.Fatalf("echo of a %d-byte line: %v (got %.40q)", len(line), err, got)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = io.WriteString(conn, "bye\n")
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after bye: %v, want the connection closed", err)
+	}
+}
+
+// exec, attach and port-forward are connection upgrades: relayed as a byte
+// stream both ways through an agent relaying writes, directly or through
+// another replica, with the agent's credentials, not the client's.
+func TestKubernetesAPIProxyExec(t *testing.T) {
+	t.Parallel()
+	kubeconfig := fakeExecServer(t)
+	db := filepath.Join(t.TempDir(), "cluster.db")
+	start := func(id string) *controlPlane {
+		addr := freeAddr(t)
+		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: true, httpAddr: addr, baseURL: "http://" + addr})
+	}
+	holder, entry := start("cp-holder"), start("cp-entry")
+	// The account's streams fail against the fake; the agent serves it
+	// all the same, and relays.
+	ag := startAgentWith(t, "agent-exec", "zone-test", holder.grpc, relaying(nil), agent.Account{Name: "fake", KubeconfigFile: kubeconfig, Kinds: []string{"Namespace"}})
+	served := func(cp *controlPlane) {
+		t.Helper()
+		eventually(t, wait, func() string {
+			if code, body := rawGet(t, cp.http+"/agents/kubernetes/accounts/fake"); code != http.StatusOK {
+				return fmt.Sprintf("account fake: %d %s", code, body)
+			}
+			return ""
+		})
+	}
+	served(holder)
+	execEcho(t, holder.http)
+	noRelays(t, ag)
+	// The entry replica learns where the agent is from the database.
+	served(entry)
+	execEcho(t, entry.http)
+	noRelays(t, ag)
 }

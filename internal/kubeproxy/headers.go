@@ -16,13 +16,27 @@ var requestHeaders = []string{
 	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
 }
 
-// RequestHeaders returns the headers of h the proxy relays.
-func RequestHeaders(h http.Header) []*kubesvcv1.Header {
+// upgradeHeaders are relayed too for a connection upgrade: the handshake
+// of WebSocket and of SPDY (Kubernetes' X-Stream-Protocol-Version).
+var upgradeHeaders = []string{
+	"Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
+	"Sec-Websocket-Accept", "X-Stream-Protocol-Version",
+}
+
+// RequestHeaders returns the headers of h the proxy relays; upgrade adds
+// the upgrade handshake's.
+func RequestHeaders(h http.Header, upgrade bool) []*kubesvcv1.Header {
 	var out []*kubesvcv1.Header
-	for _, name := range requestHeaders {
-		if v := h.Values(name); len(v) > 0 {
-			out = append(out, &kubesvcv1.Header{Name: name, Values: slices.Clone(v)})
+	add := func(names []string) {
+		for _, name := range names {
+			if v := h.Values(name); len(v) > 0 {
+				out = append(out, &kubesvcv1.Header{Name: name, Values: slices.Clone(v)})
+			}
 		}
+	}
+	add(requestHeaders)
+	if upgrade {
+		add(upgradeHeaders)
 	}
 	return out
 }
@@ -34,13 +48,15 @@ var hopByHop = map[string]bool{
 	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
 }
 
-// ResponseHeaders returns the headers of an API server answer to relay.
-// Values that are not UTF-8 are left out: the message carrying them would
-// not encode (HTTP allows other bytes; the Kubernetes API never sends them).
-func ResponseHeaders(h http.Header) []*kubesvcv1.Header {
+// ResponseHeaders returns the headers of an API server answer to relay
+// (upgraded: a 101, whose Connection and Upgrade headers are relayed
+// too). Values that are not UTF-8 are left out: the message carrying them
+// would not encode (HTTP allows other bytes; the Kubernetes API never
+// sends them).
+func ResponseHeaders(h http.Header, upgraded bool) []*kubesvcv1.Header {
 	var out []*kubesvcv1.Header
 	for name, v := range h {
-		if hopByHop[http.CanonicalHeaderKey(name)] || !utf8.ValidString(name) {
+		if !AllowedResponseHeader(http.CanonicalHeaderKey(name), upgraded) || !utf8.ValidString(name) {
 			continue
 		}
 		v = slices.DeleteFunc(slices.Clone(v), func(s string) bool { return !utf8.ValidString(s) })
@@ -74,11 +90,17 @@ func SetHeaders(h http.Header, hs []*kubesvcv1.Header, allowed func(string) bool
 	}
 }
 
-// AllowedRequestHeader reports whether a relayed request may carry name.
-func AllowedRequestHeader(name string) bool { return slices.Contains(requestHeaders, name) }
+// AllowedRequestHeader reports whether a relayed request may carry name
+// (canonical); upgrade: a connection upgrade.
+func AllowedRequestHeader(name string, upgrade bool) bool {
+	return slices.Contains(requestHeaders, name) || upgrade && slices.Contains(upgradeHeaders, name)
+}
 
-// AllowedResponseHeader reports whether a relayed answer may carry name.
-func AllowedResponseHeader(name string) bool { return !hopByHop[name] }
+// AllowedResponseHeader reports whether a relayed answer may carry name
+// (canonical); upgraded: a 101 answer to an upgrade.
+func AllowedResponseHeader(name string, upgraded bool) bool {
+	return !hopByHop[name] || upgraded && (name == "Connection" || name == "Upgrade")
+}
 
 // InvalidUTF8 names the first text field of req that is not valid UTF-8
 // (protobuf refuses to encode it), "" when all are.

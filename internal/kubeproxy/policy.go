@@ -107,11 +107,13 @@ var methods = map[string]bool{
 func IsRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // Check refuses what no proxy relays: Secrets and service account tokens
-// (Secret data never leaves the agent), connection upgrades (exec, attach,
-// port-forward), the API server's own proxy, unknown methods, and, unless
-// writes is set, anything but reads. readOnlyKey names the setting that
-// allows writes, for the message.
-func Check(method string, t Target, writes bool, readOnlyKey string) *Refusal {
+// (Secret data never leaves the agent), the API server's own proxy,
+// unknown methods, and, unless writes is set, anything but reads.
+// Connection upgrades (upgrade) are relayed only for exec, attach and
+// port-forward, and those only with writes: they run commands in pods or
+// reach into them. readOnlyKey names the setting that allows writes, for
+// the message.
+func Check(method string, t Target, writes, upgrade bool, readOnlyKey string) *Refusal {
 	if !methods[method] {
 		return &Refusal{http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not relayed", method)}
 	}
@@ -121,16 +123,36 @@ func Check(method string, t Target, writes bool, readOnlyKey string) *Refusal {
 	if t.Group == "" && t.Resource == "serviceaccounts" && t.Subresource == "token" {
 		return &Refusal{http.StatusForbidden, "service account tokens are not relayed: credentials never leave the agent"}
 	}
-	switch t.Subresource {
-	case "exec", "attach", "portforward":
-		return &Refusal{http.StatusForbidden, fmt.Sprintf("%s/%s needs a connection upgrade, which the proxy does not relay", t.Resource, t.Subresource)}
-	case "proxy":
+	streaming := t.Group == "" && t.Resource == "pods" && (t.Subresource == "exec" || t.Subresource == "attach" || t.Subresource == "portforward")
+	switch {
+	case t.Subresource == "proxy":
 		return &Refusal{http.StatusForbidden, fmt.Sprintf("%s/proxy (the API server's own proxy) is not relayed", t.Resource)}
+	case streaming && !writes:
+		return &Refusal{http.StatusForbidden, fmt.Sprintf("pods/%s runs in or reaches into a pod: relayed only with writes (%s)", t.Subresource, readOnlyKey)}
+	case streaming && !upgrade:
+		return &Refusal{http.StatusBadRequest, fmt.Sprintf("pods/%s needs a connection upgrade (WebSocket or SPDY over HTTP/1.1)", t.Subresource)}
+	case upgrade && !streaming:
+		return &Refusal{http.StatusBadRequest, "connection upgrades are relayed only for pods/exec, pods/attach and pods/portforward"}
 	}
 	if !writes && !IsRead(method) {
 		return &Refusal{http.StatusForbidden, fmt.Sprintf("method %s: this proxy relays only reads (%s)", method, readOnlyKey)}
 	}
 	return nil
+}
+
+// IsUpgrade reports whether h asks for a connection upgrade.
+func IsUpgrade(h http.Header) bool {
+	if h.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // reasons maps refusal codes to Kubernetes Status reasons.

@@ -71,38 +71,69 @@ func TestCheck(t *testing.T) {
 		return tg
 	}
 	for _, c := range []struct {
-		method, path string
-		writes       bool
-		code         int // 0: relayed
-		says         string
+		method, path    string
+		writes, upgrade bool
+		code            int // 0: relayed
+		says            string
 	}{
-		{"GET", "/api/v1/namespaces/ns/pods", false, 0, ""},
-		{"HEAD", "/api/v1/namespaces/ns/pods/p/log", false, 0, ""},
-		{"POST", "/api/v1/namespaces/ns/configmaps", true, 0, ""},
-		{"POST", "/api/v1/namespaces/ns/configmaps", false, 403, "relays only reads (the.key)"},
-		{"PATCH", "/apis/apps/v1/namespaces/ns/deployments/d/scale", false, 403, "the.key"},
-		{"DELETE", "/api/v1/namespaces/ns", true, 0, ""},
-		{"GET", "/api/v1/namespaces/ns/secrets/s", true, 403, "Secret data never leaves the agent"},
-		{"GET", "/api/v1/secrets", true, 403, "Secrets are not relayed"},
-		{"GET", "/api/v1/watch/namespaces/ns/secrets", true, 403, "Secrets are not relayed"},
-		{"POST", "/api/v1/namespaces/ns/secrets", true, 403, "Secrets are not relayed"},
+		{"GET", "/api/v1/namespaces/ns/pods", false, false, 0, ""},
+		{"HEAD", "/api/v1/namespaces/ns/pods/p/log", false, false, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/configmaps", true, false, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/configmaps", false, false, 403, "relays only reads (the.key)"},
+		{"PATCH", "/apis/apps/v1/namespaces/ns/deployments/d/scale", false, false, 403, "the.key"},
+		{"DELETE", "/api/v1/namespaces/ns", true, false, 0, ""},
+		{"GET", "/api/v1/namespaces/ns/secrets/s", true, false, 403, "Secret data never leaves the agent"},
+		{"GET", "/api/v1/secrets", true, false, 403, "Secrets are not relayed"},
+		{"GET", "/api/v1/watch/namespaces/ns/secrets", true, false, 403, "Secrets are not relayed"},
+		{"POST", "/api/v1/namespaces/ns/secrets", true, false, 403, "Secrets are not relayed"},
 		// A custom resource named secrets in another group is not a Secret.
-		{"GET", "/apis/example.com/v1/namespaces/ns/secrets", false, 0, ""},
-		{"POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", true, 403, "tokens are not relayed"},
-		{"GET", "/api/v1/namespaces/ns/serviceaccounts/sa", false, 0, ""},
-		{"GET", "/api/v1/namespaces/ns/pods/p/exec", true, 403, "connection upgrade"},
-		{"POST", "/api/v1/namespaces/ns/pods/p/attach", true, 403, "connection upgrade"},
-		{"GET", "/api/v1/namespaces/ns/pods/p/portforward", true, 403, "connection upgrade"},
-		{"GET", "/api/v1/namespaces/ns/services/s/proxy", true, 403, "own proxy"},
-		{"CONNECT", "/api/v1/pods", true, 405, "not relayed"},
-		{"OPTIONS", "/api/v1/pods", true, 405, "not relayed"},
+		{"GET", "/apis/example.com/v1/namespaces/ns/secrets", false, false, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", true, false, 403, "tokens are not relayed"},
+		{"GET", "/api/v1/namespaces/ns/serviceaccounts/sa", false, false, 0, ""},
+		// exec, attach, port-forward: upgrades, and only with writes.
+		{"GET", "/api/v1/namespaces/ns/pods/p/exec", true, true, 0, ""},
+		{"POST", "/api/v1/namespaces/ns/pods/p/attach", true, true, 0, ""},
+		{"GET", "/api/v1/namespaces/ns/pods/p/portforward", true, true, 0, ""},
+		{"GET", "/api/v1/namespaces/ns/pods/p/exec", false, true, 403, "relayed only with writes (the.key)"},
+		{"GET", "/api/v1/namespaces/ns/pods/p/portforward", false, true, 403, "relayed only with writes"},
+		{"POST", "/api/v1/namespaces/ns/pods/p/exec", true, false, 400, "needs a connection upgrade"},
+		{"GET", "/api/v1/namespaces/ns/pods", true, true, 400, "only for pods/exec"},
+		{"GET", "/api/v1/namespaces/ns/secrets/s", true, true, 403, "Secrets are not relayed"},
+		{"GET", "/apis/example.com/v1/namespaces/ns/pods/p/exec", true, true, 400, "only for pods/exec"},
+		{"GET", "/api/v1/namespaces/ns/services/s/proxy", true, false, 403, "own proxy"},
+		{"CONNECT", "/api/v1/pods", true, false, 405, "not relayed"},
+		{"OPTIONS", "/api/v1/pods", true, false, 405, "not relayed"},
 	} {
-		r := Check(c.method, parse(c.path), c.writes, "the.key")
+		r := Check(c.method, parse(c.path), c.writes, c.upgrade, "the.key")
 		switch {
 		case c.code == 0 && r != nil:
 			t.Errorf("%s %s: refused %v, want relayed", c.method, c.path, r)
 		case c.code != 0 && (r == nil || r.Code != c.code || !strings.Contains(r.Message, c.says)):
 			t.Errorf("%s %s: %+v, want %d saying %q", c.method, c.path, r, c.code, c.says)
+		}
+	}
+}
+
+func TestIsUpgrade(t *testing.T) {
+	for _, c := range []struct {
+		connection, upgrade string
+		want                bool
+	}{
+		{"Upgrade", "websocket", true},
+		{"keep-alive, upgrade", "SPDY/3.1", true},
+		{"Upgrade", "", false},
+		{"keep-alive", "websocket", false},
+		{"", "", false},
+	} {
+		h := http.Header{}
+		if c.connection != "" {
+			h.Set("Connection", c.connection)
+		}
+		if c.upgrade != "" {
+			h.Set("Upgrade", c.upgrade)
+		}
+		if got := IsUpgrade(h); got != c.want {
+			t.Errorf("IsUpgrade(Connection %q, Upgrade %q) = %v", c.connection, c.upgrade, got)
 		}
 	}
 }
@@ -131,13 +162,13 @@ func TestHeaders(t *testing.T) {
 	h.Set("Accept", "application/json")
 	h.Set("Content-Type", "application/merge-patch+json")
 	got := http.Header{}
-	SetHeaders(got, RequestHeaders(h), AllowedRequestHeader)
+	SetHeaders(got, RequestHeaders(h, false), func(n string) bool { return AllowedRequestHeader(n, false) })
 	if len(got) != 2 || got.Get("Accept") != "application/json" || got.Get("Content-Type") != "application/merge-patch+json" {
 		t.Errorf("relayed request headers: %v", got)
 	}
 	// The receiving end filters again, whatever a sender put in.
 	got = http.Header{}
-	SetHeaders(got, []*kubesvcv1.Header{{Name: "authorization", Values: []string{"x"}}, {Name: "accept", Values: []string{"a"}}}, AllowedRequestHeader)
+	SetHeaders(got, []*kubesvcv1.Header{{Name: "authorization", Values: []string{"x"}}, {Name: "accept", Values: []string{"a"}}, {Name: "upgrade", Values: []string{"websocket"}}}, func(n string) bool { return AllowedRequestHeader(n, false) })
 	if len(got) != 1 || got.Get("Accept") != "a" {
 		t.Errorf("headers set from a message: %v", got)
 	}
@@ -149,8 +180,23 @@ func TestHeaders(t *testing.T) {
 	resp.Set("Transfer-Encoding", "chunked")
 	resp.Set("Connection", "close")
 	got = http.Header{}
-	SetHeaders(got, ResponseHeaders(resp), AllowedResponseHeader)
+	SetHeaders(got, ResponseHeaders(resp, false), func(n string) bool { return AllowedResponseHeader(n, false) })
 	if len(got) != 2 || got.Get("Audit-Id") != "a1" || got.Get("Content-Type") != "application/json" {
 		t.Errorf("relayed response headers: %v", got)
+	}
+	// An upgrade's handshake crosses; credentials still do not.
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", "SPDY/3.1")
+	h.Set("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+	got = http.Header{}
+	SetHeaders(got, RequestHeaders(h, true), func(n string) bool { return AllowedRequestHeader(n, true) })
+	if got.Get("Upgrade") != "SPDY/3.1" || got.Get("Connection") != "Upgrade" || got.Get("X-Stream-Protocol-Version") == "" || got.Get("Authorization") != "" || got.Get("Impersonate-User") != "" {
+		t.Errorf("relayed upgrade request headers: %v", got)
+	}
+	resp.Set("Upgrade", "SPDY/3.1")
+	got = http.Header{}
+	SetHeaders(got, ResponseHeaders(resp, true), func(n string) bool { return AllowedResponseHeader(n, true) })
+	if got.Get("Upgrade") != "SPDY/3.1" || got.Get("Connection") != "close" || got.Get("Content-Length") != "" {
+		t.Errorf("relayed 101 headers: %v", got)
 	}
 }

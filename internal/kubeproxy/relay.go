@@ -38,7 +38,9 @@ func NewRelay(cfg *rest.Config) (*Relay, error) {
 }
 
 // Do sends req to the API server. The caller checked it (Parse, Check) and
-// closes the answer's body.
+// closes the answer's body. An upgrade goes over HTTP/1.1 (Go's transport
+// does not offer HTTP/2 for it); answered 101, the body is the connection,
+// an io.ReadWriteCloser.
 func (r *Relay) Do(ctx context.Context, req *kubesvcv1.ProxyRequest) (*http.Response, error) {
 	u := *r.base
 	// A server URL may carry a path prefix (an API server behind a
@@ -60,7 +62,7 @@ func (r *Relay) Do(ctx context.Context, req *kubesvcv1.ProxyRequest) (*http.Resp
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: request: %w", err)
 	}
-	SetHeaders(hreq.Header, req.GetHeaders(), AllowedRequestHeader)
+	SetHeaders(hreq.Header, req.GetHeaders(), func(name string) bool { return AllowedRequestHeader(name, req.GetUpgrade()) })
 	resp, err := r.client.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: %s %s: %w", req.GetMethod(), req.GetPath(), err)

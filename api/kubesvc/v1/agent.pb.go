@@ -276,6 +276,7 @@ type ControlMessage struct {
 	//	*ControlMessage_ProxyWindow
 	//	*ControlMessage_ProxyCancel
 	//	*ControlMessage_Assignment
+	//	*ControlMessage_ProxyData
 	Msg           isControlMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -408,6 +409,15 @@ func (x *ControlMessage) GetAssignment() *Assignment {
 	return nil
 }
 
+func (x *ControlMessage) GetProxyData() *ProxyData {
+	if x != nil {
+		if x, ok := x.Msg.(*ControlMessage_ProxyData); ok {
+			return x.ProxyData
+		}
+	}
+	return nil
+}
+
 type isControlMessage_Msg interface {
 	isControlMessage_Msg()
 }
@@ -452,6 +462,10 @@ type ControlMessage_Assignment struct {
 	Assignment *Assignment `protobuf:"bytes,10,opt,name=assignment,proto3,oneof"`
 }
 
+type ControlMessage_ProxyData struct {
+	ProxyData *ProxyData `protobuf:"bytes,11,opt,name=proxy_data,json=proxyData,proto3,oneof"`
+}
+
 func (*ControlMessage_Welcome) isControlMessage_Msg() {}
 
 func (*ControlMessage_Ack) isControlMessage_Msg() {}
@@ -471,6 +485,8 @@ func (*ControlMessage_ProxyWindow) isControlMessage_Msg() {}
 func (*ControlMessage_ProxyCancel) isControlMessage_Msg() {}
 
 func (*ControlMessage_Assignment) isControlMessage_Msg() {}
+
+func (*ControlMessage_ProxyData) isControlMessage_Msg() {}
 
 // Hello identifies the agent and the accounts it serves.
 type Hello struct {
@@ -2682,7 +2698,12 @@ type ProxyRequest struct {
 	Body    []byte    `protobuf:"bytes,7,opt,name=body,proto3" json:"body,omitempty"`
 	// How many body chunks the agent may send before it waits for a
 	// ProxyWindow of this request.
-	Window        uint32 `protobuf:"varint,8,opt,name=window,proto3" json:"window,omitempty"`
+	Window uint32 `protobuf:"varint,8,opt,name=window,proto3" json:"window,omitempty"`
+	// A connection upgrade (exec, attach, port-forward): when the API
+	// server answers 101, the request becomes a byte stream both ways: the
+	// agent relays the API server's bytes as body chunks, the control plane
+	// the client's as ProxyData, each direction with its own window.
+	Upgrade       bool `protobuf:"varint,9,opt,name=upgrade,proto3" json:"upgrade,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2773,6 +2794,13 @@ func (x *ProxyRequest) GetWindow() uint32 {
 	return 0
 }
 
+func (x *ProxyRequest) GetUpgrade() bool {
+	if x != nil {
+		return x.Upgrade
+	}
+	return false
+}
+
 // Header is one HTTP header and its values.
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2839,8 +2867,11 @@ type ProxyResponse struct {
 	// request's window.
 	Body []byte `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
 	// The answer is complete (error empty) or broke off (error set).
-	End           bool   `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	End   bool   `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// Upgraded requests: how many more ProxyData chunks the control plane
+	// may send (the agent wrote that many to the API server).
+	UpWindow      uint32 `protobuf:"varint,7,opt,name=up_window,json=upWindow,proto3" json:"up_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2917,6 +2948,69 @@ func (x *ProxyResponse) GetError() string {
 	return ""
 }
 
+func (x *ProxyResponse) GetUpWindow() uint32 {
+	if x != nil {
+		return x.UpWindow
+	}
+	return 0
+}
+
+// ProxyData carries the client's bytes of an upgraded request to the
+// agent, at most the chunks its window allows (ProxyResponse.up_window
+// returns them; the first window is the request's). The client closing
+// its connection ends the request (ProxyCancel).
+type ProxyData struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyData) Reset() {
+	*x = ProxyData{}
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyData) ProtoMessage() {}
+
+func (x *ProxyData) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyData.ProtoReflect.Descriptor instead.
+func (*ProxyData) Descriptor() ([]byte, []int) {
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ProxyData) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ProxyData) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // ProxyWindow lets the agent send chunks more body chunks of a request:
 // the control plane returns them as the proxy's client reads the body.
 type ProxyWindow struct {
@@ -2929,7 +3023,7 @@ type ProxyWindow struct {
 
 func (x *ProxyWindow) Reset() {
 	*x = ProxyWindow{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[35]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3035,7 @@ func (x *ProxyWindow) String() string {
 func (*ProxyWindow) ProtoMessage() {}
 
 func (x *ProxyWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[35]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3048,7 @@ func (x *ProxyWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyWindow.ProtoReflect.Descriptor instead.
 func (*ProxyWindow) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ProxyWindow) GetId() string {
@@ -2982,7 +3076,7 @@ type ProxyCancel struct {
 
 func (x *ProxyCancel) Reset() {
 	*x = ProxyCancel{}
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[36]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3088,7 @@ func (x *ProxyCancel) String() string {
 func (*ProxyCancel) ProtoMessage() {}
 
 func (x *ProxyCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[36]
+	mi := &file_api_kubesvc_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3101,7 @@ func (x *ProxyCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyCancel.ProtoReflect.Descriptor instead.
 func (*ProxyCancel) Descriptor() ([]byte, []int) {
-	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_kubesvc_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProxyCancel) GetId() string {
@@ -3031,7 +3125,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x10operation_result\x18\x05 \x01(\v2\x1b.kubesvc.v1.OperationResultH\x00R\x0foperationResult\x12X\n" +
 	"\x16account_command_result\x18\x06 \x01(\v2 .kubesvc.v1.AccountCommandResultH\x00R\x14accountCommandResult\x12B\n" +
 	"\x0eproxy_response\x18\a \x01(\v2\x19.kubesvc.v1.ProxyResponseH\x00R\rproxyResponseB\x05\n" +
-	"\x03msg\"\xf2\x04\n" +
+	"\x03msg\"\xaa\x05\n" +
 	"\x0eControlMessage\x12/\n" +
 	"\awelcome\x18\x01 \x01(\v2\x13.kubesvc.v1.WelcomeH\x00R\awelcome\x12(\n" +
 	"\x03ack\x18\x02 \x01(\v2\x14.kubesvc.v1.BatchAckH\x00R\x03ack\x125\n" +
@@ -3045,7 +3139,9 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"assignment\x18\n" +
 	" \x01(\v2\x16.kubesvc.v1.AssignmentH\x00R\n" +
-	"assignmentB\x05\n" +
+	"assignment\x126\n" +
+	"\n" +
+	"proxy_data\x18\v \x01(\v2\x15.kubesvc.v1.ProxyDataH\x00R\tproxyDataB\x05\n" +
 	"\x03msg\"\xc6\x02\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x17\n" +
@@ -3218,7 +3314,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12+\n" +
-	"\x04info\x18\x04 \x01(\v2\x17.kubesvc.v1.AccountInfoR\x04info\"\xd4\x01\n" +
+	"\x04info\x18\x04 \x01(\v2\x17.kubesvc.v1.AccountInfoR\x04info\"\xee\x01\n" +
 	"\fProxyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
@@ -3227,17 +3323,22 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x05query\x18\x05 \x01(\tR\x05query\x12,\n" +
 	"\aheaders\x18\x06 \x03(\v2\x12.kubesvc.v1.HeaderR\aheaders\x12\x12\n" +
 	"\x04body\x18\a \x01(\fR\x04body\x12\x16\n" +
-	"\x06window\x18\b \x01(\rR\x06window\"4\n" +
+	"\x06window\x18\b \x01(\rR\x06window\x12\x18\n" +
+	"\aupgrade\x18\t \x01(\bR\aupgrade\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xa1\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xbe\x01\n" +
 	"\rProxyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\rR\x06status\x12,\n" +
 	"\aheaders\x18\x03 \x03(\v2\x12.kubesvc.v1.HeaderR\aheaders\x12\x12\n" +
 	"\x04body\x18\x04 \x01(\fR\x04body\x12\x10\n" +
 	"\x03end\x18\x05 \x01(\bR\x03end\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"5\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1b\n" +
+	"\tup_window\x18\a \x01(\rR\bupWindow\"/\n" +
+	"\tProxyData\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"5\n" +
 	"\vProxyWindow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06chunks\x18\x02 \x01(\rR\x06chunks\"\x1d\n" +
@@ -3259,7 +3360,7 @@ func file_api_kubesvc_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kubesvc_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_api_kubesvc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(AccountStatus_State)(0),         // 0: kubesvc.v1.AccountStatus.State
 	(*AgentMessage)(nil),             // 1: kubesvc.v1.AgentMessage
@@ -3297,10 +3398,11 @@ var file_api_kubesvc_v1_agent_proto_goTypes = []any{
 	(*ProxyRequest)(nil),             // 33: kubesvc.v1.ProxyRequest
 	(*Header)(nil),                   // 34: kubesvc.v1.Header
 	(*ProxyResponse)(nil),            // 35: kubesvc.v1.ProxyResponse
-	(*ProxyWindow)(nil),              // 36: kubesvc.v1.ProxyWindow
-	(*ProxyCancel)(nil),              // 37: kubesvc.v1.ProxyCancel
-	nil,                              // 38: kubesvc.v1.AccountInfo.PermissionsEntry
-	nil,                              // 39: kubesvc.v1.Object.LabelsEntry
+	(*ProxyData)(nil),                // 36: kubesvc.v1.ProxyData
+	(*ProxyWindow)(nil),              // 37: kubesvc.v1.ProxyWindow
+	(*ProxyCancel)(nil),              // 38: kubesvc.v1.ProxyCancel
+	nil,                              // 39: kubesvc.v1.AccountInfo.PermissionsEntry
+	nil,                              // 40: kubesvc.v1.Object.LabelsEntry
 }
 var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: kubesvc.v1.AgentMessage.hello:type_name -> kubesvc.v1.Hello
@@ -3317,46 +3419,47 @@ var file_api_kubesvc_v1_agent_proto_depIdxs = []int32{
 	26, // 11: kubesvc.v1.ControlMessage.account_command:type_name -> kubesvc.v1.AccountCommand
 	25, // 12: kubesvc.v1.ControlMessage.operation_result_ack:type_name -> kubesvc.v1.OperationResultAck
 	33, // 13: kubesvc.v1.ControlMessage.proxy_request:type_name -> kubesvc.v1.ProxyRequest
-	36, // 14: kubesvc.v1.ControlMessage.proxy_window:type_name -> kubesvc.v1.ProxyWindow
-	37, // 15: kubesvc.v1.ControlMessage.proxy_cancel:type_name -> kubesvc.v1.ProxyCancel
+	37, // 14: kubesvc.v1.ControlMessage.proxy_window:type_name -> kubesvc.v1.ProxyWindow
+	38, // 15: kubesvc.v1.ControlMessage.proxy_cancel:type_name -> kubesvc.v1.ProxyCancel
 	7,  // 16: kubesvc.v1.ControlMessage.assignment:type_name -> kubesvc.v1.Assignment
-	4,  // 17: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
-	38, // 18: kubesvc.v1.AccountInfo.permissions:type_name -> kubesvc.v1.AccountInfo.PermissionsEntry
-	10, // 19: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
-	10, // 20: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
-	9,  // 21: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
-	8,  // 22: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
-	12, // 23: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
-	8,  // 24: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
-	13, // 25: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
-	13, // 26: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
-	13, // 27: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
-	14, // 28: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
-	15, // 29: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
-	16, // 30: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
-	17, // 31: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
-	13, // 32: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
-	39, // 33: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
-	0,  // 34: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
-	4,  // 35: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
-	23, // 36: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
-	24, // 37: kubesvc.v1.CachedObjects.objects:type_name -> kubesvc.v1.ObjectRef
-	27, // 38: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
-	28, // 39: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
-	29, // 40: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
-	30, // 41: kubesvc.v1.DynamicAccount.custom_resource_definitions:type_name -> kubesvc.v1.CustomResourceDefinition
-	32, // 42: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
-	4,  // 43: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
-	34, // 44: kubesvc.v1.ProxyRequest.headers:type_name -> kubesvc.v1.Header
-	34, // 45: kubesvc.v1.ProxyResponse.headers:type_name -> kubesvc.v1.Header
-	5,  // 46: kubesvc.v1.AccountInfo.PermissionsEntry.value:type_name -> kubesvc.v1.Roles
-	1,  // 47: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
-	2,  // 48: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
-	48, // [48:49] is the sub-list for method output_type
-	47, // [47:48] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	36, // 17: kubesvc.v1.ControlMessage.proxy_data:type_name -> kubesvc.v1.ProxyData
+	4,  // 18: kubesvc.v1.Hello.accounts:type_name -> kubesvc.v1.AccountInfo
+	39, // 19: kubesvc.v1.AccountInfo.permissions:type_name -> kubesvc.v1.AccountInfo.PermissionsEntry
+	10, // 20: kubesvc.v1.Welcome.resume_points:type_name -> kubesvc.v1.ResumePoint
+	10, // 21: kubesvc.v1.Assignment.resume_points:type_name -> kubesvc.v1.ResumePoint
+	9,  // 22: kubesvc.v1.StreamKey.resource:type_name -> kubesvc.v1.Resource
+	8,  // 23: kubesvc.v1.ResumePoint.stream:type_name -> kubesvc.v1.StreamKey
+	12, // 24: kubesvc.v1.ChangeBatch.changes:type_name -> kubesvc.v1.Change
+	8,  // 25: kubesvc.v1.Change.stream:type_name -> kubesvc.v1.StreamKey
+	13, // 26: kubesvc.v1.Change.listed:type_name -> kubesvc.v1.Object
+	13, // 27: kubesvc.v1.Change.upserted:type_name -> kubesvc.v1.Object
+	13, // 28: kubesvc.v1.Change.deleted:type_name -> kubesvc.v1.Object
+	14, // 29: kubesvc.v1.Change.sync_begin:type_name -> kubesvc.v1.SyncBegin
+	15, // 30: kubesvc.v1.Change.sync_end:type_name -> kubesvc.v1.SyncEnd
+	16, // 31: kubesvc.v1.Change.bookmark:type_name -> kubesvc.v1.Bookmark
+	17, // 32: kubesvc.v1.Change.stream_removed:type_name -> kubesvc.v1.StreamRemoved
+	13, // 33: kubesvc.v1.Change.applied:type_name -> kubesvc.v1.Object
+	40, // 34: kubesvc.v1.Object.labels:type_name -> kubesvc.v1.Object.LabelsEntry
+	0,  // 35: kubesvc.v1.AccountStatus.state:type_name -> kubesvc.v1.AccountStatus.State
+	4,  // 36: kubesvc.v1.AccountStatus.info:type_name -> kubesvc.v1.AccountInfo
+	23, // 37: kubesvc.v1.OperationResult.cached:type_name -> kubesvc.v1.CachedObjects
+	24, // 38: kubesvc.v1.CachedObjects.objects:type_name -> kubesvc.v1.ObjectRef
+	27, // 39: kubesvc.v1.AccountCommand.add:type_name -> kubesvc.v1.AddAccounts
+	28, // 40: kubesvc.v1.AccountCommand.delete:type_name -> kubesvc.v1.DeleteAccounts
+	29, // 41: kubesvc.v1.AddAccounts.accounts:type_name -> kubesvc.v1.DynamicAccount
+	30, // 42: kubesvc.v1.DynamicAccount.custom_resource_definitions:type_name -> kubesvc.v1.CustomResourceDefinition
+	32, // 43: kubesvc.v1.AccountCommandResult.results:type_name -> kubesvc.v1.AccountResult
+	4,  // 44: kubesvc.v1.AccountResult.info:type_name -> kubesvc.v1.AccountInfo
+	34, // 45: kubesvc.v1.ProxyRequest.headers:type_name -> kubesvc.v1.Header
+	34, // 46: kubesvc.v1.ProxyResponse.headers:type_name -> kubesvc.v1.Header
+	5,  // 47: kubesvc.v1.AccountInfo.PermissionsEntry.value:type_name -> kubesvc.v1.Roles
+	1,  // 48: kubesvc.v1.AgentService.Connect:input_type -> kubesvc.v1.AgentMessage
+	2,  // 49: kubesvc.v1.AgentService.Connect:output_type -> kubesvc.v1.ControlMessage
+	49, // [49:50] is the sub-list for method output_type
+	48, // [48:49] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_api_kubesvc_v1_agent_proto_init() }
@@ -3384,6 +3487,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 		(*ControlMessage_ProxyWindow)(nil),
 		(*ControlMessage_ProxyCancel)(nil),
 		(*ControlMessage_Assignment)(nil),
+		(*ControlMessage_ProxyData)(nil),
 	}
 	file_api_kubesvc_v1_agent_proto_msgTypes[11].OneofWrappers = []any{
 		(*Change_Listed)(nil),
@@ -3405,7 +3509,7 @@ func file_api_kubesvc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kubesvc_v1_agent_proto_rawDesc), len(file_api_kubesvc_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
