@@ -236,11 +236,13 @@ func (s *session) relay(ctx context.Context, req *kubesvcv1.ProxyRequest, call *
 func (s *session) tunnel(ctx context.Context, id string, resp *http.Response, conn io.ReadWriteCloser, call *proxyCall) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// On the way out: cancel, close (a write blocked towards the API
+	// server ends with it), then wait.
 	defer wg.Wait()
+	defer conn.Close()
 	defer cancel()
 	// Either direction ending closes the connection, which ends the other.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	context.AfterFunc(ctx, func() { conn.Close() })
 	wg.Go(func() {
 		defer cancel()
 		for {

@@ -48,6 +48,20 @@ func newForwarder(dialTimeout time.Duration, peerTLS *tls.Config) *http.Client {
 	}}
 }
 
+// newUpgradeForwarder returns a client like f for connection upgrades,
+// over HTTP/1.1 only (HTTP/2 has no upgrades, and Go's transport keeps
+// only WebSocket's off it by itself, not SPDY's).
+func newUpgradeForwarder(f *http.Client) *http.Client {
+	t := f.Transport.(*http.Transport).Clone()
+	t.ForceAttemptHTTP2 = false
+	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	if t.TLSClientConfig != nil {
+		t.TLSClientConfig = t.TLSClientConfig.Clone()
+		t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	return &http.Client{Transport: t}
+}
+
 // replicaURL returns the REST base URL of replica id: from peer discovery
 // when it knows the replica, else what the replica recorded itself.
 func (s *Server) replicaURL(id string) (string, error) {

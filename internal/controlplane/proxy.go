@@ -46,8 +46,12 @@ const (
 	// message limit (a larger one would end the agent's whole session).
 	proxyMaxHead = 256 << 10
 	// proxyStall is how long a client may leave a part of the answer
-	// unread before the request is ended.
-	proxyStall = time.Minute
+	// unread before the request is ended; tunnelStall the same for an
+	// upgraded connection (an interactive exec piped into a pager).
+	proxyStall, tunnelStall = time.Minute, 10 * time.Minute
+	// proxyCancelWait bounds queueing a ProxyCancel behind the stream's
+	// other messages.
+	proxyCancelWait = 10 * time.Second
 	// maxRelayed bounds the requests this replica relays at once (each
 	// may hold a body of up to proxyMaxBody); more are answered 429.
 	maxRelayed = 512
@@ -259,7 +263,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	// ends its requests, and parts of a request that arrive after this
 	// one ended are answered with another cancel (inbox.receive).
 	cancel := func() {
-		c, stop := context.WithTimeout(context.Background(), time.Second)
+		c, stop := context.WithTimeout(context.Background(), proxyCancelWait)
 		defer stop()
 		_ = sess.queue(c, proxyCancel(req.Id))
 	}
@@ -308,7 +312,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 		return
 	}
 	if req.GetUpgrade() && head.GetStatus() == http.StatusSwitchingProtocols {
-		s.tunnel(w, sess, rl, req, head, cancel)
+		s.tunnel(w, r, sess, rl, req, head, cancel)
 		return
 	}
 	kubeproxy.SetHeaders(w.Header(), head.GetHeaders(), func(n string) bool { return kubeproxy.AllowedResponseHeader(n, false) })
@@ -375,7 +379,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 // the client (returning their window), the client's bytes to the agent
 // as ProxyData (within the window the agent returns). Either side ending
 // ends both; the client leaving cancels the agent's request.
-func (s *Server) tunnel(w http.ResponseWriter, sess *session, rl *relayed, req *kubesvcv1.ProxyRequest, head *kubesvcv1.ProxyResponse, cancel func()) {
+func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, sess *session, rl *relayed, req *kubesvcv1.ProxyRequest, head *kubesvcv1.ProxyResponse, cancel func()) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		cancel()
@@ -395,8 +399,11 @@ func (s *Server) tunnel(w http.ResponseWriter, sess *session, rl *relayed, req *
 		cancel()
 		return
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	// The request's context ends with the server (its base context):
+	// the hijacked connection is outside net/http's shutdown, not ours.
+	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
+	context.AfterFunc(ctx, func() { conn.Close() })
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Up: the client's bytes (brw holds what came with the request).
@@ -442,7 +449,7 @@ func (s *Server) tunnel(w http.ResponseWriter, sess *session, rl *relayed, req *
 			break
 		}
 		if len(f.GetBody()) > 0 {
-			_ = conn.SetWriteDeadline(time.Now().Add(proxyStall))
+			_ = conn.SetWriteDeadline(time.Now().Add(tunnelStall))
 			if _, err := conn.Write(f.GetBody()); err != nil {
 				break
 			}
@@ -484,7 +491,19 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		fail(fmt.Errorf("control-plane replica %s: base URL %q: %w", replica, base, err))
 		return
 	}
+	transport := s.forwarder.Transport
+	if kubeproxy.IsUpgrade(r.Header) {
+		transport = s.upgradeForwarder.Transport
+	}
 	rp := &httputil.ReverseProxy{
+		// A 101 is written through the hijacked connection, past the
+		// recorder: count it here.
+		ModifyResponse: func(resp *http.Response) error {
+			if rec, ok := w.(*statusRecorder); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+				rec.code = resp.StatusCode
+			}
+			return nil
+		},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(forwardedHeader, s.cfg.ID)
@@ -493,7 +512,7 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 				pr.Out.Header.Set(peerSecretHeader, s.cfg.PeerSecret)
 			}
 		},
-		Transport:     s.forwarder.Transport,
+		Transport:     transport,
 		FlushInterval: -1, // watches: every event at once
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {

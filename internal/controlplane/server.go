@@ -48,6 +48,8 @@ type Server struct {
 	// decisions in the order they were taken.
 	assignMu  sync.Mutex
 	forwarder *http.Client // REST calls to other replicas
+	// upgradeForwarder forwards connection upgrades (HTTP/1.1 only).
+	upgradeForwarder *http.Client
 	// relaying holds a token per Kubernetes API request being relayed
 	// (capacity maxRelayed).
 	relaying chan struct{}
@@ -75,6 +77,7 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	forwarder := newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS)
 	return &Server{
 		cfg:      cfg,
 		log:      cfg.Log,
@@ -84,11 +87,12 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		gatherer: reg,
 		commits:  newNotifier(),
 
-		agentsChanged: make(chan struct{}, 1),
-		assignPoke:    make(chan struct{}, 1),
-		forwarder:     newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS),
-		relaying:      make(chan struct{}, maxRelayed),
-		listening:     make(chan struct{}),
+		agentsChanged:    make(chan struct{}, 1),
+		assignPoke:       make(chan struct{}, 1),
+		forwarder:        forwarder,
+		upgradeForwarder: newUpgradeForwarder(forwarder),
+		relaying:         make(chan struct{}, maxRelayed),
+		listening:        make(chan struct{}),
 	}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
@@ -427,10 +429,12 @@ kubesvc:
 // upper-cased, until a line "bye".
 func fakeExecServer(t *testing.T) string {
 	t.Helper()
-	// TLS: client-go sends a kubeconfig's credentials only over TLS.
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/namespaces/ns/pods/p/exec" || !strings.EqualFold(r.Header.Get("Upgrade"), "kubesvc-echo") {
-			http.Error(w, "fake API server: only pods/exec with Upgrade: kubesvc-echo", http.StatusNotFound)
+	// TLS, offering HTTP/2 as a real API server does (an upgrade must
+	// still reach it over HTTP/1.1); client-go sends a kubeconfig's
+	// credentials only over TLS.
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/namespaces/ns/pods/p/exec" || r.Header.Get("Upgrade") != "SPDY/3.1" || r.ProtoMajor != 1 {
+			http.Error(w, "fake API server: only pods/exec with Upgrade: SPDY/3.1 over HTTP/1.1", http.StatusNotFound)
 			return
 		}
 		if r.Header.Get("Authorization") != "Bearer fake-token" {
@@ -442,7 +446,7 @@ func fakeExecServer(t *testing.T) string {
 			return
 		}
 		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: kubesvc-echo\r\n\r\n")
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
 		_ = brw.Flush()
 		for {
 			line, err := brw.ReadString('\n')
@@ -453,6 +457,8 @@ func fakeExecServer(t *testing.T) string {
 			_ = brw.Flush()
 		}
 	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	kubeconfig := filepath.Join(t.TempDir(), "fake.kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
@@ -467,15 +473,21 @@ current-context: fake
 	return kubeconfig
 }
 
-// execEcho opens an upgraded exec through the proxy at base, exchanges
-// lines (one of 1 MiB, past both directions' windows) and ends it.
-func execEcho(t *testing.T, base string) {
+// execEcho opens an upgraded exec through the proxy at base (over TLS
+// with roots when they are set), exchanges lines (one of 1 MiB, past both
+// directions' windows) and ends it.
+func execEcho(t *testing.T, base string, roots *x509.CertPool) {
 	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", u.Host)
+	var conn net.Conn
+	if roots != nil {
+		conn, err = tls.Dial("tcp", u.Host, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	} else {
+		conn, err = net.Dial("tcp", u.Host)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +495,7 @@ func execEcho(t *testing.T, base string) {
 	_ = conn.SetDeadline(time.Now().Add(wait))
 	req, _ := http.NewRequest("POST", base+"/agents/kubernetes/accounts/fake/proxy/api/v1/namespaces/ns/pods/p/exec?command=cat", nil)
 	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "kubesvc-echo")
+	req.Header.Set("Upgrade", "SPDY/3.1")
 	req.Header.Set("Authorization", "Bearer the-clients-own")
 	if err := req.Write(conn); err != nil {
 		t.Fatal(err)
@@ -493,7 +505,7 @@ func execEcho(t *testing.T, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "kubesvc-echo" {
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "SPDY/3.1" {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("exec through the proxy: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
@@ -518,15 +530,38 @@ func execEcho(t *testing.T, base string) {
 
 // exec, attach and port-forward are connection upgrades: relayed as a byte
 // stream both ways through an agent relaying writes, directly or through
-// another replica, with the agent's credentials, not the client's.
+// another replica (the replicas serve HTTPS and HTTP/2, which an upgrade
+// must not take), with the agent's credentials, not the client's.
 func TestKubernetesAPIProxyExec(t *testing.T) {
 	t.Parallel()
 	kubeconfig := fakeExecServer(t)
-	db := filepath.Join(t.TempDir(), "cluster.db")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "cluster.db")
+	ca := certstest.NewCA(t, "kubesvc replicas CA")
+	cert := ca.Issue(t, pkix.Name{CommonName: "controlplane"})
+	certFile, keyFile := certstest.Write(t, dir, "tls.crt", cert.CertPEM), certstest.Write(t, dir, "tls.key", cert.KeyPEM)
+	caFile := certstest.Write(t, dir, "ca.pem", ca.PEM)
 	start := func(id string) *controlPlane {
 		addr := freeAddr(t)
-		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: true, httpAddr: addr, baseURL: "http://" + addr})
+		cfg, err := cpconfig.Load(certstest.Write(t, dir, id+".yml", []byte(fmt.Sprintf(
+			"server: {ssl: {enabled: true, certificate: %s, certificate-private-key: %s, trust-certificate: %s}}\nkubesvc: {baseUrl: 'https://%s'}\n",
+			certFile, keyFile, caFile, addr))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		restTLS, err := cfg.RESTTLS(testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		peerTLS, err := cfg.PeerTLS(testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: true, httpAddr: addr, baseURL: cfg.Cluster.BaseURL, httpTLS: restTLS, peerTLS: peerTLS})
 	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	holder, entry := start("cp-holder"), start("cp-entry")
 	// The account's streams fail against the fake; the agent serves it
 	// all the same, and relays.
@@ -534,17 +569,22 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 	served := func(cp *controlPlane) {
 		t.Helper()
 		eventually(t, wait, func() string {
-			if code, body := rawGet(t, cp.http+"/agents/kubernetes/accounts/fake"); code != http.StatusOK {
-				return fmt.Sprintf("account fake: %d %s", code, body)
+			resp, err := client.Get(cp.http + "/agents/kubernetes/accounts/fake")
+			if err != nil {
+				return err.Error()
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Sprintf("account fake: %d", resp.StatusCode)
 			}
 			return ""
 		})
 	}
 	served(holder)
-	execEcho(t, holder.http)
+	execEcho(t, holder.http, roots)
 	noRelays(t, ag)
 	// The entry replica learns where the agent is from the database.
 	served(entry)
-	execEcho(t, entry.http)
+	execEcho(t, entry.http, roots)
 	noRelays(t, ag)
 }

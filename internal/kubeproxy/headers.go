@@ -3,6 +3,7 @@ package kubeproxy
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
@@ -17,11 +18,17 @@ var requestHeaders = []string{
 }
 
 // upgradeHeaders are relayed too for a connection upgrade: the handshake
-// of WebSocket and of SPDY (Kubernetes' X-Stream-Protocol-Version).
+// of WebSocket and of SPDY (Kubernetes' X-Stream-Protocol-Version). The
+// agent writes Connection itself.
 var upgradeHeaders = []string{
-	"Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
+	"Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
 	"Sec-Websocket-Accept", "X-Stream-Protocol-Version",
 }
+
+// bearerProtocol prefixes the WebSocket subprotocol that carries a bearer
+// token (Kubernetes' way to authenticate browsers' WebSockets): a client
+// credential, never relayed.
+const bearerProtocol = "base64url.bearer.authorization.k8s.io."
 
 // RequestHeaders returns the headers of h the proxy relays; upgrade adds
 // the upgrade handshake's.
@@ -29,8 +36,12 @@ func RequestHeaders(h http.Header, upgrade bool) []*kubesvcv1.Header {
 	var out []*kubesvcv1.Header
 	add := func(names []string) {
 		for _, name := range names {
-			if v := h.Values(name); len(v) > 0 {
-				out = append(out, &kubesvcv1.Header{Name: name, Values: slices.Clone(v)})
+			v := slices.Clone(h.Values(name))
+			if name == "Sec-Websocket-Protocol" {
+				v = withoutBearer(v)
+			}
+			if len(v) > 0 {
+				out = append(out, &kubesvcv1.Header{Name: name, Values: v})
 			}
 		}
 	}
@@ -121,4 +132,22 @@ func InvalidUTF8(req *kubesvcv1.ProxyRequest) string {
 		}
 	}
 	return ""
+}
+
+// withoutBearer drops the bearer-token subprotocols from
+// Sec-WebSocket-Protocol values (comma-separated lists).
+func withoutBearer(values []string) []string {
+	var out []string
+	for _, v := range values {
+		var keep []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" && !strings.HasPrefix(p, bearerProtocol) {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, strings.Join(keep, ", "))
+		}
+	}
+	return out
 }

@@ -188,9 +188,13 @@ func TestHeaders(t *testing.T) {
 	h.Set("Connection", "Upgrade")
 	h.Set("Upgrade", "SPDY/3.1")
 	h.Set("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+	h.Set("Sec-WebSocket-Protocol", "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c2VjcmV0, v4.channel.k8s.io")
 	got = http.Header{}
 	SetHeaders(got, RequestHeaders(h, true), func(n string) bool { return AllowedRequestHeader(n, true) })
-	if got.Get("Upgrade") != "SPDY/3.1" || got.Get("Connection") != "Upgrade" || got.Get("X-Stream-Protocol-Version") == "" || got.Get("Authorization") != "" || got.Get("Impersonate-User") != "" {
+	// Connection is the agent's to write; the bearer subprotocol is a
+	// client credential.
+	if got.Get("Upgrade") != "SPDY/3.1" || got.Get("Connection") != "" || got.Get("X-Stream-Protocol-Version") == "" || got.Get("Authorization") != "" || got.Get("Impersonate-User") != "" ||
+		got.Get("Sec-Websocket-Protocol") != "v5.channel.k8s.io, v4.channel.k8s.io" {
 		t.Errorf("relayed upgrade request headers: %v", got)
 	}
 	resp.Set("Upgrade", "SPDY/3.1")

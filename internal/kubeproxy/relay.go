@@ -17,7 +17,10 @@ import (
 // credentials.
 type Relay struct {
 	client *http.Client
-	base   *url.URL
+	// upgrades is client over HTTP/1.1 only: Go's transport keeps only
+	// WebSocket upgrades off HTTP/2 by itself, not SPDY's.
+	upgrades *http.Client
+	base     *url.URL
 }
 
 // NewRelay returns the relay of the cluster cfg reaches. The client has no
@@ -30,11 +33,17 @@ func NewRelay(cfg *rest.Config) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: client: %w", err)
 	}
+	h1 := rest.CopyConfig(cfg)
+	h1.TLSClientConfig.NextProtos = []string{"http/1.1"} // client-go then leaves HTTP/2 out
+	upgrades, err := rest.HTTPClientFor(h1)
+	if err != nil {
+		return nil, fmt.Errorf("kubeproxy: client: %w", err)
+	}
 	base, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: server URL: %w", err)
 	}
-	return &Relay{client: client, base: base}, nil
+	return &Relay{client: client, upgrades: upgrades, base: base}, nil
 }
 
 // Do sends req to the API server. The caller checked it (Parse, Check) and
@@ -63,7 +72,15 @@ func (r *Relay) Do(ctx context.Context, req *kubesvcv1.ProxyRequest) (*http.Resp
 		return nil, fmt.Errorf("kubeproxy: request: %w", err)
 	}
 	SetHeaders(hreq.Header, req.GetHeaders(), func(name string) bool { return AllowedRequestHeader(name, req.GetUpgrade()) })
-	resp, err := r.client.Do(hreq)
+	client := r.client
+	if req.GetUpgrade() {
+		// Ours, not the client's: a Connection header naming other
+		// headers would have a proxy in front of the API server drop
+		// them (the account's impersonation, say).
+		hreq.Header.Set("Connection", "Upgrade")
+		client = r.upgrades
+	}
+	resp, err := client.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: %s %s: %w", req.GetMethod(), req.GetPath(), err)
 	}
