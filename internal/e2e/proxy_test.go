@@ -30,7 +30,6 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/certs/certstest"
-	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -377,19 +376,12 @@ kubesvc:
     enabled: true
     x509: {filters: ["^CN=deployer,O=platform$"]}
 `, certstest.Write(t, dir, "tls.crt", server.CertPEM), certstest.Write(t, dir, "tls.key", server.KeyPEM), certstest.Write(t, dir, "ca.pem", ca.PEM))
-	cfg, err := cpconfig.Load(certstest.Write(t, dir, "cp.yml", []byte(y)))
-	if err != nil {
-		t.Fatal(err)
+	o := fromConfigFile(t, dir, "cp", y)
+	if o.proxySubjects == nil {
+		t.Fatal("kubesvc.proxy.x509.filters loaded no filter")
 	}
-	restTLS, err := cfg.RESTTLS(testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	filter, err := cfg.ProxyFilter()
-	if err != nil || filter == nil {
-		t.Fatalf("proxy filter: %v %v", filter, err)
-	}
-	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(dir, "cp.db"), httpTLS: restTLS, proxy: cfg.Proxy, proxySubjects: filter})
+	o.dbPath = filepath.Join(dir, "cp.db")
+	cp := startControlPlane(t, o)
 	startAgentWith(t, "agent-mtls", "zone-test", cp.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"Namespace"}})
 	client := func(subject *pkix.Name) *kubernetes.Clientset {
 		c := &rest.Config{Host: cp.http + "/agents/kubernetes/accounts/main/proxy", TLSClientConfig: rest.TLSClientConfig{CAData: ca.PEM}}
@@ -543,21 +535,11 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 	caFile := certstest.Write(t, dir, "ca.pem", ca.PEM)
 	start := func(id string) *controlPlane {
 		addr := freeAddr(t)
-		cfg, err := cpconfig.Load(certstest.Write(t, dir, id+".yml", []byte(fmt.Sprintf(
-			"server: {ssl: {enabled: true, certificate: %s, certificate-private-key: %s, trust-certificate: %s}}\nkubesvc: {baseUrl: 'https://%s'}\n",
-			certFile, keyFile, caFile, addr))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		restTLS, err := cfg.RESTTLS(testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		peerTLS, err := cfg.PeerTLS(testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: true, httpAddr: addr, baseURL: cfg.Cluster.BaseURL, httpTLS: restTLS, peerTLS: peerTLS})
+		o := fromConfigFile(t, dir, id, fmt.Sprintf(
+			"server: {ssl: {enabled: true, certificate: %s, certificate-private-key: %s, trust-certificate: %s}}\nkubesvc: {baseUrl: 'https://%s', proxy: {enabled: true}}\n",
+			certFile, keyFile, caFile, addr))
+		o.dbPath, o.id, o.httpAddr = db, id, addr
+		return startControlPlane(t, o)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)

@@ -53,20 +53,9 @@ kubesvc:
   baseUrl: https://%s
   peerTls: {serverName: %s}
 `, certFile, keyFile, caFile, addr, serverName)
-		cfg, err := cpconfig.Load(certstest.Write(t, dir, id+".yml", []byte(y)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		restTLS, err := cfg.RESTTLS(testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		peerTLS, err := cfg.PeerTLS(testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return startControlPlane(t, cpOptions{dbPath: db, id: id, opWait: 30 * time.Second,
-			httpAddr: addr, baseURL: cfg.Cluster.BaseURL, httpTLS: restTLS, peerTLS: peerTLS})
+		o := fromConfigFile(t, dir, id, y)
+		o.dbPath, o.id, o.opWait, o.httpAddr = db, id, 30*time.Second, addr
+		return startControlPlane(t, o)
 	}
 	const service = "spin-clouddriver.spinnaker.svc"
 	holder, entry := start("cp-holder", service), start("cp-entry", service)
@@ -159,4 +148,26 @@ func mustKeyPair(t *testing.T, leaf *certstest.Leaf) tls.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// fromConfigFile loads a control plane configuration file (written to dir
+// as ID.yml) the way the binary does and returns the options it sets for
+// the REST API: TLS, the peers' TLS, the base URL, the proxy.
+func fromConfigFile(t *testing.T, dir, id, yaml string) cpOptions {
+	t.Helper()
+	cfg, err := cpconfig.Load(certstest.Write(t, dir, id+".yml", []byte(yaml)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cpOptions{baseURL: cfg.Cluster.BaseURL, proxy: cfg.Proxy}
+	if o.httpTLS, err = cfg.RESTTLS(testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if o.peerTLS, err = cfg.PeerTLS(testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if o.proxySubjects, err = cfg.ProxyFilter(); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
