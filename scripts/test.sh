@@ -2,7 +2,7 @@
 # The whole test suite (the README's test command runs this through
 # `make test`; .ci/run runs `make test`):
 #   1. install missing system packages (scripts/deps.sh) and build the
-#      Kubernetes binaries and helm if they are missing (cached),
+#      Kubernetes binaries, helm and kubectl if they are missing (cached),
 #   2. gofmt, go vet, and the generated protobuf code up to date,
 #   3. start MariaDB and PostgreSQL for the store's backends
 #      (scripts/test-dbs.sh installs them if missing; skipped when
@@ -18,6 +18,7 @@ cd "$repo"
 scripts/deps.sh
 bindir=$(scripts/k8s-binaries.sh)
 scripts/helm.sh >/dev/null
+scripts/kubectl.sh >/dev/null
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tools/*') | grep -v '\.pb\.go$' || true)
