@@ -166,15 +166,8 @@ func unlimitedIfZero(n int) int {
 // (host:port); a rotated client certificate or CA bundle is picked up on
 // the next handshake.
 func tlsConfig(c config.TLS, target string, log *slog.Logger) (*tls.Config, error) {
-	// A gRPC target may name its resolver (dns:///host:port): the
-	// endpoint is what follows the last slash.
-	endpoint := target[strings.LastIndex(target, "/")+1:]
-	host, _, err := net.SplitHostPort(endpoint)
-	if err != nil {
-		host = endpoint
-	}
 	t, err := certs.NewClient(certs.ClientOptions{
-		CACertFile: c.CACertFile, ServerName: c.ServerName, Host: host, InsecureSkipVerify: c.InsecureSkipVerify,
+		CACertFile: c.CACertFile, ServerName: c.ServerName, Host: dialHost(target), InsecureSkipVerify: c.InsecureSkipVerify,
 		ClientCertFile: c.ClientCertFile, ClientKeyFile: c.ClientKeyFile, ClientKeyPassword: c.ClientKeyFilePassword,
 		OnReloadError: func(err error) {
 			log.Error("clouddriver.tls: a rotated client certificate or CA bundle could not be loaded; still using the previous one", "err", err)
@@ -184,6 +177,23 @@ func tlsConfig(c config.TLS, target string, log *slog.Logger) (*tls.Config, erro
 		return nil, fmt.Errorf("clouddriver.tls: %w", err)
 	}
 	return t, nil
+}
+
+// dialHost returns the host a gRPC target dials, the name its certificate
+// must carry when clouddriver.tls.serverName is unset: "" for a Unix
+// socket (gRPC then expects "localhost") or a target without one.
+func dialHost(target string) string {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
+		return ""
+	}
+	// A target may name its resolver (dns:///host:port): the endpoint is
+	// what follows the last slash.
+	endpoint := target[strings.LastIndex(target, "/")+1:]
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return endpoint
+	}
+	return host
 }
 
 // reloader applies a changed configuration to the running agent: the

@@ -64,3 +64,23 @@ func TestReloaderRestartWarning(t *testing.T) {
 		t.Errorf("last accounts applied: %+v", got)
 	}
 }
+
+func TestDialHost(t *testing.T) {
+	for target, want := range map[string]string{
+		"cp.example.com:9091":          "cp.example.com",
+		"dns:///cp.example.com:9091":   "cp.example.com",
+		"dns://8.8.8.8:53/cp.local:91": "cp.local",
+		"[::1]:9091":                   "::1",
+		"dns:///[::1]:9091":            "::1",
+		"passthrough:///10.0.0.1:9091": "10.0.0.1",
+		"cp.example.com":               "cp.example.com",
+		"unix:///var/run/cp.sock":      "",
+		"unix-abstract:cp":             "",
+		":9091":                        "",
+		"dns:///cp:9091/":              "",
+	} {
+		if got := dialHost(target); got != want {
+			t.Errorf("dialHost(%q) = %q, want %q", target, got, want)
+		}
+	}
+}

@@ -164,6 +164,7 @@ func TestClientVerifiesServer(t *testing.T) {
 	}{
 		{"trusted CA", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1"}, true},
 		{"trusted CA, the certificate's name", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1", ServerName: "localhost"}, true},
+		{"trusted CA, a name with a port", certs.ClientOptions{CACertFile: f.caFile, ServerName: "localhost:9091"}, true},
 		{"another CA", certs.ClientOptions{CACertFile: f.otherCAFile, Host: "127.0.0.1"}, false},
 		{"another CA, verification skipped", certs.ClientOptions{CACertFile: f.otherCAFile, InsecureSkipVerify: true}, true},
 		{"name not in the certificate", certs.ClientOptions{CACertFile: f.caFile, Host: "127.0.0.1", ServerName: "controlplane.example"}, false},

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 )
 
 // ClientOptions describe the agent's TLS towards the control plane.
@@ -46,12 +47,19 @@ func NewClient(o ClientOptions) (*tls.Config, error) {
 		if name == "" {
 			name = o.Host
 		}
+		if h, _, err := net.SplitHostPort(name); err == nil {
+			name = h // a port, as gRPC takes the name too
+		}
 		// tls.Config has no hook for roots that change: Go's own check is
 		// replaced by the same one against the bundle as it is at each
 		// handshake. That needs the name to check; without one (a
 		// configuration shared by connections to several hosts), Go
 		// checks against the bundle as first read.
 		if !o.InsecureSkipVerify && name != "" {
+			// Not "verification off": VerifyConnection below does Go's
+			// check. Code copying this configuration field by field (or
+			// adding ECH, whose rejection path skips the callback) must
+			// keep that in mind.
 			c.InsecureSkipVerify = true
 			c.VerifyConnection = func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {

@@ -100,7 +100,7 @@ func (c *Config) PeerTLS(log *slog.Logger) (*tls.Config, error) {
 		CACertFile: ca, ServerName: c.Cluster.PeerServerName,
 		ClientCertFile: ssl.Certificate, ClientKeyFile: ssl.CertificatePrivateKey, ClientKeyPassword: ssl.KeyPassword,
 		OnReloadError: func(err error) {
-			log.Error("peer TLS: the rotated REST certificate could not be loaded; still presenting the previous one", "err", err)
+			log.Error("peer TLS: a rotated REST certificate or peer CA bundle could not be loaded; still using the previous one", "err", err)
 		},
 	})
 	if err != nil {
