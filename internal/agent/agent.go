@@ -23,6 +23,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/agent/scrub"
+	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
 
 // Account is one Kubernetes account the agent serves.
@@ -151,9 +152,9 @@ type Agent struct {
 	infos    map[string]*kubesvcv1.AccountInfo
 	// facts: what serving each account learnt, reused across sessions.
 	facts     *factsCache
-	executors map[string]cachedExecutor
-	relays    map[string]cachedRelay // the Kubernetes API proxy's, by account
-	operator  *operator              // executes operations, keeps their results
+	executors perAccount[Executor]
+	relays    perAccount[*kubeproxy.Relay] // the Kubernetes API proxy's
+	operator  *operator                    // executes operations, keeps their results
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
 }
@@ -206,8 +207,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
 		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
 		facts:     newFactsCache(),
-		executors: map[string]cachedExecutor{},
-		relays:    map[string]cachedRelay{},
+		executors: perAccount[Executor]{},
+		relays:    perAccount[*kubeproxy.Relay]{},
 		operator:  newOperator(retries, cfg.Log),
 		changed:   make(chan struct{}, 1),
 	}

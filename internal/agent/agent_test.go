@@ -112,7 +112,7 @@ func TestSetAccountsReplacesAndForgetsInfos(t *testing.T) {
 	a.rememberInfo(Account{Name: "b"}.info())
 	a.rememberInfo(Account{Name: "unknown"}.info()) // not served: ignored
 	a.mu.Lock()
-	a.executors["a"], a.executors["b"] = cachedExecutor{acct: Account{Name: "a"}}, cachedExecutor{acct: Account{Name: "b"}}
+	a.executors["a"], a.executors["b"] = builtFor[Executor]{acct: Account{Name: "a"}}, builtFor[Executor]{acct: Account{Name: "b"}}
 	a.mu.Unlock()
 	if err := a.SetAccounts([]Account{{Name: "b"}, {Name: "c"}}); err != nil {
 		t.Fatal(err)

@@ -52,33 +52,10 @@ func (a *Agent) executeOperation(ctx context.Context, op *kubesvcv1.Operation) *
 	return res
 }
 
-// cachedExecutor is the executor of one account's settings.
-type cachedExecutor struct {
-	acct Account
-	ex   Executor
-}
-
 // executor returns the account's executor, building it (client, discovery)
 // the first time and again when the account's settings change.
 func (a *Agent) executor(acct Account) (Executor, error) {
-	a.mu.Lock()
-	c, ok := a.executors[acct.Name]
-	a.mu.Unlock()
-	if ok && c.acct.equal(acct) {
-		return c.ex, nil
-	}
-	cfg, err := restConfig(acct)
-	if err != nil {
-		return nil, err
-	}
-	ex, err := a.cfg.NewExecutor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	a.executors[acct.Name] = cachedExecutor{acct: acct, ex: ex}
-	a.mu.Unlock()
-	return ex, nil
+	return clientFor(a, a.executors, acct, a.cfg.NewExecutor)
 }
 
 // operationLoop hands the control plane's operations to the agent's

@@ -295,33 +295,10 @@ func (s *session) stream(ctx context.Context, id string, resp *http.Response, up
 	}
 }
 
-// cachedRelay is the relay of one account's settings.
-type cachedRelay struct {
-	acct  Account
-	relay *kubeproxy.Relay
-}
-
 // relayFor returns the account's relay, built the first time and again
 // when the account's settings change.
 func (a *Agent) relayFor(acct Account) (*kubeproxy.Relay, error) {
-	a.mu.Lock()
-	c, ok := a.relays[acct.Name]
-	a.mu.Unlock()
-	if ok && c.acct.equal(acct) {
-		return c.relay, nil
-	}
-	cfg, err := restConfig(acct)
-	if err != nil {
-		return nil, err
-	}
-	r, err := kubeproxy.NewRelay(cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	a.relays[acct.Name] = cachedRelay{acct: acct, relay: r}
-	a.mu.Unlock()
-	return r, nil
+	return clientFor(a, a.relays, acct, kubeproxy.NewRelay)
 }
 
 // proxyLoop starts the relayed requests the receive loop admitted and,
