@@ -73,6 +73,20 @@ func TestSyntheticNamespacesAndCRDs(t *testing.T) {
 		t.Errorf("deploy of a Namespace through an onlyNamespacedResources account: %+v", tk)
 	}
 
+	// A permissions edit while the synthetic streams run is applied live,
+	// without restarting them.
+	acct.Permissions = map[string][]string{"READ": {"auditors"}}
+	if err := ra.SetAccounts([]agent.Account{acct}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() string {
+		var a struct{ Permissions map[string][]string }
+		if code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/restricted", nil, &a); err != nil || code != 200 || fmt.Sprint(a.Permissions) != "map[READ:[auditors]]" {
+			return fmt.Sprintf("account: %d %s %v", code, body, err)
+		}
+		return ""
+	})
+
 	acct.Namespaces = []string{"apps"}
 	if err := ra.SetAccounts([]agent.Account{acct}); err != nil {
 		t.Fatal(err)
