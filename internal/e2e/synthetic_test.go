@@ -73,8 +73,7 @@ func TestSyntheticNamespacesAndCRDs(t *testing.T) {
 		t.Errorf("deploy of a Namespace through an onlyNamespacedResources account: %+v", tk)
 	}
 
-	// A permissions edit while the synthetic streams run is applied live,
-	// without restarting them.
+	// A permissions edit while the synthetic streams run is applied live.
 	acct.Permissions = map[string][]string{"READ": {"auditors"}}
 	if err := ra.SetAccounts([]agent.Account{acct}); err != nil {
 		t.Fatal(err)
