@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -93,5 +97,39 @@ func TestAgentProxyCancelRightBehindTheRequest(t *testing.T) {
 			t.Fatalf("%d cancelled watches still relayed after 30s", cs.agent.stats.ProxyActive.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Proxied answers do not wait for the control plane to acknowledge change
+// batches: with every batch slot taken (a control plane that never acks,
+// as one slow to persist), a proxied request is still answered.
+func TestAgentProxyAnswersPassWaitingBatches(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "agent-proxy-prio"})
+	cs, err := kubernetes.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startControlPlaneDouble(t, doubleOptions{}) // acknowledges nothing
+	acct := Account{Name: "acct", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"ConfigMap"}, Namespaces: []string{"default"}}
+	c := startClusterSessionOn(t, d, acct, func(a *Agent) { a.cfg.Proxy = ProxyConfig{Enabled: true} })
+	defer c.stop()
+	d.hello(t)
+	// Changes until the agent has every batch slot taken and more
+	// changes queued behind them.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; d.batches.Load() < maxInflightBatches || c.agent.stats.Changes.Load() == 0 || i < 3*maxInflightBatches; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches sent, want %d", d.batches.Load(), maxInflightBatches)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fill-%d", i)}}
+		if _, err := cs.CoreV1().ConfigMaps("default").Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // one batch each, mostly
+	}
+	d.send(proxyRequest("r", "GET", "/api/v1/namespaces/default", ""))
+	if head := nextProxy(t, d, "r"); head.GetStatus() != 200 {
+		t.Fatalf("proxied request behind unacknowledged batches: %v", head)
 	}
 }

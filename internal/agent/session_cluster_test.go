@@ -33,7 +33,12 @@ func startClusterSession(t *testing.T, acct Account, welcome *kubesvcv1.Welcome)
 // agent before its session starts.
 func startClusterSessionWith(t *testing.T, acct Account, welcome *kubesvcv1.Welcome, prepare func(*Agent)) *clusterSession {
 	t.Helper()
-	d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
+	return startClusterSessionOn(t, startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true}), acct, prepare)
+}
+
+// startClusterSessionOn is startClusterSessionWith on the double d.
+func startClusterSessionOn(t *testing.T, d *controlPlaneDouble, acct Account, prepare func(*Agent)) *clusterSession {
+	t.Helper()
 	a, err := New(Config{Target: d.addr, ID: "agent", ZoneID: "zone", Log: testLogger(t), Accounts: []Account{acct}})
 	if err != nil {
 		t.Fatal(err)
