@@ -75,6 +75,10 @@ type Config struct {
 	// by another replica is judged by that replica's certificate, unless
 	// it carries PeerSecret: then the forwarding replica checked it.
 	ProxySubjects SubjectFilter
+	// ProxyStall is how long a proxy client may leave a part of an answer
+	// unread before its request is ended (ten times that for an upgraded
+	// connection: an interactive exec piped into a pager). Default 1m.
+	ProxyStall time.Duration
 
 	// BaseURL is where other replicas reach this one's REST API, for
 	// forwarding (kubesvc.cluster-kubernetes / static peers). Default
@@ -169,6 +173,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AccountCleanup == 0 {
 		c.AccountCleanup = 600 * time.Second
+	}
+	if c.ProxyStall == 0 {
+		c.ProxyStall = time.Minute
 	}
 	if c.BaseURL == "" {
 		port := "7002"

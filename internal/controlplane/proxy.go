@@ -45,10 +45,6 @@ const (
 	// headers): with the body, it stays well under the agent's 4 MiB
 	// message limit (a larger one would end the agent's whole session).
 	proxyMaxHead = 256 << 10
-	// proxyStall is how long a client may leave a part of the answer
-	// unread before the request is ended; tunnelStall the same for an
-	// upgraded connection (an interactive exec piped into a pager).
-	proxyStall, tunnelStall = time.Minute, 10 * time.Minute
 	// proxyCancelWait bounds queueing a ProxyCancel behind the stream's
 	// other messages.
 	proxyCancelWait = 10 * time.Second
@@ -331,10 +327,10 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	for f := head; ; {
 		if len(f.GetBody()) > 0 {
 			// A client that stops reading holds the agent's request (and
-			// one of its slots): after proxyStall the write fails.
+			// one of its slots): after ProxyStall the write fails.
 			// The deadline covers this write only: on HTTP/2 it is a timer
 			// that would reset a quiet watch's stream later.
-			_ = rc.SetWriteDeadline(time.Now().Add(proxyStall))
+			_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.ProxyStall))
 			_, err := w.Write(f.GetBody())
 			if err == nil {
 				err = rc.Flush()
@@ -449,7 +445,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, sess *session, r
 			break
 		}
 		if len(f.GetBody()) > 0 {
-			_ = conn.SetWriteDeadline(time.Now().Add(tunnelStall))
+			_ = conn.SetWriteDeadline(time.Now().Add(10 * s.cfg.ProxyStall))
 			if _, err := conn.Write(f.GetBody()); err != nil {
 				break
 			}

@@ -128,6 +128,7 @@ type cpOptions struct {
 	// proxySubjects restricts it (kubesvc.proxy.x509.filters).
 	proxy         bool
 	proxySubjects controlplane.SubjectFilter
+	proxyStall    time.Duration
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
@@ -180,7 +181,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	}
 	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, Log: log.With("component", "controlplane"),
 		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects,
-		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy, ProxySubjects: o.proxySubjects}
+		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy, ProxySubjects: o.proxySubjects, ProxyStall: o.proxyStall}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}

@@ -349,9 +349,15 @@ func awaitAdded(t *testing.T, w watch.Interface, name string) {
 // on the agent too).
 func noRelays(t *testing.T, ag *runningAgent) {
 	t.Helper()
+	noRelaysBut(t, ag, 0)
+}
+
+// noRelaysBut waits until the agent relays exactly n requests.
+func noRelaysBut(t *testing.T, ag *runningAgent, n int64) {
+	t.Helper()
 	eventually(t, wait, func() string {
-		if n := ag.Stats().ProxyActive.Load(); n != 0 {
-			return fmt.Sprintf("%d relayed requests still in flight", n)
+		if got := ag.Stats().ProxyActive.Load(); got != n {
+			return fmt.Sprintf("%d relayed requests in flight, want %d", got, n)
 		}
 		return ""
 	})
@@ -632,4 +638,46 @@ data: {greeting: hello}
 	if out, err := run("", "delete", "configmap", "from-kubectl", "-n", "default"); err != nil || !strings.Contains(out, "deleted") {
 		t.Errorf("kubectl delete through the proxy: %v\n%s", err, out)
 	}
+}
+
+// A watch through the proxy over HTTPS (HTTP/2) that stays quiet longer
+// than the stall limit lives on: the limit is for a client not reading a
+// part being written, not for a quiet stream.
+func TestKubernetesAPIProxyQuietWatchOverHTTP2(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy-quiet"})
+	dir := t.TempDir()
+	ca := certstest.NewCA(t, "kubesvc CA")
+	cert := ca.Issue(t, pkix.Name{CommonName: "controlplane"})
+	o := fromConfigFile(t, dir, "cp", fmt.Sprintf("server: {ssl: {enabled: true, certificate: %s, certificate-private-key: %s}}\nkubesvc: {proxy: {enabled: true}}\n",
+		certstest.Write(t, dir, "tls.crt", cert.CertPEM), certstest.Write(t, dir, "tls.key", cert.KeyPEM)))
+	o.dbPath, o.proxyStall = filepath.Join(dir, "cp.db"), time.Second
+	cp := startControlPlane(t, o)
+	ag := startAgentWith(t, "agent-quiet", "zone-test", cp.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"Namespace"}})
+	pc, err := kubernetes.NewForConfig(&rest.Config{Host: cp.http + "/agents/kubernetes/accounts/main/proxy", TLSClientConfig: rest.TLSClientConfig{CAData: ca.PEM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	eventually(t, wait, func() string {
+		if _, err := pc.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	w, err := pc.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// A first event, so that a part was written (and its deadline set).
+	direct, _ := clients(t, cluster)
+	for _, name := range []string{"before-quiet", "after-quiet"} {
+		if _, err := direct.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		awaitAdded(t, w, name)
+		time.Sleep(3 * time.Second) // quiet, three times the stall limit
+	}
+	noRelaysBut(t, ag, 1)
 }
