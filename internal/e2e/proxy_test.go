@@ -681,3 +681,37 @@ func TestKubernetesAPIProxyQuietWatchOverHTTP2(t *testing.T) {
 	}
 	noRelaysBut(t, ag, 1)
 }
+
+// An agent lost in the middle of an answer breaks the answer off: the
+// client's read fails rather than ending as if the body were whole.
+func TestKubernetesAPIProxyAgentLostMidAnswer(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "proxy-lost"})
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db"), proxy: true})
+	link := startCutProxy(t, cp.grpc)
+	startAgentWith(t, "agent-lost", "zone-test", link.addr(), relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"Namespace"}})
+	cp.watching(t, "main")
+	ctx := t.Context()
+	req, _ := http.NewRequestWithContext(ctx, "GET", cp.http+"/agents/kubernetes/accounts/main/proxy/api/v1/namespaces/default/configmaps?watch=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch through the proxy: %d", resp.StatusCode)
+	}
+	// An event arrives: the answer is under way.
+	direct, _ := clients(t, cluster)
+	if _, err := direct.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"first"`) {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	link.cut("")
+	if rest, err := io.ReadAll(br); err == nil {
+		t.Fatalf("the body ended cleanly after the agent was lost (%d more bytes): a client would take it for whole", len(rest))
+	}
+}
