@@ -577,6 +577,19 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 	served(entry)
 	execEcho(t, entry.http, roots)
 	noRelays(t, ag)
+	// Both replicas count the upgrade as a 101 (the forwarding one writes
+	// it through the connection it took over).
+	for _, cp := range []*controlPlane{holder, entry} {
+		resp, err := client.Get(cp.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `kubesvc_controlplane_proxy_requests_total{code="101"}`) {
+			t.Errorf("%s: no 101 counted:\n%s", cp.http, grepLines(string(body), "proxy_requests"))
+		}
+	}
 }
 
 // kubectlBinary builds (once, cached) and returns the kubectl of the
