@@ -116,8 +116,13 @@ func proxyCancel(id string) *kubesvcv1.ControlMessage {
 
 // queue sends m down sess's stream, unless the session or ctx ends first.
 func (sess *session) queue(ctx context.Context, m *kubesvcv1.ControlMessage) error {
+	return sess.queueOn(ctx, sess.out, m)
+}
+
+// queueOn is queue on one of sess's send queues.
+func (sess *session) queueOn(ctx context.Context, q chan<- *kubesvcv1.ControlMessage, m *kubesvcv1.ControlMessage) error {
 	select {
-	case sess.out <- m:
+	case q <- m:
 		return nil
 	case <-sess.done:
 		return fmt.Errorf("agent %s: %w", sess.agentID, ErrAgentGone)
@@ -417,7 +422,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, sess *session, r
 					return
 				}
 				data := &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyData{ProxyData: &kubesvcv1.ProxyData{Id: req.Id, Data: bytes.Clone(buf[:n])}}}
-				if sess.queue(ctx, data) != nil {
+				if sess.queueOn(ctx, sess.bulk, data) != nil {
 					return
 				}
 			}

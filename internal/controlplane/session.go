@@ -27,6 +27,7 @@ type session struct {
 	cancel                       context.CancelCauseFunc
 	done                         chan struct{}                  // closed when Connect returns
 	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
+	bulk                         chan *kubesvcv1.ControlMessage // likewise, after out: ProxyData
 
 	pendingMu  sync.Mutex // guards pending, pendingOps, relays and closed
 	pending    map[string]pendingCommand
@@ -100,6 +101,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		cancel:      cancel,
 		done:        make(chan struct{}),
 		out:         make(chan *kubesvcv1.ControlMessage, 16),
+		bulk:        make(chan *kubesvcv1.ControlMessage, 16),
 		pending:     map[string]pendingCommand{},
 		pendingOps:  map[string]chan *kubesvcv1.OperationResult{},
 		relays:      map[string]*relayed{},
@@ -195,7 +197,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		_ = snd.send(resultAck(res))
 		return true
 	})
-	g.Go(func() error { return sendLoop(gctx, snd, sess.out) })
+	g.Go(func() error { return sendLoop(gctx, snd, sess.out, sess.bulk) })
 	g.Go(func() error { return s.handleLoop(gctx, sess, recvd, recvErr, snd) })
 	err = g.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -321,15 +323,24 @@ func (s *sender) send(m *kubesvcv1.ControlMessage) error {
 	return s.stream.Send(m)
 }
 
-func sendLoop(ctx context.Context, snd *sender, out <-chan *kubesvcv1.ControlMessage) error {
+// sendLoop sends what is queued for the agent: out first, bulk (the
+// client bytes of upgraded proxy requests) when out is empty, so that
+// operations, commands and assignments never wait behind them.
+func sendLoop(ctx context.Context, snd *sender, out, bulk <-chan *kubesvcv1.ControlMessage) error {
 	for {
+		var m *kubesvcv1.ControlMessage
 		select {
-		case m := <-out:
-			if err := snd.send(m); err != nil {
-				return err
+		case m = <-out:
+		default:
+			select {
+			case m = <-out:
+			case m = <-bulk:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if err := snd.send(m); err != nil {
+			return err
 		}
 	}
 }
