@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -313,6 +314,15 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 		return
 	}
 	if req.GetUpgrade() && head.GetStatus() == http.StatusSwitchingProtocols {
+		// The protocol switched to must be the one the client asked for:
+		// anything else would leave the client speaking the wrong one.
+		h := http.Header{}
+		kubeproxy.SetHeaders(h, head.GetHeaders(), nil)
+		if got, asked := h.Get("Upgrade"), r.Header.Get("Upgrade"); !strings.EqualFold(got, asked) {
+			cancel()
+			kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("account %s: the API server switched to %q, not the %q asked for", req.GetAccount(), got, asked))
+			return
+		}
 		s.tunnel(w, r, sess, rl, req, head, cancel)
 		return
 	}

@@ -433,6 +433,13 @@ func fakeExecServer(t *testing.T) string {
 	// still reach it over HTTP/1.1); client-go sends a kubeconfig's
 	// credentials only over TLS.
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/namespaces/ns/pods/other/exec" {
+			// Switches to another protocol than the one asked for.
+			w.Header().Set("Connection", "Upgrade")
+			w.Header().Set("Upgrade", "something-else")
+			w.WriteHeader(http.StatusSwitchingProtocols)
+			return
+		}
 		if r.URL.Path != "/api/v1/namespaces/ns/pods/p/exec" || r.Header.Get("Upgrade") != "SPDY/3.1" || r.ProtoMajor != 1 {
 			http.Error(w, "fake API server: only pods/exec with Upgrade: SPDY/3.1 over HTTP/1.1", http.StatusNotFound)
 			return
@@ -572,6 +579,22 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 	}
 	served(holder)
 	execEcho(t, holder.http, roots)
+	noRelays(t, ag)
+	// An API server switching to another protocol than the one asked for
+	// is refused.
+	req, _ := http.NewRequest("POST", holder.http+"/agents/kubernetes/accounts/fake/proxy/api/v1/namespaces/ns/pods/other/exec", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "SPDY/3.1")
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	if resp, err := h1.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `switched to \"something-else\"`) {
+			t.Errorf("an upgrade to another protocol: %d %s", resp.StatusCode, body)
+		}
+	}
 	noRelays(t, ag)
 	// The entry replica learns where the agent is from the database.
 	served(entry)
