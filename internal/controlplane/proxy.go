@@ -163,10 +163,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		kubeproxy.WriteStatus(w, refusal.Code, refusal.Message)
 		return
 	}
+	// An agent of this replica first; else the one the cluster assigned
+	// the account to (a lookup); else any agent serving it (a scan).
 	agentID := s.localAgentFor(account)
 	if agentID == "" {
-		var ok bool
-		if agentID, ok = s.RouteAccount(account); !ok {
+		if a, ok := s.cluster.assignment(account); ok {
+			agentID = a.AgentID
+		} else if agentID, ok = s.RouteAccount(account); !ok {
 			kubeproxy.WriteStatus(w, http.StatusNotFound, fmt.Sprintf("account %q: no connected agent serves it", account))
 			return
 		}
