@@ -52,13 +52,11 @@ func proxyClient(t *testing.T, base, account string) (*kubernetes.Clientset, str
 // rawGet GETs url and returns the status and body.
 func rawGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return do(t, req)
 }
 
 func relaying(mod func(*agent.Config)) func(*agent.Config) {
@@ -134,14 +132,8 @@ func TestKubernetesAPIProxy(t *testing.T) {
 	// kubectl get asks for a Table: the Accept header crosses the proxy.
 	req, _ := http.NewRequestWithContext(ctx, "GET", host+"/api/v1/namespaces/proxied/configmaps?limit=5", nil)
 	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(table), `"kind":"Table"`) || !strings.Contains(string(table), `"columnDefinitions"`) {
-		t.Errorf("a Table through the proxy: %d %.300s", resp.StatusCode, table)
+	if code, table := do(t, req); code != http.StatusOK || !strings.Contains(table, `"kind":"Table"`) || !strings.Contains(table, `"columnDefinitions"`) {
+		t.Errorf("a Table through the proxy: %d %.300s", code, table)
 	}
 
 	// A watch streams events as they happen, and stopping it ends the
@@ -203,10 +195,8 @@ func TestKubernetesAPIProxy(t *testing.T) {
 	}
 	big, _ := http.NewRequestWithContext(ctx, "GET", host+"/api/v1/namespaces", nil)
 	big.Header.Set("User-Agent", strings.Repeat("u", 300<<10))
-	if resp, err := http.DefaultClient.Do(big); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("headers over the limit: %v %v", resp, err)
-	} else {
-		resp.Body.Close()
+	if code, body := do(t, big); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("headers over the limit: %d %s", code, body)
 	}
 	if _, err := pc.CoreV1().Namespaces().Get(ctx, "proxied", metav1.GetOptions{}); err != nil || ag.Stats().Connects.Load() != connects {
 		t.Errorf("after the refused requests: %v, sessions %d -> %d", err, connects, ag.Stats().Connects.Load())
@@ -278,14 +268,8 @@ func TestKubernetesAPIProxySettings(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", cp.http+"/agents/kubernetes/accounts/reads/proxy/api/v1/namespaces/default/pods/p/exec?command=sh", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "SPDY/3.1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "relayed only with writes (kubernetes.proxy.readOnly") {
-		t.Errorf("exec through a read-only agent: %d %s", resp.StatusCode, body)
+	if code, body := do(t, req); code != http.StatusForbidden || !strings.Contains(body, "relayed only with writes (kubernetes.proxy.readOnly") {
+		t.Errorf("exec through a read-only agent: %d %s", code, body)
 	}
 }
 
