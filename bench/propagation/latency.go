@@ -22,6 +22,7 @@ import (
 
 type latencyResult struct {
 	rate             int
+	reader           readerMode
 	writes, failures int
 	achieved         float64 // writes per second actually started
 	informer, cp     []time.Duration
@@ -29,9 +30,41 @@ type latencyResult struct {
 	missedCP         int
 }
 
+// readerMode is how the benchmark reads a write back from the control
+// plane.
+type readerMode string
+
+const (
+	// readerWaiting: a GET .../NAME?waitMs is in flight before the write
+	// starts, as the informer's watch is open before it: the answer comes
+	// when the object becomes visible, plus the answer's way back.
+	readerWaiting readerMode = "waiting"
+	// readerAfterAck: the GET starts once the create is acknowledged, with
+	// minResourceVersion set to the create's resourceVersion (a writer's
+	// read-your-writes): it also pays the request's way there.
+	readerAfterAck readerMode = "after-ack"
+)
+
+// readerLead is how long before its write a waiting reader's GET starts.
+const readerLead = 50 * time.Millisecond
+
+func parseReaders(s string) ([]readerMode, error) {
+	var out []readerMode
+	for _, f := range strings.Split(s, ",") {
+		switch m := readerMode(strings.TrimSpace(f)); m {
+		case readerWaiting, readerAfterAck:
+			out = append(out, m)
+		case "":
+		default:
+			return nil, fmt.Errorf("-readers: %q is not %q or %q", f, readerWaiting, readerAfterAck)
+		}
+	}
+	return out, nil
+}
+
 const latencyNamespace = "bench-latency"
 
-func (e *benchEnv) latency(ctx context.Context, rates []int, d time.Duration) ([]latencyResult, error) {
+func (e *benchEnv) latency(ctx context.Context, rates []int, readers []readerMode, d time.Duration) ([]latencyResult, error) {
 	cs, err := kubernetes.NewForConfig(e.cluster.RESTConfig())
 	if err != nil {
 		return nil, err
@@ -76,9 +109,11 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, d time.Duration) ([
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}, Timeout: time.Minute}
 	var out []latencyResult
 	for _, rate := range rates {
-		fmt.Printf("writing %d ConfigMaps/s for %s ...\n", rate, d)
-		r := e.measureRate(ctx, cs, client, cp, rate, d, &seen)
-		out = append(out, r)
+		for _, reader := range readers {
+			fmt.Printf("writing %d ConfigMaps/s for %s, reader %s ...\n", rate, d, reader)
+			r := e.measureRate(ctx, cs, client, cp, rate, reader, d, &seen)
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }
@@ -91,23 +126,60 @@ type sample struct {
 	cpMissing bool
 }
 
-func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, client *http.Client, cp *controlPlane, rate int, d time.Duration, seen *sync.Map) latencyResult {
+// read GETs a sample's object from the control plane, waiting for it (at
+// minRV or later, if given), and records when the answer was read.
+func read(client *http.Client, cp *controlPlane, s *sample, minRV string) {
+	q := url.Values{"namespace": {latencyNamespace}, "group": {""}, "waitMs": {"30000"}}
+	if minRV != "" {
+		q.Set("minResourceVersion", minRV)
+	}
+	resp, err := client.Get(cp.http + "/cache/objects/latency/ConfigMap/" + s.name + "?" + q.Encode())
+	if err != nil {
+		s.cpSeen, s.cpMissing = time.Now(), true
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	s.cpSeen = time.Now()
+	resp.Body.Close()
+	s.cpMissing = resp.StatusCode != http.StatusOK
+}
+
+func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, client *http.Client, cp *controlPlane, rate int, reader readerMode, d time.Duration, seen *sync.Map) latencyResult {
 	n := int(float64(rate) * d.Seconds())
 	samples := make([]sample, n)
+	for i := range samples {
+		samples[i].name = fmt.Sprintf("r%d-%s-%06d", rate, reader, i)
+	}
 	interval := time.Second / time.Duration(rate)
+	// A waiting reader starts lead ticks before its write.
+	lead := 0
+	if reader == readerWaiting {
+		lead = int((readerLead + interval - 1) / interval)
+	}
 	payload := strings.Repeat("x", 256)
 	sem := make(chan struct{}, 256)
-	var wg sync.WaitGroup
+	var writers, readers sync.WaitGroup
+	var writeStart, writeEnd time.Time
 	start := time.Now()
-	for i := range n {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+	for tick := range n + lead {
+		if wait := time.Until(start.Add(time.Duration(tick) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}
+		if reader == readerWaiting && tick < n {
+			s := &samples[tick]
+			readers.Go(func() { read(client, cp, s, "") })
+		}
+		i := tick - lead
+		if i < 0 {
+			continue
+		}
+		if i == 0 {
+			writeStart = time.Now()
+		}
 		sem <- struct{}{}
-		wg.Go(func() {
+		writers.Go(func() {
 			defer func() { <-sem }()
 			s := &samples[i]
-			s.name = fmt.Sprintf("r%d-%06d", rate, i)
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: latencyNamespace}, Data: map[string]string{"payload": payload}}
 			created, err := cs.CoreV1().ConfigMaps(latencyNamespace).Create(ctx, cm, metav1.CreateOptions{})
 			s.ack = time.Now()
@@ -115,22 +187,16 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 				s.failed = true
 				return
 			}
-			q := url.Values{"namespace": {latencyNamespace}, "group": {""}, "minResourceVersion": {created.ResourceVersion}, "waitMs": {"30000"}}
-			resp, err := client.Get(cp.http + "/cache/objects/latency/ConfigMap/" + s.name + "?" + q.Encode())
-			s.cpSeen = time.Now()
-			if err != nil {
-				s.cpMissing = true
-				return
+			if reader == readerAfterAck {
+				read(client, cp, s, created.ResourceVersion)
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			s.cpMissing = resp.StatusCode != http.StatusOK
 		})
 	}
-	elapsed := time.Since(start)
-	wg.Wait()
+	writeEnd = time.Now()
+	writers.Wait()
+	readers.Wait()
 
-	res := latencyResult{rate: rate, writes: n, achieved: float64(n) / elapsed.Seconds()}
+	res := latencyResult{rate: rate, reader: reader, writes: n, achieved: float64(n) / writeEnd.Sub(writeStart).Seconds()}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range samples {
 		if s.failed {
@@ -170,11 +236,11 @@ func ratio(a, b time.Duration) string {
 
 func printLatency(results []latencyResult) {
 	fmt.Println("\nPropagation latency: write acknowledged by the API server -> visible")
-	fmt.Println("| rate (target / achieved) | writes | informer p50 | informer p99 | control plane p50 | control plane p99 | ratio p50 | ratio p99 | missed (informer / control plane / failed writes) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| rate (target / achieved) | control plane reader | writes | informer p50 | informer p99 | control plane p50 | control plane p99 | ratio p50 | ratio p99 | missed (informer / control plane / failed writes) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %d/s / %.0f/s | %d | %s | %s | %s | %s | %s | %s | %d / %d / %d |\n",
-			r.rate, r.achieved, r.writes,
+		fmt.Printf("| %d/s / %.0f/s | %s | %d | %s | %s | %s | %s | %s | %s | %d / %d / %d |\n",
+			r.rate, r.achieved, r.reader, r.writes,
 			benchproc.MS(benchproc.Pct(r.informer, 0.5)), benchproc.MS(benchproc.Pct(r.informer, 0.99)),
 			benchproc.MS(benchproc.Pct(r.cp, 0.5)), benchproc.MS(benchproc.Pct(r.cp, 0.99)),
 			ratio(benchproc.Pct(r.cp, 0.5), benchproc.Pct(r.informer, 0.5)), ratio(benchproc.Pct(r.cp, 0.99), benchproc.Pct(r.informer, 0.99)),

@@ -6,8 +6,11 @@
 // Latency: ConfigMaps are created at a steady rate (open loop: a write is
 // started on schedule whether or not earlier ones finished). For each, t0 is
 // when the API server acknowledged the create; the informer's latency is when
-// its event handler saw the object, the control plane's is when
-// GET /cache/objects/...?minResourceVersion=RV&waitMs answered with it. The
+// its event handler saw the object, the control plane's is when a
+// GET /cache/objects/...?waitMs answered with it: a GET in flight before the
+// write (reader "waiting", as the informer's watch is open before it), or
+// one started after the ack with minResourceVersion (reader "after-ack",
+// which also pays the request's way to the control plane). The
 // agent and the control plane (on SQLite) run as their own processes, the
 // real binaries; this process holds only the writers, the informer and the
 // readers.
@@ -36,9 +39,16 @@ func main() {
 	rates := flag.String("rates", "200,1000", "steady write rates to measure, changes per second")
 	duration := flag.Duration("duration", 10*time.Second, "how long to write at each rate")
 	objects := flag.String("objects", "10000,50000", "object counts for the agent memory measurement")
+	readerFlag := flag.String("readers", "waiting,after-ack", "how the control plane is read back, each measured in its own pass: "+
+		"waiting (a GET with waitMs in flight before the write, as the informer's watch is open) or after-ack (a GET with minResourceVersion once the create is acknowledged)")
 	flag.Parse()
+	readers, err := parseReaders(*readerFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "propagation:", err)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(parseInts(*rates), *duration, parseInts(*objects), log); err != nil {
+	if err := run(parseInts(*rates), readers, *duration, parseInts(*objects), log); err != nil {
 		fmt.Fprintln(os.Stderr, "propagation:", err)
 		os.Exit(1)
 	}
@@ -54,7 +64,7 @@ func parseInts(s string) []int {
 	return out
 }
 
-func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) error {
+func run(rates []int, readers []readerMode, duration time.Duration, objects []int, log *slog.Logger) error {
 	ctx := context.Background()
 	work, err := benchproc.Binaries("kubesvc-bench-")
 	if err != nil {
@@ -70,8 +80,8 @@ func run(rates []int, duration time.Duration, objects []int, log *slog.Logger) e
 	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, log: log}
 
 	fmt.Printf("\nmachine: %s\n", machine())
-	if len(rates) > 0 {
-		results, err := env.latency(ctx, rates, duration)
+	if len(rates) > 0 && len(readers) > 0 {
+		results, err := env.latency(ctx, rates, readers, duration)
 		if err != nil {
 			return err
 		}
