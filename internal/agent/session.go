@@ -70,15 +70,18 @@ type session struct {
 	assigned *assignment
 	// proxies are the Kubernetes API requests being relayed.
 	proxies proxies
+	// heartbeat is how often the session sends a Heartbeat.
+	heartbeat time.Duration
 }
 
 func newSession(a *Agent, welcome *kubesvcv1.Welcome) *session {
 	s := &session{
-		agent:  a,
-		out:    make(chan item, queueLen),
-		prio:   make(chan *kubesvcv1.AgentMessage, proxyQueueLen),
-		resume: map[string]*kubesvcv1.ResumePoint{},
-		known:  map[string]map[string]*kubesvcv1.StreamKey{},
+		agent:     a,
+		out:       make(chan item, queueLen),
+		prio:      make(chan *kubesvcv1.AgentMessage, proxyQueueLen),
+		heartbeat: heartbeatEvery(a.cfg.KeepaliveTime, time.Duration(welcome.GetAgentTimeoutMs())*time.Millisecond),
+		resume:    map[string]*kubesvcv1.ResumePoint{},
+		known:     map[string]map[string]*kubesvcv1.StreamKey{},
 
 		assigned: newAssignment(welcome),
 	}
@@ -354,18 +357,25 @@ func (s *session) run(ctx context.Context, endStream context.CancelFunc, stream 
 	g.Go(func() error { return s.operationLoop(gctx, in.ops) })
 	g.Go(func() error { return s.proxyLoop(gctx, in.relays) })
 	g.Go(func() error { return s.manageAccounts(gctx) })
-	g.Go(func() error { return s.heartbeat(gctx, a.heartbeatEvery()) })
+	g.Go(func() error { return s.sendHeartbeats(gctx) })
 	return g.Wait()
 }
 
 // heartbeatEvery is the application heartbeat interval: the gRPC keepalive
-// interval, or 20 s when keepalive pings are off. The control plane drops
-// agents that stay silent, so heartbeats are never off.
-func (a *Agent) heartbeatEvery() time.Duration {
-	if a.cfg.KeepaliveTime > 0 {
-		return a.cfg.KeepaliveTime
+// interval (clouddriver.keepAliveHeartbeatSeconds), or 20 s when keepalive
+// pings are off, and never more than a third of the time the control plane
+// waits before dropping a silent agent (timeout, from its Welcome; 0 when
+// it did not say). gRPC pings do not count as activity there, so
+// heartbeats are never off.
+func heartbeatEvery(keepalive, timeout time.Duration) time.Duration {
+	every := 20 * time.Second
+	if keepalive > 0 {
+		every = keepalive
 	}
-	return 20 * time.Second
+	if timeout > 0 {
+		every = min(every, max(timeout/3, time.Second))
+	}
+	return every
 }
 
 // receiveLoop handles what the control plane sends: acknowledgements free
@@ -415,8 +425,8 @@ func (s *session) receiveLoop(ctx context.Context, stream kubesvcv1.AgentService
 	}
 }
 
-func (s *session) heartbeat(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
+func (s *session) sendHeartbeats(ctx context.Context) error {
+	t := time.NewTicker(s.heartbeat)
 	defer t.Stop()
 	for {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -181,6 +182,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 
 		Assigns:          sess.assignable,
 		AssignedAccounts: assigned,
+		AgentTimeoutMs:   uint32(min(s.cfg.AgentTimeout.Milliseconds(), math.MaxUint32)),
 	}}}); err != nil {
 		return err
 	}

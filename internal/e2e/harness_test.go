@@ -129,6 +129,8 @@ type cpOptions struct {
 	proxy         bool
 	proxySubjects controlplane.SubjectFilter
 	proxyStall    time.Duration
+	// agentTimeout is kubesvc.agentTimeoutSeconds (0: the default).
+	agentTimeout time.Duration
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
@@ -181,7 +183,8 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	}
 	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, Log: log.With("component", "controlplane"),
 		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects,
-		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy, ProxySubjects: o.proxySubjects, ProxyStall: o.proxyStall}
+		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy, ProxySubjects: o.proxySubjects, ProxyStall: o.proxyStall,
+		AgentTimeout: o.agentTimeout}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}

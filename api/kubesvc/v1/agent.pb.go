@@ -813,9 +813,13 @@ type Welcome struct {
 	AssignedAccounts []string `protobuf:"bytes,5,rep,name=assigned_accounts,json=assignedAccounts,proto3" json:"assigned_accounts,omitempty"`
 	// Whether assigned_accounts applies (the agent said it is assignable
 	// and the control plane assigns); false: cache every account.
-	Assigns       bool `protobuf:"varint,6,opt,name=assigns,proto3" json:"assigns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Assigns bool `protobuf:"varint,6,opt,name=assigns,proto3" json:"assigns,omitempty"`
+	// The control plane drops a session that sends nothing for this long
+	// (kubesvc.agentTimeoutSeconds); the agent heartbeats often enough to
+	// stay well inside it. 0: not said (an older control plane).
+	AgentTimeoutMs uint32 `protobuf:"varint,7,opt,name=agent_timeout_ms,json=agentTimeoutMs,proto3" json:"agent_timeout_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -888,6 +892,13 @@ func (x *Welcome) GetAssigns() bool {
 		return x.Assigns
 	}
 	return false
+}
+
+func (x *Welcome) GetAgentTimeoutMs() uint32 {
+	if x != nil {
+		return x.AgentTimeoutMs
+	}
+	return 0
 }
 
 // Assignment replaces the set of accounts an assignable agent caches. The
@@ -3175,7 +3186,7 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
 	"\x05value\x18\x02 \x01(\v2\x11.kubesvc.v1.RolesR\x05value:\x028\x01\"\x1d\n" +
 	"\x05Roles\x12\x14\n" +
-	"\x05roles\x18\x01 \x03(\tR\x05roles\"\xfe\x01\n" +
+	"\x05roles\x18\x01 \x03(\tR\x05roles\"\xa8\x02\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12'\n" +
@@ -3183,7 +3194,8 @@ const file_api_kubesvc_v1_agent_proto_rawDesc = "" +
 	"\rresume_points\x18\x03 \x03(\v2\x17.kubesvc.v1.ResumePointR\fresumePoints\x12&\n" +
 	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\x12+\n" +
 	"\x11assigned_accounts\x18\x05 \x03(\tR\x10assignedAccounts\x12\x18\n" +
-	"\aassigns\x18\x06 \x01(\bR\aassigns\"f\n" +
+	"\aassigns\x18\x06 \x01(\bR\aassigns\x12(\n" +
+	"\x10agent_timeout_ms\x18\a \x01(\rR\x0eagentTimeoutMs\"f\n" +
 	"\n" +
 	"Assignment\x12\x1a\n" +
 	"\baccounts\x18\x01 \x03(\tR\baccounts\x12<\n" +
