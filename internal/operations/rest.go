@@ -1,27 +1,22 @@
 package operations
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
-
-// knownTypes are the operations agents execute.
-var knownTypes = map[string]bool{
-	"deployManifest": true, "deleteManifest": true, "scaleManifest": true, "patchManifest": true,
-	"undoRolloutManifest": true, "pauseRolloutManifest": true, "resumeRolloutManifest": true,
-	"rollingRestartManifest": true, "runJob": true, "enableManifest": true, "disableManifest": true,
-	"cleanupArtifacts": true,
-}
 
 // Routes registers the operation API.
 func (m *Manager) Routes(mux *http.ServeMux) {
@@ -122,10 +117,13 @@ func (m *Manager) accept(w http.ResponseWriter, r *http.Request, ops []op) {
 	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "resourceUri": "/task/" + id})
 }
 
-// validate checks one description before anything is sent to an agent.
+// validate checks one description before anything is sent to an agent:
+// the account is served, then the agent's own checks that need no cluster
+// (ops.Validate: shape, required fields, manifests), so that what an agent
+// would refuse without touching its cluster is a 400 here.
 func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) {
-	if !knownTypes[typ] {
-		return op{}, fmt.Errorf("%s: unknown operation type %q", where, typ)
+	if !slices.Contains(ops.OperationTypes(), typ) {
+		return op{}, fmt.Errorf("%s: unknown operation type %q; supported: %s", where, typ, strings.Join(ops.OperationTypes(), ", "))
 	}
 	var d struct {
 		Account      string            `json:"account"`
@@ -139,6 +137,9 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 		Options      struct {
 			MergeStrategy string `json:"mergeStrategy"`
 		} `json:"options"`
+	}
+	if t := bytes.TrimSpace(desc); len(t) == 0 || t[0] != '{' {
+		return op{}, fmt.Errorf("%s: expected a JSON object, the operation's description", where)
 	}
 	if err := json.Unmarshal(desc, &d); err != nil {
 		return op{}, fmt.Errorf("%s: not a valid description: %v", where, err)
@@ -236,6 +237,16 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 		default:
 			return op{}, fmt.Errorf("%s.options.mergeStrategy: %q is not strategic, json or merge", where, d.Options.MergeStrategy)
 		}
+	}
+	if err := ops.Validate(typ, desc); err != nil {
+		var ve *ops.ValidationError
+		switch {
+		case errors.As(err, &ve) && ve.Field != "":
+			return op{}, fmt.Errorf("%s.%s: %s", where, ve.Field, ve.Message)
+		case errors.As(err, &ve):
+			return op{}, fmt.Errorf("%s: %s", where, ve.Message)
+		}
+		return op{}, fmt.Errorf("%s: %w", where, err)
 	}
 	return op{Type: typ, Account: d.Account, Description: desc}, nil
 }
