@@ -23,8 +23,11 @@ import (
 
 // useSSA decides between server-side and client-side apply for an object.
 func (e *Executor) useSSA(kind string, ann map[string]string) bool {
+	// As the Scale Agent: a global always or never decides for every
+	// kind; under allowed, a kind's own always or never decides; then
+	// the object's annotation.
 	mode := e.opts.ServerSideApply
-	if m, ok := e.ssaKinds[strings.ToLower(kind)]; ok {
+	if m, ok := e.ssaKinds[strings.ToLower(kind)]; ok && mode == SSAAllowed {
 		mode = m
 	}
 	switch mode {

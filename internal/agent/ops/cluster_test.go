@@ -241,17 +241,32 @@ func testApplyModes(t *testing.T, c *testenv.Cluster) {
 			t.Errorf("%s: managers %v, want %s", name, managers(cm.ManagedFields), want)
 		}
 	}
-	// always ignores an annotation asking for client-side apply; a per-kind override wins.
+	// always ignores an annotation asking for client-side apply, and a kind's own policy.
 	e.deploy(noVersion, configMap("always", nil, map[string]any{AnnotationServerSideApply: "false"}))
 	cm, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "always", metav1.GetOptions{})
 	if !slices.Contains(managers(cm.ManagedFields), "kubesvc/Apply") {
 		t.Errorf("always: managers %v", managers(cm.ManagedFields))
 	}
-	pk := e.withOptions(Options{SSAKinds: map[string]SSAMode{"configmap": SSANever}})
+	global := e.withOptions(Options{ServerSideApply: SSAAlways, SSAKinds: map[string]SSAMode{"configmap": SSANever}})
+	global.deploy(noVersion, configMap("global-always", nil, nil))
+	cm, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "global-always", metav1.GetOptions{})
+	if !slices.Contains(managers(cm.ManagedFields), "kubesvc/Apply") {
+		t.Errorf("global always, per-kind never: managers %v", managers(cm.ManagedFields))
+	}
+	// Under allowed a kind's always or never decides, over annotations.
+	pk := e.withOptions(Options{ServerSideApply: SSAAllowed, SSAKinds: map[string]SSAMode{"configmap": SSAAlways}})
 	pk.deploy(noVersion, configMap("per-kind", nil, nil))
 	cm, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "per-kind", metav1.GetOptions{})
-	if !slices.Contains(managers(cm.ManagedFields), "kubesvc/Update") {
-		t.Errorf("per-kind never: managers %v", managers(cm.ManagedFields))
+	if !slices.Contains(managers(cm.ManagedFields), "kubesvc/Apply") {
+		t.Errorf("allowed, per-kind always: managers %v", managers(cm.ManagedFields))
+	}
+	pkAllowed := e.withOptions(Options{ServerSideApply: SSAAllowed, SSAKinds: map[string]SSAMode{"configmap": SSAAllowed}})
+	pkAllowed.deploy(noVersion, configMap("per-kind-allowed", nil, nil), configMap("per-kind-allowed-ssa", nil, map[string]any{AnnotationServerSideApply: "true"}))
+	for name, want := range map[string]string{"per-kind-allowed": "kubesvc/Update", "per-kind-allowed-ssa": "kubesvc/Apply"} {
+		cm, _ := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+		if !slices.Contains(managers(cm.ManagedFields), want) {
+			t.Errorf("allowed, per-kind allowed: %s: managers %v, want %s", name, managers(cm.ManagedFields), want)
+		}
 	}
 	if _, err := New(c.RESTConfig(), Options{ServerSideApply: "sometimes"}); err == nil {
 		t.Error("New accepted server-side apply mode sometimes")

@@ -80,8 +80,9 @@ type Options struct {
 	FieldManager string
 	// ServerSideApply is the apply policy; empty means SSAAlways.
 	ServerSideApply SSAMode
-	// SSAKinds overrides ServerSideApply per kind (e.g. "Deployment", matched
-	// case-insensitively).
+	// SSAKinds sets the policy per kind (e.g. "Deployment", matched
+	// case-insensitively) when ServerSideApply is SSAAllowed; a global
+	// SSAAlways or SSANever decides for every kind.
 	SSAKinds map[string]SSAMode
 	// Retries configures retrying API requests; nil means DefaultRetries().
 	Retries *Retries
