@@ -43,6 +43,9 @@ func peerDiscovery(cfg *cpconfig.Config, log *slog.Logger) (interface {
 		if ns == "" {
 			ns = podNamespace()
 		}
+		if ns == "" {
+			return nil, fmt.Errorf("kubesvc.cluster-kubernetes.namespace: not set, and not running in a pod: %w", peers.ErrNoNamespace)
+		}
 		return peers.NewKubernetes(peers.KubernetesConfig{
 			Client: cs, Namespace: ns, ServiceNamePrefix: k.ClouddriverServiceNamePrefix, PortName: k.HTTPPortName,
 			Scheme: restScheme(cfg), Log: log.With("component", "peers"),

@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
@@ -27,8 +25,12 @@ func extendDynamic(srv *controlplane.Server, st store.Store, cfg *cpconfig.Confi
 	if err != nil {
 		return fmt.Errorf("kubesvc.dynamicAccounts.%w", err)
 	}
-	r := &credentials.Resolver{Sealer: sealer, Namespace: podNamespace()}
-	if restCfg, err := secretsClientConfig(cfg); err == nil {
+	ns := cfg.Cluster.Kubernetes.Namespace
+	if ns == "" {
+		ns = podNamespace()
+	}
+	r := &credentials.Resolver{Sealer: sealer, Namespace: ns}
+	if restCfg, err := clusterClientConfig(cfg.Cluster.Kubernetes); err == nil {
 		cs, err := kubernetes.NewForConfig(restCfg)
 		if err != nil {
 			return err
@@ -48,13 +50,8 @@ func extendDynamic(srv *controlplane.Server, st store.Store, cfg *cpconfig.Confi
 	return extendMigration(srv, st, mgr, cfg, log)
 }
 
-func secretsClientConfig(cfg *cpconfig.Config) (*rest.Config, error) {
-	if path := cfg.Cluster.Kubernetes.KubeconfigFile; path != "" {
-		return clientcmd.BuildConfigFromFlags("", path)
-	}
-	return rest.InClusterConfig()
-}
-
+// podNamespace is the namespace this process runs in: POD_NAMESPACE, else
+// the service account's; "" outside a pod.
 func podNamespace() string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
@@ -62,5 +59,5 @@ func podNamespace() string {
 	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
 		return strings.TrimSpace(string(b))
 	}
-	return "default"
+	return ""
 }
