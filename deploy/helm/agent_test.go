@@ -1,13 +1,18 @@
 package helm_test
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 
 	agentconfig "github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/testenv"
@@ -106,6 +111,72 @@ func TestAgentChart(t *testing.T) {
 		}
 		if can(t, cs, sa, "team-b", "create", "apps", "deployments", "team-a") {
 			t.Error("with rbac.clusterWide false the agent may deploy in another namespace")
+		}
+	})
+
+	t.Run("RBAC reaches the namespaces the in-cluster account watches", func(t *testing.T) {
+		type binding struct{ kind, namespace, subject string }
+		dir := t.TempDir()
+		for _, tc := range []struct {
+			name, values string
+			want         []binding // one per Role (ClusterRole) and its binding
+		}{
+			{"defaults: cluster-wide", "", []binding{{"ClusterRole", "", "team-c"}}},
+			{"clusterWide false: the release namespace", "rbac: {clusterWide: false}\n", []binding{{"Role", "team-c", "team-c"}}},
+			{
+				"clusterWide false: each namespace watched",
+				"rbac: {clusterWide: false}\ninClusterAccount: {namespaces: [team-c-web, team-c-db]}\n",
+				[]binding{{"Role", "team-c-web", "team-c"}, {"Role", "team-c-db", "team-c"}},
+			},
+		} {
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(tc.values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			objs, err := render(t, "kubesvc-agent", "agent", "team-c", f)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			var roles, bindings []binding
+			for _, o := range objs {
+				switch o.GetKind() {
+				case "Role", "ClusterRole":
+					roles = append(roles, binding{o.GetKind(), o.GetNamespace(), ""})
+				case "RoleBinding", "ClusterRoleBinding":
+					b := typed[rbacv1.RoleBinding](t, o) // a ClusterRoleBinding has the same fields
+					if len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Name != "agent-kubesvc-agent" ||
+						b.RoleRef.Name != "agent-kubesvc-agent" || b.RoleRef.Kind+"Binding" != o.GetKind() {
+						t.Errorf("%s: %s %s/%s: subjects %+v, roleRef %+v", tc.name, o.GetKind(), o.GetNamespace(), o.GetName(), b.Subjects, b.RoleRef)
+						continue
+					}
+					bindings = append(bindings, binding{b.RoleRef.Kind, o.GetNamespace(), b.Subjects[0].Namespace})
+				}
+			}
+			var wantRoles []binding
+			for _, w := range tc.want {
+				wantRoles = append(wantRoles, binding{w.kind, w.namespace, ""})
+			}
+			if !slices.Equal(roles, wantRoles) || !slices.Equal(bindings, tc.want) {
+				t.Errorf("%s: roles %v, bindings (roleRef kind, namespace, subject's namespace) %v; want %v", tc.name, roles, bindings, tc.want)
+			}
+			if !strings.Contains(tc.name, "each namespace") {
+				continue
+			}
+			// Applied: the agent may deploy where it watches, nowhere else.
+			byNamespace := map[string][]*unstructured.Unstructured{}
+			for _, o := range objs {
+				ns := cmp.Or(o.GetNamespace(), "team-c")
+				byNamespace[ns] = append(byNamespace[ns], o)
+			}
+			var cs kubernetes.Interface
+			for _, ns := range []string{"team-c", "team-c-web", "team-c-db"} {
+				cs = apply(t, cluster, ns, byNamespace[ns])
+			}
+			for ns, want := range map[string]bool{"team-c-web": true, "team-c-db": true, "team-c": false, "team-a": false} {
+				if got := can(t, cs, "agent-kubesvc-agent", "team-c", "create", "apps", "deployments", ns); got != want {
+					t.Errorf("the agent may create deployments in %s: %v, want %v", ns, got, want)
+				}
+			}
 		}
 	})
 

@@ -30,6 +30,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
+The namespaces of the agent's Roles with rbac.clusterWide false, as a JSON
+list: those the in-cluster account watches (inClusterAccount.namespaces),
+or the release namespace when it names none or accounts are given.
+*/}}
+{{- define "kubesvc-agent.rbacNamespaces" -}}
+{{- $ns := list -}}
+{{- if not .Values.accounts -}}
+{{- $ns = .Values.inClusterAccount.namespaces | default list -}}
+{{- end -}}
+{{- toJson (default (list .Release.Namespace) $ns | uniq) -}}
+{{- end -}}
+
+{{/*
 The configuration file: .Values.config with the keys the chart manages
 merged over it.
 */}}
@@ -70,9 +83,9 @@ merged over it.
 {{- end -}}
 {{- end -}}
 {{- if not .Values.rbac.clusterWide -}}
-{{- /* A Role reaches one namespace and no cluster-scoped kind: watch what it allows. */}}
+{{- /* Roles reach the namespaces they are in (rbac.yaml) and no cluster-scoped kind: watch what they allow. */}}
 {{- if hasKey $in "omitNamespaces" -}}
-{{- fail "rbac.clusterWide false reaches one namespace: set inClusterAccount.namespaces, not omitNamespaces" -}}
+{{- fail "rbac.clusterWide false makes a Role in each namespace watched: set inClusterAccount.namespaces, not omitNamespaces" -}}
 {{- end -}}
 {{- if not (hasKey $in "namespaces") -}}
 {{- $_ := set $in "namespaces" (list .Release.Namespace) -}}
