@@ -138,6 +138,54 @@ func TestControlPlaneChart(t *testing.T) {
 		}
 	})
 
+	t.Run("keys the chart manages cannot be set under config", func(t *testing.T) {
+		dir := t.TempDir()
+		const ha = "replicaCount: 3\nsql: {dsnSecret: db}\n"
+		for values, want := range map[string]string{
+			// As in the agent chart, the key is refused whatever its value.
+			"config: {server: {port: 7002}}\n":                                                                           "config.server.port is set by the chart: use service.httpPort",
+			"config: {kubesvc: {grpc: {server: {port: 9443}}}}\n":                                                        "config.kubesvc.grpc.server.port is set by the chart: use service.grpcPort",
+			"config: {sql: {path: /data/cache.db}}\n":                                                                    "config.sql.path is set by the chart: the SQLite file lives in the chart's data volume: use persistence",
+			"config: {sql: {driver: mysql, dsnFile: /dsn}}\n" + ha:                                                       "config.sql.dsnFile is set by the chart: use sql.dsnSecret",
+			"config: {sql: {driver: mysql}, kubesvc: {cluster: local}}\n" + ha:                                           "config.kubesvc.cluster is set by the chart: replicaCount > 1",
+			"config: {sql: {driver: mysql}, kubesvc: {cluster-kubernetes: {httpPortName: web}}}\n" + ha:                  "config.kubesvc.cluster-kubernetes.httpPortName is set by the chart",
+			"config: {sql: {driver: mysql}, kubesvc: {peerSecretFile: /mine}}\n" + ha:                                    "config.kubesvc.peerSecretFile is set by the chart: use peerSecret.existingSecret",
+			"config: {kubesvc: {grpc: {server: {security: {privateKey: 'file:/k'}}}}}\ngrpcTLS: {secretName: g}\n":       "config.kubesvc.grpc.server.security.privateKey is set by the chart: use grpcTLS.secretName",
+			"config: {server: {ssl: {client-auth: want}}}\nrestTLS: {secretName: r}\n":                                   "config.server.ssl.client-auth is set by the chart: use restTLS.secretName",
+			"config: {kubesvc: {peerTls: {serverName: cp.example}}}\nrestTLS: {secretName: r}\n":                         "config.kubesvc.peerTls.serverName is set by the chart: use restTLS.peerServerName",
+			"config: {kubesvc: {dynamicAccounts: {encryptionKeyFile: /k}}}\ndynamicAccounts: {encryptionKeySecret: k}\n": "config.kubesvc.dynamicAccounts.encryptionKeyFile is set by the chart: use dynamicAccounts.encryptionKeySecret",
+		} {
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := render(t, "kubesvc-controlplane", "cp", "ns", f); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %v, want %q", values, err, want)
+			}
+		}
+
+		// The defaults, the keys beside managed ones, and managed keys the
+		// chart leaves unset in this rendering all pass.
+		for values, want := range map[string]string{
+			"": "port: 7002",
+			"config: {kubesvc: {dynamicAccounts: {enabled: true}}}\ndynamicAccounts: {encryptionKeySecret: k}\n": "encryptionKeyFile: /etc/kubesvc/dynamic/key",
+			"config: {server: {ssl: {enabled: true, certificate: 'file:/mine/tls.crt'}}}\n":                      "certificate: file:/mine/tls.crt",
+		} {
+			f := filepath.Join(dir, "values.yaml")
+			if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			objs, err := render(t, "kubesvc-controlplane", "cp", "ns", f)
+			if err != nil {
+				t.Errorf("%q: %v", values, err)
+				continue
+			}
+			if cm := typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "cp-kubesvc-controlplane")); !strings.Contains(cm.Data["controlplane.yml"], want) {
+				t.Errorf("%q: controlplane.yml lacks %q:\n%s", values, want, cm.Data["controlplane.yml"])
+			}
+		}
+	})
+
 	t.Run("bad values are refused with a message naming the value", func(t *testing.T) {
 		dir := t.TempDir()
 		for values, want := range map[string]string{

@@ -74,8 +74,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
+Fails when .user (the values' config) sets a key of .managed, the keys the
+chart sets in this rendering (.path: the dotted path of both), like the
+agent chart: they must agree with the objects the chart makes. Other keys
+under a managed map (server.ssl, kubesvc.grpc.server, ...) pass through.
+.hints: [prefix, what to set instead] pairs, the first matching prefix wins.
+*/}}
+{{- define "kubesvc-controlplane.refuseManaged" -}}
+{{- $user := .user -}}
+{{- range $k, $v := .managed -}}
+{{- $path := printf "%s.%s" $.path $k -}}
+{{- if and (hasKey $user $k) (not (kindIs "invalid" (index $user $k))) -}}
+{{- $u := index $user $k -}}
+{{- if and (kindIs "map" $v) (kindIs "map" $u) -}}
+{{- include "kubesvc-controlplane.refuseManaged" (dict "managed" $v "user" $u "path" $path "hints" $.hints) -}}
+{{- else -}}
+{{- $hint := "" -}}
+{{- range $h := $.hints -}}
+{{- if and (not $hint) (or (eq $path (first $h)) (hasPrefix (printf "%s." (first $h)) $path)) -}}
+{{- $hint = last $h -}}
+{{- end -}}
+{{- end -}}
+{{- fail (printf "%s is set by the chart: %s" $path (default "see the keys it manages in its values.yaml" $hint)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The configuration file: .Values.config with the keys the chart manages
-merged over it.
+merged over it; setting one of them under config fails.
 */}}
 {{- define "kubesvc-controlplane.config" -}}
 {{- $fullname := include "kubesvc-controlplane.fullname" . -}}
@@ -121,5 +149,19 @@ merged over it.
 {{- if $sql -}}
 {{- $_ := set $managed "sql" $sql -}}
 {{- end -}}
+{{- $hints := list
+  (list "config.server.port" "use service.httpPort (the container listens on 7002)")
+  (list "config.kubesvc.grpc.server.port" "use service.grpcPort (the container listens on 9091)")
+  (list "config.kubesvc.grpc.server.security" "use grpcTLS.secretName and grpcTLS.clientAuth")
+  (list "config.server.ssl" "use restTLS.secretName, restTLS.clientAuth and restTLS.caKey")
+  (list "config.kubesvc.peerTls" "use restTLS.peerServerName and restTLS.caKey")
+  (list "config.sql.path" "the SQLite file lives in the chart's data volume: use persistence")
+  (list "config.sql.dsnFile" "use sql.dsnSecret and sql.dsnKey")
+  (list "config.kubesvc.cluster" "replicaCount > 1 turns on peer discovery through the chart's Service")
+  (list "config.kubesvc.cluster-kubernetes" "replicaCount > 1 turns on peer discovery through the chart's Service")
+  (list "config.kubesvc.peerSecretFile" "use peerSecret.existingSecret")
+  (list "config.kubesvc.dynamicAccounts.encryptionKeyFile" "use dynamicAccounts.encryptionKeySecret and dynamicAccounts.encryptionKeyKey")
+-}}
+{{- include "kubesvc-controlplane.refuseManaged" (dict "managed" $managed "user" $cfg "path" "config" "hints" $hints) -}}
 {{- toYaml (mergeOverwrite $cfg $managed) -}}
 {{- end -}}
