@@ -72,9 +72,13 @@ func clusterClientConfig(k cpconfig.ClusterKubernetesConfig) (*rest.Config, erro
 }
 
 // defaultBaseURL is where peers reach this replica when kubesvc.baseUrl is
-// not set: the pod's IP in Kubernetes, else the host name.
+// not set: the pod's IP in Kubernetes, else server.address when it names
+// one host, else the host name.
 func defaultBaseURL(cfg *cpconfig.Config) string {
 	host := os.Getenv("POD_IP")
+	if ip := net.ParseIP(cfg.Server.Address); host == "" && cfg.Server.Address != "" && (ip == nil || !ip.IsUnspecified()) {
+		host = cfg.Server.Address
+	}
 	if host == "" {
 		host, _ = os.Hostname()
 	}

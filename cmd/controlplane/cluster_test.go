@@ -39,3 +39,26 @@ current-context: c
 		t.Fatalf("with a namespace: %v", err)
 	}
 }
+
+// The default base URL: the pod's IP, else the REST API's own address when
+// it names one host, else the host name.
+func TestDefaultBaseURL(t *testing.T) {
+	host, _ := os.Hostname()
+	t.Setenv("POD_IP", "")
+	for addr, want := range map[string]string{
+		"":          "http://" + host + ":7002",
+		"0.0.0.0":   "http://" + host + ":7002",
+		"::":        "http://" + host + ":7002",
+		"127.0.0.1": "http://127.0.0.1:7002",
+		"::1":       "http://[::1]:7002",
+	} {
+		cfg := &cpconfig.Config{Server: cpconfig.Server{Address: addr, Port: 7002}}
+		if got := defaultBaseURL(cfg); got != want {
+			t.Errorf("server.address %q: %q, want %q", addr, got, want)
+		}
+	}
+	t.Setenv("POD_IP", "10.0.0.7")
+	if got := defaultBaseURL(&cpconfig.Config{Server: cpconfig.Server{Address: "127.0.0.1", Port: 7002}}); got != "http://10.0.0.7:7002" {
+		t.Errorf("in a pod: %q", got)
+	}
+}

@@ -178,11 +178,21 @@ func (c *Config) setDefaults() {
 		c.ProxyStall = time.Minute
 	}
 	if c.BaseURL == "" {
-		port := "7002"
-		if _, p, err := net.SplitHostPort(c.HTTPAddr); err == nil && p != "" && p != "0" {
-			port = p
+		// The REST address's own host when it names one (a replica bound
+		// to 127.0.0.1 is not reachable at its host name), else the host
+		// name.
+		host, port := "", "7002"
+		if h, p, err := net.SplitHostPort(c.HTTPAddr); err == nil {
+			if p != "" && p != "0" {
+				port = p
+			}
+			if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+				host = h
+			}
 		}
-		host, _ := os.Hostname()
+		if host == "" {
+			host, _ = os.Hostname()
+		}
 		c.BaseURL = c.httpScheme() + "://" + net.JoinHostPort(host, port)
 	}
 }

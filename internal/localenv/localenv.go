@@ -161,7 +161,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cp.Run(gctx) })
-	g.Go(func() error { return ag.Run(gctx) })
+	g.Go(func() error {
+		// Once the control plane listens: the agent's first dial succeeds.
+		if _, _, err := cp.Addrs(gctx); err != nil {
+			return nil // a part failed or we are stopping
+		}
+		return ag.Run(gctx)
+	})
 	g.Go(func() error {
 		_, httpAddr, err := cp.Addrs(gctx)
 		if err != nil {
@@ -174,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(cfg.Out, "  API proxy:   %s/agents/kubernetes/accounts/%s/proxy   (read-only; try: kubectl --server <that URL> get pods -A)\n", env.RESTURL, AccountName)
 		fmt.Fprintf(cfg.Out, "  gRPC:        %s (agents connect here)\n", env.GRPCAddr)
 		fmt.Fprintf(cfg.Out, "  Kubernetes:  %s %s, account %q\n", testenv.KubernetesVersion, env.APIServer, AccountName)
-		fmt.Fprintf(cfg.Out, "  kubeconfig:  %s   (also at %s)\n", env.KubeconfigPath, cfg.KubeconfigPath)
+		fmt.Fprintf(cfg.Out, "  kubeconfig:  %s\n", env.KubeconfigPath)
 		fmt.Fprintf(cfg.Out, "Press Ctrl-C to stop.\n\n")
 		if cfg.Ready != nil {
 			cfg.Ready(env)
