@@ -170,7 +170,9 @@ func TestOperationsValidation(t *testing.T) {
 		`[{"scaleManifest": {"account": "main", "manifestName": "deployment web"}}]`:                                                            "replicas",
 		`[{"patchManifest": {"account": "main", "manifestName": "deployment web", "patchBody": {}, "options": {"mergeStrategy": "sideways"}}}]`: "mergeStrategy",
 		`[{"deleteManifest": {"account": "main", "manifestName": "web"}}]`:                                                                      "kind name",
-		`[{"scaleManifest": [1]}]`: "[0].scaleManifest: expected a JSON object",
+		`[{"scaleManifest": [1]}]`:            "[0].scaleManifest: expected a JSON object",
+		`[{"scaleManifest": {"account": 5}}]`: "[0].scaleManifest.account: expected string, got number",
+		`[{"scaleManifest": {`:                "malformed JSON at byte",
 		// The agent's own static checks, made before it is sent.
 		`[{"deployManifest": {"account": "main", "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]}}]`: "[0].deployManifest.moniker.app: required",
 		`[{"deleteManifest": {"account": "main", "kinds": ["configMap"], "labelSelectors": {"selectors": [{"kind": "ANY"}]}}}]`:          "[0].deleteManifest.labelSelectors: required with kinds",

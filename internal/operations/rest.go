@@ -50,10 +50,15 @@ func (m *Manager) postOps(w http.ResponseWriter, r *http.Request) {
 	}
 	var items []map[string]json.RawMessage
 	if err := json.Unmarshal(body, &items); err != nil || len(items) == 0 {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			httpapi.WriteError(w, http.StatusBadRequest, "%v", httpapi.DecodeError("", err))
+			return
+		}
 		httpapi.WriteError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of single-key operation objects")
 		return
 	}
-	ops := make([]op, 0, len(items))
+	list := make([]op, 0, len(items))
 	for i, it := range items {
 		if len(it) != 1 {
 			httpapi.WriteError(w, http.StatusBadRequest, "[%d]: expected exactly one key (the operation type), got %d", i, len(it))
@@ -65,10 +70,10 @@ func (m *Manager) postOps(w http.ResponseWriter, r *http.Request) {
 				httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 				return
 			}
-			ops = append(ops, o)
+			list = append(list, o)
 		}
 	}
-	m.accept(w, r, ops)
+	m.accept(w, r, list)
 }
 
 // postOp is POST /kubernetes/ops/{name} with the bare description.
@@ -142,7 +147,7 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 		return op{}, fmt.Errorf("%s: expected a JSON object, the operation's description", where)
 	}
 	if err := json.Unmarshal(desc, &d); err != nil {
-		return op{}, fmt.Errorf("%s: not a valid description: %v", where, err)
+		return op{}, httpapi.DecodeError(where, err)
 	}
 	if d.Account == "" {
 		d.Account = d.Credentials // Clouddriver's older name
@@ -168,7 +173,7 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 			} `json:"metadata"`
 		}
 		if err := json.Unmarshal(raw, &mf); err != nil {
-			return fmt.Errorf("%s: malformed manifest: %v", path, err)
+			return fmt.Errorf("malformed manifest: %w", httpapi.DecodeError(path, err))
 		}
 		switch {
 		case mf.APIVersion == "":
