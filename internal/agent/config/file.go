@@ -214,10 +214,11 @@ func (f *File) decoder() *yamlstrict.Decoder {
 func (f *File) Sources() []string { return f.dec.Sources() }
 
 // Read parses the sources in order into one File; later files override
-// earlier ones. All errors of a file are returned together, each naming the
-// file, key and line.
+// earlier ones. The errors of every file are returned together, each naming
+// the file, key and line.
 func Read(sources ...Source) (*File, error) {
 	f := &File{}
+	var errs []error
 	for _, s := range sources {
 		data, err := os.ReadFile(s.Path)
 		if err != nil {
@@ -227,8 +228,11 @@ func Read(sources ...Source) (*File, error) {
 			return nil, fmt.Errorf("config %s: %w", s.Path, err)
 		}
 		if err := Parse(f, s.Path, data); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return f, nil
 }

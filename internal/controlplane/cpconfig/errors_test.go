@@ -58,6 +58,22 @@ func TestAllErrorsReported(t *testing.T) {
 	}
 }
 
+// Every file's keys that cannot be read are reported, not the first file's.
+func TestAllFilesErrorsReported(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.yml", "kubesvc: {b: 1}\n")
+	b := writeFile(t, dir, "b.yml", "server: {port: x}\n")
+	_, err := Load(a, b)
+	for _, want := range []string{
+		"config " + a + `: unknown key "kubesvc.b" (line 1)`,
+		"config " + b + `: server.port: expected an integer, got "x" (line 1)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}
+
 func TestTypeErrors(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"kubesvc: {grpc: {server: {healthServiceEnabled: maybe}}}\n", `kubesvc.grpc.server.healthServiceEnabled: expected a boolean (true or false), got "maybe" (line 1)`},

@@ -1,6 +1,7 @@
 package cpconfig
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -248,18 +249,22 @@ func (f *File) IsSet(key string) bool { return f.dec.IsSet(key) }
 
 // Read parses the files in order into one File; later files override the
 // keys they set in earlier ones. Every file must exist; an empty file is
-// fine. All errors of a file are returned together, each naming the file,
-// the key and the line.
+// fine. The errors of every file are returned together, each naming the
+// file, the key and the line.
 func Read(paths ...string) (*File, error) {
 	f := &File{}
+	var errs []error
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		if err := Parse(f, p, data); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return f, nil
 }
