@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 )
 
 // body is an account definition as Clouddriver stores it: a JSON object
@@ -32,9 +33,9 @@ func parseBody(raw []byte) (body, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&b.fields); err != nil || b.fields == nil {
-		msg := "expected a JSON object"
+		msg := "body: expected object"
 		if err != nil {
-			msg = err.Error()
+			msg = httpapi.DecodeError("", err).Error()
 		}
 		return body{}, fmt.Errorf("%w: JSON parse error: %s", errBadBody, msg)
 	}

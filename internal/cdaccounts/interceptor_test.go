@@ -134,11 +134,11 @@ func TestInterceptor(t *testing.T) {
 		for _, c := range []struct{ method, path, body, mention string }{
 			{"POST", "", k1, "Cannot create an account which already exists (name: k1)"},
 			{"POST", "", `{not json`, "JSON parse error"},
-			{"POST", "", `[]`, "JSON parse error"},
+			{"POST", "", `[]`, "JSON parse error: body: expected object, got array"},
 			{"POST", "", `{"name":"x"}`, "missing type id property 'type'"},
 			{"POST", "", `{"type":"kubernetes"}`, "no name"},
 			{"POST", "", `{"type":"kubernetes","name":"bad name"}`, "whitespace"},
-			{"POST", "", `{"type":"kubernetes","name":"x","namespaces":"a"}`, "namespaces"},
+			{"POST", "", `{"type":"kubernetes","name":"x","namespaces":"a"}`, "body.namespaces: expected array, got string"},
 			{"POST", "", `{"type":"kubernetes","name":"x","kubeconfigFile":"encryptedFile:k8s!k:config"}`, "kubeconfigFile"},
 			{"POST", "", `{"type":"kubernetes","name":"x","kubeconfigContents":"apiVersion: v1\nkind: Config\n"}`, "plain text"},
 			{"PUT", "/k1", `{"type":"kubernetes","name":"k2"}`, "Mismatched account names. URI value: k1. Request body value: k2."},

@@ -111,6 +111,16 @@ func (s *Server) getClouddriver(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteError(w, http.StatusNotFound, "control-plane replica %q is not part of the cluster", id)
 }
 
+// decodeBody decodes r's JSON body (at most limit bytes) into v; it
+// answers 400 naming the field and reports false when it cannot.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", httpapi.DecodeError("", err))
+		return false
+	}
+	return true
+}
+
 func readForward(w http.ResponseWriter, r *http.Request) (forwardMessage, bool) {
 	var body forwardMessage
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&body); err != nil {
@@ -191,8 +201,8 @@ func (s *Server) postOperationResult(w http.ResponseWriter, r *http.Request) {
 
 // postCommand runs an account command on an agent of this replica.
 func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
-	body, ok := readForward(w, r)
-	if !ok {
+	var body forwardMessage
+	if !decodeBody(w, r, 64<<20, &body) {
 		return
 	}
 	cmd := &kubesvcv1.AccountCommand{}
@@ -238,11 +248,8 @@ func (s *Server) postDisconnect(w http.ResponseWriter, r *http.Request) {
 		// the agent over names the one it replaced, never a newer one.
 		SessionID string `json:"sessionId"`
 	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-			httpapi.WriteError(w, http.StatusBadRequest, "body: %v", err)
-			return
-		}
+	if r.ContentLength != 0 && !decodeBody(w, r, 1<<20, &req) {
+		return
 	}
 	id := r.PathValue("agentId")
 	sess, err := s.session(id)
@@ -270,12 +277,12 @@ var errDisconnected = errors.New("disconnected on request (POST /armory/agent/{a
 func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
-	if err := dec.Decode(&names); err != nil || len(names) == 0 || dec.More() {
-		msg := "a non-empty JSON array of account names is required"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		httpapi.WriteError(w, http.StatusBadRequest, "body: %s", msg)
+	if err := dec.Decode(&names); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v (a non-empty JSON array of account names is required)", httpapi.DecodeError("", err))
+		return
+	}
+	if len(names) == 0 || dec.More() {
+		httpapi.WriteError(w, http.StatusBadRequest, "body: a non-empty JSON array of account names is required")
 		return
 	}
 	for i, n := range names {

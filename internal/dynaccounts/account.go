@@ -13,6 +13,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 )
 
 // Lifecycle states (kubesvc_accounts.state).
@@ -120,7 +121,7 @@ func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definitio
 			d.Extra[k] = x
 		}
 		if err != nil {
-			return Definition{}, fmt.Errorf("%s.%s: %v", where, k, err)
+			return Definition{}, httpapi.DecodeError(where+"."+k, err)
 		}
 	}
 	return d, d.validate(where)

@@ -53,7 +53,7 @@ func readArray(r *http.Request) ([]json.RawMessage, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, fmt.Errorf("body: expected a JSON array of accounts: %v", err)
+		return nil, fmt.Errorf("%w (a JSON array of accounts)", httpapi.DecodeError("", err))
 	}
 	if len(items) == 0 {
 		return nil, errors.New("body: the array of accounts is empty")
@@ -342,7 +342,11 @@ func (m *Manager) deleteMany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var names []string
-	if err := json.Unmarshal(body, &names); err != nil || len(names) == 0 {
+	if err := json.Unmarshal(body, &names); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v (a non-empty JSON array of account names)", httpapi.DecodeError("", err))
+		return
+	}
+	if len(names) == 0 {
 		httpapi.WriteError(w, http.StatusBadRequest, "body: expected a non-empty JSON array of account names")
 		return
 	}

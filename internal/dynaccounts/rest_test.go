@@ -2,6 +2,7 @@ package dynaccounts
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,5 +67,28 @@ func TestAccountWritesAreAllOrNothing(t *testing.T) {
 	want("PATCH", "/armory/accounts", `[{"name": "b", "kubeconfigContents": "`+ref+`"}]`, http.StatusAccepted, "")
 	if b := row("b"); !strings.Contains(string(b.Definition), ref) {
 		t.Errorf("PATCH dropped the secret reference: definition %s, ref %q", b.Definition, b.KubeconfigRef)
+	}
+}
+
+// A body of the wrong JSON types gets a 400 naming the field and the JSON
+// types, never Go's.
+func TestDecodeErrorsNameTheFieldInJSONTerms(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	for _, c := range []struct{ method, path, body, want string }{
+		{"POST", "/armory/accounts", `{"name": "a"}`, "body: expected array, got object (a JSON array of accounts)"},
+		{"POST", "/armory/accounts", `[{"name": "a", "zoneId": 123}]`, "[0].zoneId: expected string, got number"},
+		{"POST", "/armory/accounts/dynamic", `{"name": "a", "namespaces": "default"}`, "[0].namespaces: expected array, got string"},
+		{"POST", "/armory/accounts/dynamic", `{"name": "a", "customResourceDefinitions": [{"kind": 5}]}`, "[0].customResourceDefinitions.kind: expected string, got number"},
+		{"PATCH", "/armory/accounts", `[{"name": "a", "serviceAccount": "yes"}]`, "[0].serviceAccount: expected boolean, got string"},
+		{"PATCH", "/armory/accounts", `[{"name": "a",}]`, "body: malformed JSON at byte 15: invalid character '}'"},
+		{"DELETE", "/armory/accounts", `"a"`, "body: expected array, got string (a non-empty JSON array of account names)"},
+	} {
+		code, body := e.call(t, c.method, c.path, c.body)
+		var msg struct{ Message string }
+		_ = json.Unmarshal([]byte(body), &msg)
+		if code != http.StatusBadRequest || !strings.HasPrefix(msg.Message, c.want) || strings.Contains(msg.Message, "Go ") {
+			t.Errorf("%s %s %s: %d %s, want 400 saying %q", c.method, c.path, c.body, code, body, c.want)
+		}
 	}
 }

@@ -1,0 +1,95 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// restEnv is a server on a SQLite store, not running (no listeners, no
+// agents), its REST routes served by httptest.
+type restEnv struct {
+	s   *Server
+	st  store.Store
+	url string
+}
+
+func newRESTEnv(t *testing.T) *restEnv {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	s, err := New(Config{ID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.routes())
+	t.Cleanup(srv.Close)
+	return &restEnv{s: s, st: st, url: srv.URL}
+}
+
+// call answers the status, the headers and the error message (or the
+// body, when it is not an error).
+func (e *restEnv) call(t *testing.T, method, path, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var apiErr struct {
+		Status  int    `json:"status"`
+		Message string `json:"message"`
+	}
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &apiErr); err != nil || apiErr.Status != resp.StatusCode {
+			t.Errorf("%s %s: %d answered %q, not a JSON error", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode, resp.Header, apiErr.Message
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// want checks a 4xx answer and that its message says says.
+func (e *restEnv) want(t *testing.T, method, path, body string, code int, says string) {
+	t.Helper()
+	got, _, msg := e.call(t, method, path, body)
+	if got != code || !strings.Contains(msg, says) {
+		t.Errorf("%s %s %s: %d %q, want %d saying %q", method, path, body, got, msg, code, says)
+	}
+}
+
+// Bodies of the wrong JSON types get a 400 naming the field in JSON's
+// terms, not Go's.
+func TestBodyDecodeErrorsSpeakJSON(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	for _, c := range []struct{ path, body, says string }{
+		{"/armory/agent/a1/disconnect", `{"timestamp": "2024-01-01"}`, "timestamp: expected number, got string"},
+		{"/armory/agent/a1/disconnect", `{"clusterDriven": 1}`, "clusterDriven: expected boolean, got number"},
+		{"/armory/agent/a1/disconnect", `{"origin": "x"`, "body: malformed JSON"},
+		{"/armory/agent/assignments", `{"a": 1}`, "body: expected array, got object"},
+		{"/armory/agent/assignments", `["a", 2]`, "body: expected string, got number"},
+		{"/armory/agent/a1/commands", `{"command": {}}`, "command: expected string, got object"},
+	} {
+		got, _, msg := e.call(t, http.MethodPost, c.path, c.body)
+		if got != http.StatusBadRequest || !strings.Contains(msg, c.says) || strings.Contains(msg, "Go ") {
+			t.Errorf("POST %s %s: %d %q, want 400 saying %q", c.path, c.body, got, msg, c.says)
+		}
+	}
+}
