@@ -40,7 +40,9 @@ func (s *Server) routes() http.Handler {
 	for _, e := range s.extensions {
 		e.Routes(mux)
 	}
-	return mux
+	// Unknown paths and methods get JSON errors too (the proxy's paths
+	// take every method and answer Kubernetes Status objects themselves).
+	return httpapi.MuxErrors(mux)
 }
 
 // armoryAgent is ArmoryAgentResponse of the REST contract.

@@ -93,3 +93,24 @@ func TestBodyDecodeErrorsSpeakJSON(t *testing.T) {
 		}
 	}
 }
+
+// Unknown paths and methods are JSON errors; the Kubernetes API proxy's
+// paths still answer Kubernetes Status objects.
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	e.want(t, "GET", "/armory/acounts", "", http.StatusNotFound, `no endpoint GET "/armory/acounts"`)
+	e.want(t, "POST", "/cache/objects", "", http.StatusMethodNotAllowed, `method POST is not allowed on "/cache/objects"; allowed: GET, HEAD`)
+	if _, h, _ := e.call(t, "DELETE", "/armory/agents", ""); h.Get("Allow") != "GET, HEAD" {
+		t.Errorf("405 with Allow %q, want GET, HEAD", h.Get("Allow"))
+	}
+	resp, err := http.Get(e.url + "/agents/kubernetes/accounts/prod/proxy/api/v1/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var status struct{ Kind, Status string }
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil || resp.StatusCode != http.StatusNotFound || status.Kind != "Status" || status.Status != "Failure" {
+		t.Errorf("proxy path: %d %+v %v, want a Kubernetes Status 404", resp.StatusCode, status, err)
+	}
+}
