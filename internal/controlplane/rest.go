@@ -372,6 +372,10 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		wait = time.Duration(n) * time.Millisecond
 	}
 	minRV := v.Get("minResourceVersion")
+	if _, err := strconv.ParseUint(minRV, 10, 64); minRV != "" && err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "minResourceVersion: %q is not a resourceVersion the API server issues (a decimal unsigned integer, such as 123456)", minRV)
+		return
+	}
 	key := store.ObjectKey{
 		Account: r.PathValue("account"), Kind: r.PathValue("kind"), Name: r.PathValue("name"),
 		Group: q.Group, Namespace: q.Namespace,

@@ -114,3 +114,36 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		t.Errorf("proxy path: %d %+v %v, want a Kubernetes Status 404", resp.StatusCode, status, err)
 	}
 }
+
+// seed caches objects of kind ConfigMap (namespaced) in account main, each
+// at resourceVersion rv.
+func (e *restEnv) seed(t *testing.T, rv string, namespacedNames ...string) {
+	t.Helper()
+	st := store.StreamKey{Account: "main", Resource: store.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
+	var changes []store.Change
+	for _, nn := range namespacedNames {
+		ns, name, _ := strings.Cut(nn, "/")
+		changes = append(changes, store.Change{Type: store.Upserted, Stream: st, Object: &store.Object{
+			ObjectKey: store.ObjectKey{Account: "main", Kind: "ConfigMap", Namespace: ns, Name: name}, Version: "v1",
+			ResourceVersion: rv, JSON: []byte(`{"apiVersion":"v1","kind":"ConfigMap"}`),
+		}})
+	}
+	if err := e.st.ApplyChanges(context.Background(), changes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A minResourceVersion that is not a decimal unsigned integer is a 400
+// naming it, not a wait that ends in a 504.
+func TestMinResourceVersionMustBeANumber(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	e.seed(t, "10", "ns/x")
+	for _, rv := range []string{"abc", "-1", "1.5", "0x10", "99999999999999999999"} {
+		e.want(t, "GET", "/cache/objects/main/ConfigMap/x?namespace=ns&minResourceVersion="+rv, "", http.StatusBadRequest, "minResourceVersion")
+	}
+	if code, _, body := e.call(t, "GET", "/cache/objects/main/ConfigMap/x?namespace=ns&minResourceVersion=9", ""); code != http.StatusOK {
+		t.Errorf("minResourceVersion=9 of an object at 10: %d %s", code, body)
+	}
+	e.want(t, "GET", "/cache/objects/main/ConfigMap/x?namespace=ns&minResourceVersion=11", "", http.StatusGatewayTimeout, "not yet 11")
+}
