@@ -398,6 +398,9 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	}
 	var ambiguous *ambiguousGroupError
 	switch {
+	case errors.Is(err, store.ErrNotFound) && key.Namespace == "":
+		httpapi.WriteError(w, http.StatusNotFound, "no cached cluster-scoped %s %q in account %q (no namespace= given); for a namespaced object, pass ?namespace=",
+			key.Kind, key.Name, key.Account)
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.WriteError(w, http.StatusNotFound, "no cached %s %q in namespace %q of account %q", key.Kind, key.Name, key.Namespace, key.Account)
 	case errors.As(err, &ambiguous):

@@ -147,3 +147,17 @@ func TestMinResourceVersionMustBeANumber(t *testing.T) {
 	}
 	e.want(t, "GET", "/cache/objects/main/ConfigMap/x?namespace=ns&minResourceVersion=11", "", http.StatusGatewayTimeout, "not yet 11")
 }
+
+// A get without namespace= looks for a cluster-scoped object, and its 404
+// says so.
+func TestGetWithoutNamespaceSaysItLookedForAClusterScopedObject(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	e.seed(t, "10", "ns/x")
+	e.want(t, "GET", "/cache/objects/main/ConfigMap/x", "", http.StatusNotFound, "cluster-scoped")
+	e.want(t, "GET", "/cache/objects/main/ConfigMap/x", "", http.StatusNotFound, "?namespace=")
+	e.want(t, "GET", "/cache/objects/main/ConfigMap/y?namespace=ns", "", http.StatusNotFound, `in namespace "ns"`)
+	if code, _, body := e.call(t, "GET", "/cache/objects/main/ConfigMap/x?namespace=ns", ""); code != http.StatusOK {
+		t.Errorf("get with its namespace: %d %s", code, body)
+	}
+}
