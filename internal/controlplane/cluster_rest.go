@@ -17,13 +17,13 @@ import (
 )
 
 func (s *Server) clusterRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /armory/clouddrivers", s.getClouddrivers)
-	mux.HandleFunc("GET /armory/clouddrivers/{clouddriverId}", s.getClouddriver)
+	mux.HandleFunc("GET /armory/clouddrivers", httpapi.Query(s.getClouddrivers))
+	mux.HandleFunc("GET /armory/clouddrivers/{clouddriverId}", httpapi.Query(s.getClouddriver))
 	mux.HandleFunc("POST /armory/agent/operations", s.peerOnly(s.postOperation))
 	mux.HandleFunc("POST /armory/agent/operationresults", s.peerOnly(s.postOperationResult))
-	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.peerOnly(s.postCommand))
-	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.peerOnly(s.postDisconnect))
-	mux.HandleFunc("POST /armory/agent/assignments", s.postAssignments)
+	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.peerOnly(httpapi.Query(s.postCommand)))
+	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.peerOnly(httpapi.Query(s.postDisconnect)))
+	mux.HandleFunc("POST /armory/agent/assignments", httpapi.Query(s.postAssignments))
 }
 
 // peerSecretHeader carries Config.PeerSecret on requests between replicas.

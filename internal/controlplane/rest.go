@@ -29,10 +29,11 @@ func (s *Server) routes() http.Handler {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /armory/agents", s.getAgents)
-	mux.HandleFunc("GET /armory/agents/{agentId}", s.getAgent)
-	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}", s.getAgentAccount)
-	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", s.getNamespaces)
+	// The endpoints take no query parameters unless named (httpapi.Query).
+	mux.HandleFunc("GET /armory/agents", httpapi.Query(s.getAgents))
+	mux.HandleFunc("GET /armory/agents/{agentId}", httpapi.Query(s.getAgent))
+	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}", httpapi.Query(s.getAgentAccount))
+	mux.HandleFunc("GET /agents/kubernetes/accounts/{accountName}/namespaces", httpapi.Query(s.getNamespaces))
 	mux.HandleFunc("/agents/kubernetes/accounts/{accountName}/proxy/{path...}", s.proxyAPI)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
@@ -232,10 +233,7 @@ func toCachedObject(o store.Object) cachedObject {
 	}
 }
 
-var listParams = map[string]bool{
-	"account": true, "kind": true, "group": true, "namespace": true, "name": true,
-	"application": true, "labelSelector": true, "limit": true, "continue": true,
-}
+var listParams = []string{"account", "kind", "group", "namespace", "name", "application", "labelSelector", "limit", "continue"}
 
 // continueHeader carries, with a full page of a limited list, the token
 // of the next page (?continue=).
@@ -278,14 +276,9 @@ func checkKeyValue(what, v string) error {
 
 // parseQuery turns query parameters into a store.Query, naming the
 // offending parameter on error.
-func parseQuery(v url.Values, allowed map[string]bool) (store.Query, error) {
-	for k := range v {
-		if !allowed[k] {
-			return store.Query{}, fmt.Errorf("unknown query parameter %q", k)
-		}
-		if len(v[k]) > 1 {
-			return store.Query{}, fmt.Errorf("query parameter %q given %d times", k, len(v[k]))
-		}
+func parseQuery(v url.Values, allowed []string) (store.Query, error) {
+	if err := httpapi.CheckQuery(v, allowed...); err != nil {
+		return store.Query{}, err
 	}
 	q := store.Query{
 		Account: v.Get("account"), Kind: v.Get("kind"), Group: v.Get("group"),
@@ -346,7 +339,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, out) // an answer that cannot be encoded drops the token
 }
 
-var getParams = map[string]bool{"namespace": true, "group": true, "minResourceVersion": true, "waitMs": true}
+var getParams = []string{"namespace", "group", "minResourceVersion", "waitMs"}
 
 // maxWait caps waitMs.
 const maxWait = time.Minute

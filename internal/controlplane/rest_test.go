@@ -161,3 +161,31 @@ func TestGetWithoutNamespaceSaysItLookedForAClusterScopedObject(t *testing.T) {
 		t.Errorf("get with its namespace: %d %s", code, body)
 	}
 }
+
+// Every /armory and /agents endpoint (but the operations' and the proxy's)
+// refuses query parameters it does not take, naming them; /cache lists
+// those it takes.
+func TestUnknownQueryParametersAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/armory/agents", ""},
+		{"GET", "/armory/agents/a1", ""},
+		{"GET", "/armory/clouddrivers", ""},
+		{"GET", "/armory/clouddrivers/cp-1", ""},
+		{"GET", "/agents/kubernetes/accounts/main", ""},
+		{"GET", "/agents/kubernetes/accounts/main/namespaces", ""},
+		{"POST", "/armory/agent/assignments", `["main"]`},
+		{"POST", "/armory/agent/a1/disconnect", `{}`},
+		{"POST", "/armory/agent/a1/commands", `{"command": "{}"}`},
+	} {
+		e.want(t, c.method, c.path+"?pgae=2", c.body, http.StatusBadRequest, `unknown query parameter "pgae"; this endpoint takes none`)
+	}
+	e.want(t, "GET", "/cache/objects?colour=blue", "", http.StatusBadRequest,
+		`unknown query parameter "colour"; allowed: account, kind, group, namespace, name, application, labelSelector, limit, continue`)
+	e.want(t, "GET", "/cache/objects/main/ConfigMap/x?colour=blue", "", http.StatusBadRequest,
+		`unknown query parameter "colour"; allowed: namespace, group, minResourceVersion, waitMs`)
+	if code, _, body := e.call(t, "GET", "/armory/clouddrivers/cp-1", ""); code != http.StatusOK {
+		t.Errorf("GET /armory/clouddrivers/cp-1: %d %s", code, body)
+	}
+}

@@ -19,7 +19,10 @@ import (
 const maxBody = 16 << 20
 
 func (m *Manager) routes(mux *http.ServeMux) {
-	h := func(f http.HandlerFunc) http.HandlerFunc {
+	// h serves f when the feature is on, refusing query parameters other
+	// than params.
+	h := func(f http.HandlerFunc, params ...string) http.HandlerFunc {
+		f = httpapi.Query(f, params...)
 		return func(w http.ResponseWriter, r *http.Request) {
 			if !m.cfg.Enabled {
 				httpapi.WriteError(w, http.StatusNotImplemented, "dynamic accounts are disabled (kubesvc.dynamicAccounts.enabled is false)")
@@ -28,7 +31,7 @@ func (m *Manager) routes(mux *http.ServeMux) {
 			f(w, r)
 		}
 	}
-	mux.HandleFunc("GET /armory/accounts", h(m.list))
+	mux.HandleFunc("GET /armory/accounts", h(m.list, "page", "limit"))
 	mux.HandleFunc("POST /armory/accounts", h(m.post))
 	mux.HandleFunc("PATCH /armory/accounts", h(m.patch))
 	mux.HandleFunc("DELETE /armory/accounts", h(m.deleteMany))

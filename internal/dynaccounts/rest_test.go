@@ -92,3 +92,34 @@ func TestDecodeErrorsNameTheFieldInJSONTerms(t *testing.T) {
 		}
 	}
 }
+
+// The accounts endpoints refuse query parameters they do not take, naming
+// them and the allowed ones.
+func TestAccountsRefuseUnknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	for _, c := range []struct{ method, path, body, says string }{
+		{"GET", "/armory/accounts?pgae=2", "", `unknown query parameter "pgae"; allowed: page, limit`},
+		{"GET", "/armory/accounts?page=1&page=2", "", `query parameter "page" given 2 times`},
+		{"POST", "/armory/accounts?dryRun=true", `[{"name": "a"}]`, `unknown query parameter "dryRun"; this endpoint takes none`},
+		{"PATCH", "/armory/accounts?x=1", `[{"name": "a"}]`, `"x"`},
+		{"DELETE", "/armory/accounts?x=1", `["a"]`, `"x"`},
+		{"GET", "/armory/accounts/a?x=1", "", `"x"`},
+		{"DELETE", "/armory/accounts/a?force=true", "", `"force"`},
+		{"POST", "/armory/accounts/dynamic?x=1", `{"name": "a"}`, `"x"`},
+		{"PUT", "/armory/accounts/dynamic?x=1", `{"name": "a"}`, `"x"`},
+	} {
+		code, body := e.call(t, c.method, c.path, c.body)
+		var msg struct{ Message string }
+		_ = json.Unmarshal([]byte(body), &msg)
+		if code != http.StatusBadRequest || !strings.Contains(msg.Message, c.says) {
+			t.Errorf("%s %s: %d %s, want 400 saying %s", c.method, c.path, code, body, c.says)
+		}
+	}
+	if code, body := e.call(t, "GET", "/armory/accounts?page=1&limit=5", ""); code != http.StatusOK {
+		t.Errorf("GET /armory/accounts?page=1&limit=5: %d %s", code, body)
+	}
+	if rows, _ := e.st.ListAccounts(context.Background()); len(rows) != 0 {
+		t.Errorf("refused requests stored accounts: %v", rows)
+	}
+}
