@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -239,22 +240,46 @@ var listParams = []string{"account", "kind", "group", "namespace", "name", "appl
 // of the next page (?continue=).
 const continueHeader = "X-Continue"
 
-// continueToken names the object a page ended with.
-func continueToken(k store.ObjectKey) string {
-	b, _ := json.Marshal([]string{k.Account, k.Kind, k.Namespace, k.Name, k.Group})
+// continueToken names the object a page ended with, and the filters of
+// its list (filtersHash): a token is good for the next page of the same
+// list only.
+func continueToken(k store.ObjectKey, filters string) string {
+	b, _ := json.Marshal([]string{k.Account, k.Kind, k.Namespace, k.Name, k.Group, filters})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parseContinue(tok string) (*store.ObjectKey, error) {
+// filtersHash fingerprints what q selects, normalized (kind in lower case,
+// as it matches; the label selector in its canonical form), leaving out
+// the page: its limit and position.
+func filtersHash(q store.Query) string {
+	sel := ""
+	if q.Selector != nil {
+		sel = q.Selector.String()
+	}
+	b, _ := json.Marshal([]any{q.Account, strings.ToLower(q.Kind), q.Group, q.CoreGroup, q.Namespace, q.Name, q.Application, sel})
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:9])
+}
+
+// parseContinue reads a token of continueToken, which must have been
+// issued for a list with the filters hashed as filters.
+func parseContinue(tok, filters string) (*store.ObjectKey, error) {
+	notOurs := errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	var f []string
-	if err != nil || json.Unmarshal(b, &f) != nil || len(f) != 5 {
-		return nil, errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
+	if err != nil || json.Unmarshal(b, &f) != nil || len(f) != 5 && len(f) != 6 {
+		return nil, notOurs
 	}
 	for _, v := range f {
 		if checkKeyValue("continue", v) != nil {
-			return nil, errors.New("continue: not a token of this API (take it from the X-Continue header of the previous page)")
+			return nil, notOurs
 		}
+	}
+	switch {
+	case len(f) == 5:
+		return nil, errors.New("continue: a token of an earlier version of this API, which does not record its list's filters; list again from the first page (without continue)")
+	case f[5] != filters:
+		return nil, errors.New("continue: the token is for a list with other filters; give the same account, kind, group, namespace, name, application and labelSelector as for its first page (limit may change), or list again from the first page (without continue)")
 	}
 	return &store.ObjectKey{Account: f[0], Kind: f[1], Namespace: f[2], Name: f[3], Group: f[4]}, nil
 }
@@ -308,7 +333,7 @@ func parseQuery(v url.Values, allowed []string) (store.Query, error) {
 		q.Limit = n
 	}
 	if s := v.Get("continue"); s != "" {
-		after, err := parseContinue(s)
+		after, err := parseContinue(s, filtersHash(q))
 		if err != nil {
 			return store.Query{}, err
 		}
@@ -334,7 +359,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 		out = append(out, toCachedObject(o))
 	}
 	if q.Limit > 0 && len(objs) == q.Limit {
-		w.Header().Set(continueHeader, continueToken(objs[len(objs)-1].ObjectKey))
+		w.Header().Set(continueHeader, continueToken(objs[len(objs)-1].ObjectKey, filtersHash(q)))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out) // an answer that cannot be encoded drops the token
 }

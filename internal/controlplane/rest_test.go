@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -187,5 +188,49 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 		`unknown query parameter "colour"; allowed: namespace, group, minResourceVersion, waitMs`)
 	if code, _, body := e.call(t, "GET", "/armory/clouddrivers/cp-1", ""); code != http.StatusOK {
 		t.Errorf("GET /armory/clouddrivers/cp-1: %d %s", code, body)
+	}
+}
+
+// A continue token is good for the next page of its own list only: with
+// other filters it is a 400 naming continue, not an empty page; a token of
+// the earlier format (no filters recorded) is refused too. limit=0 lists
+// everything.
+func TestContinueTokenIsBoundToItsFilters(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	e.seed(t, "10", "a/x1", "a/x2", "a/x3", "b/y1")
+	list := func(query string) (int, string, []cachedObject, string) {
+		t.Helper()
+		code, h, body := e.call(t, "GET", "/cache/objects?"+query, "")
+		var objs []cachedObject
+		if code == http.StatusOK {
+			if err := json.Unmarshal([]byte(body), &objs); err != nil {
+				t.Fatalf("?%s: %v", query, err)
+			}
+		}
+		return code, h.Get(continueHeader), objs, body
+	}
+	code, tok, objs, _ := list("account=main&namespace=a&limit=1")
+	if code != http.StatusOK || len(objs) != 1 || tok == "" {
+		t.Fatalf("first page: %d %d objects, token %q", code, len(objs), tok)
+	}
+	// The same filters (an empty selector is none; kind in another case, the selector's terms in
+	// another order) with another limit go on.
+	if code, _, objs, body := list("account=main&namespace=a&labelSelector=&limit=5&continue=" + tok); code != http.StatusOK || len(objs) != 2 {
+		t.Errorf("next page: %d %s", code, body)
+	}
+	code, tok2, _, _ := list("account=main&kind=ConfigMap&labelSelector=b!=1,a!=1&limit=1")
+	if code, _, objs, body := list("account=main&kind=configmap&labelSelector=a!=1,b!=1&continue=" + tok2); code != http.StatusOK || len(objs) != 3 {
+		t.Errorf("next page, same selector: %d %s", code, body)
+	}
+	for _, other := range []string{"account=main&namespace=b", "account=main", "account=main&namespace=a&name=x2", "account=main&namespace=a&labelSelector=a=1", "account=main&namespace=a&group="} {
+		e.want(t, "GET", "/cache/objects?"+other+"&continue="+tok, "", http.StatusBadRequest, "continue: the token is for a list with other filters")
+	}
+	old := base64.RawURLEncoding.EncodeToString([]byte(`["main","ConfigMap","a","x1",""]`))
+	e.want(t, "GET", "/cache/objects?account=main&continue="+old, "", http.StatusBadRequest, "continue: a token of an earlier version")
+	e.want(t, "GET", "/cache/objects?continue=bm9wZQ", "", http.StatusBadRequest, "continue: not a token of this API")
+
+	if code, tok, objs, _ := list("limit=0"); code != http.StatusOK || len(objs) != 4 || tok != "" {
+		t.Errorf("limit=0: %d, %d objects, token %q; want all 4 and no token", code, len(objs), tok)
 	}
 }
