@@ -387,6 +387,14 @@ func (m *Manager) requestDelete(w http.ResponseWriter, ctx context.Context, name
 			return
 		}
 	}
+	if len(missing) == len(names) {
+		if len(names) == 1 {
+			httpapi.WriteError(w, http.StatusNotFound, "account %q does not exist; nothing was changed", names[0])
+		} else {
+			httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (nothing was changed): %s", strings.Join(missing, ", "))
+		}
+		return
+	}
 	m.poke()
 	if len(missing) > 0 {
 		httpapi.WriteError(w, http.StatusNotFound, "unknown accounts (the others are being deleted): %s", strings.Join(missing, ", "))

@@ -123,3 +123,15 @@ func TestAccountsRefuseUnknownQueryParameters(t *testing.T) {
 		t.Errorf("refused requests stored accounts: %v", rows)
 	}
 }
+
+// Deleting one unknown account says it is unknown and nothing changed.
+func TestDeleteOfAnUnknownAccount(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	code, body := e.call(t, "DELETE", "/armory/accounts/ghost", "")
+	var msg struct{ Message string }
+	_ = json.Unmarshal([]byte(body), &msg)
+	if want := `account "ghost" does not exist; nothing was changed`; code != http.StatusNotFound || msg.Message != want {
+		t.Errorf("DELETE /armory/accounts/ghost: %d %s, want 404 saying %q", code, body, want)
+	}
+}
