@@ -113,11 +113,19 @@ func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definitio
 		case "state":
 			// PATCH's desired state, read by the caller.
 		default:
-			if strict {
-				return Definition{}, fmt.Errorf("%s.%s: unknown field", where, k)
-			}
 			var x any
 			err = json.Unmarshal(v, &x)
+			if strict && err == nil {
+				// The same words as for an unknown field kept in Extra
+				// (extraContent), and a hint for a miscapitalised one.
+				if cerr := unknownFieldContent(where, k, x); cerr != nil {
+					return Definition{}, cerr
+				}
+				if hint := fieldHint(k); hint != "" {
+					return Definition{}, fmt.Errorf("%s.%s: unknown field; %s", where, k, hint)
+				}
+				return Definition{}, fmt.Errorf("%s.%s: unknown field", where, k)
+			}
 			d.Extra[k] = x
 		}
 		if err != nil {
@@ -182,30 +190,54 @@ func (d Definition) validate(where string) error {
 // extraContent refuses a field this package does not know (kept in Extra,
 // and stored as it is) that holds kubeconfig contents, such as a
 // miscapitalised kubeConfigContents: it would keep the kubeconfig in plain
-// text. The error names the field (within where, if not empty), never the
-// content, and suggests the field meant when there is an obvious one.
+// text (unknownFieldContent).
 func (d Definition) extraContent(where string) error {
 	for _, k := range slices.Sorted(maps.Keys(d.Extra)) {
-		p, found := credentials.FindKubeconfig(map[string]any{k: d.Extra[k]})
-		if !found {
-			continue
+		if err := unknownFieldContent(where, k, d.Extra[k]); err != nil {
+			return err
 		}
-		if p == "" {
-			p = k
-		}
-		if where != "" {
-			p = where + "." + p
-		}
-		advice := "give the kubeconfig in kubeconfigContents, or refer to it with kubeconfigFile"
-		switch {
-		case strings.EqualFold(k, credentials.FieldKubeconfigContents):
-			advice = "did you mean kubeconfigContents? Field names are case-sensitive"
-		case meansContents(k):
-			advice = "did you mean kubeconfigContents?"
-		}
-		return fmt.Errorf("%s: unknown field holding kubeconfig contents, which would be stored in plain text; %s", p, advice)
 	}
 	return nil
+}
+
+// unknownFieldContent refuses unknown field k, of decoded value v, when it
+// holds kubeconfig contents. The error names the field (within where, if
+// not empty), never the content, and suggests the field meant when there
+// is an obvious one (fieldHint).
+func unknownFieldContent(where, k string, v any) error {
+	p, found := credentials.FindKubeconfig(map[string]any{k: v})
+	if !found {
+		return nil
+	}
+	if p == "" {
+		p = k
+	}
+	if where != "" {
+		p = where + "." + p
+	}
+	advice := fieldHint(k)
+	if advice == "" {
+		advice = "give the kubeconfig in kubeconfigContents, or refer to it with kubeconfigFile"
+	}
+	return fmt.Errorf("%s: unknown field holding kubeconfig contents, which would be stored in plain text; %s", p, advice)
+}
+
+// fieldHint suggests the known field an unknown field name k obviously
+// means: one of knownFields in another case, or kubeconfigContents in
+// other words; "" when there is none.
+func fieldHint(k string) string {
+	if strings.EqualFold(k, credentials.FieldKubeconfigContents) {
+		return "did you mean kubeconfigContents? Field names are case-sensitive"
+	}
+	if meansContents(k) {
+		return "did you mean kubeconfigContents?"
+	}
+	for _, f := range append(slices.Sorted(maps.Keys(knownFields)), "state") {
+		if strings.EqualFold(k, f) && f != "kubeConfigFile" { // an alias, not the name to suggest
+			return "did you mean " + f + "? Field names are case-sensitive"
+		}
+	}
+	return ""
 }
 
 // meansContents reports whether an unknown field's name obviously means

@@ -135,3 +135,41 @@ func TestDeleteOfAnUnknownAccount(t *testing.T) {
 		t.Errorf("DELETE /armory/accounts/ghost: %d %s, want 404 saying %q", code, body, want)
 	}
 }
+
+// POST /armory/accounts (which refuses unknown fields) gives the hints
+// /armory/accounts/dynamic (which keeps them) gives.
+func TestUnknownFieldHintsAreTheSameOnBothPosts(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	kc := strings.ReplaceAll(strings.ReplaceAll(kubeconfig, "\n", `\n`), `"`, `\"`)
+	for _, c := range []struct{ body, says string }{
+		{`{"name": "a", "kubeConfigContents": "` + kc + `"}`,
+			"[0].kubeConfigContents: unknown field holding kubeconfig contents, which would be stored in plain text; did you mean kubeconfigContents? Field names are case-sensitive"},
+		{`{"name": "a", "kubeconfig": "` + kc + `"}`, "[0].kubeconfig: unknown field holding kubeconfig contents, which would be stored in plain text; did you mean kubeconfigContents?"},
+	} {
+		for _, path := range []string{"/armory/accounts", "/armory/accounts/dynamic"} {
+			code, body := e.call(t, "POST", path, "["+c.body+"]")
+			var msg struct{ Message string }
+			_ = json.Unmarshal([]byte(body), &msg)
+			if code != http.StatusBadRequest || msg.Message != c.says {
+				t.Errorf("POST %s: %d %s, want 400 saying %q", path, code, body, c.says)
+			}
+			assertClean(t, "the answer", body)
+		}
+	}
+	// Refused on POST /armory/accounts only: unknown fields, with a hint
+	// when the name is a known one in another case.
+	for body, says := range map[string]string{
+		`{"name": "a", "kubeConfigContents": "encryptedFile:k8s!n:c!k:k"}`: "[0].kubeConfigContents: unknown field; did you mean kubeconfigContents? Field names are case-sensitive",
+		`{"name": "a", "ZoneId": "z"}`:                                     "[0].ZoneId: unknown field; did you mean zoneId? Field names are case-sensitive",
+		`{"name": "a", "KubeconfigFile": "/k"}`:                            "[0].KubeconfigFile: unknown field; did you mean kubeconfigFile? Field names are case-sensitive",
+		`{"name": "a", "colour": "blue"}`:                                  "[0].colour: unknown field",
+	} {
+		code, resp := e.call(t, "POST", "/armory/accounts", "["+body+"]")
+		var msg struct{ Message string }
+		_ = json.Unmarshal([]byte(resp), &msg)
+		if code != http.StatusBadRequest || msg.Message != says {
+			t.Errorf("POST /armory/accounts %s: %d %s, want 400 saying %q", body, code, resp, says)
+		}
+	}
+}
