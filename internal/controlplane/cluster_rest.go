@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -291,6 +292,17 @@ func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	unknown, err := s.unknownAccounts(r.Context(), names)
+	if err != nil {
+		s.log.Error("cluster: read accounts", "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the accounts")
+		return
+	}
+	if len(unknown) > 0 {
+		httpapi.WriteError(w, http.StatusBadRequest, "accountNames: unknown accounts (nothing was changed): %s; "+
+			"an account is one a connected agent serves, or has an assignment, or is a dynamic account", strings.Join(unknown, ", "))
+		return
+	}
 	if err := s.store.ReleaseAssignments(r.Context(), "", names); err != nil {
 		s.log.Error("cluster: release assignments", "err", err)
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot release the assignments")
@@ -298,4 +310,49 @@ func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 	}
 	s.pokeAssigner()
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"accounts": names})
+}
+
+// unknownAccounts returns those of names that are no account of the
+// cluster, as the database has it: none of its connected agents (on any
+// replica) serves it, it has no assignment, and it is no dynamic account.
+func (s *Server) unknownAccounts(ctx context.Context, names []string) ([]string, error) {
+	known := map[string]bool{}
+	for _, a := range s.ConnectedAgents() {
+		for _, n := range a.Accounts {
+			known[n] = true
+		}
+	}
+	sessions, err := s.store.AgentSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	served, err := s.store.AllAgentAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sess := range sessions {
+		for _, n := range served[sess.AgentID] {
+			known[n] = true
+		}
+	}
+	assignments, err := s.store.Assignments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range assignments {
+		known[a.Account] = true
+	}
+	var unknown []string
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		switch _, err := s.store.GetAccount(ctx, n); {
+		case errors.Is(err, store.ErrNotFound):
+			unknown = append(unknown, n)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return unknown, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -232,5 +233,45 @@ func TestContinueTokenIsBoundToItsFilters(t *testing.T) {
 
 	if code, tok, objs, _ := list("limit=0"); code != http.StatusOK || len(objs) != 4 || tok != "" {
 		t.Errorf("limit=0: %d, %d objects, token %q; want all 4 and no token", code, len(objs), tok)
+	}
+}
+
+// Freeing the assignments of accounts the cluster does not know is a 400
+// naming them, and frees nothing.
+func TestAssignmentsOfUnknownAccountsAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newRESTEnv(t)
+	ctx := context.Background()
+	sess := store.AgentSession{AgentID: "ag1", SessionID: "s1", ReplicaID: "cp-1", ConnectedAt: time.Now()}
+	if _, _, err := e.st.PutAgentSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetAgentAccounts(ctx, "ag1", []string{"served"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.CreateAccount(ctx, store.Account{Name: "dyn", State: "INACTIVE", Definition: []byte(`{"name":"dyn"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.st.ClaimAssignments(ctx, sess, []string{"served"}); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	assigned := func() int {
+		t.Helper()
+		as, err := e.st.Assignments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(as)
+	}
+	e.want(t, "POST", "/armory/agent/assignments", `["ghost"]`, http.StatusBadRequest, "accountNames: unknown accounts (nothing was changed): ghost;")
+	e.want(t, "POST", "/armory/agent/assignments", `["served", "ghost", "dyn", "ghost2"]`, http.StatusBadRequest, "unknown accounts (nothing was changed): ghost, ghost2;")
+	if n := assigned(); n != 1 {
+		t.Errorf("a refused request freed assignments: %d left, want 1", n)
+	}
+	if code, _, body := e.call(t, "POST", "/armory/agent/assignments", `["served", "dyn"]`); code != http.StatusOK {
+		t.Errorf("POST of known accounts: %d %s", code, body)
+	}
+	if n := assigned(); n != 0 {
+		t.Errorf("the assignment of served was not freed: %d left", n)
 	}
 }
