@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,11 +21,11 @@ import (
 
 // Routes registers the operation API.
 func (m *Manager) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /kubernetes/ops", m.postOps)
-	mux.HandleFunc("POST /kubernetes/ops/{name}", m.postOp)
-	mux.HandleFunc("GET /task/{id}", m.getTask)
-	mux.HandleFunc("GET /armory/agent/operations", m.listHistory)
-	mux.HandleFunc("GET /armory/agent/operations/{opId}", m.getHistory)
+	mux.HandleFunc("POST /kubernetes/ops", httpapi.Query(m.postOps, "clientRequestId"))
+	mux.HandleFunc("POST /kubernetes/ops/{name}", httpapi.Query(m.postOp, "clientRequestId"))
+	mux.HandleFunc("GET /task/{id}", httpapi.Query(m.getTask, "waitMs"))
+	mux.HandleFunc("GET /armory/agent/operations", httpapi.Query(m.listHistory, "items", "page", "limit"))
+	mux.HandleFunc("GET /armory/agent/operations/{opId}", httpapi.Query(m.getHistory))
 }
 
 func (m *Manager) readBody(r *http.Request) ([]byte, error) {
@@ -357,17 +358,31 @@ func toRecord(o store.Operation, withRequest bool) record {
 // row with its result: a page is held in memory whole).
 const maxHistoryLimit = 10_000
 
+// listHistory is GET /armory/agent/operations?items=&page=: a page of
+// the history, newest first (items per page, default 100; page from 1;
+// limit is items' earlier name).
 func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxHistoryLimit {
-			httpapi.WriteError(w, http.StatusBadRequest, "limit: %q is not an integer between 1 and %d", v, maxHistoryLimit)
-			return
-		}
-		limit = n
+	q := r.URL.Query()
+	if q.Has("items") && q.Has("limit") {
+		httpapi.WriteError(w, http.StatusBadRequest, "items and limit: give one (limit is the earlier name of items)")
+		return
 	}
-	rows, err := m.st.ListOperations(r.Context(), limit)
+	items, page := 100, 1
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"items", &items, maxHistoryLimit}, {"limit", &items, maxHistoryLimit}, {"page", &page, math.MaxInt32}} {
+		if v := q.Get(p.name); q.Has(p.name) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > p.max {
+				httpapi.WriteError(w, http.StatusBadRequest, "%s: %q is not an integer between 1 and %d", p.name, v, p.max)
+				return
+			}
+			*p.dst = n
+		}
+	}
+	rows, err := m.st.ListOperations(r.Context(), items, (page-1)*items)
 	if err != nil {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the history")
 		return

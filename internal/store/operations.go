@@ -92,12 +92,12 @@ func (s *sqlStore) UpdateOperation(ctx context.Context, op Operation, fromState 
 	return nil
 }
 
-// ListOperations returns the newest operations first.
-func (s *sqlStore) ListOperations(ctx context.Context, limit int) ([]Operation, error) {
+// ListOperations returns the newest operations first, a page of them.
+func (s *sqlStore) ListOperations(ctx context.Context, limit, offset int) ([]Operation, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	return s.listOperations(ctx, `SELECT `+opColumns+` FROM `+opsTable+` ORDER BY received_at_ms DESC, id LIMIT ?`, limit)
+	return s.listOperations(ctx, `SELECT `+opColumns+` FROM `+opsTable+` ORDER BY received_at_ms DESC, id LIMIT ? OFFSET ?`, limit, max(offset, 0))
 }
 
 // OperationsInState returns the operations in state, oldest first.

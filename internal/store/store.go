@@ -183,8 +183,9 @@ type Operations interface {
 	// changing nothing else, if the operation is still RUNNING (no-op
 	// otherwise). Concurrent with UpdateOperation it loses nothing.
 	MarkOperationSent(ctx context.Context, id, agentID string, at time.Time) error
-	// ListOperations returns the newest operations first, at most limit.
-	ListOperations(ctx context.Context, limit int) ([]Operation, error)
+	// ListOperations returns the newest operations first, at most limit,
+	// after skipping the offset newest.
+	ListOperations(ctx context.Context, limit, offset int) ([]Operation, error)
 	// OperationsInState returns the operations in state (e.g. RUNNING),
 	// oldest first.
 	OperationsInState(ctx context.Context, state string) ([]Operation, error)

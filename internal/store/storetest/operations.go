@@ -50,18 +50,24 @@ func testOperations(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	list, err := s.ListOperations(ctx, 2)
+	list, err := s.ListOperations(ctx, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 2 || list[0].ID != "op-3" || list[1].ID != "op-2" {
 		t.Errorf("newest two: %v", list)
 	}
+	if list, err := s.ListOperations(ctx, 2, 1); err != nil || len(list) != 2 || list[0].ID != "op-2" || list[1].ID != "op-1" {
+		t.Errorf("two after the newest: %v %v", list, err)
+	}
+	if list, err := s.ListOperations(ctx, 2, 3); err != nil || len(list) != 0 {
+		t.Errorf("past the end: %v %v", list, err)
+	}
 	n, err := s.PurgeOperations(ctx, t0.Add(90*time.Minute))
 	if err != nil || n != 2 {
 		t.Errorf("purge: %d %v, want 2", n, err)
 	}
-	if list, _ := s.ListOperations(ctx, 10); len(list) != 1 || list[0].ID != "op-3" {
+	if list, _ := s.ListOperations(ctx, 10, 0); len(list) != 1 || list[0].ID != "op-3" {
 		t.Errorf("after purge: %v", list)
 	}
 
