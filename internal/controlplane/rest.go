@@ -292,7 +292,7 @@ func checkKeyValue(what, v string) error {
 		return fmt.Errorf("%s: longer than 253 bytes", what)
 	}
 	for i := 0; i < len(v); i++ {
-		if v[i] >= utf8.RuneSelf || v[i] == 0 {
+		if v[i] >= utf8.RuneSelf || v[i] < 0x20 || v[i] == 0x7f {
 			return fmt.Errorf("%s: %q is not printable ASCII; no cached object has such a %s", what, v, what)
 		}
 	}

@@ -275,3 +275,19 @@ func TestAssignmentsOfUnknownAccountsAreRefused(t *testing.T) {
 		t.Errorf("the assignment of served was not freed: %d left", n)
 	}
 }
+
+// Key parameters no cached object can have (control characters, non-ASCII,
+// over 253 bytes) are a 400 naming the parameter.
+func TestKeyParametersMustBePrintableASCII(t *testing.T) {
+	e := newRESTEnv(t)
+	for path, says := range map[string]string{
+		"/cache/objects/acct/ConfigMap/a%01b":                       "name:",
+		"/cache/objects/acct/ConfigMap/a%7Fb":                       "name:",
+		"/cache/objects/acct/ConfigMap/%C3%A9":                      "name:",
+		"/cache/objects/acct/ConfigMap/x?namespace=a%0Ab":           "namespace:",
+		"/cache/objects?account=acct&kind=Config%09Map":             "kind:",
+		"/cache/objects/acct/ConfigMap/" + strings.Repeat("n", 254): "longer than 253 bytes",
+	} {
+		e.want(t, "GET", path, "", http.StatusBadRequest, says)
+	}
+}
