@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -413,7 +414,7 @@ func (m *Manager) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusInternalServerError, "cannot read account")
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, View(a))
+	httpapi.WriteJSON(w, http.StatusOK, m.view(a, m.servingAgents()))
 }
 
 // maxPageParam bounds page and limit.
@@ -439,14 +440,40 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items := make([]accountview.Account, 0, len(rows))
+	serving := m.servingAgents()
 	for _, a := range rows {
-		items = append(items, View(a))
+		items = append(items, m.view(a, serving))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "page": page, "limit": limit, "total": total})
 }
 
-// View renders a row for the REST API.
-func View(a store.Account) accountview.Account { return accountview.FromRow(a) }
+// view renders a row for the REST API, with the connected agents of the
+// cluster serving the account (connections, agents; their states are
+// /agents/kubernetes/accounts/{name}'s, read from the replica holding each).
+func (m *Manager) view(a store.Account, serving map[string][]string) accountview.Account {
+	v := accountview.FromRow(a)
+	v.Agents = append(v.Agents, serving[a.Name]...)
+	v.Connections = len(v.Agents)
+	return v
+}
+
+// servingAgents maps each account to the connected agents serving it,
+// sorted by id.
+func (m *Manager) servingAgents() map[string][]string {
+	out := map[string][]string{}
+	if m.agent == nil {
+		return out
+	}
+	for _, a := range m.agent.ConnectedAgents() {
+		for _, name := range a.Accounts {
+			out[name] = append(out[name], a.ID)
+		}
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
 
 func names(defs []Definition) []string {
 	out := make([]string, len(defs))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,14 @@ func dynamicLifecycle(t *testing.T, o cpOptions) {
 		t.Errorf("active account: %+v", a)
 	}
 	present(t, cp, q("account", "dyn1", "kind", "ConfigMap", "name", "dynamic-visible"), "default/dynamic-visible")
+	// The Dynamic Accounts view counts the agents serving it, as the
+	// agents' view does.
+	eventually(t, wait, func() string {
+		if a, _ := accountState(t, cp, "dyn1"); a.Connections != 1 || !slices.Equal(a.Agents, []string{"agent-a"}) {
+			return fmt.Sprintf("GET /armory/accounts/dyn1: connections %d, agents %v; want 1, [agent-a]", a.Connections, a.Agents)
+		}
+		return ""
+	})
 	var served map[string]any
 	if code, body, _ := getJSON(cp.http, "/agents/kubernetes/accounts/dyn1", nil, &served); code != 200 || served["status"] != "ACTIVE" {
 		t.Errorf("GET /agents/kubernetes/accounts/dyn1: %d %s", code, body)
