@@ -641,3 +641,20 @@ func TestOversizedAppliedAndResultAreCut(t *testing.T) {
 		t.Errorf("result with a huge error and payload cut to %d bytes (limit %d): %v", proto.Size(cut), limit, err)
 	}
 }
+
+func TestHeartbeatEvery(t *testing.T) {
+	for _, c := range []struct {
+		keepalive, timeout, want time.Duration
+	}{
+		{0, 0, 20 * time.Second},                               // pings off, an older control plane
+		{5 * time.Second, 0, 5 * time.Second},                  // the keepalive interval
+		{time.Minute, 90 * time.Second, 30 * time.Second},      // a third of the timeout
+		{0, 30 * time.Second, 10 * time.Second},                // the 20 s default, capped too
+		{10 * time.Second, 90 * time.Second, 10 * time.Second}, // already often enough
+		{time.Minute, 2 * time.Second, time.Second},            // never under a second
+	} {
+		if got := heartbeatEvery(c.keepalive, c.timeout); got != c.want {
+			t.Errorf("heartbeatEvery(%s, %s) = %s, want %s", c.keepalive, c.timeout, got, c.want)
+		}
+	}
+}

@@ -288,7 +288,7 @@ func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, n := range names {
 		if n == "" {
-			httpapi.WriteError(w, http.StatusBadRequest, "accountNames[%d]: empty name", i)
+			httpapi.WriteError(w, http.StatusBadRequest, "body[%d]: empty name", i)
 			return
 		}
 	}
@@ -299,7 +299,7 @@ func (s *Server) postAssignments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(unknown) > 0 {
-		httpapi.WriteError(w, http.StatusBadRequest, "accountNames: unknown accounts (nothing was changed): %s; "+
+		httpapi.WriteError(w, http.StatusBadRequest, "body: unknown accounts (nothing was changed): %s; "+
 			"an account is one a connected agent serves, or has an assignment, or is a dynamic account", strings.Join(unknown, ", "))
 		return
 	}

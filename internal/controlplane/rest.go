@@ -275,10 +275,9 @@ func parseContinue(tok, filters string) (*store.ObjectKey, error) {
 			return nil, notOurs
 		}
 	}
-	switch {
-	case len(f) == 5:
-		return nil, errors.New("continue: a token of an earlier version of this API, which does not record its list's filters; list again from the first page (without continue)")
-	case f[5] != filters:
+	// A token of the earlier format, which records no filters (a replica
+	// not yet upgraded issued it), is taken as it was.
+	if len(f) == 6 && f[5] != filters {
 		return nil, errors.New("continue: the token is for a list with other filters; give the same account, kind, group, namespace, name, application and labelSelector as for its first page (limit may change), or list again from the first page (without continue)")
 	}
 	return &store.ObjectKey{Account: f[0], Kind: f[1], Namespace: f[2], Name: f[3], Group: f[4]}, nil

@@ -363,7 +363,7 @@ const maxHistoryLimit = 10_000
 // limit is items' earlier name).
 func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Has("items") && q.Has("limit") {
+	if q.Get("items") != "" && q.Get("limit") != "" {
 		httpapi.WriteError(w, http.StatusBadRequest, "items and limit: give one (limit is the earlier name of items)")
 		return
 	}
@@ -373,7 +373,7 @@ func (m *Manager) listHistory(w http.ResponseWriter, r *http.Request) {
 		dst  *int
 		max  int
 	}{{"items", &items, maxHistoryLimit}, {"limit", &items, maxHistoryLimit}, {"page", &page, math.MaxInt32}} {
-		if v := q.Get(p.name); q.Has(p.name) {
+		if v := q.Get(p.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > p.max {
 				httpapi.WriteError(w, http.StatusBadRequest, "%s: %q is not an integer between 1 and %d", p.name, v, p.max)

@@ -93,6 +93,7 @@ func TestHistoryPagesAndQueryParameters(t *testing.T) {
 		"?items=2&page=4":  {},
 		"?limit=1":         {"op-4"},
 		"?limit=1&page=5":  {"op-0"},
+		"?limit=&page=":    {"op-4", "op-3", "op-2", "op-1", "op-0"},
 		"?items=10&page=1": {"op-4", "op-3", "op-2", "op-1", "op-0"},
 	} {
 		code, body := get("/armory/agent/operations" + query)

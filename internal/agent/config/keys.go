@@ -44,6 +44,16 @@ func notActedOn(f *File) []string {
 	}
 	report(clear, "kubernetes.serverSideApply.clearManagedFields")
 	report(defaults, "kubernetes.serverSideApply.manifestDefaults")
+	// A global always or never decides for every kind: a kind asking for
+	// something else is overruled.
+	mode := func(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+	overruled := false
+	if g := mode(ssa.Enabled); g == string(SSAAlways) || g == string(SSANever) {
+		for _, k := range ssa.Kinds {
+			overruled = overruled || mode(k.Enabled) != "" && mode(k.Enabled) != g
+		}
+	}
+	report(overruled, "kubernetes.serverSideApply.kinds[].enabled")
 	metrics := false
 	for _, a := range f.Kubernetes.Accounts {
 		metrics = metrics || a.Metrics

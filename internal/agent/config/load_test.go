@@ -348,18 +348,20 @@ kubernetes:
   serverSideApply:
     clearManagedFields: always
     manifestDefaults: Always
-    kinds: [{kind: Deployment, clearManagedFields: never}]
+    enabled: never
+    kinds: [{kind: Deployment, clearManagedFields: never}, {kind: CustomResourceDefinition, enabled: Always}]
   accounts:
     - name: a
       serviceAccount: true
       metrics: true
 `)
 	want := []string{"timeoutSeconds", "clouddriver.keepAliveOperationSeconds",
-		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.serverSideApply.manifestDefaults", "kubernetes.accounts[].metrics"}
+		"kubernetes.serverSideApply.clearManagedFields", "kubernetes.serverSideApply.manifestDefaults",
+		"kubernetes.serverSideApply.kinds[].enabled", "kubernetes.accounts[].metrics"}
 	if !reflect.DeepEqual(c.Unsupported, want) {
 		t.Errorf("Unsupported = %v, want %v", c.Unsupported, want)
 	}
-	if c := mustLoad(t, "kubernetes:\n  serverSideApply: {clearManagedFields: always, manifestDefaults: never, kinds: [{kind: Pod, clearManagedFields: allowed, manifestDefaults: allowed}]}\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
+	if c := mustLoad(t, "kubernetes:\n  serverSideApply: {enabled: always, clearManagedFields: always, manifestDefaults: never, kinds: [{kind: Pod, enabled: always, clearManagedFields: allowed, manifestDefaults: allowed}]}\n  accounts:\n    - {name: a, serviceAccount: true, metrics: false}\n"); len(c.Unsupported) != 0 {
 		t.Errorf("values that ask for nothing missing are reported: %v", c.Unsupported)
 	}
 }
