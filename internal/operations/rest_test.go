@@ -16,19 +16,27 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
+// serveOps serves a manager's routes on a fresh store, with agents that
+// never answer.
+func serveOps(t *testing.T) (store.Store, *httptest.Server) {
+	t.Helper()
+	st := openStore(t)
+	m := New(Config{ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, &answeringAgents{release: make(chan struct{})})
+	t.Cleanup(m.wg.Wait)
+	mux := http.NewServeMux()
+	m.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return st, srv
+}
+
 // A clientRequestId becomes the task id, a path segment of the task's
 // resourceUri: one that could not be one is refused, and nothing runs. The
 // history's page size is bounded.
 func TestClientRequestIDMustBeAPathSegment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openStore(t)
-	m := New(Config{ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, &answeringAgents{release: make(chan struct{})})
-	defer m.wg.Wait()
-	mux := http.NewServeMux()
-	m.Routes(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	st, srv := serveOps(t)
 	body := `[{"scaleManifest": {"account": "main", "manifestName": "deployment web", "location": "default", "replicas": 2}}]`
 	for _, id := range []string{"a/b", "a b", "../x", "é"} {
 		resp, err := http.Post(srv.URL+"/kubernetes/ops?clientRequestId="+strings.ReplaceAll(id, " ", "%20"), "application/json", strings.NewReader(body))
@@ -63,13 +71,7 @@ func TestClientRequestIDMustBeAPathSegment(t *testing.T) {
 func TestHistoryPagesAndQueryParameters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := openStore(t)
-	m := New(Config{ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, &answeringAgents{release: make(chan struct{})})
-	defer m.wg.Wait()
-	mux := http.NewServeMux()
-	m.Routes(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	st, srv := serveOps(t)
 	t0 := time.Now().Add(-time.Hour)
 	for i := range 5 {
 		if err := st.CreateOperation(ctx, store.Operation{ID: fmt.Sprintf("op-%d", i), State: "RUNNING", ReceivedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
