@@ -22,6 +22,9 @@ import (
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
 
+// dialOptions configure the connection: TLS or plaintext, fixed flow-control
+// windows, the documented reconnect backoff, the proxy setting, per-call
+// credentials and keepalive pings.
 func (a *Agent) dialOptions() []grpc.DialOption {
 	creds := insecure.NewCredentials()
 	if a.cfg.TLS != nil {
