@@ -32,7 +32,9 @@ type Config struct {
 	// claimed by a replica longer ago than this is taken over. Default
 	// 2 x CommandTimeout.
 	ClaimTimeout time.Duration
-	// OrphanGrace: after the reconciler starts, ACTIVE accounts are not
+	// OrphanGrace: after the reconciler starts, and after an account's row
+	// changed (it became ACTIVE through another replica, whose agents
+	// this one learns of at its next refresh), ACTIVE accounts are not
 	// declared ORPHANED for this long, so agents can reconnect. Default 15s.
 	OrphanGrace time.Duration
 	// ReplicaID identifies this control-plane replica in claims.
@@ -211,11 +213,14 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		case Failed:
 			if st.FailedCount <= m.cfg.MaxRetries && now.Sub(st.UpdatedAt) >= m.cfg.RetryFrequency {
 				if a, ok := full(st); ok {
-					m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+					m.transition(ctx, a, func(a *store.Account) { a.State, a.ErrorMessage = ToMigrate, "" })
 				}
 			}
 		case Active:
-			if len(held[st.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace {
+			// Not while this replica may not know the agents yet (just
+			// started), nor while its view of the other replicas' agents
+			// may lag the activation (a recent change of the row).
+			if len(held[st.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace && now.Sub(st.UpdatedAt) > m.cfg.OrphanGrace {
 				if a, ok := full(st); ok {
 					m.transition(ctx, a, func(a *store.Account) {
 						a.State, a.ErrorMessage = Orphaned, "no connected agent serves the account"

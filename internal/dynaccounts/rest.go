@@ -460,15 +460,10 @@ func (m *Manager) view(a store.Account, serving map[string][]string) accountview
 // servingAgents maps each account to the connected agents serving it,
 // sorted by id.
 func (m *Manager) servingAgents() map[string][]string {
-	out := map[string][]string{}
 	if m.agent == nil {
-		return out
+		return nil
 	}
-	for _, a := range m.agent.ConnectedAgents() {
-		for _, name := range a.Accounts {
-			out[name] = append(out[name], a.ID)
-		}
-	}
+	out := holders(m.agent.ConnectedAgents())
 	for _, ids := range out {
 		slices.Sort(ids)
 	}

@@ -424,3 +424,44 @@ func TestDynamicAccountMigrationSurvivesControlPlaneRestart(t *testing.T) {
 	startAgentAs(t, "agent-r", "zone-r", addr)
 	waitState(t, cp2, "midway", dynaccounts.Active)
 }
+
+// An account activated through a replica that does not hold the agent is
+// not declared ORPHANED while that replica's view of the other replicas'
+// agents catches up.
+func TestDynamicAccountActivatedThroughAnotherReplicaIsNotOrphaned(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "dyn-replicas"})
+	db := filepath.Join(t.TempDir(), "cluster.db")
+	dyn := fastDynamic()
+	dyn.OrphanGrace = 2 * time.Second
+	logs := &syncBuffer{}
+	start := func(id string) *controlPlane {
+		addr := freeAddr(t)
+		return startControlPlane(t, cpOptions{dbPath: db, id: id, dynamic: dyn, httpAddr: addr, baseURL: "http://" + addr, logs: logs})
+	}
+	holder, entry := start("cp-holder"), start("cp-entry")
+	startAgentAs(t, "agent-dyn", "zone-a", holder.grpc)
+	// Both replicas past their start-up grace.
+	time.Sleep(dyn.OrphanGrace + 500*time.Millisecond)
+
+	if code, body := send(t, "POST", entry.http+"/armory/accounts", fmt.Sprintf(`[{"name":"far","kubeconfigFile":%q}]`, cluster.KubeconfigPath)); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if code, body := send(t, "PATCH", entry.http+"/armory/accounts", `[{"name":"far","state":"ACTIVE"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	waitState(t, entry, "far", dynaccounts.Active)
+	// Past the grace, and in between (the replicas log every change of
+	// state): ACTIVE throughout.
+	time.Sleep(dyn.OrphanGrace + time.Second)
+	for _, cp := range []*controlPlane{holder, entry} {
+		if a, _ := accountState(t, cp, "far"); a.Status != dynaccounts.Active {
+			t.Errorf("account far: %s (%q)", a.Status, a.ErrorMessage)
+		}
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "account=far") && strings.Contains(line, "to=ORPHANED") {
+			t.Errorf("the account was declared orphaned: %s", line)
+		}
+	}
+}
