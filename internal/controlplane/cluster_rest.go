@@ -55,7 +55,11 @@ type clouddriver struct {
 	Accounts    int    `json:"accounts"`
 }
 
-// clouddrivers merges peer discovery with the replicas' own heartbeats.
+// clouddrivers merges peer discovery with the replicas' own heartbeats:
+// discovery says where a replica is (and, from EndpointSlices, whether
+// Kubernetes thinks it ready), its heartbeats whether it is alive. A
+// discovered replica with no heartbeat row (never started, or removed as
+// silent) is not ready, unless heartbeats are off (kubesvc.heartbeat.enabled).
 func (s *Server) clouddrivers() []clouddriver {
 	agents, accounts := map[string]int{}, map[string]int{}
 	s.cluster.mu.Lock()
@@ -68,14 +72,19 @@ func (s *Server) clouddrivers() []clouddriver {
 	byID := map[string]clouddriver{}
 	for id, r := range s.cluster.replicas {
 		byID[id] = clouddriver{ID: id, BaseURL: r.BaseURL, LastUpdated: r.HeartbeatAt.UTC().Format(time.RFC3339Nano),
-			Ready: time.Since(r.HeartbeatAt) < s.cfg.ReplicaTimeout}
+			Ready: s.cfg.NoHeartbeat || time.Since(r.HeartbeatAt) < s.cfg.ReplicaTimeout}
 	}
 	s.cluster.mu.Unlock()
 	if s.cfg.Peers != nil {
 		for _, p := range s.cfg.Peers.Peers() {
-			c := byID[p.ID]
-			c.ID, c.BaseURL, c.Ready = p.ID, p.BaseURL, p.Ready
-			c.LastUpdated = p.LastUpdated.UTC().Format(time.RFC3339Nano)
+			c, beats := byID[p.ID]
+			c.ID, c.BaseURL = p.ID, p.BaseURL
+			if beats {
+				c.Ready = c.Ready && p.Ready
+			} else {
+				c.Ready = p.Ready && s.cfg.NoHeartbeat
+				c.LastUpdated = p.LastUpdated.UTC().Format(time.RFC3339Nano)
+			}
 			byID[p.ID] = c
 		}
 	}

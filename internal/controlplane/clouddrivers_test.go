@@ -1,0 +1,58 @@
+package controlplane
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// fixedPeers is a peer discovery double: a list, as static discovery
+// reports it (every peer ready since start).
+type fixedPeers []Peer
+
+func (p fixedPeers) Peers() []Peer { return p }
+
+// Discovery says where replicas are, heartbeats whether they are alive: a
+// static peer whose heartbeats stopped, or that has none, is not ready, and
+// its lastUpdated is its last heartbeat.
+func TestClouddriversMergeDiscoveryWithHeartbeats(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	started := time.Now().Add(-time.Hour)
+	peers := fixedPeers{{ID: "cp-1", BaseURL: "http://a:7002", Ready: true, LastUpdated: started},
+		{ID: "cp-2", BaseURL: "http://b:7002", Ready: true, LastUpdated: started},
+		{ID: "cp-3", BaseURL: "http://c:7002", Ready: true, LastUpdated: started},
+		{ID: "cp-4", BaseURL: "http://d:7002", Ready: true, LastUpdated: started}}
+	s, err := New(Config{ID: "cp-1", Peers: peers, HeartbeatPeriod: time.Second, Log: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, stale := time.Now().Add(-time.Second), time.Now().Add(-time.Minute)
+	s.cluster.mu.Lock()
+	s.cluster.replicas = map[string]store.Replica{
+		"cp-1": {ID: "cp-1", BaseURL: "http://a:7002", HeartbeatAt: fresh},
+		"cp-2": {ID: "cp-2", BaseURL: "http://b:7002", HeartbeatAt: fresh},
+		"cp-3": {ID: "cp-3", BaseURL: "http://c:7002", HeartbeatAt: stale},
+	}
+	s.cluster.mu.Unlock()
+	got := map[string]clouddriver{}
+	for _, c := range s.clouddrivers() {
+		got[c.ID] = c
+	}
+	for id, want := range map[string]struct {
+		ready   bool
+		updated time.Time
+	}{"cp-1": {true, fresh}, "cp-2": {true, fresh}, "cp-3": {false, stale}, "cp-4": {false, started}} {
+		c := got[id]
+		if c.Ready != want.ready || c.LastUpdated != want.updated.UTC().Format(time.RFC3339Nano) {
+			t.Errorf("%s: ready %v, lastUpdated %s; want %v, %s", id, c.Ready, c.LastUpdated, want.ready, want.updated.UTC().Format(time.RFC3339Nano))
+		}
+	}
+}
