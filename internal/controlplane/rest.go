@@ -65,7 +65,8 @@ type armoryAgent struct {
 func agentResponse(a AgentInfo, version string) armoryAgent {
 	return armoryAgent{
 		AgentID: a.ID, Accounts: nonNil(a.Accounts), Caching: len(a.Assigned) > 0, ClouddriverID: a.ReplicaID,
-		LastConnection: a.ConnectedAt.UTC().Format(time.RFC3339Nano), Type: "kubernetes",
+		// Milliseconds, as the database keeps it: every replica answers alike.
+		LastConnection: a.ConnectedAt.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), Type: "kubernetes",
 		ZoneID: a.ZoneID, Version: version, AssignedAccounts: nonNil(a.Assigned),
 	}
 }
