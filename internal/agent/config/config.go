@@ -156,6 +156,8 @@ const (
 
 // ServerSideApply is kubernetes.serverSideApply.*.
 type ServerSideApply struct {
+	// Enabled is "" when not set: server-side apply unless an object's
+	// annotation asks for client-side apply.
 	Enabled            SSAMode
 	ClearManagedFields SSAMode
 	ManifestDefaults   SSAMode
@@ -164,7 +166,8 @@ type ServerSideApply struct {
 
 // SSAKind overrides the server-side-apply policies for one kind.
 type SSAKind struct {
-	Kind               string
+	Kind string
+	// Enabled is "" when not set: the global policy applies.
 	Enabled            SSAMode
 	ClearManagedFields SSAMode
 	ManifestDefaults   SSAMode

@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 			ReconnectTimeout: 5 * time.Second,
 			Retries: KubeRetries{Enabled: true, MaxRetries: 3, BackOff: 3 * time.Second,
 				RetryableErrors: []string{"timeout", "deadline exceeded"}},
-			ServerSideApply: ServerSideApply{Enabled: SSAAllowed, ClearManagedFields: SSAAllowed, ManifestDefaults: SSAAllowed},
+			ServerSideApply: ServerSideApply{Enabled: "", ClearManagedFields: SSAAllowed, ManifestDefaults: SSAAllowed},
 			Proxy:           KubeProxy{ReadOnly: true},
 		},
 		Tasks:                  Tasks{TotalBudget: 32, BudgetPerAccount: 8},
@@ -190,7 +190,7 @@ dynamicAccountsEnabled: false
 		t.Errorf("retries = %+v", k.Retries)
 	}
 	wantSSA := ServerSideApply{Enabled: SSAAlways, ClearManagedFields: SSAAllowed, ManifestDefaults: SSAAllowed,
-		Kinds: []SSAKind{{Kind: "Deployment", Enabled: SSAAllowed, ClearManagedFields: SSANever, ManifestDefaults: SSAAllowed}}}
+		Kinds: []SSAKind{{Kind: "Deployment", Enabled: "", ClearManagedFields: SSANever, ManifestDefaults: SSAAllowed}}}
 	if !reflect.DeepEqual(k.ServerSideApply, wantSSA) {
 		t.Errorf("serverSideApply = %+v", k.ServerSideApply)
 	}

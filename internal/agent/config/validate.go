@@ -205,7 +205,7 @@ func (v *validator) kubernetes(f *FileKubernetes) Kubernetes {
 
 	ssa := &f.ServerSideApply
 	k.ServerSideApply = ServerSideApply{
-		Enabled:            v.ssaMode("kubernetes.serverSideApply.enabled", ssa.Enabled),
+		Enabled:            v.ssaEnabled("kubernetes.serverSideApply.enabled", ssa.Enabled),
 		ClearManagedFields: v.ssaMode("kubernetes.serverSideApply.clearManagedFields", ssa.ClearManagedFields),
 		ManifestDefaults:   v.ssaMode("kubernetes.serverSideApply.manifestDefaults", ssa.ManifestDefaults),
 	}
@@ -221,7 +221,7 @@ func (v *validator) kubernetes(f *FileKubernetes) Kubernetes {
 		}
 		k.ServerSideApply.Kinds = append(k.ServerSideApply.Kinds, SSAKind{
 			Kind:               fk.Kind,
-			Enabled:            v.ssaMode(p+".enabled", fk.Enabled),
+			Enabled:            v.ssaEnabled(p+".enabled", fk.Enabled),
 			ClearManagedFields: v.ssaMode(p+".clearManagedFields", fk.ClearManagedFields),
 			ManifestDefaults:   v.ssaMode(p+".manifestDefaults", fk.ManifestDefaults),
 		})
@@ -239,6 +239,16 @@ func (v *validator) kubernetes(f *FileKubernetes) Kubernetes {
 		k.Accounts = append(k.Accounts, a)
 	}
 	return k
+}
+
+// ssaEnabled reads an apply policy whose absence means something of its
+// own: "" (server-side apply unless annotated otherwise, for the global
+// policy; the global policy, for a kind).
+func (v *validator) ssaEnabled(key, s string) SSAMode {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return v.ssaMode(key, s)
 }
 
 func (v *validator) ssaMode(key, s string) SSAMode {

@@ -24,10 +24,11 @@ import (
 // useSSA decides between server-side and client-side apply for an object.
 func (e *Executor) useSSA(kind string, ann map[string]string) bool {
 	// As the Scale Agent: a global always or never decides for every
-	// kind; under allowed, a kind's own always or never decides; then
-	// the object's annotation.
+	// kind; otherwise a kind's own policy replaces the global one; always
+	// and never decide; then the object's annotation; then the policy's
+	// own choice (allowed: client-side, preferred: server-side).
 	mode := e.opts.ServerSideApply
-	if m, ok := e.ssaKinds[strings.ToLower(kind)]; ok && mode == SSAAllowed {
+	if m, ok := e.ssaKinds[strings.ToLower(kind)]; ok && (mode == SSAAllowed || mode == SSAPreferred) {
 		mode = m
 	}
 	switch mode {
@@ -37,11 +38,14 @@ func (e *Executor) useSSA(kind string, ann map[string]string) bool {
 		return false
 	}
 	for _, k := range []string{AnnotationServerSideApply, AnnotationArmoryServerSideApply} {
-		if v := strings.ToLower(ann[k]); v == "true" || v == "force-conflicts" {
+		switch strings.ToLower(strings.TrimSpace(ann[k])) {
+		case "true", "force-conflicts", "enabled":
 			return true
+		case "false", "disabled":
+			return false
 		}
 	}
-	return false
+	return mode == SSAPreferred
 }
 
 // deployObject sends one prepared manifest following its strategy:

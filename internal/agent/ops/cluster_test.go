@@ -230,19 +230,36 @@ func testApplyModes(t *testing.T, c *testenv.Cluster) {
 		t.Errorf("client-side re-applied deployment: replicas %d containers %+v", *dep.Spec.Replicas, dep.Spec.Template.Spec.Containers)
 	}
 
+	// The default: server-side unless the object asks for client-side
+	// apply; a kind's own policy decides first (an empty one is none).
+	e.deploy(noVersion, configMap("preferred-csa", nil, map[string]any{AnnotationServerSideApply: "false"}),
+		configMap("preferred-armory-csa", nil, map[string]any{AnnotationArmoryServerSideApply: "disabled"}))
+	pkNone := e.withOptions(Options{SSAKinds: map[string]SSAMode{"configmap": ""}})
+	pkNone.deploy(noVersion, configMap("preferred-kind-unset", nil, nil))
+	pkAl := e.withOptions(Options{SSAKinds: map[string]SSAMode{"configmap": SSAAllowed}})
+	pkAl.deploy(noVersion, configMap("preferred-kind-allowed", nil, nil))
+	for name, want := range map[string]string{"preferred-csa": "kubesvc/Update", "preferred-armory-csa": "kubesvc/Update",
+		"preferred-kind-unset": "kubesvc/Apply", "preferred-kind-allowed": "kubesvc/Update"} {
+		cm, _ := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+		if !slices.Contains(managers(cm.ManagedFields), want) {
+			t.Errorf("default policy: %s: managers %v, want %s", name, managers(cm.ManagedFields), want)
+		}
+	}
+
 	// allowed: client-side unless the object asks for server-side apply.
 	al := e.withOptions(Options{ServerSideApply: SSAAllowed})
 	al.deploy(noVersion, configMap("allowed-csa", nil, nil),
 		configMap("allowed-ssa", nil, map[string]any{AnnotationServerSideApply: "true"}),
-		configMap("allowed-armory", nil, map[string]any{AnnotationArmoryServerSideApply: "force-conflicts"}))
-	for name, want := range map[string]string{"allowed-csa": "kubesvc/Update", "allowed-ssa": "kubesvc/Apply", "allowed-armory": "kubesvc/Apply"} {
+		configMap("allowed-armory", nil, map[string]any{AnnotationArmoryServerSideApply: "force-conflicts"}),
+		configMap("allowed-armory-enabled", nil, map[string]any{AnnotationArmoryServerSideApply: "enabled"}))
+	for name, want := range map[string]string{"allowed-csa": "kubesvc/Update", "allowed-ssa": "kubesvc/Apply", "allowed-armory": "kubesvc/Apply", "allowed-armory-enabled": "kubesvc/Apply"} {
 		cm, _ := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
 		if !slices.Contains(managers(cm.ManagedFields), want) {
 			t.Errorf("%s: managers %v, want %s", name, managers(cm.ManagedFields), want)
 		}
 	}
 	// always ignores an annotation asking for client-side apply, and a kind's own policy.
-	e.deploy(noVersion, configMap("always", nil, map[string]any{AnnotationServerSideApply: "false"}))
+	e.withOptions(Options{ServerSideApply: SSAAlways}).deploy(noVersion, configMap("always", nil, map[string]any{AnnotationServerSideApply: "false"}))
 	cm, _ = e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "always", metav1.GetOptions{})
 	if !slices.Contains(managers(cm.ManagedFields), "kubesvc/Apply") {
 		t.Errorf("always: managers %v", managers(cm.ManagedFields))

@@ -47,9 +47,14 @@ const (
 	SSANever SSAMode = "never"
 	// SSAAllowed applies client-side unless the object's
 	// strategy.spinnaker.io/server-side-apply (or
-	// agent-k8s.armory.io/serverside-apply) annotation is "true" or
-	// "force-conflicts".
+	// agent-k8s.armory.io/serverside-apply) annotation asks for server-side
+	// apply ("true", "force-conflicts", "enabled"): the Scale Agent's
+	// default.
 	SSAAllowed SSAMode = "allowed"
+	// SSAPreferred applies server-side unless the object's annotation asks
+	// for client-side apply ("false", "disabled"); a kind's own always,
+	// never or allowed decides first. The default (an empty mode).
+	SSAPreferred SSAMode = "preferred"
 )
 
 // Retries is kubernetes.retries.*: how failed API requests are retried.
@@ -78,11 +83,12 @@ func DefaultRetries() Retries {
 type Options struct {
 	// FieldManager names the executor in managedFields. Default "kubesvc".
 	FieldManager string
-	// ServerSideApply is the apply policy; empty means SSAAlways.
+	// ServerSideApply is the apply policy; empty means SSAPreferred.
 	ServerSideApply SSAMode
 	// SSAKinds sets the policy per kind (e.g. "Deployment", matched
-	// case-insensitively) when ServerSideApply is SSAAllowed; a global
-	// SSAAlways or SSANever decides for every kind.
+	// case-insensitively; an empty mode sets none) when ServerSideApply is
+	// SSAAllowed or SSAPreferred; a global SSAAlways or SSANever decides
+	// for every kind.
 	SSAKinds map[string]SSAMode
 	// Retries configures retrying API requests; nil means DefaultRetries().
 	Retries *Retries
@@ -129,8 +135,8 @@ func New(cfg *rest.Config, opts Options) (*Executor, error) {
 	}
 	switch opts.ServerSideApply {
 	case "":
-		opts.ServerSideApply = SSAAlways
-	case SSAAlways, SSANever, SSAAllowed:
+		opts.ServerSideApply = SSAPreferred
+	case SSAAlways, SSANever, SSAAllowed, SSAPreferred:
 	default:
 		return nil, fmt.Errorf("ops: server-side apply mode must be always, never or allowed, got %q", opts.ServerSideApply)
 	}
@@ -139,6 +145,9 @@ func New(cfg *rest.Config, opts Options) (*Executor, error) {
 	}
 	e := &Executor{opts: opts, ssaKinds: map[string]SSAMode{}}
 	for k, m := range opts.SSAKinds {
+		if m == "" {
+			continue // no policy of its own
+		}
 		if m != SSAAlways && m != SSANever && m != SSAAllowed {
 			return nil, fmt.Errorf("ops: server-side apply mode of kind %s must be always, never or allowed, got %q", k, m)
 		}
