@@ -45,6 +45,7 @@ func extendDynamic(srv *controlplane.Server, st store.Store, cfg *cpconfig.Confi
 		MaxRetries:     d.MaxRetries,
 		ReplicaID:      cfg.ID,
 		Log:            log.With("component", "dynaccounts"),
+		Metrics:        srv.Metrics(),
 	}, st, srv, dynaccounts.NewCredentials(r))
 	srv.Extend(mgr)
 	return extendMigration(srv, st, mgr, cfg, log)

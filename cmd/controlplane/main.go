@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
 	}
 	ops := operations.New(operations.Config{
 		Wait: cfg.Cache.OperationWait, Retention: cfg.OperationHistoryRetention, ReplicaID: cfg.ID,
-		Log: log.With("component", "operations"),
+		Log: log.With("component", "operations"), Metrics: srv.Metrics(),
 	}, st, srv)
 	srv.Extend(ops)
 	srv.SetUnclaimedResults(ops)

@@ -29,7 +29,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	// The endpoints take no query parameters unless named (httpapi.Query).
 	mux.HandleFunc("GET /armory/agents", httpapi.Query(s.getAgents))
 	mux.HandleFunc("GET /armory/agents/{agentId}", httpapi.Query(s.getAgent))

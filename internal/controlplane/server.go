@@ -34,8 +34,9 @@ type Server struct {
 	store    store.Store
 	registry *registry
 	metrics  *metrics
-	gatherer prometheus.Gatherer
-	commits  *notifier
+	// metricsReg serves /metrics; extensions register theirs on it.
+	metricsReg *prometheus.Registry
+	commits    *notifier
 	// agentsChanged is signalled when agents or their accounts change.
 	agentsChanged chan struct{}
 
@@ -79,13 +80,13 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	forwarder := newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS)
 	return &Server{
-		cfg:      cfg,
-		log:      cfg.Log,
-		store:    st,
-		registry: newRegistry(),
-		metrics:  newMetrics(reg),
-		gatherer: reg,
-		commits:  newNotifier(),
+		cfg:        cfg,
+		log:        cfg.Log,
+		store:      st,
+		registry:   newRegistry(),
+		metrics:    newMetrics(reg),
+		metricsReg: reg,
+		commits:    newNotifier(),
 
 		agentsChanged:    make(chan struct{}, 1),
 		assignPoke:       make(chan struct{}, 1),
@@ -103,6 +104,9 @@ type Extension interface {
 	Routes(mux *http.ServeMux)
 	Run(ctx context.Context) error
 }
+
+// Metrics is the registry /metrics serves, for extensions' own metrics.
+func (s *Server) Metrics() prometheus.Registerer { return s.metricsReg }
 
 // Extend adds e; call it before Run.
 func (s *Server) Extend(e Extension) { s.extensions = append(s.extensions, e) }

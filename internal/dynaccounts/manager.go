@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -40,6 +42,8 @@ type Config struct {
 	// ReplicaID identifies this control-plane replica in claims.
 	ReplicaID string
 	Log       *slog.Logger
+	// Metrics receives the feature's metrics (nil: none).
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -83,11 +87,12 @@ type Credentials interface {
 
 // Manager is the feature: REST routes and the reconciler.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	st    store.Accounts
-	agent Agents
-	creds Credentials
+	cfg     Config
+	log     *slog.Logger
+	st      store.Accounts
+	agent   Agents
+	creds   Credentials
+	metrics *metrics
 
 	wake chan struct{} // REST changes wake the reconciler; capacity 1
 
@@ -101,7 +106,7 @@ type Manager struct {
 // Server.Extend.
 func New(cfg Config, st store.Accounts, agents Agents, creds Credentials) *Manager {
 	cfg.defaults()
-	return &Manager{cfg: cfg, log: cfg.Log, st: st, agent: agents, creds: creds,
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agent: agents, creds: creds, metrics: newMetrics(cfg.Metrics),
 		wake: make(chan struct{}, 1), inFlight: map[string]bool{}}
 }
 
@@ -156,6 +161,7 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
+	m.metrics.observe(rows)
 	// Rows to migrate, deactivate or remove come in bursts (an import of
 	// a thousand accounts): read those whole in one query.
 	var bulk map[string]store.Account

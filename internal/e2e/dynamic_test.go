@@ -133,6 +133,12 @@ func dynamicLifecycle(t *testing.T, o cpOptions) {
 	if code, body, _ := getJSON(cp.http, "/agents/kubernetes/accounts/dyn1", nil, &served); code != 200 || served["status"] != "ACTIVE" {
 		t.Errorf("GET /agents/kubernetes/accounts/dyn1: %d %s", code, body)
 	}
+	eventually(t, wait, func() string {
+		if code, body := rawGet(t, cp.http+"/metrics"); code != http.StatusOK || !strings.Contains(body, `kubesvc_dynamic_accounts{state="ACTIVE"} 1`) {
+			return "metrics: " + grepLines(body, "kubesvc_dynamic_accounts")
+		}
+		return ""
+	})
 
 	// PUT on an ACTIVE account reaches the agent at once: narrowing it to
 	// Namespaces drops the ConfigMaps from the cache.

@@ -197,7 +197,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	}
 	if o.dynamic != nil {
 		dc := *o.dynamic
-		dc.Enabled, dc.ReplicaID, dc.Log = !o.dynamicOff, o.id, log.With("component", "dynaccounts")
+		dc.Enabled, dc.ReplicaID, dc.Log, dc.Metrics = !o.dynamicOff, o.id, log.With("component", "dynaccounts"), srv.Metrics()
 		sealer, err := credentials.NewSealer()
 		if o.sealKey != nil {
 			sealer, err = credentials.NewSealer(o.sealKey)
@@ -220,7 +220,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		}
 	}
 	if o.opWait > 0 {
-		ops := operations.New(operations.Config{Wait: o.opWait, ReplicaID: o.id, Log: log.With("component", "operations")}, st, srv)
+		ops := operations.New(operations.Config{Wait: o.opWait, ReplicaID: o.id, Log: log.With("component", "operations"), Metrics: srv.Metrics()}, st, srv)
 		srv.Extend(ops)
 		srv.SetUnclaimedResults(ops)
 	}

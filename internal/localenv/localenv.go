@@ -140,10 +140,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("localenv: %w", err)
 	}
-	cp.Extend(dynaccounts.New(dynaccounts.Config{Enabled: true, ReplicaID: "local", Log: cfg.Log.With("component", "dynaccounts")},
+	cp.Extend(dynaccounts.New(dynaccounts.Config{Enabled: true, ReplicaID: "local", Log: cfg.Log.With("component", "dynaccounts"), Metrics: cp.Metrics()},
 		st, cp, dynaccounts.NewCredentials(&credentials.Resolver{Client: secrets, Namespace: "default", Sealer: sealer})))
 
-	opm := operations.New(operations.Config{ReplicaID: "local", Log: cfg.Log.With("component", "operations")}, st, cp)
+	opm := operations.New(operations.Config{ReplicaID: "local", Log: cfg.Log.With("component", "operations"), Metrics: cp.Metrics()}, st, cp)
 	cp.Extend(opm)
 	cp.SetUnclaimedResults(opm)
 

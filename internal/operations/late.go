@@ -123,6 +123,7 @@ func (m *Manager) finishLate(ctx context.Context, row store.Operation, state, ms
 	if err == nil {
 		m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
 			"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg, "late", true)
+		m.metrics.observe(row)
 	}
 	m.wakeLate()
 	return nil

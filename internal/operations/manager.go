@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -35,6 +37,8 @@ type Config struct {
 	MaxRequestBytes int64
 	ReplicaID       string
 	Log             *slog.Logger
+	// Metrics receives the operations' metrics (nil: none).
+	Metrics prometheus.Registerer
 }
 
 // Agents is what the manager needs of the control plane.
@@ -48,10 +52,11 @@ type Agents interface {
 
 // Manager runs operation tasks.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
-	st     store.Store
-	agents Agents
+	cfg     Config
+	log     *slog.Logger
+	st      store.Store
+	agents  Agents
+	metrics *metrics
 
 	wg sync.WaitGroup // running tasks; Run waits for them
 
@@ -82,7 +87,7 @@ func New(cfg Config, st store.Store, agents Agents) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, tasks: map[string]*task{},
+	return &Manager{cfg: cfg, log: cfg.Log, st: st, agents: agents, metrics: newMetrics(cfg.Metrics), tasks: map[string]*task{},
 		lateSignal: make(chan struct{}), stopped: make(chan struct{})}
 }
 
@@ -247,6 +252,7 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 	}
 	m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
 		"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg)
+	m.metrics.observe(row)
 	return row, true
 }
 

@@ -57,6 +57,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 		switch err := m.st.UpdateOperation(ctx, row, Running); {
 		case err == nil:
 			m.log.Warn("operations: task of a stopped replica failed", "task", row.ID, "replica", row.ControlPlaneID)
+			m.metrics.observe(row)
 		case errors.Is(err, store.ErrConflict), ctx.Err() != nil:
 			// Finished meanwhile (a late result), or stopping.
 		default:
