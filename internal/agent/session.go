@@ -339,7 +339,7 @@ func (s *session) manageAccounts(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
-	for {
+	for first := true; ; first = false {
 		served := a.snapshot()
 		desired := s.assigned.filter(served)
 		for name, ra := range running {
@@ -400,9 +400,15 @@ func (s *session) manageAccounts(ctx context.Context) error {
 				s.status(ctx, &kubesvcv1.AccountStatus{Account: name, State: kubesvcv1.AccountStatus_REMOVED})
 			}
 		}
+		if first {
+			a.log.Info("caching accounts", "accounts", len(desired), "standby", len(standby))
+		}
 		for name, acct := range desired {
 			if _, ok := running[name]; ok {
 				continue
+			}
+			if !first {
+				a.log.Info("caching account", "account", name)
 			}
 			actx, cancel := context.WithCancel(ctx)
 			ra := &runningAccount{acct: acct, cancel: cancel, done: make(chan struct{}), meta: make(chan Account, 1)}
