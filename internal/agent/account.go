@@ -283,8 +283,12 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	lastStatus := "\x00" // no WATCHING sent yet
 	state := kubesvcv1.AccountStatus_SYNCING
 	for {
-		if msg, done := st.summary(); done && msg != lastStatus {
+		if msg, done := st.summary(); done && r.hinted(msg) != lastStatus {
+			msg = r.hinted(msg)
 			lastStatus, state = msg, kubesvcv1.AccountStatus_WATCHING
+			if msg != "" {
+				r.log.Warn("account watching, with streams it cannot serve", "status", msg)
+			}
 			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		}
 		select {
@@ -320,6 +324,16 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// hinted adds to a status message naming forbidden streams what an
+// operator most often has to change: credentials limited to some
+// namespaces cannot list cluster-wide.
+func (r *accountRunner) hinted(msg string) string {
+	if msg != "" && len(r.acct.Namespaces) == 0 && strings.Contains(msg, "at the cluster scope") {
+		msg += "; if the account's credentials may read only some namespaces, list them in its namespaces"
+	}
+	return msg
 }
 
 // summary reports whether every running stream has reported, and a message

@@ -62,6 +62,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 		r.stats.Resumes.Add(1)
 	}
 	failures := 0
+	lastFailure := "" // the list error last logged at warning level
 	for ctx.Err() == nil {
 		if rv == "" {
 			listRV, err := r.list(ctx)
@@ -71,14 +72,21 @@ func (r *streamRunner) run(ctx context.Context) error {
 				}
 				failures++
 				r.failed(err)
-				r.log.Warn("list failed", "err", err, "attempt", failures)
+				// Once at warning level, again only when the error
+				// changes: a forbidden kind is retried for ever.
+				if msg := err.Error(); msg != lastFailure {
+					lastFailure = msg
+					r.log.Warn("list failed", "err", err, "attempt", failures)
+				} else {
+					r.log.Debug("list failed again", "err", err, "attempt", failures)
+				}
 				if !sleep(ctx, retryDelay(failures)) {
 					return nil
 				}
 				continue
 			}
 			rv = listRV
-			failures = 0
+			failures, lastFailure = 0, ""
 		}
 		r.setReport(nil)
 		started := time.Now()

@@ -178,7 +178,9 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		st := h.Accounts[name]
 		out.Agents = append(out.Agents, h.AgentID)
 		out.AgentStates[h.AgentID] = st.state.String()
-		if st.state == kubesvcv1.AccountStatus_ERROR {
+		// An agent in ERROR says why; one WATCHING may name the streams
+		// it cannot serve (forbidden kinds...).
+		if st.message != "" && (st.state == kubesvcv1.AccountStatus_ERROR || out.ErrorMessage == "") {
 			out.ErrorMessage = st.message
 		}
 		if out.KubeHost == "" && st.info != nil {

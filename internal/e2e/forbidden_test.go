@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubesvc/kubesvc/internal/accountview"
+	"github.com/kubesvc/kubesvc/internal/testenv"
+)
+
+// limitedKubeconfig writes a kubeconfig for a service account allowed to
+// list and watch ConfigMaps in namespace ns only.
+func limitedKubeconfig(t *testing.T, c *testenv.Cluster, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	cs, _ := clients(t, c)
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "configmaps"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "configmaps"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "configmaps"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "reader", &authv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := c.RESTConfig()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: rc.CAData}
+	cfg.AuthInfos["reader"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "reader"}
+	cfg.CurrentContext = "c"
+	path := filepath.Join(t.TempDir(), "reader.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Credentials that may read one namespace, on an account without a
+// namespaces filter: the account watches what it can, and its status says
+// which streams cannot be served and what to change.
+func TestForbiddenStreamsAreReported(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "forbidden"})
+	kubeconfig := limitedKubeconfig(t, cluster, "limited")
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db")})
+	lim := account("lim", cluster)
+	lim.KubeconfigFile, lim.Kinds = kubeconfig, []string{"ConfigMap"}
+	startAgent(t, cp.grpc, lim)
+	eventually(t, wait, func() string {
+		var a accountview.Account
+		code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/lim", nil, &a)
+		if err != nil || code != 200 {
+			return fmt.Sprintf("GET account lim: %d %s %v", code, body, err)
+		}
+		for _, want := range []string{"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"} {
+			if a.AgentStates["agent-"+strings.ToLower(t.Name())] != "WATCHING" || !strings.Contains(a.ErrorMessage, want) {
+				return fmt.Sprintf("account lim: states %v, errorMessage %q; want WATCHING and %q", a.AgentStates, a.ErrorMessage, want)
+			}
+		}
+		return ""
+	})
+}
