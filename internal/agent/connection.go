@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,6 +22,19 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
+
+// connectHint names the usual cause of a failure to connect, "" when it
+// has none: TLS on one end only shows as a broken HTTP/2 handshake.
+func connectHint(err error, tls bool) string {
+	msg := err.Error()
+	switch {
+	case !tls && (strings.Contains(msg, "error reading server preface") || strings.Contains(msg, "connection reset by peer")):
+		return "the control plane may require TLS: set clouddriver.insecure: false (and clouddriver.tls.* as needed)"
+	case tls && (strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "tls: ") && strings.Contains(msg, "record")):
+		return "the control plane may not serve TLS: set clouddriver.insecure: true, or enable kubesvc.grpc.server.security on it"
+	}
+	return ""
+}
 
 // dialOptions configure the connection: TLS or plaintext, fixed flow-control
 // windows, the documented reconnect backoff, the proxy setting, per-call
@@ -85,7 +99,11 @@ func (a *Agent) connectionLoop(ctx context.Context) error {
 		}
 		attempt++
 		d := a.backoffDelay(attempt)
-		a.log.Warn("no session with the control plane", "target", a.cfg.Target, "err", err, "retryIn", d.Round(time.Millisecond))
+		args := []any{"target", a.cfg.Target, "err", err, "retryIn", d.Round(time.Millisecond)}
+		if h := connectHint(err, a.cfg.TLS != nil); h != "" {
+			args = append(args, "hint", h)
+		}
+		a.log.Warn("no session with the control plane", args...)
 		if !sleep(ctx, d) {
 			return nil
 		}

@@ -17,8 +17,8 @@ type attemptLog struct {
 }
 
 type attemptFailure struct {
-	at  time.Time
-	err string
+	at         time.Time
+	err, hint string
 }
 
 func (*attemptLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -28,8 +28,11 @@ func (l *attemptLog) Handle(_ context.Context, r slog.Record) error {
 	}
 	f := attemptFailure{at: time.Now()}
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
+		switch a.Key {
+		case "err":
 			f.err = a.Value.String()
+		case "hint":
+			f.hint = a.Value.String()
 		}
 		return true
 	})
