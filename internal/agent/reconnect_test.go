@@ -17,7 +17,7 @@ type attemptLog struct {
 }
 
 type attemptFailure struct {
-	at         time.Time
+	at        time.Time
 	err, hint string
 }
 
