@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 
+	"k8s.io/klog/v2"
+
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/agentapp"
 )
@@ -58,6 +60,8 @@ func main() {
 		os.Exit(2)
 	}
 	defer closeLog()
+	// client-go logs through klog: into the same log, in its format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

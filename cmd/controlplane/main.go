@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 
+	"k8s.io/klog/v2"
+
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
 	"github.com/kubesvc/kubesvc/internal/operations"
@@ -38,6 +40,8 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(cfg.Logging.NewHandler(os.Stderr))
+	// client-go logs through klog: into the same log, in its format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	for _, key := range cfg.Unsupported {
 		log.Warn("configuration key not acted on by this build; ignored", "key", key)
 	}

@@ -31,7 +31,6 @@ func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 		Sources:  sources,
 		Logger:   log,
 		OnChange: r.changed,
-		OnError:  func(err error) { log.Error("configuration not reloaded; the previous one stays in force", "err", err) },
 	})
 	if err != nil {
 		return err
@@ -45,6 +44,8 @@ func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	log.Info("agent starting", "id", acfg.ID, "zone", acfg.ZoneID, "version", acfg.Version, "config", cfg.Sources,
+		"controlplane", acfg.Target, "tls", acfg.TLS != nil, "accounts", len(acfg.Accounts), "dynamicAccounts", cfg.DynamicAccountsEnabled)
 	ag, err = agent.New(acfg)
 	if err != nil {
 		return err
@@ -207,10 +208,8 @@ type reloader struct {
 }
 
 func (r *reloader) changed(prev, next *config.Config) {
-	d := config.DiffAccounts(prev, next)
-	r.log.Info("configuration changed", "added", len(d.Added), "removed", len(d.Removed), "changed", len(d.Changed))
-	if config.RestartNeeded(r.started, next) {
-		r.log.Warn("settings other than kubernetes.accounts differ from those the agent started with: they take effect when the agent restarts; the accounts are applied now")
+	if keys := config.RestartSettings(r.started, next); len(keys) > 0 {
+		r.log.Warn("settings other than kubernetes.accounts differ from those the agent started with: they take effect when the agent restarts; the accounts are applied now", "sections", keys)
 	}
 	if err := r.apply(Accounts(next)); err != nil {
 		r.log.Error("apply new accounts", "err", err)

@@ -56,6 +56,9 @@ func TestReloaderRestartWarning(t *testing.T) {
 		if got := strings.Contains(logs.String(), "take effect when the agent restarts"); got != step.warn {
 			t.Errorf("step %d: restart warning %v, want %v; logs:\n%s", i, got, step.warn, logs.String())
 		}
+		if step.warn && !strings.Contains(logs.String(), "sections=[logging]") {
+			t.Errorf("step %d: the warning does not name the section that changed: %s", i, logs.String())
+		}
 		if len(applied) != i+1 {
 			t.Fatalf("step %d: accounts applied %d times", i, len(applied))
 		}

@@ -79,11 +79,31 @@ func sameConfig(a, b *Config) bool {
 // RestartNeeded reports whether next changes settings other than
 // kubernetes.accounts: the running agent applies account changes only, the
 // rest at its next start.
-func RestartNeeded(prev, next *Config) bool {
+func RestartNeeded(prev, next *Config) bool { return len(RestartSettings(prev, next)) > 0 }
+
+// RestartSettings names the sections of the file whose settings differ
+// between prev and next, kubernetes.accounts aside (e.g. "logging",
+// "kubernetes (but accounts)"), in the file's order.
+func RestartSettings(prev, next *Config) []string {
 	if prev == nil || next == nil {
-		return false
+		return nil
 	}
 	x, y := *prev, *next
 	x.Kubernetes.Accounts, y.Kubernetes.Accounts = nil, nil
-	return !sameConfig(&x, &y)
+	var out []string
+	for _, s := range []struct {
+		key  string
+		a, b any
+	}{
+		{"agent", x.Agent, y.Agent}, {"clouddriver", x.Clouddriver, y.Clouddriver},
+		{"kubernetes (but accounts)", x.Kubernetes, y.Kubernetes}, {"tasks", x.Tasks, y.Tasks},
+		{"server", x.Server, y.Server}, {"logging", x.Logging, y.Logging}, {"prometheus", x.Prometheus, y.Prometheus},
+		{"pprof", x.Pprof, y.Pprof}, {"timeoutSeconds", x.Timeout, y.Timeout},
+		{"dynamicAccountsEnabled", x.DynamicAccountsEnabled, y.DynamicAccountsEnabled},
+	} {
+		if !reflect.DeepEqual(s.a, s.b) {
+			out = append(out, s.key)
+		}
+	}
+	return out
 }
