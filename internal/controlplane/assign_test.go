@@ -59,3 +59,22 @@ func TestPlanSpreads(t *testing.T) {
 		t.Fatalf("plan = %v, want 5 each", got)
 	}
 }
+
+// Two agents sharing an id replace each other's sessions from two hosts in
+// turn; one agent reconnecting, from the same host or a new one, does not.
+func TestTakingTurns(t *testing.T) {
+	for _, c := range []struct {
+		prevHost, prevReplaced, nextHost string
+		want                              bool
+	}{
+		{"10.0.0.1", "10.0.0.2", "10.0.0.2", true},
+		{"10.0.0.1", "", "10.0.0.2", false},         // a restart on another host
+		{"10.0.0.1", "10.0.0.1", "10.0.0.1", false}, // reconnects from one host
+		{"10.0.0.1", "10.0.0.3", "10.0.0.2", false}, // moved twice
+		{"", "", "", false},
+	} {
+		if got := takingTurns(&session{host: c.prevHost, replacedHost: c.prevReplaced}, &session{host: c.nextHost}); got != c.want {
+			t.Errorf("%+v: %v", c, got)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/peer"
 	"math"
+	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -24,11 +26,15 @@ import (
 type session struct {
 	id, agentID, zoneID, version string
 	connectedAt                  time.Time
-	dynamicAccounts              bool // the agent accepts account commands
-	cancel                       context.CancelCauseFunc
-	done                         chan struct{}                  // closed when Connect returns
-	out                          chan *kubesvcv1.ControlMessage // drained by sendLoop
-	bulk                         chan *kubesvcv1.ControlMessage // likewise, after out: ProxyData
+	// host is the agent's address without the port; replacedHost that of
+	// the session this one replaced, if any (two agents sharing an id
+	// replace each other from two hosts in turn).
+	host, replacedHost string
+	dynamicAccounts    bool // the agent accepts account commands
+	cancel             context.CancelCauseFunc
+	done               chan struct{}                  // closed when Connect returns
+	out                chan *kubesvcv1.ControlMessage // drained by sendLoop
+	bulk               chan *kubesvcv1.ControlMessage // likewise, after out: ProxyData
 
 	pendingMu  sync.Mutex // guards pending, pendingOps, relays and closed
 	pending    map[string]pendingCommand
@@ -113,6 +119,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		proxyWrites:     hello.GetProxyWrites(),
 		lastSeen:        now,
 		accounts:        map[string]*accountState{},
+		host:            peerHost(ctx),
 	}
 	in.proxy.Store(sess)
 	defer func() {
@@ -138,6 +145,11 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		s.signalAgents()
 	}()
 	if replaced != nil {
+		sess.replacedHost = replaced.host
+		if takingTurns(replaced, sess) {
+			log.Warn("two agents use this agent id: their sessions replace each other in turn, and each drops the other's accounts from the cache; give each agent its own agent.id",
+				"addresses", []string{replaced.host, sess.host})
+		}
 		replaced.cancel(errReplaced)
 		select {
 		case <-replaced.done:
@@ -241,6 +253,24 @@ func (s *Server) forgetDroppedAccounts(ctx context.Context, agentID string, now 
 		}
 	}
 	return s.store.SetAgentAccounts(ctx, agentID, now)
+}
+
+// takingTurns reports whether next, replacing prev, comes from the host
+// prev itself replaced: two agents with one id, reconnecting in turn.
+func takingTurns(prev, next *session) bool {
+	return next.host != "" && prev.host != next.host && prev.replacedHost == next.host
+}
+
+// peerHost is the gRPC client's address without its port ("" if unknown).
+func peerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return h
+	}
+	return p.Addr.String()
 }
 
 func validateHello(h *kubesvcv1.Hello) error {
