@@ -65,7 +65,7 @@ func TestPlanSpreads(t *testing.T) {
 func TestTakingTurns(t *testing.T) {
 	for _, c := range []struct {
 		prevHost, prevReplaced, nextHost string
-		want                              bool
+		want                             bool
 	}{
 		{"10.0.0.1", "10.0.0.2", "10.0.0.2", true},
 		{"10.0.0.1", "", "10.0.0.2", false},         // a restart on another host
