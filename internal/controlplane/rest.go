@@ -190,13 +190,29 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
+// getNamespaces answers an account's namespaces as Clouddriver does: those
+// its namespaces setting names, else those of the cache.
 func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
-	// The namespaces come from the shared cache: any replica answers for
-	// an account an agent of the cluster serves.
+	// The replica holding the agent knows the account's settings; another
+	// asks it, or (unreachable) answers from the shared cache.
+	holders := s.registry.holders(name)
+	if len(holders) == 0 {
+		if answered, _ := s.forwardRead(w, r, name); answered {
+			return
+		}
+	}
 	if !slices.ContainsFunc(s.ConnectedAgents(), func(a AgentInfo) bool { return slices.Contains(a.Accounts, name) }) {
 		httpapi.WriteError(w, http.StatusNotFound, "account %q is not served by any agent connected to the control plane", name)
 		return
+	}
+	for _, h := range holders {
+		if configured := h.Accounts[name].info.GetNamespaces(); len(configured) > 0 {
+			out := slices.Clone(configured)
+			slices.Sort(out)
+			httpapi.WriteJSON(w, http.StatusOK, slices.Compact(out))
+			return
+		}
 	}
 	ns, err := s.store.Namespaces(r.Context(), name)
 	if err != nil {
