@@ -283,11 +283,11 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	lastStatus := "\x00" // no WATCHING sent yet
 	state := kubesvcv1.AccountStatus_SYNCING
 	for {
-		if msg, done := st.summary(); done && r.hinted(msg) != lastStatus {
-			msg = r.hinted(msg)
+		if msg, done := st.summary(); done && r.describe(msg, lastKeys) != lastStatus {
+			msg = r.describe(msg, lastKeys)
 			lastStatus, state = msg, kubesvcv1.AccountStatus_WATCHING
 			if msg != "" {
-				r.log.Warn("account watching, with streams it cannot serve", "status", msg)
+				r.log.Warn("account watching, with problems", "status", msg)
 			}
 			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		}
@@ -326,12 +326,20 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	}
 }
 
-// hinted adds to a status message naming forbidden streams what an
-// operator most often has to change: credentials limited to some
-// namespaces cannot list cluster-wide.
-func (r *accountRunner) hinted(msg string) string {
+// describe completes the status message naming the streams that cannot
+// be served (summary) with what an operator most often has to change:
+// credentials limited to some namespaces cannot list cluster-wide, and a
+// kind named in kinds that the API server does not serve is watched only
+// once it is.
+func (r *accountRunner) describe(msg string, keys []*kubesvcv1.StreamKey) string {
 	if msg != "" && len(r.acct.Namespaces) == 0 && strings.Contains(msg, "at the cluster scope") {
 		msg += "; if the account's credentials may read only some namespaces, list them in its namespaces"
+	}
+	if missing := r.acct.missingKinds(keys); len(missing) > 0 {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += "kinds not served by the API server (a typo, or a custom resource not installed yet: watched once it is): " + strings.Join(missing, ", ")
 	}
 	return msg
 }

@@ -132,21 +132,20 @@ func streamID(k *kubesvcv1.StreamKey) string {
 // one deleted makes its stream fail and trigger a rediscovery, so the
 // account needs no CRD watch.
 func (a Account) kindsAllFound(keys []*kubesvcv1.StreamKey) bool {
-	if len(a.Kinds) == 0 {
-		return false
-	}
+	return len(a.Kinds) > 0 && len(a.missingKinds(keys)) == 0
+}
+
+// missingKinds lists the kinds the account names that discovery did not
+// find among keys: a typo, or a custom resource not installed (yet).
+func (a Account) missingKinds(keys []*kubesvcv1.StreamKey) []string {
+	var missing []string
 	for _, want := range a.Kinds {
-		found := false
-		for _, k := range keys {
+		if !slices.ContainsFunc(keys, func(k *kubesvcv1.StreamKey) bool {
 			r := k.GetResource()
-			if (Account{Kinds: []string{want}}).wantsKind(r.GetKind(), r.GetGroup()) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
+			return (Account{Kinds: []string{want}}).wantsKind(r.GetKind(), r.GetGroup())
+		}) {
+			missing = append(missing, want)
 		}
 	}
-	return true
+	return missing
 }

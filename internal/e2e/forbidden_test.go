@@ -62,7 +62,8 @@ func limitedKubeconfig(t *testing.T, c *testenv.Cluster, ns string) string {
 
 // Credentials that may read one namespace, on an account without a
 // namespaces filter: the account watches what it can, and its status says
-// which streams cannot be served and what to change.
+// which streams cannot be served and what to change; so does an account
+// naming a kind the cluster does not serve.
 func TestForbiddenStreamsAreReported(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.StartForTest(t, testenv.Options{Name: "forbidden"})
@@ -70,18 +71,26 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cp.db")})
 	lim := account("lim", cluster)
 	lim.KubeconfigFile, lim.Kinds = kubeconfig, []string{"ConfigMap"}
-	startAgent(t, cp.grpc, lim)
-	eventually(t, wait, func() string {
-		var a accountview.Account
-		code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/lim", nil, &a)
-		if err != nil || code != 200 {
-			return fmt.Sprintf("GET account lim: %d %s %v", code, body, err)
-		}
-		for _, want := range []string{"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"} {
-			if a.AgentStates["agent-"+strings.ToLower(t.Name())] != "WATCHING" || !strings.Contains(a.ErrorMessage, want) {
-				return fmt.Sprintf("account lim: states %v, errorMessage %q; want WATCHING and %q", a.AgentStates, a.ErrorMessage, want)
+	// A kind the API server does not serve (a typo) is named too.
+	typo := account("typo", cluster)
+	typo.Kinds = []string{"ConfigMap", "ConfigMapp"}
+	startAgent(t, cp.grpc, lim, typo)
+	for name, wants := range map[string][]string{
+		"lim":  {"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"},
+		"typo": {"kinds not served by the API server", ": ConfigMapp"},
+	} {
+		eventually(t, wait, func() string {
+			var a accountview.Account
+			code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/"+name, nil, &a)
+			if err != nil || code != 200 {
+				return fmt.Sprintf("GET account %s: %d %s %v", name, code, body, err)
 			}
-		}
-		return ""
-	})
+			for _, want := range wants {
+				if a.AgentStates["agent-"+strings.ToLower(t.Name())] != "WATCHING" || !strings.Contains(a.ErrorMessage, want) {
+					return fmt.Sprintf("account %s: states %v, errorMessage %q; want WATCHING and %q", name, a.AgentStates, a.ErrorMessage, want)
+				}
+			}
+			return ""
+		})
+	}
 }
