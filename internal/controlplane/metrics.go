@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
 
 type metrics struct {
@@ -83,5 +85,28 @@ func (m *metrics) observeCluster(replicas []string, agents, accounts map[string]
 	for _, r := range replicas {
 		m.assignedAccounts.WithLabelValues(r).Set(float64(accounts[r]))
 		m.clusterAgents.WithLabelValues(r).Set(float64(agents[r]))
+	}
+}
+
+// accountStatesCollector publishes kubesvc_controlplane_accounts{state},
+// read from the registry when scraped.
+type accountStatesCollector struct {
+	reg  *registry
+	desc *prometheus.Desc
+}
+
+func newAccountStatesCollector(reg *registry) *accountStatesCollector {
+	return &accountStatesCollector{reg: reg, desc: prometheus.NewDesc("kubesvc_controlplane_accounts",
+		"Accounts of the agents connected to this replica, by the state their agent reports (SYNCING, WATCHING, ERROR, STANDBY): alert on ERROR; an account WATCHING may still have streams it cannot serve (see its errorMessage).",
+		[]string{"state"}, nil)}
+}
+
+func (c *accountStatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *accountStatesCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.reg.accountStates()
+	for _, st := range []kubesvcv1.AccountStatus_State{kubesvcv1.AccountStatus_SYNCING, kubesvcv1.AccountStatus_WATCHING,
+		kubesvcv1.AccountStatus_ERROR, kubesvcv1.AccountStatus_STANDBY} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[st]), st.String())
 	}
 }

@@ -247,3 +247,17 @@ func (r *registry) addAssigned(s *session, accounts []string) {
 		s.assigned[a] = true
 	}
 }
+
+// accountStates counts the accounts of this replica's agents by the state
+// each agent reports (an account served by two agents counts twice).
+func (r *registry) accountStates() map[kubesvcv1.AccountStatus_State]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[kubesvcv1.AccountStatus_State]int{}
+	for _, s := range r.agents {
+		for _, st := range s.accounts {
+			out[st.state]++
+		}
+	}
+	return out
+}

@@ -79,11 +79,13 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	forwarder := newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS)
+	agents := newRegistry()
+	reg.MustRegister(newAccountStatesCollector(agents))
 	return &Server{
 		cfg:        cfg,
 		log:        cfg.Log,
 		store:      st,
-		registry:   newRegistry(),
+		registry:   agents,
 		metrics:    newMetrics(reg),
 		metricsReg: reg,
 		commits:    newNotifier(),

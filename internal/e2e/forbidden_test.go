@@ -74,7 +74,10 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 	// A kind the API server does not serve (a typo) is named too.
 	typo := account("typo", cluster)
 	typo.Kinds = []string{"ConfigMap", "ConfigMapp"}
-	startAgent(t, cp.grpc, lim, typo)
+	// One that cannot start at all is in ERROR.
+	broken := account("broken", cluster)
+	broken.KubeconfigFile = filepath.Join(t.TempDir(), "missing.kubeconfig")
+	startAgent(t, cp.grpc, lim, typo, broken)
 	for name, wants := range map[string][]string{
 		"lim":  {"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"},
 		"typo": {"kinds not served by the API server", ": ConfigMapp"},
@@ -93,4 +96,14 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 			return ""
 		})
 	}
+	// The states are counted for alerts.
+	eventually(t, wait, func() string {
+		_, body := rawGet(t, cp.http+"/metrics")
+		for _, want := range []string{`kubesvc_controlplane_accounts{state="WATCHING"} 2`, `kubesvc_controlplane_accounts{state="ERROR"} 1`} {
+			if !strings.Contains(body, want) {
+				return "metrics: no " + want + " in\n" + grepLines(body, "kubesvc_controlplane_accounts")
+			}
+		}
+		return ""
+	})
 }
