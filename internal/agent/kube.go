@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -153,6 +154,10 @@ func certFingerprint(ctx context.Context, cfg *rest.Config) (string, error) {
 	defer cancel()
 	conn, err := (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", host)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return "", fmt.Errorf("connect to the API server %s: %w", host, err)
+		}
 		return "", fmt.Errorf("TLS handshake with %s: %w", host, err)
 	}
 	defer conn.Close()

@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/credentials/credtest"
@@ -108,5 +112,20 @@ func TestRestConfigNoProxy(t *testing.T) {
 	}
 	if u, err := cfg.Proxy(req); u != nil || err != nil {
 		t.Errorf("noProxy: proxy %v (%v), want none", u, err)
+	}
+}
+
+// An API server nobody listens at is a failure to connect, not to
+// handshake.
+func TestCertFingerprintNamesAFailedConnection(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	_, err = certFingerprint(context.Background(), &rest.Config{Host: "https://" + addr})
+	if err == nil || !strings.HasPrefix(err.Error(), "connect to the API server "+addr) {
+		t.Errorf("certFingerprint: %v", err)
 	}
 }
