@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // ErrUnknownOperation is wrapped by the ValidationError returned for an
@@ -87,3 +89,52 @@ type permanent struct{ err error }
 
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
+
+// maxValueInMessage bounds a rejected value quoted in an API error: the
+// API server quotes whole objects ("Invalid value: {...}: field is
+// immutable" on a Job's template is kilobytes of Go struct).
+const maxValueInMessage = 200
+
+// shortened is an error whose message elides long quoted values; it
+// unwraps to the original (apierrors.IsInvalid etc. still work).
+type shortened struct {
+	msg string
+	err error
+}
+
+func (e *shortened) Error() string { return e.msg }
+func (e *shortened) Unwrap() error { return e.err }
+
+// shorten rewrites an Invalid API error whose causes quote long values so
+// that each cause reads "field: Invalid value (N bytes, elided): reason".
+// Other errors are returned as they are.
+func shorten(err error) error {
+	var st apierrors.APIStatus
+	if err == nil || !errors.As(err, &st) || len(err.Error()) <= 2*maxValueInMessage {
+		return err
+	}
+	s := st.Status()
+	if s.Details == nil || len(s.Details.Causes) == 0 {
+		return err
+	}
+	head, _, found := strings.Cut(s.Message, " is invalid: ")
+	if !found {
+		return err
+	}
+	causes := make([]string, 0, len(s.Details.Causes))
+	for _, c := range s.Details.Causes {
+		msg := c.Message
+		if v, ok := strings.CutPrefix(msg, "Invalid value: "); ok && len(v) > maxValueInMessage {
+			if i := strings.LastIndex(v, ": "); i > 0 {
+				msg = fmt.Sprintf("Invalid value (%d bytes, elided): %s", i, v[i+2:])
+			}
+		}
+		if c.Field != "" {
+			msg = c.Field + ": " + msg
+		}
+		causes = append(causes, msg)
+	}
+	full := err.Error()
+	prefix, _, _ := strings.Cut(full, s.Message) // the wrapping context, if any
+	return &shortened{msg: prefix + head + " is invalid: " + strings.Join(causes, "; "), err: err}
+}

@@ -273,7 +273,7 @@ func (e *Executor) Execute(ctx context.Context, opType string, payload []byte) (
 	}
 	res, err := op.run(ctx, e)
 	if err != nil {
-		return Result{}, withOp(opType, err)
+		return Result{}, withOp(opType, shorten(err))
 	}
 	return res, nil
 }
