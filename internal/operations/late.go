@@ -121,7 +121,7 @@ func (m *Manager) finishLate(ctx context.Context, row store.Operation, state, ms
 		return fmt.Errorf("operations: finish task %s: %w", row.ID, err)
 	}
 	if err == nil {
-		m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
+		m.log.Log(ctx, finishedLevel(state), "operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
 			"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg, "late", true)
 		m.metrics.observe(row)
 	}

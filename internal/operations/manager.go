@@ -250,10 +250,18 @@ func (m *Manager) finish(row store.Operation, state, msg string, results []json.
 		m.log.Error("operations: record outcome", "task", row.ID, "err", err)
 		return row, false
 	}
-	m.log.Info("operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
+	m.log.Log(context.Background(), finishedLevel(state), "operation finished", "task", row.ID, "type", row.Type, "account", row.Account, "state", state,
 		"duration", row.FinishedAt.Sub(row.ReceivedAt).Round(time.Millisecond), "error", msg)
 	m.metrics.observe(row)
 	return row, true
+}
+
+// finishedLevel logs failed operations as warnings.
+func finishedLevel(state string) slog.Level {
+	if state == Failed {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // execute routes operation i of a task to an agent serving its account,
