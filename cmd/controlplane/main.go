@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
+	"github.com/kubesvc/kubesvc/internal/grpclogs"
 	"github.com/kubesvc/kubesvc/internal/operations"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -42,6 +43,8 @@ func main() {
 	log := slog.New(cfg.Logging.NewHandler(os.Stderr))
 	// client-go logs through klog: into the same log, in its format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
+	// grpc-go's own warnings (a failed TLS handshake) too.
+	grpclogs.Install(log)
 	for _, key := range cfg.Unsupported {
 		log.Warn("configuration key not acted on by this build; ignored", "key", key)
 	}
