@@ -219,7 +219,7 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		case Failed:
 			if st.FailedCount <= m.cfg.MaxRetries && now.Sub(st.UpdatedAt) >= m.cfg.RetryFrequency {
 				if a, ok := full(st); ok {
-					m.transition(ctx, a, func(a *store.Account) { a.State, a.ErrorMessage = ToMigrate, "" })
+					m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
 				}
 			}
 		case Active:
@@ -241,7 +241,7 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 				}
 			case len(eligible(agents, st.ZoneID)) > 0:
 				if a, ok := full(st); ok {
-					m.transition(ctx, a, func(a *store.Account) { a.State = ToMigrate })
+					m.transition(ctx, a, func(a *store.Account) { a.State, a.ErrorMessage = ToMigrate, "" })
 				}
 			}
 		case ToDeactivate:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,6 +219,10 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 				deleting = append(deleting, a.Name)
 				return false
 			}
+			// Written only if something changes: a PATCH repeating the
+			// state an account has must not count as a change of it
+			// (the orphan grace runs from the row's last change).
+			before := *a
 			if d.ZoneID != "" {
 				a.ZoneID = d.ZoneID
 			}
@@ -234,7 +239,7 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 			} else {
 				wantActive(a)
 			}
-			return true
+			return !reflect.DeepEqual(before, *a)
 		})
 		switch {
 		case errors.Is(err, store.ErrNotFound):

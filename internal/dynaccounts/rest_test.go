@@ -173,3 +173,39 @@ func TestUnknownFieldHintsAreTheSameOnBothPosts(t *testing.T) {
 		}
 	}
 }
+
+// A PATCH asking for the state an account is in changes nothing, not even
+// the row's version and time: a client repeating it must not keep an
+// orphaned account from being noticed (the orphan grace runs from the
+// row's last change).
+func TestPatchToTheSameStateWritesNothing(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	ctx := context.Background()
+	if code, msg := e.call(t, "POST", "/armory/accounts", `[{"name": "same", "zoneId": "z1"}]`); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, msg)
+	}
+	a, err := e.st.GetAccount(ctx, "same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.State = Active
+	if _, err = e.st.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = e.st.GetAccount(ctx, "same"); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := e.call(t, "PATCH", "/armory/accounts", `[{"name": "same", "state": "ACTIVE", "zoneId": "z1"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, msg)
+	}
+	if b, err := e.st.GetAccount(ctx, "same"); err != nil || b.Version != a.Version || !b.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Errorf("a PATCH to the same state rewrote the row: version %d -> %d (%v)", a.Version, b.Version, err)
+	}
+	if code, msg := e.call(t, "PATCH", "/armory/accounts", `[{"name": "same", "state": "INACTIVE"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH INACTIVE: %d %s", code, msg)
+	}
+	if b, _ := e.st.GetAccount(ctx, "same"); b.State != ToDeactivate {
+		t.Errorf("PATCH INACTIVE: state %s, want %s", b.State, ToDeactivate)
+	}
+}

@@ -42,7 +42,10 @@ func (l *logger) Errorf(format string, args ...any) {
 // level and an operator needs to see.
 func (l *logger) info(msg string) {
 	level := slog.LevelDebug
-	if strings.Contains(msg, "failed to create ServerTransport") {
+	// A TLS handshake that failed; not a connection closed before its
+	// preface (TCP health probes do that every few seconds).
+	if strings.Contains(msg, "failed to create ServerTransport") && strings.Contains(msg, "ServerHandshake(") &&
+		!strings.Contains(msg, "connection reset") && !strings.Contains(msg, "broken pipe") && !strings.Contains(msg, "EOF") {
 		level = slog.LevelWarn
 	}
 	l.emit(level, msg)
