@@ -124,9 +124,9 @@ func shorten(err error) error {
 	causes := make([]string, 0, len(s.Details.Causes))
 	for _, c := range s.Details.Causes {
 		msg := c.Message
-		if v, ok := strings.CutPrefix(msg, "Invalid value: "); ok && len(v) > maxValueInMessage {
-			if i := strings.LastIndex(v, ": "); i > 0 {
-				msg = fmt.Sprintf("Invalid value (%d bytes, elided): %s", i, v[i+2:])
+		if v, ok := strings.CutPrefix(msg, "Invalid value: "); ok {
+			if end := valueEnd(v); end > maxValueInMessage && strings.HasPrefix(v[end:], ": ") {
+				msg = fmt.Sprintf("Invalid value (%d bytes, elided): %s", end, v[end+2:])
 			}
 		}
 		if c.Field != "" {
@@ -134,7 +134,45 @@ func shorten(err error) error {
 		}
 		causes = append(causes, msg)
 	}
-	full := err.Error()
-	prefix, _, _ := strings.Cut(full, s.Message) // the wrapping context, if any
-	return &shortened{msg: prefix + head + " is invalid: " + strings.Join(causes, "; "), err: err}
+	// The context wrapped around the API's message, before and after it.
+	prefix, suffix, _ := strings.Cut(err.Error(), s.Message)
+	return &shortened{msg: prefix + head + " is invalid: " + strings.Join(causes, "; ") + suffix, err: err}
+}
+
+// valueEnd is where the value quoted at the start of v ends: a JSON-like
+// string, object or array (quotes and brackets matched), else the next
+// ": ". -1 when it cannot tell.
+func valueEnd(v string) int {
+	if v == "" {
+		return -1
+	}
+	switch v[0] {
+	case '"', '{', '[':
+	default:
+		return strings.Index(v, ": ")
+	}
+	depth, inString, escaped := 0, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+			if !inString && depth == 0 {
+				return i + 1
+			}
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }

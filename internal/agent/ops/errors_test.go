@@ -27,6 +27,14 @@ func TestShortenElidesLongValues(t *testing.T) {
 	if !apierrors.IsInvalid(got) {
 		t.Error("the shortened error is no longer Invalid")
 	}
+	// A reason with ": " in it, after a short value, is left whole; text
+	// wrapped after the API's message stays.
+	rule := fmt.Errorf("%w (retry abandoned: context deadline exceeded)", apierrors.NewInvalid(schema.GroupKind{Group: "example.com", Kind: "Widget"}, "w", field.ErrorList{
+		field.Invalid(field.NewPath("spec"), "object", "validation rule: "+strings.Repeat("self.replicas <= self.max && ", 20)+"true: the replica count must not exceed max"),
+	}))
+	if msg := shorten(rule).Error(); !strings.Contains(msg, `Invalid value: "object": validation rule: self.replicas`) || !strings.HasSuffix(msg, "(retry abandoned: context deadline exceeded)") {
+		t.Errorf("rule: %s", msg)
+	}
 	small := apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "y", field.ErrorList{field.Invalid(field.NewPath("data"), "z", "bad")})
 	if shorten(small) != error(small) {
 		t.Errorf("a short error was rewritten: %v", shorten(small))
