@@ -55,4 +55,26 @@ func TestClouddriversMergeDiscoveryWithHeartbeats(t *testing.T) {
 			t.Errorf("%s: ready %v, lastUpdated %s; want %v, %s", id, c.Ready, c.LastUpdated, want.ready, want.updated.UTC().Format(time.RFC3339Nano))
 		}
 	}
+
+	// Heartbeats off: discovery says which are ready; a recorded replica
+	// it no longer lists is not.
+	s.cfg.NoHeartbeat = true
+	s.cfg.Peers = peers[:3]
+	got = map[string]clouddriver{}
+	for _, c := range s.clouddrivers() {
+		got[c.ID] = c
+	}
+	for id, want := range map[string]bool{"cp-1": true, "cp-2": true, "cp-3": true} {
+		if got[id].Ready != want {
+			t.Errorf("heartbeats off: %s ready %v, want %v", id, got[id].Ready, want)
+		}
+	}
+	s.cfg.Peers = peers[:2]
+	got = map[string]clouddriver{}
+	for _, c := range s.clouddrivers() {
+		got[c.ID] = c
+	}
+	if got["cp-3"].Ready {
+		t.Error("heartbeats off: cp-3, no longer discovered, is ready")
+	}
 }

@@ -59,7 +59,8 @@ type clouddriver struct {
 // discovery says where a replica is (and, from EndpointSlices, whether
 // Kubernetes thinks it ready), its heartbeats whether it is alive. A
 // discovered replica with no heartbeat row (never started, or removed as
-// silent) is not ready, unless heartbeats are off (kubesvc.heartbeat.enabled).
+// silent) is not ready, unless heartbeats are off (kubesvc.heartbeat.enabled):
+// then discovery alone says which are ready.
 func (s *Server) clouddrivers() []clouddriver {
 	agents, accounts := map[string]int{}, map[string]int{}
 	s.cluster.mu.Lock()
@@ -76,7 +77,9 @@ func (s *Server) clouddrivers() []clouddriver {
 	}
 	s.cluster.mu.Unlock()
 	if s.cfg.Peers != nil {
+		discovered := map[string]bool{}
 		for _, p := range s.cfg.Peers.Peers() {
+			discovered[p.ID] = true
 			c, beats := byID[p.ID]
 			c.ID, c.BaseURL = p.ID, p.BaseURL
 			if beats {
@@ -86,6 +89,16 @@ func (s *Server) clouddrivers() []clouddriver {
 				c.LastUpdated = p.LastUpdated.UTC().Format(time.RFC3339Nano)
 			}
 			byID[p.ID] = c
+		}
+		// Without heartbeats, a recorded replica discovery no longer
+		// lists is gone (nothing reaps its row).
+		if s.cfg.NoHeartbeat {
+			for id, c := range byID {
+				if !discovered[id] {
+					c.Ready = false
+					byID[id] = c
+				}
+			}
 		}
 	}
 	self := byID[s.cfg.ID]

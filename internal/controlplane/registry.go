@@ -18,13 +18,18 @@ type registry struct {
 
 func newRegistry() *registry { return &registry{agents: map[string]*session{}} }
 
-// add registers s and returns the session it replaces, if any.
-func (r *registry) add(s *session) (replaced *session) {
+// add registers s and returns the session it replaces, if any, and
+// whether the two take turns (two agents sharing an id, see takingTurns).
+func (r *registry) add(s *session) (replaced *session, turns bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	replaced = r.agents[s.agentID]
 	r.agents[s.agentID] = s
-	return replaced
+	if replaced != nil {
+		s.replacedHost = replaced.host
+		turns = takingTurns(replaced, s)
+	}
+	return replaced, turns
 }
 
 // remove unregisters s unless a newer session of the same agent replaced it.

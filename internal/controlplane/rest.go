@@ -194,11 +194,16 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 // its namespaces setting names, else those of the cache.
 func (s *Server) getNamespaces(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("accountName")
-	// The replica holding the agent knows the account's settings; another
-	// asks it, or (unreachable) answers from the shared cache.
+	// The replica holding the agent knows the account's settings: another
+	// asks it (502 when it cannot: the cache alone would ignore them).
 	holders := s.registry.holders(name)
 	if len(holders) == 0 {
-		if answered, _ := s.forwardRead(w, r, name); answered {
+		answered, ferr := s.forwardRead(w, r, name)
+		if answered {
+			return
+		}
+		if ferr != nil {
+			httpapi.WriteError(w, http.StatusBadGateway, "%v; try again", ferr)
 			return
 		}
 	}

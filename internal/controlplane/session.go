@@ -28,7 +28,8 @@ type session struct {
 	connectedAt                  time.Time
 	// host is the agent's address without the port; replacedHost that of
 	// the session this one replaced, if any (two agents sharing an id
-	// replace each other from two hosts in turn).
+	// replace each other from two hosts in turn). Set before, and by,
+	// registry.add (under its lock).
 	host, replacedHost string
 	dynamicAccounts    bool // the agent accepts account commands
 	cancel             context.CancelCauseFunc
@@ -137,7 +138,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 
 	// A newer session replaces an older one of the same agent, which must
 	// be gone before this one reads what to resume from.
-	replaced := s.registry.add(sess)
+	replaced, turns := s.registry.add(sess)
 	// Removed however this ends, even while waiting for the replaced
 	// session: a registered session is one the agent can be reached by.
 	defer func() {
@@ -145,8 +146,7 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		s.signalAgents()
 	}()
 	if replaced != nil {
-		sess.replacedHost = replaced.host
-		if takingTurns(replaced, sess) {
+		if turns {
 			log.Warn("two agents use this agent id: their sessions replace each other in turn, and each drops the other's accounts from the cache; give each agent its own agent.id",
 				"addresses", []string{replaced.host, sess.host})
 		}

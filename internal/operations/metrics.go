@@ -33,8 +33,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// observe counts a task this replica finished.
+// observe counts a task this replica finished, by its first operation's
+// type (a task of several is recorded as "deployManifest+2": the count
+// would make a series per batch size).
 func (m *metrics) observe(row store.Operation) {
-	m.finished.WithLabelValues(row.Type, strings.ToLower(row.State)).Inc()
-	m.duration.WithLabelValues(row.Type).Observe(row.FinishedAt.Sub(row.ReceivedAt).Seconds())
+	typ, _, _ := strings.Cut(row.Type, "+")
+	m.finished.WithLabelValues(typ, strings.ToLower(row.State)).Inc()
+	m.duration.WithLabelValues(typ).Observe(row.FinishedAt.Sub(row.ReceivedAt).Seconds())
 }

@@ -252,7 +252,7 @@ func (v *validator) ssaEnabled(key, s string) SSAMode {
 }
 
 func (v *validator) ssaMode(key, s string) SSAMode {
-	switch m := SSAMode(strings.ToLower(s)); m {
+	switch m := SSAMode(strings.ToLower(strings.TrimSpace(s))); m {
 	case "":
 		return SSAAllowed
 	case SSAAllowed, SSAAlways, SSANever:

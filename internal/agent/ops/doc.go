@@ -66,10 +66,12 @@
 //     kubectl.kubernetes.io/last-applied-configuration, else a three-way
 //     patch of last-applied, manifest and live object, strategic merge for
 //     built-in kinds and JSON merge for others), per Options.ServerSideApply:
-//     always, never, or allowed (client-side unless the object's
-//     strategy.spinnaker.io/server-side-apply or
-//     agent-k8s.armory.io/serverside-apply annotation is "true" or
-//     "force-conflicts"), overridable per kind.
+//     always, never, preferred (the default: server-side unless the
+//     object's strategy.spinnaker.io/server-side-apply or
+//     agent-k8s.armory.io/serverside-apply annotation is "false" or
+//     "disabled") or allowed (client-side unless it is "true",
+//     "force-conflicts" or "enabled"); under preferred and allowed a
+//     kind's own policy (Options.SSAKinds) decides first.
 //
 // runJob deploys one Job the same way with moniker app = application: a
 // Job with a name gets strategy.spinnaker.io/recreate (each run is a new
