@@ -145,6 +145,8 @@ type Agent struct {
 	log      *slog.Logger
 	scrubber *scrub.Scrubber
 	stats    *Stats
+	// states: each account's last reported state (/health, metrics).
+	states accountStates
 
 	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors, relays
 	accounts map[string]Account // from the configuration

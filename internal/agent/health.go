@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
 
 // metricsHandler serves the agent's Prometheus metrics (the names the
@@ -35,17 +37,37 @@ func (a *Agent) metricsHandler() http.Handler {
 		Name: "kubesvc_resource_agent_total",
 		Help: "Resources (streams: a kind, or a kind in one namespace) watched now.",
 	}, func() float64 { return float64(a.stats.Streams.Load()) }))
+	reg.MustRegister(accountStatesCollector{a: a, desc: prometheus.NewDesc("kubesvc_agent_accounts",
+		"Accounts by the state this agent last reported for them (SYNCING, WATCHING, ERROR, STANDBY): alert on ERROR.", []string{"state"}, nil)})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
+// accountStatesCollector publishes kubesvc_agent_accounts{state} when
+// scraped.
+type accountStatesCollector struct {
+	a    *Agent
+	desc *prometheus.Desc
+}
+
+func (c accountStatesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c accountStatesCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.a.states.counts()
+	for _, st := range []kubesvcv1.AccountStatus_State{kubesvcv1.AccountStatus_SYNCING, kubesvcv1.AccountStatus_WATCHING,
+		kubesvcv1.AccountStatus_ERROR, kubesvcv1.AccountStatus_STANDBY} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n[st.String()]), st.String())
+	}
+}
+
 // healthHandler serves /health (always 200 while the process runs, with
-// the connection state) and the metrics at /metrics and
+// the connection state and how many accounts are in each state) and the metrics at /metrics and
 // /prometheus_metrics.
 func (a *Agent) healthHandler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID})
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID,
+			"accounts": a.states.counts()})
 	})
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("GET /prometheus_metrics", metrics)

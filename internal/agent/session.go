@@ -154,6 +154,7 @@ func (s *session) alreadyWatched(id, rv string) bool {
 }
 
 func (s *session) status(ctx context.Context, st *kubesvcv1.AccountStatus) {
+	s.agent.states.set(st)
 	select {
 	case s.out <- item{msg: &kubesvcv1.AgentMessage{Msg: &kubesvcv1.AgentMessage_AccountStatus{AccountStatus: st}}}:
 	case <-ctx.Done():

@@ -148,7 +148,8 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
-			for _, want := range []string{"kubesvc_resource_agent_total 2\n", "kubesvc_connection_count 1\n", "kubesvc_events_sent_total "} {
+			for _, want := range []string{"kubesvc_resource_agent_total 2\n", "kubesvc_connection_count 1\n", "kubesvc_events_sent_total ",
+				`kubesvc_agent_accounts{state="WATCHING"} 1` + "\n", `kubesvc_agent_accounts{state="ERROR"} 0` + "\n"} {
 				if !strings.Contains(string(body), want) {
 					return fmt.Sprintf("%s: no %q in\n%s", u, want, body)
 				}
@@ -156,6 +157,18 @@ func TestAgentPrometheusEndpoint(t *testing.T) {
 			return ""
 		})
 	}
+	// /health counts the accounts by state.
+	eventually(t, wait, func() string {
+		var h struct {
+			Status    string
+			Connected bool
+			Accounts  map[string]int
+		}
+		if code, body, err := getJSON("http://127.0.0.1:"+healthPort, "/health", nil, &h); err != nil || code != 200 || h.Status != "UP" || !h.Connected || h.Accounts["WATCHING"] != 1 {
+			return fmt.Sprintf("/health: %d %s %v", code, body, err)
+		}
+		return ""
+	})
 	// pprof.enabled serves Go's profiles on pprof.port.
 	resp, err := http.Get("http://127.0.0.1:" + pprofPort + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
