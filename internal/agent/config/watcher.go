@@ -54,6 +54,9 @@ type Watcher struct {
 	// relevant holds the paths whose events can change the configuration
 	// (set by syncWatches, used by Run only).
 	relevant map[string]bool
+	// failing: the last reload failed (used by Run only), so that the
+	// files reading cleanly again is said even when nothing changed.
+	failing bool
 }
 
 // NewWatcher loads the initial Config from opts.Sources and returns a
@@ -138,6 +141,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			switch {
 			case r.err == nil && sameConfig(r.cfg, w.Current()):
 				candidate = nil
+				if w.failing {
+					w.failing = false
+					w.logger.Info("configuration reads cleanly again; it is the one in force, nothing changed")
+				}
 			case candidate != nil && candidate.same(r):
 				candidate = nil
 				w.apply(r)
@@ -177,6 +184,7 @@ func (w *Watcher) read() result {
 
 // apply reports a failed read or makes a new Config current and hands it to OnChange.
 func (w *Watcher) apply(r result) {
+	w.failing = r.err != nil
 	if r.err != nil {
 		w.logger.Error("configuration reload failed; keeping the previous configuration", "err", r.err)
 		if w.opts.OnError != nil {

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +33,9 @@ func startWatcher(t *testing.T, opts WatcherOptions) *harness {
 	h := &harness{changes: make(chan change, 100), errs: make(chan error, 100)}
 	opts.OnChange = func(prev, next *Config) { h.changes <- change{prev, next} }
 	opts.OnError = func(err error) { h.errs <- err }
-	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	w, err := NewWatcher(opts)
 	if err != nil {
 		t.Fatalf("NewWatcher: %v", err)
@@ -318,5 +322,51 @@ func TestWatcherRelevantEvents(t *testing.T) {
 		if got := w.isRelevant(name); got != want {
 			t.Errorf("isRelevant(%s) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the watcher's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A broken edit reverted to the configuration in force is said: nothing
+// changes, but the operator sees the fix was read.
+func TestWatcherSaysWhenABrokenEditIsReverted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := accountsYAML("{name: a, serviceAccount: true}")
+	path := writeFile(t, dir, "agent.yaml", good)
+	logs := &lockedBuffer{}
+	h := startWatcher(t, WatcherOptions{Sources: []Source{{Path: path}}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	replace(t, path, accountsYAML("{name: a, serviceAccount: true, kindz: [pod]}"))
+	select {
+	case <-h.errs:
+	case <-time.After(waitFor):
+		t.Fatal("invalid file not reported")
+	}
+	replace(t, path, good)
+	deadline := time.Now().Add(waitFor)
+	for !strings.Contains(logs.String(), "configuration reads cleanly again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the revert was not logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Count(logs.String(), "configuration reload failed") != 1 {
+		t.Errorf("the failure was logged %d times:\n%s", strings.Count(logs.String(), "configuration reload failed"), logs.String())
 	}
 }
