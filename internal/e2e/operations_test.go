@@ -27,7 +27,9 @@ type task struct {
 	}
 	ResultObjects []struct {
 		ManifestNamesByNamespace map[string][]string
+		Type, Message            string
 	}
+	History []struct{ Phase, Status string }
 }
 
 func postOps(t *testing.T, cp *controlPlane, query, body string) (int, string, string) {
@@ -277,5 +279,13 @@ func TestOperationsNeverVanish(t *testing.T) {
 	tk = waitTask(t, cp, id)
 	if !tk.Status.Failed || !strings.Contains(tk.Status.Status, "disconnected") {
 		t.Errorf("operation of a killed agent: %+v, want failed saying the agent disconnected", tk)
+	}
+	// Where Orca (an EXCEPTION result object) and Deck (the history) look
+	// for the reason.
+	if n := len(tk.ResultObjects); n == 0 || tk.ResultObjects[n-1].Type != "EXCEPTION" || !strings.Contains(tk.ResultObjects[n-1].Message, "disconnected") {
+		t.Errorf("failed task: result objects %+v, want an EXCEPTION with the reason", tk.ResultObjects)
+	}
+	if n := len(tk.History); n == 0 || !strings.Contains(tk.History[n-1].Status, "disconnected") {
+		t.Errorf("failed task: history %+v, want the reason last", tk.History)
 	}
 }

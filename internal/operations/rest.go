@@ -307,17 +307,32 @@ func (m *Manager) writeTask(w http.ResponseWriter, row store.Operation) {
 	_ = json.Unmarshal(row.Result, &res)
 	status := map[string]any{
 		"phase": "ORCHESTRATION", "status": strings.ToLower(row.State),
-		"completed": row.State != Running, "failed": row.State == Failed, "retryable": false,
+		"complete": row.State != Running, "completed": row.State != Running, "failed": row.State == Failed, "retryable": false,
 	}
-	if row.ErrorMessage != "" {
-		status["status"] = row.ErrorMessage
-	}
+	// Clouddriver's task: a history of status lines, and for a failure an
+	// EXCEPTION result object, which is where Orca (MonitorKatoTask) and
+	// Deck look for the reason.
+	history := []map[string]string{{"phase": "ORCHESTRATION", "status": "Initializing Orchestration Task"}}
 	results := res.Results
 	if results == nil {
 		results = []json.RawMessage{}
 	}
+	switch row.State {
+	case Failed:
+		msg := row.ErrorMessage
+		if msg == "" {
+			msg = "the operation failed"
+		}
+		status["status"] = msg
+		history = append(history, map[string]string{"phase": "ORCHESTRATION", "status": "Orchestration failed: " + msg})
+		typ, _, _ := strings.Cut(row.Type, "+")
+		exception, _ := json.Marshal(map[string]string{"type": "EXCEPTION", "operation": typ, "cause": msg, "message": msg})
+		results = append(results, exception)
+	case Succeeded:
+		history = append(history, map[string]string{"phase": "ORCHESTRATION", "status": "Orchestration completed."})
+	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
-		"id": row.ID, "status": status, "resultObjects": results, "state": row.State,
+		"id": row.ID, "status": status, "history": history, "resultObjects": results, "state": row.State,
 		"startTimeMs": row.ReceivedAt.UnixMilli(),
 	})
 }
