@@ -25,6 +25,7 @@ type monikerDesc struct {
 // deployDesc is Clouddriver's KubernetesDeployManifestDescription.
 type deployDesc struct {
 	Account                string            `json:"account"`
+	Credentials            string            `json:"credentials"` // the account's older name
 	Application            string            `json:"application"`
 	Manifests              []json.RawMessage `json:"manifests"`
 	Manifest               json.RawMessage   `json:"manifest"` // deprecated single manifest
@@ -51,6 +52,9 @@ func parseDeploy(payload []byte) (operation, error) {
 	var d deployDesc
 	if err := decodeDescription(payload, &d); err != nil {
 		return nil, err
+	}
+	if d.Account == "" {
+		d.Account = d.Credentials
 	}
 	raws, field := d.Manifests, "manifests"
 	if len(raws) == 0 && len(d.Manifest) > 0 && !bytes.Equal(bytes.TrimSpace(d.Manifest), []byte("null")) {

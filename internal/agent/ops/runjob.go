@@ -9,6 +9,7 @@ import (
 // runJobDesc is Clouddriver's KubernetesRunJobOperationDescription.
 type runJobDesc struct {
 	Account           string          `json:"account"`
+	Credentials       string          `json:"credentials"` // the account's older name
 	Application       string          `json:"application"`
 	Manifest          json.RawMessage `json:"manifest"`
 	Namespace         string          `json:"namespace"`
@@ -23,6 +24,9 @@ func parseRunJob(payload []byte) (operation, error) {
 	var d runJobDesc
 	if err := decodeDescription(payload, &d); err != nil {
 		return nil, err
+	}
+	if d.Account == "" {
+		d.Account = d.Credentials
 	}
 	m, err := decodeObject("manifest", d.Manifest)
 	if err != nil {

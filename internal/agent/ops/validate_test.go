@@ -301,3 +301,22 @@ func TestDeleteOptions(t *testing.T) {
 		}
 	}
 }
+
+// Clouddriver takes the account as account or, older, credentials: the
+// deploy's artifacts and version locks name it either way.
+func TestCredentialsNameTheAccount(t *testing.T) {
+	op, err := parseDeploy([]byte(`{"credentials":"k","moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := op.(*deployOp).d.Account; got != "k" {
+		t.Errorf("deploy account %q, want k", got)
+	}
+	job, err := parseRunJob([]byte(`{"credentials":"k","application":"a","manifest":{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := job.(*deployOp).d.Account; got != "k" {
+		t.Errorf("runJob account %q, want k", got)
+	}
+}
