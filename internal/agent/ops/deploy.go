@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -40,6 +41,11 @@ type deployDesc struct {
 	RequiredArtifacts      []Artifact        `json:"requiredArtifacts"`
 	OptionalArtifacts      []Artifact        `json:"optionalArtifacts"`
 	EnableArtifactBinding  optBool           `json:"enableArtifactBinding"`
+	// LabelSelectors deploys only the manifests whose labels match
+	// (Clouddriver's, as for delete); with none matching the deploy fails
+	// unless AllowNothingSelected.
+	LabelSelectors       json.RawMessage `json:"labelSelectors"`
+	AllowNothingSelected optBool         `json:"allowNothingSelected"`
 }
 
 type deployOp struct {
@@ -70,6 +76,17 @@ func parseDeploy(payload []byte) (operation, error) {
 	items, err := parseManifests(field, raws)
 	if err != nil {
 		return nil, err
+	}
+	sel, err := parseSelectors(d.LabelSelectors)
+	if err != nil {
+		return nil, err
+	}
+	if sel != nil && !sel.Empty() {
+		all := len(items)
+		items = slices.DeleteFunc(items, func(it *manifest) bool { return !sel.Matches(labels.Set(it.obj.GetLabels())) })
+		if len(items) == 0 && !d.AllowNothingSelected.or(false) {
+			return nil, invalid("labelSelectors", "%q selects none of the %d manifests; set allowNothingSelected to deploy nothing instead", sel.String(), all)
+		}
 	}
 	if err := checkNamespace("namespaceOverride", d.NamespaceOverride); err != nil {
 		return nil, err
