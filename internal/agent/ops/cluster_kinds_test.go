@@ -129,3 +129,38 @@ func testStrategies(t *testing.T, c *testenv.Cluster) {
 		t.Errorf("use-source-capacity: replicas %d, want the live 4", *dep.Spec.Replicas)
 	}
 }
+
+// A CustomResourceDefinition and objects of its kind in one deploy, in any
+// order: the objects are applied once the API server serves the kind (as
+// Clouddriver does since spinnaker/clouddriver#4298). A kind no manifest
+// of the deploy defines is still refused up front.
+func testCRDWithItsObjects(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	gadget := map[string]any{"apiVersion": "gadgets.kubesvc.test/v1", "kind": "Gadget",
+		"metadata": map[string]any{"name": "g1"}, "spec": map[string]any{"size": 1}}
+	crd := map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "gadgets.gadgets.kubesvc.test"},
+		"spec": map[string]any{
+			"group": "gadgets.kubesvc.test", "scope": "Namespaced",
+			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+					"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
+		},
+	}
+	t.Cleanup(func() {
+		_ = e.dyn.Resource(crdGVR).Delete(e.ctx, "gadgets.gadgets.kubesvc.test", metav1.DeleteOptions{})
+	})
+	_, err := e.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{gadget, map[string]any{"apiVersion": "gadgets.kubesvc.test/v2", "kind": "Gadget", "metadata": map[string]any{"name": "g2"}}, crd}})
+	wantValidation(t, err, "manifests[1].kind", `unknown kind "Gadget" in apiVersion "gadgets.kubesvc.test/v2"`)
+
+	res := e.deploy(nil, gadget, configMap("with-gadget", nil, nil), crd)
+	wantNames(t, res, e.ns, "Gadget.gadgets.kubesvc.test g1", "configMap with-gadget-v000")
+	wantNames(t, res, "", "customResourceDefinition gadgets.gadgets.kubesvc.test")
+	gvr := schema.GroupVersionResource{Group: "gadgets.kubesvc.test", Version: "v1", Resource: "gadgets"}
+	if _, err := e.dyn.Resource(gvr).Namespace(e.ns).Get(e.ctx, "g1", metav1.GetOptions{}); err != nil {
+		t.Errorf("gadget g1: %v", err)
+	}
+}

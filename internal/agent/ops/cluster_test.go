@@ -22,6 +22,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"Deploy":          testDeploy,
 		"ApplyModes":      testApplyModes,
 		"CustomResources": testCustomResources,
+		"CRDWithObjects":  testCRDWithItsObjects,
 		"Strategies":      testStrategies,
 		"Scale":           testScale,
 		"Patch":           testPatch,

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -52,6 +56,10 @@ type deployOp struct {
 	d      deployDesc
 	items  []*manifest
 	runJob bool
+	// pending are the items of a kind the cluster does not serve yet but a
+	// CustomResourceDefinition of this deploy defines (set by check): they
+	// are applied once it is established.
+	pending []*manifest
 }
 
 func parseDeploy(payload []byte) (operation, error) {
@@ -128,20 +136,81 @@ func checkArtifacts(field string, as []Artifact) error {
 }
 
 func (o *deployOp) check(_ context.Context, e *Executor) error {
+	o.pending = nil
 	for _, it := range o.items {
 		fresh, err := it.resolve(e)
+		var ve *ValidationError
+		if errors.As(err, &ve) && meta.IsNoMatchError(ve.Err) && o.definesKind(it.obj.GroupVersionKind()) {
+			o.pending = append(o.pending, it) // served once its CRD is applied
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if !fresh {
-			continue // resolved, and placed, by an earlier check
+		if fresh {
+			o.place(e, it)
 		}
-		m := it.mapping
-		ns := o.d.NamespaceOverride
-		if ns == "" {
-			ns = it.obj.GetNamespace()
+	}
+	return nil
+}
+
+// place sets a resolved item's namespace: namespaceOverride, else its
+// own, else the default, for a namespaced kind; none otherwise.
+func (o *deployOp) place(e *Executor, it *manifest) {
+	ns := o.d.NamespaceOverride
+	if ns == "" {
+		ns = it.obj.GetNamespace()
+	}
+	it.obj.SetNamespace(e.namespaceFor(it.mapping, ns))
+}
+
+// crdGroupKind is CustomResourceDefinition's.
+var crdGroupKind = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+
+// definesKind reports whether a CustomResourceDefinition of this deploy
+// defines gvk (its group, kind and one of its versions).
+func (o *deployOp) definesKind(gvk schema.GroupVersionKind) bool {
+	for _, it := range o.items {
+		if it.obj.GroupVersionKind().GroupKind() != crdGroupKind {
+			continue
 		}
-		it.obj.SetNamespace(e.namespaceFor(m, ns))
+		group, _, _ := unstructured.NestedString(it.obj.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(it.obj.Object, "spec", "names", "kind")
+		if group != gvk.Group || kind != gvk.Kind {
+			continue
+		}
+		versions, _, _ := unstructured.NestedSlice(it.obj.Object, "spec", "versions")
+		for _, v := range versions {
+			if m, ok := v.(map[string]any); ok && m["name"] == gvk.Version {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// awaitPending resolves the pending items once the API server serves the
+// kinds their CRDs (applied by now) define, until ctx ends.
+func (o *deployOp) awaitPending(ctx context.Context, e *Executor) error {
+	for _, it := range o.pending {
+		for {
+			e.refreshDiscovery()
+			_, err := it.resolve(e)
+			var ve *ValidationError
+			if err == nil {
+				o.place(e, it)
+				break
+			}
+			if !errors.As(err, &ve) || !meta.IsNoMatchError(ve.Err) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s: kind %s not served by the API server after its CustomResourceDefinition was applied: %w",
+					it.field, it.obj.GroupVersionKind(), ctx.Err())
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
 	}
 	return nil
 }
@@ -157,7 +226,7 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 	if err := o.check(ctx, e); err != nil {
 		return Result{}, err
 	}
-	items := slices.Clone(o.items)
+	items := slices.DeleteFunc(slices.Clone(o.items), func(it *manifest) bool { return slices.Contains(o.pending, it) })
 	slices.SortStableFunc(items, func(a, b *manifest) int {
 		return deployPriority(a.mapping.GroupVersionKind.GroupKind()) - deployPriority(b.mapping.GroupVersionKind.GroupKind())
 	})
@@ -187,20 +256,56 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		defer unlock()
 	}
 	var res Result
-	plans := make([]deployPlan, 0, len(items))
-	for _, it := range items {
-		p, err := o.prepare(ctx, e, it, all, &res, binding)
-		if err != nil {
-			return Result{}, err
+	var done []string
+	prepare := func(items []*manifest) ([]deployPlan, error) {
+		plans := make([]deployPlan, 0, len(items))
+		for _, it := range items {
+			p, err := o.prepare(ctx, e, it, all, &res, binding)
+			if err != nil {
+				return nil, err
+			}
+			plans = append(plans, p)
 		}
-		plans = append(plans, p)
+		return plans, nil
 	}
-	if binding {
+	plans, err := prepare(items)
+	if err != nil {
+		return Result{}, err
+	}
+	if binding && len(o.pending) == 0 {
 		if err := unbound("requiredArtifacts", o.d.RequiredArtifacts, res.BoundArtifacts); err != nil {
 			return Result{}, err
 		}
 	}
-	var done []string
+	if err := o.apply(ctx, e, plans, &res, &done); err != nil {
+		return Result{}, err
+	}
+	if len(o.pending) > 0 {
+		// Objects of the kinds the CRDs just applied define.
+		if err := o.awaitPending(ctx, e); err != nil {
+			return Result{}, fmt.Errorf("deploy (applied before: %s): %w", strings.Join(done, ", "), err)
+		}
+		plans, err := prepare(o.pending)
+		if err != nil {
+			return Result{}, err
+		}
+		if binding {
+			if err := unbound("requiredArtifacts", o.d.RequiredArtifacts, res.BoundArtifacts); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := o.apply(ctx, e, plans, &res, &done); err != nil {
+			return Result{}, err
+		}
+	}
+	if o.runJob {
+		res.DeployedNamesByLocation = maps.Clone(res.ManifestNamesByNamespace)
+	}
+	return res, nil
+}
+
+// apply sends plans in order, recording each object in res and done.
+func (o *deployOp) apply(ctx context.Context, e *Executor, plans []deployPlan, res *Result, done *[]string) error {
 	for _, p := range plans {
 		gk := p.m.mapping.GroupVersionKind.GroupKind()
 		out, err := e.deployObject(ctx, p.m.mapping, p.m.obj, p.strategy)
@@ -212,12 +317,12 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 			if ns := p.m.obj.GetNamespace(); ns != "" {
 				what += " in namespace " + ns
 			}
-			if len(done) > 0 {
-				what += fmt.Sprintf(" (applied before it: %s)", strings.Join(done, ", "))
+			if len(*done) > 0 {
+				what += fmt.Sprintf(" (applied before it: %s)", strings.Join(*done, ", "))
 			}
-			return Result{}, fmt.Errorf("deploy %s: %w", what, err)
+			return fmt.Errorf("deploy %s: %w", what, err)
 		}
-		done = append(done, fullName(gk, out.GetName()))
+		*done = append(*done, fullName(gk, out.GetName()))
 		if p.artifact.Reference == "" { // generateName: known now
 			p.artifact.Name, p.artifact.Reference = out.GetName(), out.GetName()
 		}
@@ -225,10 +330,7 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		res.CreatedArtifacts = addArtifacts(res.CreatedArtifacts, p.artifact)
 		e.opts.Logger.Info("deployed manifest", "account", o.d.Account, "object", fullName(gk, out.GetName()), "namespace", out.GetNamespace())
 	}
-	if o.runJob {
-		res.DeployedNamesByLocation = maps.Clone(res.ManifestNamesByNamespace)
-	}
-	return res, nil
+	return nil
 }
 
 // prepare binds artifacts, versions, annotates and labels one manifest, as
