@@ -57,6 +57,21 @@ func testPatch(t *testing.T, c *testenv.Cluster) {
 		return m
 	}
 
+	// options.record writes the change cause kubectl rollout history shows,
+	// in the patch (an object) or after it (a JSON patch).
+	e.run(OpPatchManifest, with(map[string]any{"patchBody": map[string]any{"metadata": map[string]any{"labels": map[string]any{"tier": "front"}}},
+		"options": map[string]any{"mergeStrategy": "merge", "record": true}}))
+	rec, _ := e.kube.AppsV1().Deployments(e.ns).Get(e.ctx, "web", metav1.GetOptions{})
+	if got := rec.Annotations[annotationChangeCause]; got != "kubesvc patchManifest deployment web --type=merge" || rec.Labels["tier"] != "front" {
+		t.Errorf("recorded merge patch: change cause %q, labels %v", got, rec.Labels)
+	}
+	e.run(OpPatchManifest, with(map[string]any{"patchBody": []any{map[string]any{"op": "add", "path": "/metadata/labels/zone", "value": "a"}},
+		"options": map[string]any{"mergeStrategy": "json", "record": "true"}}))
+	rec, _ = e.kube.AppsV1().Deployments(e.ns).Get(e.ctx, "web", metav1.GetOptions{})
+	if got := rec.Annotations[annotationChangeCause]; got != "kubesvc patchManifest deployment web --type=json" || rec.Labels["zone"] != "a" {
+		t.Errorf("recorded JSON patch: change cause %q, labels %v", got, rec.Labels)
+	}
+
 	// strategic (the default): containers merge by name; artifacts are bound.
 	res := e.run(OpPatchManifest, with(map[string]any{
 		"patchBody": map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{

@@ -241,6 +241,25 @@ func (o *patchOp) run(ctx context.Context, e *Executor) (Result, error) {
 			return Result{}, err
 		}
 	}
+	// options.record (kubectl's --record): the change's cause in the
+	// annotation kubectl rollout history shows, in the patch itself when
+	// it is an object, else in a patch of its own after it.
+	record := o.d.Options.Record.or(false)
+	cause := fmt.Sprintf("kubesvc patchManifest %s --type=%s", o.d.ManifestName, o.strategy)
+	if m, ok := o.body.(map[string]any); ok && record {
+		meta, _ := m["metadata"].(map[string]any)
+		if meta == nil {
+			meta = map[string]any{}
+			m["metadata"] = meta
+		}
+		ann, _ := meta["annotations"].(map[string]any)
+		if ann == nil {
+			ann = map[string]any{}
+			meta["annotations"] = ann
+		}
+		ann[annotationChangeCause] = cause
+		record = false
+	}
 	body, err := json.Marshal(o.body)
 	if err != nil {
 		return Result{}, permanent{err}
@@ -249,9 +268,19 @@ func (o *patchOp) run(ctx context.Context, e *Executor) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if record {
+		causePatch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{annotationChangeCause: cause}}})
+		if out, err = e.patch(ctx, &o.t, types.MergePatchType, causePatch); err != nil {
+			return Result{}, fmt.Errorf("record the change cause (the patch itself was applied): %w", err)
+		}
+	}
 	res.addObject(o.t.gk(), out)
 	return res, nil
 }
+
+// annotationChangeCause is where kubectl --record writes the command, and
+// kubectl rollout history reads it.
+const annotationChangeCause = "kubernetes.io/change-cause"
 
 // optString reads a delete option given as string, boolean or number.
 func optString(v any) (string, bool) {
