@@ -155,6 +155,7 @@ func (a *Agent) runSession(ctx context.Context, client kubesvcv1.AgentServiceCli
 	a.log.Info("connected to the control plane", "controlplane", welcome.GetControlplaneId(), "session", welcome.GetSessionId(), "streams", len(welcome.GetResumePoints()))
 
 	s := newSession(a, welcome)
+	a.states.reset()
 	limit := int(welcome.GetMaxBatchBytes())
 	if limit <= 0 {
 		limit = 2 * defaultMaxBatchBytes

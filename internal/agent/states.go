@@ -38,3 +38,11 @@ func (a *accountStates) counts() map[string]int {
 	}
 	return out
 }
+
+// reset forgets every account: a new session reports each one again, and
+// an account removed while disconnected is not reported at all.
+func (a *accountStates) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.states = nil
+}

@@ -155,6 +155,15 @@ func testCRDWithItsObjects(t *testing.T, c *testenv.Cluster) {
 	_, err := e.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
 		"manifests": []any{gadget, map[string]any{"apiVersion": "gadgets.kubesvc.test/v2", "kind": "Gadget", "metadata": map[string]any{"name": "g2"}}, crd}})
 	wantValidation(t, err, "manifests[1].kind", `unknown kind "Gadget" in apiVersion "gadgets.kubesvc.test/v2"`)
+	// What would refuse the deploy is found before its first write: here
+	// a required artifact nothing binds; the CRD is not created.
+	_, err = e.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests":         []any{gadget, crd},
+		"requiredArtifacts": []any{map[string]any{"type": "docker/image", "name": "nope", "reference": "nope:1"}}})
+	wantValidation(t, err, "requiredArtifacts", "")
+	if _, err := e.dyn.Resource(crdGVR).Get(e.ctx, "gadgets.gadgets.kubesvc.test", metav1.GetOptions{}); err == nil {
+		t.Fatal("a refused deploy created its CRD")
+	}
 
 	res := e.deploy(nil, gadget, configMap("with-gadget", nil, nil), crd)
 	wantNames(t, res, e.ns, "Gadget.gadgets.kubesvc.test g1", "configMap with-gadget-v000")
@@ -163,4 +172,33 @@ func testCRDWithItsObjects(t *testing.T, c *testenv.Cluster) {
 	if _, err := e.dyn.Resource(gvr).Namespace(e.ns).Get(e.ctx, "g1", metav1.GetOptions{}); err != nil {
 		t.Errorf("gadget g1: %v", err)
 	}
+}
+
+// A deploy's labelSelectors choose the manifests applied, on their labels
+// as deployed (moniker labels included), as kubectl apply --selector does
+// for Clouddriver; choosing none fails before anything is written unless
+// allowNothingSelected.
+func testDeployLabelSelectors(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	a := configMap("sel-a", nil, nil)
+	a["metadata"].(map[string]any)["labels"] = map[string]any{"tier": "a"}
+	b := configMap("sel-b", nil, nil)
+	b["metadata"].(map[string]any)["labels"] = map[string]any{"tier": "b"}
+	selector := func(key, value string) map[string]any {
+		return map[string]any{"selectors": []any{map[string]any{"kind": "EQUALS", "key": key, "values": []any{value}}}}
+	}
+	res := e.deploy(map[string]any{"labelSelectors": selector("tier", "a")}, a, b)
+	wantNames(t, res, e.ns, "configMap sel-a-v000")
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "sel-b-v000", metav1.GetOptions{}); err == nil {
+		t.Error("sel-b was deployed though the selector excludes it")
+	}
+	// A label the deploy adds selects too.
+	res = e.deploy(map[string]any{"labelSelectors": selector("app.kubernetes.io/managed-by", "spinnaker")}, b)
+	wantNames(t, res, e.ns, "configMap sel-b-v000")
+
+	_, err := e.try(OpDeployManifest, map[string]any{"moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{a, b}, "labelSelectors": selector("tier", "c")})
+	wantValidation(t, err, "labelSelectors", "selects none of the 2 manifests")
+	res = e.deploy(map[string]any{"labelSelectors": selector("tier", "c"), "allowNothingSelected": true}, a, b)
+	wantNames(t, res, e.ns)
 }

@@ -23,6 +23,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"ApplyModes":      testApplyModes,
 		"CustomResources": testCustomResources,
 		"CRDWithObjects":  testCRDWithItsObjects,
+		"LabelSelectors":  testDeployLabelSelectors,
 		"Strategies":      testStrategies,
 		"Scale":           testScale,
 		"Patch":           testPatch,

@@ -60,6 +60,10 @@ type deployOp struct {
 	// CustomResourceDefinition of this deploy defines (set by check): they
 	// are applied once it is established.
 	pending []*manifest
+	// selector (labelSelectors) chooses the manifests applied, on their
+	// labels as deployed (moniker labels included), as kubectl apply
+	// --selector does for Clouddriver; nil: all.
+	selector labels.Selector
 }
 
 func parseDeploy(payload []byte) (operation, error) {
@@ -89,12 +93,8 @@ func parseDeploy(payload []byte) (operation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sel != nil && !sel.Empty() {
-		all := len(items)
-		items = slices.DeleteFunc(items, func(it *manifest) bool { return !sel.Matches(labels.Set(it.obj.GetLabels())) })
-		if len(items) == 0 && !d.AllowNothingSelected.or(false) {
-			return nil, invalid("labelSelectors", "%q selects none of the %d manifests; set allowNothingSelected to deploy nothing instead", sel.String(), all)
-		}
+	if sel != nil && sel.Empty() {
+		sel = nil
 	}
 	if err := checkNamespace("namespaceOverride", d.NamespaceOverride); err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func parseDeploy(payload []byte) (operation, error) {
 	if err := checkArtifacts("optionalArtifacts", d.OptionalArtifacts); err != nil {
 		return nil, err
 	}
-	return &deployOp{d: d, items: items}, nil
+	return &deployOp{d: d, items: items, selector: sel}, nil
 }
 
 func checkArtifacts(field string, as []Artifact) error {
@@ -181,7 +181,7 @@ func (o *deployOp) definesKind(gvk schema.GroupVersionKind) bool {
 		}
 		versions, _, _ := unstructured.NestedSlice(it.obj.Object, "spec", "versions")
 		for _, v := range versions {
-			if m, ok := v.(map[string]any); ok && m["name"] == gvk.Version {
+			if m, ok := v.(map[string]any); ok && m["name"] == gvk.Version && m["served"] == true {
 				return true
 			}
 		}
@@ -189,9 +189,20 @@ func (o *deployOp) definesKind(gvk schema.GroupVersionKind) bool {
 	return false
 }
 
+// pendingWait bounds the wait for the API server to serve the kinds the
+// deploy's CRDs define (they are usually served within a second or two).
+const pendingWait = time.Minute
+
 // awaitPending resolves the pending items once the API server serves the
-// kinds their CRDs (applied by now) define, until ctx ends.
+// kinds their CRDs (applied by now) define: for at most pendingWait, and
+// a few seconds less than ctx leaves, so that the agent reports why.
 func (o *deployOp) awaitPending(ctx context.Context, e *Executor) error {
+	wait := pendingWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-3*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(wait, time.Second))
+	defer cancel()
 	for _, it := range o.pending {
 		for {
 			e.refreshDiscovery()
@@ -272,10 +283,21 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if binding && len(o.pending) == 0 {
+	// Everything that can refuse the deploy is checked before its first
+	// write, the objects that wait for their CRD included.
+	pendingSelected, err := o.precheckPending(all, &res, binding)
+	if err != nil {
+		return Result{}, err
+	}
+	if binding {
 		if err := unbound("requiredArtifacts", o.d.RequiredArtifacts, res.BoundArtifacts); err != nil {
 			return Result{}, err
 		}
+	}
+	plans = o.selected(plans)
+	if o.selector != nil && len(plans)+pendingSelected == 0 && !o.d.AllowNothingSelected.or(false) {
+		return Result{}, invalid("labelSelectors", "%q selects none of the %d manifests (on their labels as deployed); set allowNothingSelected to deploy nothing instead",
+			o.selector.String(), len(o.items))
 	}
 	if err := o.apply(ctx, e, plans, &res, &done); err != nil {
 		return Result{}, err
@@ -287,14 +309,9 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		}
 		plans, err := prepare(o.pending)
 		if err != nil {
-			return Result{}, err
+			return Result{}, fmt.Errorf("deploy (applied before: %s): %w", strings.Join(done, ", "), err)
 		}
-		if binding {
-			if err := unbound("requiredArtifacts", o.d.RequiredArtifacts, res.BoundArtifacts); err != nil {
-				return Result{}, err
-			}
-		}
-		if err := o.apply(ctx, e, plans, &res, &done); err != nil {
+		if err := o.apply(ctx, e, o.selected(plans), &res, &done); err != nil {
 			return Result{}, err
 		}
 	}
@@ -302,6 +319,57 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		res.DeployedNamesByLocation = maps.Clone(res.ManifestNamesByNamespace)
 	}
 	return res, nil
+}
+
+// selected keeps the plans whose object, as it will be deployed, the
+// deploy's labelSelectors select (all without them).
+func (o *deployOp) selected(plans []deployPlan) []deployPlan {
+	if o.selector == nil {
+		return plans
+	}
+	return slices.DeleteFunc(plans, func(p deployPlan) bool { return !o.selector.Matches(labels.Set(p.m.obj.GetLabels())) })
+}
+
+// precheckPending checks, on copies, what prepare refuses of the objects
+// waiting for their CRD, and binds their artifacts into res, before
+// anything of the deploy is written; it returns how many of them the
+// labelSelectors select.
+func (o *deployOp) precheckPending(all map[string]Artifact, res *Result, binding bool) (int, error) {
+	selected := 0
+	for _, it := range o.pending {
+		obj := it.obj.DeepCopy()
+		if err := o.checkStrategy(it.field, strategyOf(obj.GetAnnotations())); err != nil {
+			return 0, err
+		}
+		ns := o.d.NamespaceOverride
+		if ns == "" {
+			ns = obj.GetNamespace()
+		}
+		if binding {
+			res.BoundArtifacts = addArtifacts(res.BoundArtifacts, bindArtifacts(obj.Object, ns, o.d.Account, sortedArtifacts(all))...)
+		}
+		if o.selector != nil {
+			applyMoniker(obj.Object, *o.d.Moniker, o.d.SkipSpecTemplateLabels.or(false))
+			if o.selector.Matches(labels.Set(obj.GetLabels())) {
+				selected++
+			}
+		}
+	}
+	return selected, nil
+}
+
+// checkStrategy refuses strategy annotations the deploy cannot follow.
+func (o *deployOp) checkStrategy(field string, st strategy) error {
+	if o.redBlack() && st.maxVersionHistory != nil && *st.maxVersionHistory < 2 {
+		return invalid(joinField(field, "metadata.annotations"),
+			"%s must be at least 2 with the red/black strategy, got %d", AnnotationMaxVersionHistory, *st.maxVersionHistory)
+	}
+	return nil
+}
+
+// sortedArtifacts lists the artifacts to bind in a stable order.
+func sortedArtifacts(all map[string]Artifact) []Artifact {
+	return slices.SortedFunc(maps.Values(all), func(a, b Artifact) int { return strings.Compare(a.key()+a.Reference, b.key()+b.Reference) })
 }
 
 // apply sends plans in order, recording each object in res and done.
@@ -340,13 +408,11 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 	gk := it.mapping.GroupVersionKind.GroupKind()
 	ns := obj.GetNamespace()
 	st := strategyOf(obj.GetAnnotations())
-	if o.redBlack() && st.maxVersionHistory != nil && *st.maxVersionHistory < 2 {
-		return deployPlan{}, invalid(joinField(it.field, "metadata.annotations"),
-			"%s must be at least 2 with the red/black strategy, got %d", AnnotationMaxVersionHistory, *st.maxVersionHistory)
+	if err := o.checkStrategy(it.field, st); err != nil {
+		return deployPlan{}, err
 	}
 	if binding {
-		arts := slices.SortedFunc(maps.Values(all), func(a, b Artifact) int { return strings.Compare(a.key()+a.Reference, b.key()+b.Reference) })
-		res.BoundArtifacts = addArtifacts(res.BoundArtifacts, bindArtifacts(obj.Object, ns, o.d.Account, arts)...)
+		res.BoundArtifacts = addArtifacts(res.BoundArtifacts, bindArtifacts(obj.Object, ns, o.d.Account, sortedArtifacts(all))...)
 	}
 	base := obj.GetName()
 	versioned := base != "" && o.versioned(st, gk)

@@ -252,13 +252,17 @@ func (o *patchOp) run(ctx context.Context, e *Executor) (Result, error) {
 			meta = map[string]any{}
 			m["metadata"] = meta
 		}
-		ann, _ := meta["annotations"].(map[string]any)
-		if ann == nil {
-			ann = map[string]any{}
-			meta["annotations"] = ann
+		// A patch removing every annotation (null) keeps its meaning: the
+		// cause is recorded after it.
+		if a, set := meta["annotations"]; !set || a != nil {
+			ann, _ := a.(map[string]any)
+			if ann == nil {
+				ann = map[string]any{}
+				meta["annotations"] = ann
+			}
+			ann[annotationChangeCause] = cause
+			record = false
 		}
-		ann[annotationChangeCause] = cause
-		record = false
 	}
 	body, err := json.Marshal(o.body)
 	if err != nil {
@@ -269,9 +273,13 @@ func (o *patchOp) run(ctx context.Context, e *Executor) (Result, error) {
 		return Result{}, err
 	}
 	if record {
+		// As kubectl --record: a cause that cannot be recorded is logged,
+		// the patch applied stands.
 		causePatch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{annotationChangeCause: cause}}})
-		if out, err = e.patch(ctx, &o.t, types.MergePatchType, causePatch); err != nil {
-			return Result{}, fmt.Errorf("record the change cause (the patch itself was applied): %w", err)
+		if recorded, err := e.patch(ctx, &o.t, types.MergePatchType, causePatch); err != nil {
+			e.opts.Logger.Warn("patch applied, its change cause not recorded", "target", o.d.ManifestName, "err", err)
+		} else {
+			out = recorded
 		}
 	}
 	res.addObject(o.t.gk(), out)

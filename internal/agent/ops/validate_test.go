@@ -320,23 +320,3 @@ func TestCredentialsNameTheAccount(t *testing.T) {
 		t.Errorf("runJob account %q, want k", got)
 	}
 }
-
-// A deploy's labelSelectors choose the manifests deployed; choosing none
-// is refused unless allowNothingSelected.
-func TestDeployLabelSelectors(t *testing.T) {
-	const manifests = `"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"tier":"a"}}},
-		{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","labels":{"tier":"b"}}}]`
-	op, err := parseDeploy([]byte(`{"account":"k","moniker":{"app":"x"},` + manifests + `,"labelSelectors":{"selectors":[{"kind":"EQUALS","key":"tier","values":["a"]}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if items := op.(*deployOp).items; len(items) != 1 || items[0].obj.GetName() != "a" {
-		t.Errorf("selected %d manifests, want a only", len(items))
-	}
-	_, err = parseDeploy([]byte(`{"account":"k","moniker":{"app":"x"},` + manifests + `,"labelSelectors":{"selectors":[{"kind":"EQUALS","key":"tier","values":["c"]}]}}`))
-	wantValidation(t, err, "labelSelectors", "selects none of the 2 manifests")
-	op, err = parseDeploy([]byte(`{"account":"k","moniker":{"app":"x"},` + manifests + `,"labelSelectors":{"selectors":[{"kind":"EQUALS","key":"tier","values":["c"]}]},"allowNothingSelected":true}`))
-	if err != nil || len(op.(*deployOp).items) != 0 {
-		t.Errorf("allowNothingSelected: %v", err)
-	}
-}
