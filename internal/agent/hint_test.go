@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -53,13 +52,7 @@ func TestConnectHintsNameTLSMismatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx) }()
-			defer func() {
-				cancel()
-				<-done
-			}()
+			runAgent(t, a)
 			deadline := time.Now().Add(20 * time.Second)
 			for {
 				attempts.mu.Lock()

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,22 @@ func widget(name string, spec map[string]any) map[string]any {
 	return map[string]any{"apiVersion": "kubesvc.test/v1", "kind": "Widget", "metadata": map[string]any{"name": name}, "spec": spec}
 }
 
+// customResourceDefinition is a namespaced CRD of group and kind, served
+// at v1, its spec free-form.
+func customResourceDefinition(group, kind, plural string) map[string]any {
+	return map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": plural + "." + group},
+		"spec": map[string]any{
+			"group": group, "scope": "Namespaced",
+			"names": map[string]any{"plural": plural, "singular": strings.ToLower(kind), "kind": kind},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+					"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
+		},
+	}
+}
+
 func testCustomResources(t *testing.T, c *testenv.Cluster) {
 	e := newClusterEnv(t, c, Options{})
 	// Unknown until the CRD exists: a validation error naming the field.
@@ -22,17 +39,7 @@ func testCustomResources(t *testing.T, c *testenv.Cluster) {
 		"manifests": []any{configMap("before", nil, nil), widget("w0", nil)}})
 	wantValidation(t, err, "manifests[1].kind", `unknown kind "Widget" in apiVersion "kubesvc.test/v1"`)
 
-	crd := map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "widgets.kubesvc.test"},
-		"spec": map[string]any{
-			"group": "kubesvc.test", "scope": "Namespaced",
-			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": "Widget"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
-					"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
-		},
-	}
+	crd := customResourceDefinition("kubesvc.test", "Widget", "widgets")
 	res := e.deploy(nil, crd)
 	wantNames(t, res, "", "customResourceDefinition widgets.kubesvc.test")
 	t.Cleanup(func() { _ = e.dyn.Resource(crdGVR).Delete(e.ctx, "widgets.kubesvc.test", metav1.DeleteOptions{}) })
@@ -138,17 +145,7 @@ func testCRDWithItsObjects(t *testing.T, c *testenv.Cluster) {
 	e := newClusterEnv(t, c, Options{})
 	gadget := map[string]any{"apiVersion": "gadgets.kubesvc.test/v1", "kind": "Gadget",
 		"metadata": map[string]any{"name": "g1"}, "spec": map[string]any{"size": 1}}
-	crd := map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "gadgets.gadgets.kubesvc.test"},
-		"spec": map[string]any{
-			"group": "gadgets.kubesvc.test", "scope": "Namespaced",
-			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
-					"properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}},
-		},
-	}
+	crd := customResourceDefinition("gadgets.kubesvc.test", "Gadget", "gadgets")
 	t.Cleanup(func() {
 		_ = e.dyn.Resource(crdGVR).Delete(e.ctx, "gadgets.gadgets.kubesvc.test", metav1.DeleteOptions{})
 	})
