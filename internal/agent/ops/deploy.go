@@ -252,20 +252,11 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 	}
 	// The versioned artifacts this deploy numbers are its own until it
 	// has applied them.
-	var versionKeys []string
-	for _, it := range items {
-		gk := it.mapping.GroupVersionKind.GroupKind()
-		if base := it.obj.GetName(); base != "" && o.versioned(strategyOf(it.obj.GetAnnotations()), gk) {
-			versionKeys = append(versionKeys, o.d.Account+"/"+KindName(gk)+"/"+it.obj.GetNamespace()+"/"+base)
-		}
+	unlock, err := o.lockVersions(ctx, e, items)
+	if err != nil {
+		return Result{}, err
 	}
-	if len(versionKeys) > 0 {
-		unlock, err := e.opts.Versions.lock(ctx, versionKeys)
-		if err != nil {
-			return Result{}, fmt.Errorf("waiting for another deploy of the same versioned objects: %w", err)
-		}
-		defer unlock()
-	}
+	defer unlock()
 	var res Result
 	var done []string
 	prepare := func(items []*manifest) ([]deployPlan, error) {
@@ -307,6 +298,11 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		if err := o.awaitPending(ctx, e); err != nil {
 			return Result{}, fmt.Errorf("deploy (applied before: %s): %w", strings.Join(done, ", "), err)
 		}
+		unlockPending, err := o.lockVersions(ctx, e, o.pending)
+		if err != nil {
+			return Result{}, err
+		}
+		defer unlockPending()
 		plans, err := prepare(o.pending)
 		if err != nil {
 			return Result{}, fmt.Errorf("deploy (applied before: %s): %w", strings.Join(done, ", "), err)
@@ -319,6 +315,27 @@ func (o *deployOp) run(ctx context.Context, e *Executor) (Result, error) {
 		res.DeployedNamesByLocation = maps.Clone(res.ManifestNamesByNamespace)
 	}
 	return res, nil
+}
+
+// lockVersions takes the version locks of the resolved items this deploy
+// numbers (versioned kinds), so that two deploys of one object do not
+// pick the same version; the func releases them.
+func (o *deployOp) lockVersions(ctx context.Context, e *Executor, items []*manifest) (func(), error) {
+	var keys []string
+	for _, it := range items {
+		gk := it.mapping.GroupVersionKind.GroupKind()
+		if base := it.obj.GetName(); base != "" && o.versioned(strategyOf(it.obj.GetAnnotations()), gk) {
+			keys = append(keys, o.d.Account+"/"+KindName(gk)+"/"+it.obj.GetNamespace()+"/"+base)
+		}
+	}
+	if len(keys) == 0 {
+		return func() {}, nil
+	}
+	unlock, err := e.opts.Versions.lock(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for another deploy of the same versioned objects: %w", err)
+	}
+	return unlock, nil
 }
 
 // selected keeps the plans whose object, as it will be deployed, the
