@@ -21,6 +21,7 @@ import (
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/accountview"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/manifests"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -38,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/agents/kubernetes/accounts/{accountName}/proxy/{path...}", s.proxyAPI)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
+	manifests.New(s.store, s.log.With("component", "manifests")).Routes(mux)
 	s.clusterRoutes(mux)
 	for _, e := range s.extensions {
 		e.Routes(mux)

@@ -11,11 +11,13 @@ const (
 	artifactReplicaSet  = "kubernetes/replicaSet"
 )
 
-// binder substitutes artifacts into one manifest.
+// binder substitutes artifacts into one manifest, or, with find set, lists
+// the artifacts it references.
 type binder struct {
 	ns, account string
 	artifacts   []Artifact
 	bound       []Artifact
+	find        bool
 }
 
 // bindArtifacts replaces references in obj by the artifacts that match them,
@@ -38,6 +40,24 @@ func bindArtifacts(obj map[string]any, ns, account string, artifacts []Artifact)
 		return nil
 	}
 	b := &binder{ns: ns, account: account, artifacts: artifacts}
+	b.object(obj)
+	return b.bound
+}
+
+// FindArtifacts lists the artifacts obj (a manifest in namespace ns)
+// references, in the places bindArtifacts would replace them, as
+// Clouddriver's artifact replacers find them: each image as a docker/image
+// (its name without tag or digest), each ConfigMap or Secret used by a pod
+// spec, and an HorizontalPodAutoscaler's target, as Kubernetes artifacts in
+// namespace ns. obj is not modified.
+func FindArtifacts(obj map[string]any, ns string) []Artifact {
+	b := &binder{ns: ns, find: true}
+	b.object(obj)
+	return b.bound
+}
+
+// object visits the pod specs of obj and an HorizontalPodAutoscaler's target.
+func (b *binder) object(obj map[string]any) {
 	kind, _ := obj["kind"].(string)
 	if kind == "Pod" {
 		if spec, ok := obj["spec"].(map[string]any); ok {
@@ -55,7 +75,6 @@ func bindArtifacts(obj map[string]any, ns, account string, artifacts []Artifact)
 			}
 		}
 	}
-	return b.bound
 }
 
 // walk finds every spec.template.spec below v ($..spec.template.spec).
@@ -125,6 +144,14 @@ func (b *binder) replace(m map[string]any, key, typ string) {
 	name := cur
 	if typ == artifactDockerImage {
 		name = imageName(cur)
+	}
+	if b.find {
+		a := Artifact{Type: typ, Name: name, Reference: cur}
+		if typ != artifactDockerImage {
+			a.Location = b.ns
+		}
+		b.bound = addArtifacts(b.bound, a)
+		return
 	}
 	for _, a := range b.artifacts {
 		if a.Type != typ || a.Name != name || a.Reference == "" {

@@ -82,9 +82,9 @@ var spinnakerNames = map[schema.GroupKind]string{
 	{Group: "networking.istio.io", Kind: "Gateway"}:                                 "gateway",
 }
 
-// nativeGroup reports whether Clouddriver leaves the group out of a kind's
+// NativeGroup reports whether Clouddriver leaves the group out of a kind's
 // name: the core group and the built-in Kubernetes groups.
-func nativeGroup(g string) bool {
+func NativeGroup(g string) bool {
 	return g == "" || !strings.Contains(g, ".") || strings.HasSuffix(g, ".k8s.io")
 }
 
@@ -97,7 +97,7 @@ func KindName(gk schema.GroupKind) string {
 	if !ok {
 		name = gk.Kind
 	}
-	if nativeGroup(gk.Group) {
+	if NativeGroup(gk.Group) {
 		return name
 	}
 	return name + "." + gk.Group

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,36 @@ func TestCredentialsNameTheAccount(t *testing.T) {
 	}
 	if got := job.(*deployOp).d.Account; got != "k" {
 		t.Errorf("runJob account %q, want k", got)
+	}
+}
+
+// FindArtifacts lists what a manifest references where bindArtifacts
+// would bind, without changing it.
+func TestFindArtifacts(t *testing.T) {
+	src := `{"kind": "Deployment", "spec": {"template": {"spec": {
+  "initContainers": [{"name": "i", "image": "busybox@sha256:abc"}],
+  "containers": [{"name": "c", "image": "registry:5000/web:1.2", "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "p"}}}]}],
+  "volumes": [{"name": "v", "configMap": {"name": "cfg-v003"}}]}}}}`
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(src), &obj); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := json.Marshal(obj)
+	got := FindArtifacts(obj, "prod")
+	want := []Artifact{
+		{Type: "docker/image", Name: "registry:5000/web", Reference: "registry:5000/web:1.2"},
+		{Type: "kubernetes/secret", Name: "creds", Reference: "creds", Location: "prod"},
+		{Type: "docker/image", Name: "busybox", Reference: "busybox@sha256:abc"},
+		{Type: "kubernetes/configMap", Name: "cfg-v003", Reference: "cfg-v003", Location: "prod"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FindArtifacts = %+v\nwant %+v", got, want)
+	}
+	if after, _ := json.Marshal(obj); string(after) != string(before) {
+		t.Errorf("FindArtifacts changed the manifest: %s", after)
+	}
+	hpa := map[string]any{"kind": "HorizontalPodAutoscaler", "spec": map[string]any{"scaleTargetRef": map[string]any{"kind": "Deployment", "name": "web"}}}
+	if got := FindArtifacts(hpa, "prod"); len(got) != 1 || got[0].Type != "kubernetes/deployment" || got[0].Name != "web" {
+		t.Errorf("HPA target: %+v", got)
 	}
 }

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// manifestRead is what the test reads of GET /manifests/... (Clouddriver's
+// manifest, as Orca's WaitForManifestStable reads it).
+type manifestRead struct {
+	Name, Location string
+	Moniker        struct{ App, Cluster string }
+	Status         map[string]struct {
+		State   bool
+		Message string
+	}
+	Artifacts []struct{ Type, Reference string }
+	Events    []struct{ Reason string }
+}
+
+// manifest polls GET /manifests/main/{location}/{name} until cond holds.
+func (e *opsEnv) manifest(location, name, query, what string, cond func(m manifestRead) bool) manifestRead {
+	e.t.Helper()
+	var m manifestRead
+	e.eventually(what, func() error {
+		code, body, err := getJSON(e.cp.http, "/manifests/main/"+location+"/"+url.PathEscape(name)+query, nil, &m)
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("GET /manifests/main/%s/%s: %d %s %v", location, name, code, body, err)
+		}
+		if !cond(m) {
+			return fmt.Errorf("%+v", m)
+		}
+		return nil
+	})
+	return m
+}
+
+// Clouddriver's manifest reads answer what Orca waits on after a deploy:
+// names from the deploy's result round-trip, and the status follows the
+// cluster's controllers (a real kube-controller-manager): waiting for
+// availability (no kubelet runs Pods here), paused, stable once scaled
+// to zero; another past its progress deadline. A versioned ReplicaSet's
+// cluster and its dynamic targets are found by moniker.
+func TestManifestStatusFollowsTheCluster(t *testing.T) {
+	t.Parallel()
+	e := startOpsEnv(t)
+	tk := e.ok("deployManifest", deployOf(deployment("web", "registry.example/web:1", "")))
+	names := tk.ResultObjects[0].ManifestNamesByNamespace["default"]
+	if !slices.Contains(names, "deployment web") {
+		t.Fatalf("deploy result names %v", names)
+	}
+	m := e.manifest("default", "deployment web", "?includeEvents=false", "waiting for availability", func(m manifestRead) bool {
+		return !m.Status["stable"].State && m.Status["stable"].Message == "Waiting for all replicas to be available"
+	})
+	if m.Name != "deployment web" || m.Location != "default" || m.Moniker.App != "shop" || m.Moniker.Cluster != "deployment web" {
+		t.Errorf("identity and moniker: %+v", m)
+	}
+	if len(m.Artifacts) != 1 || m.Artifacts[0].Type != "docker/image" || m.Artifacts[0].Reference != "registry.example/web:1" {
+		t.Errorf("artifacts %+v", m.Artifacts)
+	}
+	e.ok("pauseRolloutManifest", `{"account": "main", "manifestName": "deployment web", "location": "default"}`)
+	e.manifest("default", "deploy web", "", "paused", func(m manifestRead) bool { return m.Status["paused"].State })
+	e.ok("resumeRolloutManifest", `{"account": "main", "manifestName": "deployment web", "location": "default"}`)
+	e.ok("scaleManifest", `{"account": "main", "manifestName": "deployment web", "location": "default", "replicas": 0}`)
+	e.manifest("default", "deployment web", "", "stable at 0 replicas", func(m manifestRead) bool {
+		return m.Status["stable"].State && !m.Status["failed"].State && !m.Status["paused"].State
+	})
+
+	// A Deployment past its progress deadline has failed (the controller
+	// keeps that condition over a later pause, so this is one of its own).
+	slow := strings.Replace(deployment("slow", "registry.example/web:1", ""), `"replicas": 1,`, `"replicas": 1, "progressDeadlineSeconds": 1,`, 1)
+	e.ok("deployManifest", deployOf(slow))
+	e.manifest("default", "deployment slow", "", "progress deadline exceeded, with the controller's events", func(m manifestRead) bool {
+		return m.Status["failed"].State && m.Status["failed"].Message == "Deployment exceeded its progress deadline" &&
+			slices.ContainsFunc(m.Events, func(ev struct{ Reason string }) bool { return ev.Reason == "ScalingReplicaSet" })
+	})
+
+	// Two versions of a ReplicaSet: a cluster of the application.
+	rs := func(image string) string {
+		return fmt.Sprintf(`{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "api", "namespace": "default"},
+  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+   "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": %q}]}}}}`, image)
+	}
+	e.ok("deployManifest", deployOf(rs("registry.example/api:1")))
+	tk = e.ok("deployManifest", deployOf(rs("registry.example/api:2")))
+	if names := tk.ResultObjects[0].ManifestNamesByNamespace["default"]; !slices.Contains(names, "replicaSet api-v001") {
+		t.Fatalf("second deploy's names %v", names)
+	}
+	e.manifest("default", "replicaSet api-v001", "?includeEvents=false", "a ReplicaSet waiting for its Pod", func(m manifestRead) bool {
+		return !m.Status["stable"].State && m.Status["stable"].Message == "Waiting for all replicas to be ready" && !m.Status["available"].State
+	})
+	for path, want := range map[string]string{
+		"/manifests/main/default/replicaSet/cluster/shop/replicaSet%20api":                `[{"kind":"replicaSet","namespace":"default","name":"api-v000"},{"kind":"replicaSet","namespace":"default","name":"api-v001"}]`,
+		"/manifests/main/default/replicaSet/cluster/shop/replicaSet%20api/dynamic/newest": `{"kind":"replicaSet","namespace":"default","name":"api-v001"}`,
+		"/manifests/main/default/replicaSet/cluster/shop/replicaSet%20api/dynamic/oldest": `{"kind":"replicaSet","namespace":"default","name":"api-v000"}`,
+	} {
+		code, body := send(t, "GET", e.cp.http+path, "")
+		if code != http.StatusOK || strings.TrimSpace(body) != want {
+			t.Errorf("GET %s: %d %s, want %s", path, code, body, want)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package manifests
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubesvc/kubesvc/internal/agent/ops"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// shortNames are kubectl's short names of built-in kinds (the API server's
+// discovery has them; the cache does not keep them), to lower-case kinds.
+// Clouddriver accepts the same aliases in "kind name" strings.
+var shortNames = map[string]string{
+	"cm": "configmap", "cj": "cronjob", "crd": "customresourcedefinition", "crds": "customresourcedefinition",
+	"csr": "certificatesigningrequest", "deploy": "deployment", "ds": "daemonset", "ep": "endpoints",
+	"ev": "event", "hpa": "horizontalpodautoscaler", "ing": "ingress", "limits": "limitrange",
+	"netpol": "networkpolicy", "no": "node", "ns": "namespace", "pc": "priorityclass",
+	"pdb": "poddisruptionbudget", "po": "pod", "pv": "persistentvolume", "pvc": "persistentvolumeclaim",
+	"quota": "resourcequota", "rc": "replicationcontroller", "rs": "replicaset", "sa": "serviceaccount",
+	"sc": "storageclass", "sts": "statefulset", "svc": "service",
+}
+
+// fullName splits Clouddriver's "kind name" (one space between them).
+func fullName(s string) (kind, name string, err error) {
+	kind, name, ok := strings.Cut(s, " ")
+	if !ok || kind == "" || name == "" || strings.Contains(name, " ") {
+		return "", "", fmt.Errorf(`name: %q is not "KIND NAME" (one space between them, e.g. "deployment my-app")`, s)
+	}
+	return kind, name, nil
+}
+
+// notCachedError says that an account caches no kind of a name.
+type notCachedError struct {
+	account, kind string
+	accountKnown  bool
+}
+
+func (e *notCachedError) Error() string {
+	if !e.accountKnown {
+		return fmt.Sprintf("account %q has nothing cached: it is unknown, or its agent has not streamed it yet", e.account)
+	}
+	return fmt.Sprintf("account %q caches no kind %q (kinds are resolved among the account's cached kinds: filtered by kinds/omitKinds, or not served by its cluster?)", e.account, e.kind)
+}
+
+// resolveKind finds the cached kind (API group, kind, scope) that kind, as
+// written in a "kind name" string, names among an account's streams: a
+// kind or its plural in any case, a kubectl short name, Clouddriver's
+// "Kind.group" for kinds of other groups than Kubernetes' own. Without a
+// group, the core group wins, then Kubernetes' groups in name order.
+func resolveKind(account, kind string, streams []store.ResumePoint) (store.Resource, error) {
+	k, group, withGroup := strings.Cut(kind, ".")
+	lower := strings.ToLower(k)
+	if long, ok := shortNames[lower]; ok && !withGroup {
+		lower = long
+	}
+	var found []store.Resource
+	for _, s := range streams {
+		r := s.Stream.Resource
+		if withGroup && r.Group != group || !withGroup && !ops.NativeGroup(r.Group) {
+			continue
+		}
+		if strings.ToLower(r.Kind) != lower && r.Resource != lower {
+			continue
+		}
+		if !slices.ContainsFunc(found, func(f store.Resource) bool { return f.Group == r.Group && f.Kind == r.Kind }) {
+			found = append(found, r)
+		}
+	}
+	if len(found) == 0 {
+		return store.Resource{}, &notCachedError{account: account, kind: kind, accountKnown: len(streams) > 0}
+	}
+	slices.SortFunc(found, func(a, b store.Resource) int {
+		switch {
+		case a.Group == "" && b.Group != "":
+			return -1
+		case b.Group == "" && a.Group != "":
+			return 1
+		}
+		return strings.Compare(a.Group, b.Group)
+	})
+	return found[0], nil
+}
+
+// kindName is a kind as Clouddriver spells it in "kind name" strings.
+func kindName(r store.Resource) string {
+	return ops.KindName(schema.GroupKind{Group: r.Group, Kind: r.Kind})
+}
