@@ -37,6 +37,12 @@ func TestMigrationsContiguous(t *testing.T) {
 		if len(m.up(sqliteDialect())) == 0 {
 			t.Errorf("migration %d has no statement", m.version)
 		}
+		if m.compatibleFrom < 0 || m.compatibleFrom > m.version {
+			t.Errorf("migration %d: compatibleFrom %d is neither an older version nor 0 or its own", m.version, m.compatibleFrom)
+		}
+		if m.version < recordsCompatibility && m.compatibleFrom != 0 {
+			t.Errorf("migration %d: compatibleFrom %d cannot be recorded before migration %d", m.version, m.compatibleFrom, recordsCompatibility)
+		}
 	}
 }
 

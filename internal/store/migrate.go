@@ -10,7 +10,8 @@ import (
 )
 
 // ErrSchemaTooNew is returned (wrapped) when the database was migrated by a
-// newer kubesvc than this one: its schema version is unknown here.
+// newer kubesvc than this one, by a migration that older binaries must not
+// run against (see migration.compatibleFrom).
 var ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 
 // migrationsTable records the applied migrations, one row per version.
@@ -19,10 +20,33 @@ const migrationsTable = "kubesvc_schema_migrations"
 // migration is one numbered schema change. Versions start at 1 and are
 // contiguous; a released migration is never edited, only followed by a new
 // one. up returns the statements for a dialect.
+//
+// compatibleFrom is the oldest schema version whose binaries can still run
+// against the schema this migration leaves. A migration that only adds
+// tables, indexes, or columns that are nullable or have a default (which
+// older binaries neither read nor need to write) sets it to the version
+// before its own, or older when the binaries before that are as unaffected.
+// 0, or the migration's own version, means "not compatible with older
+// binaries": anything older binaries would misread or miswrite (a column
+// dropped, renamed, or given a new meaning; a new NOT NULL column without
+// a default). It is recorded with the migration (from migration 8 on, see
+// recordsCompatibility), and a binary finding the database at a newer
+// version runs against it only if every migration it does not know allows
+// it (checkNewerSchema).
 type migration struct {
-	version int64
-	name    string
-	up      func(d dialect) []string
+	version        int64
+	name           string
+	compatibleFrom int64
+	up             func(d dialect) []string
+}
+
+// recordedCompatibleFrom is the value recorded for m: NULL when it is not
+// compatible with older binaries.
+func (m migration) recordedCompatibleFrom() sql.NullInt64 {
+	if m.compatibleFrom <= 0 || m.compatibleFrom >= m.version {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: m.compatibleFrom, Valid: true}
 }
 
 // migrations returns every migration known to this binary, in order.
@@ -35,6 +59,26 @@ func migrations() []migration {
 		{version: 5, name: "Clouddriver account migration: leases, migrated accounts", up: migrateClouddriverMigration},
 		{version: 6, name: "cluster: replicas, agent sessions, assignments", up: migrateCluster},
 		{version: 7, name: "operation history by state", up: migrateOpsByState},
+		// Binaries of version 7 predate the compatibility check: they
+		// refuse any newer schema, whatever compatibleFrom says.
+		{version: 8, name: "migration compatibility (name, compatible_from)", compatibleFrom: 7, up: migrateCompatibility},
+	}
+}
+
+// recordsCompatibility is the first migration recorded with its name and
+// compatibleFrom: migration 8 adds those columns. Both stay for ever, and
+// keep their meaning: every binary from version 8 on reads them.
+const recordsCompatibility = 8
+
+// migrateCompatibility adds to the migrations table what a binary finding
+// the database at a newer version needs to decide whether it may run: the
+// name of each migration and its compatibleFrom (NULL: not compatible with
+// older binaries, as for every migration recorded before this one).
+func migrateCompatibility(d dialect) []string {
+	return []string{
+		`ALTER TABLE ` + migrationsTable + ` ADD COLUMN name ` + d.text,
+		// Nullable on every dialect: NULL is "not compatible".
+		`ALTER TABLE ` + migrationsTable + ` ADD COLUMN compatible_from BIGINT`,
 	}
 }
 
@@ -161,7 +205,17 @@ func migrateOpsHistory(d dialect) []string {
 // (migrateLocked). On MySQL DDL commits implicitly, so a migration
 // interrupted halfway is re-run over what it did: its statements that fail
 // because they already took effect (dialect.appliedDDL) are skipped.
+//
+// A database at a newer version than this binary's is left as it is: it
+// is opened if every migration this binary does not know is compatible
+// with it (checkNewerSchema), and refused with ErrSchemaTooNew otherwise.
 func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error {
+	return migrateWith(ctx, db, d, log, migrations())
+}
+
+// migrateWith is migrate for a binary whose migrations are all: tests play
+// binaries older or newer than this one with other lists.
+func migrateWith(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger, all []migration) error {
 	create := `CREATE TABLE IF NOT EXISTS ` + migrationsTable + ` (
 	version ` + d.bigint + ` PRIMARY KEY,
 	applied_at ` + d.text + `
@@ -169,12 +223,16 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error
 	if _, err := db.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("store: create %s: %w", migrationsTable, err)
 	}
-	all := migrations()
-	latest := latestVersion()
+	latest := all[len(all)-1].version
 	for {
-		applied, err := migrateOne(ctx, db, d, all, latest)
+		applied, newer, err := migrateOne(ctx, db, d, all, latest)
 		if err != nil {
 			return err
+		}
+		if newer > 0 {
+			log.Info("store: database schema is newer than this binary, and compatible with it; not migrating",
+				"dialect", d.name, "version", newer, "binaryVersion", latest)
+			return nil
 		}
 		if applied == nil {
 			return nil
@@ -185,10 +243,12 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, log *slog.Logger) error
 }
 
 // migrateOne applies the first pending migration, if any, and returns it.
-func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, latest int64) (_ *migration, err error) {
+// When the database is at a newer version than latest and compatible with
+// this binary, it applies nothing and returns that version as newer.
+func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, latest int64) (_ *migration, newer int64, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("store: migrate: begin: %w", err)
+		return nil, 0, fmt.Errorf("store: migrate: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -197,35 +257,79 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	}()
 	current, err := schemaVersion(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if current > latest {
-		return nil, fmt.Errorf("store: database schema version %d, this binary knows up to %d (upgrade kubesvc): %w",
-			current, latest, ErrSchemaTooNew)
+		if err := checkNewerSchema(ctx, tx, d, current, latest); err != nil {
+			return nil, 0, err
+		}
+		return nil, current, tx.Commit()
 	}
 	if current == latest {
-		return nil, tx.Commit()
+		return nil, 0, tx.Commit()
 	}
 	m := all[current] // versions are contiguous from 1
 	if m.version != current+1 {
-		return nil, fmt.Errorf("store: migration list broken: found version %d where %d was expected", m.version, current+1)
+		return nil, 0, fmt.Errorf("store: migration list broken: found version %d where %d was expected", m.version, current+1)
 	}
 	for _, stmt := range m.up(d) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			if d.appliedDDL != nil && d.appliedDDL(err) {
 				continue // done by an earlier, interrupted run (DDL commits implicitly)
 			}
-			return nil, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+			return nil, 0, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
 		}
 	}
-	ins := d.rebind(`INSERT INTO ` + migrationsTable + ` (version, applied_at) VALUES (?, ?)`)
-	if _, err := tx.ExecContext(ctx, ins, m.version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return nil, fmt.Errorf("store: record migration %d: %w", m.version, err)
+	ins := `INSERT INTO ` + migrationsTable + ` (version, applied_at) VALUES (?, ?)`
+	args := []any{m.version, time.Now().UTC().Format(time.RFC3339Nano)}
+	if m.version >= recordsCompatibility {
+		ins = `INSERT INTO ` + migrationsTable + ` (version, applied_at, name, compatible_from) VALUES (?, ?, ?, ?)`
+		args = append(args, m.name, m.recordedCompatibleFrom())
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(ins), args...); err != nil {
+		return nil, 0, fmt.Errorf("store: record migration %d: %w", m.version, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store: commit migration %d: %w", m.version, err)
+		return nil, 0, fmt.Errorf("store: commit migration %d: %w", m.version, err)
 	}
-	return &m, nil
+	return &m, 0, nil
+}
+
+// checkNewerSchema decides whether a binary of schema version latest may
+// run against a database at version current, newer: only if every applied
+// migration newer than latest recorded a compatibleFrom of latest or
+// older. Otherwise it fails with ErrSchemaTooNew, naming the first
+// migration that does not allow it. It never writes.
+func checkNewerSchema(ctx context.Context, tx *sql.Tx, d dialect, current, latest int64) error {
+	rows, err := tx.QueryContext(ctx, d.rebind(`SELECT version, name, compatible_from FROM `+migrationsTable+
+		` WHERE version > ? ORDER BY version`), latest)
+	if err != nil {
+		return fmt.Errorf("store: read the migrations newer than this binary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var version int64
+		var name sql.NullString
+		var from sql.NullInt64
+		if err := rows.Scan(&version, &name, &from); err != nil {
+			return fmt.Errorf("store: read the migrations newer than this binary: %w", err)
+		}
+		if from.Valid && from.Int64 > 0 && from.Int64 <= latest {
+			continue
+		}
+		label := "unnamed"
+		if name.String != "" {
+			label = fmt.Sprintf("%q", name.String)
+		}
+		return fmt.Errorf("store: the database schema is at version %d, this binary knows up to %d, "+
+			"and migration %d (%s) is not compatible with older binaries: run the kubesvc release that "+
+			"migrated the database, or a later one (going back past migration %d needs the database "+
+			"restored from a backup taken before it): %w", current, latest, version, label, version, ErrSchemaTooNew)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: read the migrations newer than this binary: %w", err)
+	}
+	return nil
 }
 
 // schemaVersion returns the highest applied migration, 0 for none.

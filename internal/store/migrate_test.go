@@ -1,0 +1,107 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// logTo returns a logger writing text lines to b.
+func logTo(b *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Binaries of different versions, played by migration lists, open one
+// SQLite database: an older binary runs against a newer schema only while
+// every migration it does not know is compatible with it.
+func TestOlderBinaryAgainstNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	d := sqliteDialect()
+	current := migrations()
+	v := current[len(current)-1].version
+	table := func(n int64) func(dialect) []string {
+		return func(d dialect) []string {
+			return []string{fmt.Sprintf(`CREATE TABLE kubesvc_future_%d (id %s, PRIMARY KEY (id))`, n, d.key)}
+		}
+	}
+	additive := migration{version: v + 1, name: "an additive table", compatibleFrom: v, up: table(1)}
+	breaking := migration{version: v + 2, name: "a breaking change", up: table(2)}
+	onlyNewest := migration{version: v + 2, name: "for the newest only", compatibleFrom: v + 1, up: table(2)}
+	open := func(all []migration) (string, error) {
+		var b bytes.Buffer
+		err := migrateWith(ctx, db, d, logTo(&b), all)
+		return b.String(), err
+	}
+	rows := func() (n int64) {
+		if err := db.QueryRow(`SELECT COUNT(*) FROM ` + migrationsTable).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	if _, err := open(append(current[:len(current):len(current)], additive)); err != nil {
+		t.Fatalf("binary of version %d: %v", v+1, err)
+	}
+	logged, err := open(current)
+	if err != nil {
+		t.Fatalf("binary of version %d against the compatible schema %d: %v", v, v+1, err)
+	}
+	if n := strings.Count(logged, "\n"); n != 1 || !strings.Contains(logged, "level=INFO") ||
+		!strings.Contains(logged, "newer than this binary, and compatible") {
+		t.Errorf("binary of version %d against the compatible schema logged %q, want one INFO line saying so", v, logged)
+	}
+	if n := rows(); n != v+1 {
+		t.Errorf("%d migrations recorded after the older binary started, want %d: it must not migrate", n, v+1)
+	}
+
+	var from sql.NullInt64
+	var name string
+	if err := db.QueryRow(`SELECT name, compatible_from FROM `+migrationsTable+` WHERE version = ?`, v+1).Scan(&name, &from); err != nil ||
+		name != additive.name || from != (sql.NullInt64{Int64: v, Valid: true}) {
+		t.Errorf("migration %d recorded as %q, %+v (%v); want %q, %d", v+1, name, from, err, additive.name, v)
+	}
+
+	newer := append(current[:len(current):len(current)], additive, onlyNewest)
+	if _, err := open(newer); err != nil {
+		t.Fatalf("binary of version %d: %v", v+2, err)
+	}
+	if _, err := open(newer[:len(newer)-1]); err != nil {
+		t.Errorf("binary of version %d against schema %d, compatible from %d: %v", v+1, v+2, v+1, err)
+	}
+	_, err = open(current)
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf(`migration %d ("for the newest only")`, v+2)) {
+		t.Errorf("binary of version %d against schema %d, compatible from %d: %v; want ErrSchemaTooNew naming migration %d", v, v+2, v+1, err, v+2)
+	}
+
+	// A breaking change, recorded as not compatible (NULL).
+	if _, err := db.Exec(`DELETE FROM `+migrationsTable+` WHERE version = ?`, v+2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE kubesvc_future_2`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(append(current[:len(current):len(current)], additive, breaking)); err != nil {
+		t.Fatalf("binary of version %d: %v", v+2, err)
+	}
+	if err := db.QueryRow(`SELECT compatible_from FROM `+migrationsTable+` WHERE version = ?`, v+2).Scan(&from); err != nil || from.Valid {
+		t.Errorf("the breaking migration recorded compatible_from %+v (%v), want NULL", from, err)
+	}
+	for _, older := range [][]migration{current, newer[:len(newer)-1]} {
+		_, err := open(older)
+		if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf(`migration %d ("a breaking change") is not compatible`, v+2)) {
+			t.Errorf("binary of version %d against a breaking schema %d: %v; want ErrSchemaTooNew naming migration %d",
+				older[len(older)-1].version, v+2, err, v+2)
+		}
+	}
+}
