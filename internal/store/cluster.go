@@ -51,6 +51,14 @@ func migrateCluster(d dialect) []string {
 	}
 }
 
+// migrateAgentSessionVersion records the version each agent sent in its
+// registration with its session, so that every replica can report it.
+// Binaries that write sessions without it still work (the column defaults
+// to the empty string): the migration is compatible with them.
+func migrateAgentSessionVersion(d dialect) []string {
+	return []string{`ALTER TABLE ` + agentSessionsTable + ` ADD COLUMN version ` + d.text}
+}
+
 // HeartbeatReplica records r as alive now.
 func (s *sqlStore) HeartbeatReplica(ctx context.Context, r Replica) (existed bool, err error) {
 	if r.ID == "" {
@@ -168,8 +176,8 @@ func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) (*Age
 		replaced, inherited = nil, nil
 		var old AgentSession
 		var at int64
-		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT agent_id, session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms FROM `+
-			agentSessionsTable+` WHERE agent_id = ?`+s.d.forUpdate), sess.AgentID).Scan(&old.AgentID, &old.SessionID, &old.ReplicaID, &old.ZoneID, &old.DynamicAccounts, &at)
+		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT agent_id, session_id, replica_id, zone_id, version, dynamic_accounts, connected_at_ms FROM `+
+			agentSessionsTable+` WHERE agent_id = ?`+s.d.forUpdate), sess.AgentID).Scan(&old.AgentID, &old.SessionID, &old.ReplicaID, &old.ZoneID, &old.Version, &old.DynamicAccounts, &at)
 		switch {
 		case err == nil:
 			old.ConnectedAt = time.UnixMilli(at)
@@ -181,12 +189,12 @@ func (s *sqlStore) PutAgentSession(ctx context.Context, sess AgentSession) (*Age
 		// row lock meanwhile then reads this session when it gets the
 		// row (PostgreSQL follows an updated row; a deleted one is gone,
 		// and the inserted one is not in that statement's view).
-		q := `UPDATE ` + agentSessionsTable + ` SET session_id = ?, replica_id = ?, zone_id = ?, dynamic_accounts = ?, connected_at_ms = ? WHERE agent_id = ?`
+		q := `UPDATE ` + agentSessionsTable + ` SET session_id = ?, replica_id = ?, zone_id = ?, version = ?, dynamic_accounts = ?, connected_at_ms = ? WHERE agent_id = ?`
 		if replaced == nil {
-			q = `INSERT INTO ` + agentSessionsTable + ` (session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms, agent_id) VALUES (?, ?, ?, ?, ?, ?)`
+			q = `INSERT INTO ` + agentSessionsTable + ` (session_id, replica_id, zone_id, version, dynamic_accounts, connected_at_ms, agent_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(q),
-			sess.SessionID, sess.ReplicaID, sess.ZoneID, sess.DynamicAccounts, sess.ConnectedAt.UnixMilli(), sess.AgentID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(q), sess.SessionID, sess.ReplicaID, sess.ZoneID, cutText(sess.Version),
+			sess.DynamicAccounts, sess.ConnectedAt.UnixMilli(), sess.AgentID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+assignmentsTable+` SET session_id = ?, replica_id = ? WHERE agent_id = ?`), sess.SessionID, sess.ReplicaID, sess.AgentID); err != nil {
@@ -230,7 +238,7 @@ func (s *sqlStore) RemoveAgentSession(ctx context.Context, agentID, sessionID st
 
 // AgentSessions returns every recorded session, sorted by agent id.
 func (s *sqlStore) AgentSessions(ctx context.Context) ([]AgentSession, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms FROM `+agentSessionsTable+` ORDER BY agent_id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, session_id, replica_id, zone_id, version, dynamic_accounts, connected_at_ms FROM `+agentSessionsTable+` ORDER BY agent_id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: agent sessions: %w", err)
 	}
@@ -239,7 +247,7 @@ func (s *sqlStore) AgentSessions(ctx context.Context) ([]AgentSession, error) {
 	for rows.Next() {
 		var a AgentSession
 		var at int64
-		if err := rows.Scan(&a.AgentID, &a.SessionID, &a.ReplicaID, &a.ZoneID, &a.DynamicAccounts, &at); err != nil {
+		if err := rows.Scan(&a.AgentID, &a.SessionID, &a.ReplicaID, &a.ZoneID, &a.Version, &a.DynamicAccounts, &at); err != nil {
 			return nil, fmt.Errorf("store: agent sessions: %w", err)
 		}
 		a.ConnectedAt = time.UnixMilli(at)

@@ -62,6 +62,7 @@ func migrations() []migration {
 		// Binaries of version 7 predate the compatibility check: they
 		// refuse any newer schema, whatever compatibleFrom says.
 		{version: 8, name: "migration compatibility (name, compatible_from)", compatibleFrom: 7, up: migrateCompatibility},
+		{version: 9, name: "agent session version", compatibleFrom: 7, up: migrateAgentSessionVersion},
 	}
 }
 

@@ -105,3 +105,19 @@ func TestOlderBinaryAgainstNewerSchema(t *testing.T) {
 		}
 	}
 }
+
+// A binary of schema version 8, the first that checks, runs against the
+// schema this one leaves: every migration after 8 is compatible with it.
+func TestVersion8BinaryAgainstThisSchema(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := migrate(context.Background(), db, sqliteDialect(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateWith(context.Background(), db, sqliteDialect(), slog.New(slog.DiscardHandler), migrations()[:recordsCompatibility]); err != nil {
+		t.Errorf("a binary of version %d: %v", recordsCompatibility, err)
+	}
+}

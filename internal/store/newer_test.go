@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,5 +85,20 @@ func checkNewerSchema(t *testing.T, c newerSchema, open func(log *slog.Logger) (
 	}
 	if after := migrations(); after != before {
 		t.Errorf("%d migrations recorded after opening, %d before: a binary must not migrate a newer schema", after, before)
+	}
+}
+
+// checkSessionWithoutVersion records an agent session as binaries older
+// than schema version 9 do, without its version: st reads it back, with
+// an empty version.
+func checkSessionWithoutVersion(t *testing.T, st store.Store, raw *sql.DB) {
+	t.Helper()
+	if _, err := raw.Exec(`INSERT INTO kubesvc_agent_sessions (session_id, replica_id, zone_id, dynamic_accounts, connected_at_ms, agent_id)
+		VALUES ('s-old', 'r-old', 'z', FALSE, 1, 'a-old')`); err != nil {
+		t.Fatalf("a session recorded as older binaries do: %v", err)
+	}
+	got, err := st.AgentSessions(context.Background())
+	if err != nil || len(got) != 1 || got[0].AgentID != "a-old" || got[0].Version != "" {
+		t.Errorf("sessions %+v (%v), want a-old without a version", got, err)
 	}
 }

@@ -104,6 +104,13 @@ func runMigrations(t *testing.T, srv storetest.Server) {
 		})
 	}
 
+	t.Run("SessionWithoutVersion", func(t *testing.T) {
+		dsn := s.Create(t, t)
+		st := s.Open(t, dsn)
+		defer st.Close()
+		checkSessionWithoutVersion(t, st, s.Raw(t, dsn))
+	})
+
 	t.Run("Reopen", func(t *testing.T) {
 		dsn := s.Create(t, t)
 		for range 3 {

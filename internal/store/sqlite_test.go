@@ -98,6 +98,13 @@ func TestSQLiteSchemaNewer(t *testing.T) {
 	}
 }
 
+func TestSQLiteSessionWithoutVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	st := openSQLite(t, path)
+	defer st.Close()
+	checkSessionWithoutVersion(t, st, rawDB(t, path))
+}
+
 func TestSQLiteBadPath(t *testing.T) {
 	for _, p := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "a?b.db")} {
 		if s, err := store.OpenSQLite(context.Background(), p, nil); err == nil {

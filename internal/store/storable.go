@@ -39,14 +39,21 @@ func Fit(c *Change) error {
 	if len(o.UID) > maxKeyBytes || len(o.ResourceVersion) > maxKeyBytes {
 		return fmt.Errorf("object %s/%s: uid or resourceVersion longer than %d bytes", o.Namespace, o.Name, maxKeyBytes)
 	}
-	if len(o.Application) > maxKeyBytes {
-		cut := maxKeyBytes
-		for cut > 0 && !utf8.RuneStart(o.Application[cut]) {
-			cut--
-		}
-		o.Application = o.Application[:cut]
-	}
+	o.Application = cutText(o.Application)
 	return nil
+}
+
+// cutText cuts s to the short text columns' size (maxKeyBytes), at a
+// character boundary.
+func cutText(s string) string {
+	if len(s) <= maxKeyBytes {
+		return s
+	}
+	cut := maxKeyBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 func checkKey(what, v string) error {

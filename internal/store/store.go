@@ -156,6 +156,10 @@ type Replica struct {
 // AgentSession is an agent's live stream (kubesvc_agent_sessions).
 type AgentSession struct {
 	AgentID, SessionID, ReplicaID, ZoneID string
+	// Version is the one the agent sent in its registration, kept to its
+	// first 253 bytes; empty in sessions recorded by binaries older than
+	// schema version 9.
+	Version string
 	// DynamicAccounts: the agent accepts account commands.
 	DynamicAccounts bool
 	ConnectedAt     time.Time

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,14 +72,15 @@ func testClusterReplicas(t *testing.T, s store.Store) {
 // session's are, and a new session of the same agent inherits them.
 func testClusterAssignments(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	a1 := store.AgentSession{AgentID: "a1", SessionID: "a1-1", ReplicaID: "r1", ZoneID: "z", DynamicAccounts: true, ConnectedAt: time.Now()}
+	a1 := store.AgentSession{AgentID: "a1", SessionID: "a1-1", ReplicaID: "r1", ZoneID: "z", Version: "1.2.3", DynamicAccounts: true, ConnectedAt: time.Now()}
 	a2 := store.AgentSession{AgentID: "a2", SessionID: "a2-1", ReplicaID: "r2", ConnectedAt: time.Now()}
 	for _, sess := range []store.AgentSession{a1, a2} {
 		if _, _, err := s.PutAgentSession(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := sessions(t, s); len(got) != 2 || got[0].ZoneID != "z" || !got[0].DynamicAccounts || got[1].ReplicaID != "r2" {
+	if got := sessions(t, s); len(got) != 2 || got[0].ZoneID != "z" || got[0].Version != "1.2.3" || !got[0].DynamicAccounts ||
+		got[1].ReplicaID != "r2" || got[1].Version != "" {
 		t.Fatalf("sessions = %+v", got)
 	}
 	claim := func(sess store.AgentSession, accounts ...string) []string {
@@ -99,13 +101,17 @@ func testClusterAssignments(t *testing.T, s store.Store) {
 		t.Fatalf("a1 re-claim = %v, want x y", got)
 	}
 	// a1 reconnects (to r2): its assignments follow it.
-	a1b := store.AgentSession{AgentID: "a1", SessionID: "a1-2", ReplicaID: "r2", ConnectedAt: time.Now()}
+	a1b := store.AgentSession{AgentID: "a1", SessionID: "a1-2", ReplicaID: "r2", Version: strings.Repeat("é", 200), ConnectedAt: time.Now()}
 	replaced, inherited, err := s.PutAgentSession(ctx, a1b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if replaced == nil || replaced.SessionID != "a1-1" || replaced.ReplicaID != "r1" || !slices.Equal(inherited, []string{"x", "y"}) {
-		t.Fatalf("reconnection: replaced %+v, inherited %v; want a1-1 on r1, x y", replaced, inherited)
+	if replaced == nil || replaced.SessionID != "a1-1" || replaced.ReplicaID != "r1" || replaced.Version != "1.2.3" || !slices.Equal(inherited, []string{"x", "y"}) {
+		t.Fatalf("reconnection: replaced %+v, inherited %v; want a1-1 on r1 of version 1.2.3, x y", replaced, inherited)
+	}
+	// A version longer than the column is cut, at a character boundary.
+	if got := sessions(t, s); got[0].Version != strings.Repeat("é", 126) {
+		t.Errorf("version of 400 bytes recorded as %q, want its first 252 bytes", got[0].Version)
 	}
 	if _, err := s.ClaimAssignments(ctx, a1, []string{"w"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("claim by a replaced session: %v, want ErrConflict", err)
