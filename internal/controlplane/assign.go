@@ -20,7 +20,7 @@ import (
 
 func (sess *session) record(replicaID string) store.AgentSession {
 	return store.AgentSession{AgentID: sess.agentID, SessionID: sess.id, ReplicaID: replicaID,
-		ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts, ConnectedAt: sess.connectedAt}
+		ZoneID: sess.zoneID, Version: sess.version, DynamicAccounts: sess.dynamicAccounts, ConnectedAt: sess.connectedAt}
 }
 
 // admit records a new session in the cluster and returns the accounts it

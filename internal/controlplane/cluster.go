@@ -71,7 +71,7 @@ func (v *clusterView) remoteAgents(self string) []AgentInfo {
 		}
 		as := assigned[s.SessionID]
 		sort.Strings(as)
-		out = append(out, AgentInfo{ID: s.AgentID, ZoneID: s.ZoneID, DynamicAccounts: s.DynamicAccounts,
+		out = append(out, AgentInfo{ID: s.AgentID, ZoneID: s.ZoneID, Version: s.Version, DynamicAccounts: s.DynamicAccounts,
 			Accounts: v.served[s.AgentID], Assigned: as, ReplicaID: s.ReplicaID, ConnectedAt: s.ConnectedAt})
 	}
 	return out

@@ -18,6 +18,9 @@ var ErrAgentGone = errors.New("agent disconnected")
 // AgentInfo describes a connected agent, on this replica or another.
 type AgentInfo struct {
 	ID, ZoneID string
+	// Version is the one the agent sent in its registration (empty when
+	// its replica runs a binary that does not record it).
+	Version string
 	// DynamicAccounts: the agent accepts account commands.
 	DynamicAccounts bool
 	// Accounts the agent serves right now, sorted.
@@ -36,7 +39,8 @@ func (s *Server) ConnectedAgents() []AgentInfo {
 	out := make([]AgentInfo, 0, len(s.registry.agents))
 	local := map[string]bool{}
 	for _, sess := range s.registry.agents {
-		ai := AgentInfo{ID: sess.agentID, ZoneID: sess.zoneID, DynamicAccounts: sess.dynamicAccounts, ReplicaID: s.cfg.ID, ConnectedAt: sess.connectedAt}
+		ai := AgentInfo{ID: sess.agentID, ZoneID: sess.zoneID, Version: sess.version, DynamicAccounts: sess.dynamicAccounts,
+			ReplicaID: s.cfg.ID, ConnectedAt: sess.connectedAt}
 		for name := range sess.accounts {
 			ai.Accounts = append(ai.Accounts, name)
 		}

@@ -139,16 +139,6 @@ func (r *registry) list() []agentView {
 	return out
 }
 
-func (r *registry) get(agentID string) (agentView, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.agents[agentID]
-	if !ok {
-		return agentView{}, false
-	}
-	return r.view(s), true
-}
-
 // holders returns the agents serving an account, sorted by agent id.
 func (r *registry) holders(account string) []agentView {
 	var out []agentView

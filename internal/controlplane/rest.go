@@ -64,12 +64,12 @@ type armoryAgent struct {
 	AssignedAccounts []string `json:"assignedAccounts"`
 }
 
-func agentResponse(a AgentInfo, version string) armoryAgent {
+func agentResponse(a AgentInfo) armoryAgent {
 	return armoryAgent{
 		AgentID: a.ID, Accounts: nonNil(a.Accounts), Caching: len(a.Assigned) > 0, ClouddriverID: a.ReplicaID,
 		// Milliseconds, as the database keeps it: every replica answers alike.
 		LastConnection: a.ConnectedAt.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), Type: "kubernetes",
-		ZoneID: a.ZoneID, Version: version, AssignedAccounts: nonNil(a.Assigned),
+		ZoneID: a.ZoneID, Version: a.Version, AssignedAccounts: nonNil(a.Assigned),
 	}
 }
 
@@ -85,11 +85,7 @@ func (s *Server) getAgents(w http.ResponseWriter, _ *http.Request) {
 	agents := s.ConnectedAgents()
 	out := make([]armoryAgent, 0, len(agents))
 	for _, a := range agents {
-		version := ""
-		if v, ok := s.registry.get(a.ID); ok {
-			version = v.Version
-		}
-		out = append(out, agentResponse(a, version))
+		out = append(out, agentResponse(a))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
@@ -98,11 +94,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("agentId")
 	for _, a := range s.ConnectedAgents() {
 		if a.ID == id {
-			version := ""
-			if v, ok := s.registry.get(a.ID); ok {
-				version = v.Version
-			}
-			httpapi.WriteJSON(w, http.StatusOK, agentResponse(a, version))
+			httpapi.WriteJSON(w, http.StatusOK, agentResponse(a))
 			return
 		}
 	}

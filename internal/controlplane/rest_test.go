@@ -293,3 +293,23 @@ func TestKeyParametersMustBePrintableASCII(t *testing.T) {
 		e.want(t, "GET", path, "", http.StatusBadRequest, says)
 	}
 }
+
+// An agent held by another replica is listed with the version it sent
+// that replica, read from its session row.
+func TestAgentsOfOtherReplicasShowTheirVersion(t *testing.T) {
+	e := newRESTEnv(t)
+	ctx := context.Background()
+	sess := store.AgentSession{AgentID: "a1", SessionID: "a1-1", ReplicaID: "cp-2", Version: "1.4.0", ConnectedAt: time.Now()}
+	if _, _, err := e.st.PutAgentSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := e.s.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/armory/agents", "/armory/agents/a1"} {
+		if code, _, body := e.call(t, "GET", path, ""); code != http.StatusOK ||
+			!strings.Contains(body, `"clouddriverId":"cp-2"`) || !strings.Contains(body, `"version":"1.4.0"`) {
+			t.Errorf("GET %s on cp-1: %d %s, want a1 on cp-2 of version 1.4.0", path, code, body)
+		}
+	}
+}

@@ -82,14 +82,26 @@ kubesvc:
 		return resp.StatusCode, string(b)
 	}
 
-	// The entry replica learns where the agent is from the database.
+	// The entry replica learns where the agent is from the database, and
+	// the version the agent sent the holder with it.
+	var seen string
 	eventually(t, wait, func() string {
 		code, body := do("GET", entry.http+"/armory/agents", "")
 		if code != http.StatusOK || !strings.Contains(body, "main") {
 			return fmt.Sprintf("entry replica's agents: %d %s", code, body)
 		}
+		seen = body
 		return ""
 	})
+	var agents []struct {
+		AgentID       string `json:"agentId"`
+		ClouddriverID string `json:"clouddriverId"`
+		Version       string `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(seen), &agents); err != nil || len(agents) != 1 ||
+		agents[0].ClouddriverID != "cp-holder" || agents[0].Version != "test" {
+		t.Errorf("entry replica's agents: %s (%v); want the agent on cp-holder, of version \"test\"", seen, err)
+	}
 	op := `[{"deployManifest": {"account": "main", "moniker": {"app": "tls"}, "manifests": [
 	  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "over-tls", "namespace": "default"}, "data": {"a": "b"}}]}}]`
 	code, body := do("POST", entry.http+"/kubernetes/ops?clientRequestId=tls-1", op)
