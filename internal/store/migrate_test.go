@@ -117,6 +117,15 @@ func TestVersion8BinaryAgainstThisSchema(t *testing.T) {
 	if err := migrate(context.Background(), db, sqliteDialect(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
+	// Migration 8 is recorded with the columns it adds, and so are those after it.
+	for _, m := range migrations()[recordsCompatibility-1:] {
+		var name string
+		var from sql.NullInt64
+		if err := db.QueryRow(`SELECT name, compatible_from FROM `+migrationsTable+` WHERE version = ?`, m.version).Scan(&name, &from); err != nil ||
+			name != m.name || from != m.recordedCompatibleFrom() {
+			t.Errorf("migration %d recorded as %q, %+v (%v); want %q, %+v", m.version, name, from, err, m.name, m.recordedCompatibleFrom())
+		}
+	}
 	if err := migrateWith(context.Background(), db, sqliteDialect(), slog.New(slog.DiscardHandler), migrations()[:recordsCompatibility]); err != nil {
 		t.Errorf("a binary of version %d: %v", recordsCompatibility, err)
 	}
