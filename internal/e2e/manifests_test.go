@@ -104,3 +104,60 @@ func TestManifestStatusFollowsTheCluster(t *testing.T) {
 		}
 	}
 }
+
+// Orca's Run Job stage: the job named by the runJob result's
+// deployedNamesByLocation is polled at /applications/{app}/jobs/... until
+// Succeeded or Failed. The real job controller fails this one at its
+// deadline (no kubelet runs its Pod); its Pod is listed meanwhile.
+func TestJobStatusFollowsTheCluster(t *testing.T) {
+	t.Parallel()
+	e := startOpsEnv(t)
+	tk := e.ok("runJob", `{"account": "main", "application": "shop", "namespace": "default", "manifest": {"apiVersion": "batch/v1", "kind": "Job",
+  "metadata": {"name": "late"}, "spec": {"activeDeadlineSeconds": 3, "template": {"spec": {"restartPolicy": "Never",
+   "containers": [{"name": "m", "image": "busybox", "command": ["true"]}]}}}}}`)
+	names := tk.ResultObjects[0].DeployedNamesByLocation["default"]
+	if len(names) != 1 || names[0] != "job late" {
+		t.Fatalf("runJob deployedNamesByLocation %v", tk.ResultObjects[0].DeployedNamesByLocation)
+	}
+	path := "/applications/shop/jobs/main/default/" + url.PathEscape(names[0])
+	var st struct {
+		Name, Account, Location, Provider, JobState, Message, Reason, MostRecentPodName string
+		CreatedTime                                                                  int64
+		CompletionDetails                                                            struct{ Reason string }
+		Pods                                                                         []struct {
+			Name   string
+			Status struct{ Phase string }
+		}
+	}
+	get := func() error {
+		code, body, err := getJSON(e.cp.http, path, nil, &st)
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("GET %s: %d %s %v", path, code, body, err)
+		}
+		return nil
+	}
+	e.eventually("the job running with its Pod", func() error {
+		if err := get(); err != nil {
+			return err
+		}
+		if st.JobState != "Running" || len(st.Pods) != 1 || st.MostRecentPodName != st.Pods[0].Name || st.Pods[0].Status.Phase != "Pending" {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	if st.Name != "late" || st.Account != "main" || st.Location != "default" || st.Provider != "kubernetes" || st.CreatedTime == 0 {
+		t.Errorf("job status identity: %+v", st)
+	}
+	e.eventually("the job failed at its deadline", func() error {
+		if err := get(); err != nil {
+			return err
+		}
+		if st.JobState != "Failed" || st.Reason != "DeadlineExceeded" || st.CompletionDetails.Reason != "DeadlineExceeded" || st.Message == "" {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	e.manifest("default", "job late", "?includeEvents=false", "the job's manifest failed", func(m manifestRead) bool {
+		return m.Status["failed"].State && m.Status["failed"].Message == st.Message
+	})
+}

@@ -27,6 +27,7 @@ type task struct {
 	}
 	ResultObjects []struct {
 		ManifestNamesByNamespace map[string][]string
+		DeployedNamesByLocation  map[string][]string
 		Type, Message            string
 	}
 	History []struct{ Phase, Status string }

@@ -1,4 +1,4 @@
-// Package manifests serves Clouddriver's manifest reads from the control
+// Package manifests serves Clouddriver's manifest and job reads from the control
 // plane's cache: the calls Orca makes after a deploy (WaitForManifestStable,
 // Find Artifacts From Resource) and its deploy strategies make to pick a
 // cluster's ReplicaSets.
@@ -12,6 +12,9 @@
 //     coordinates of a Spinnaker cluster's objects of one kind.
 //   - .../dynamic/{criteria}: one of them, the oldest, newest, second newest,
 //     largest or smallest.
+//   - GET /applications/{app}/jobs/{account}/{location}/{id}: a Job's status
+//     with its Pods, which Orca's Run Job stage polls until it succeeded or
+//     failed (jobs.go).
 //
 // Everything is read from the cache every replica shares, so any replica
 // answers alike, and as fresh as the agents' watches. Kinds are resolved

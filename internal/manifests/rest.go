@@ -44,6 +44,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manifests/{account}/{location}/{name}", httpapi.Query(h.getManifest, "includeEvents"))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}", httpapi.Query(h.getCluster))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}/dynamic/{criteria}", httpapi.Query(h.getDynamic))
+	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.getJob))
+	mux.HandleFunc("DELETE /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.deleteJob))
 }
 
 // manifest is Clouddriver's KubernetesManifestContainer.

@@ -53,7 +53,7 @@ func (e *env) put(t *testing.T, group, version, resource, kind string, namespace
 	res := store.Resource{Group: group, Version: version, Resource: resource, Kind: kind, Namespaced: namespaced}
 	err := e.st.ApplyChanges(context.Background(), []store.Change{{Type: store.Upserted, Stream: store.StreamKey{Account: "main", Resource: res},
 		Object: &store.Object{ObjectKey: store.ObjectKey{Account: "main", Group: group, Kind: kind, Namespace: md.Metadata.Namespace, Name: md.Metadata.Name},
-			Version: version, ResourceVersion: "10", JSON: []byte(obj),
+			Version: version, ResourceVersion: "10", JSON: []byte(obj), Labels: md.Metadata.Labels,
 			// As the agent sends it.
 			Application: store.ApplicationOf(md.Metadata.Annotations, md.Metadata.Labels)}}})
 	if err != nil {

@@ -68,7 +68,7 @@ func StatusOf(group, kind string, obj []byte) Status {
 	case "/Pod":
 		return decoded(obj, podStatus)
 	case "batch/Job":
-		return decoded(obj, jobStatus)
+		return decoded(obj, jobManifestStatus)
 	case "autoscaling/HorizontalPodAutoscaler":
 		return decoded(obj, hpaStatus)
 	case "batch/CronJob":
@@ -271,27 +271,20 @@ func podStatus(p *corev1.Pod, hasStatus bool) Status {
 	return s
 }
 
-// jobStatus is Clouddriver's KubernetesJobHandler.status: a Job failed by
-// its controller is failed (and stays "stable": Orca reads failed first).
-func jobStatus(j *batchv1.Job, hasStatus bool) Status {
+// jobManifestStatus is Clouddriver's KubernetesJobHandler.status: a Job
+// failed by its controller is failed (and stays "stable": Orca reads failed
+// first); one still running is unstable.
+func jobManifestStatus(j *batchv1.Job, hasStatus bool) Status {
 	if !hasStatus {
 		return noneReported()
 	}
 	s := defaultStatus()
-	completions := int32(1)
-	if j.Spec.Completions != nil {
-		completions = *j.Spec.Completions
+	switch state, failed := jobState(j); state {
+	case jobFailed:
+		s.Failed = Condition{State: true, Message: failed.Message}
+	case jobRunning:
+		s.unstable("Waiting for jobs to finish")
 	}
-	if j.Status.Succeeded >= completions {
-		return s
-	}
-	for _, c := range j.Status.Conditions {
-		if strings.EqualFold(string(c.Type), "Failed") && strings.EqualFold(string(c.Status), "True") {
-			s.Failed = Condition{State: true, Message: c.Message}
-			return s
-		}
-	}
-	s.unstable("Waiting for jobs to finish")
 	return s
 }
 
