@@ -122,9 +122,9 @@ func TestJobStatusFollowsTheCluster(t *testing.T) {
 	path := "/applications/shop/jobs/main/default/" + url.PathEscape(names[0])
 	var st struct {
 		Name, Account, Location, Provider, JobState, Message, Reason, MostRecentPodName string
-		CreatedTime                                                                  int64
-		CompletionDetails                                                            struct{ Reason string }
-		Pods                                                                         []struct {
+		CreatedTime                                                                     int64
+		CompletionDetails                                                               struct{ Reason string }
+		Pods                                                                            []struct {
 			Name   string
 			Status struct{ Phase string }
 		}

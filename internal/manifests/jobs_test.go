@@ -19,9 +19,9 @@ func pod(name, job, started, status string) string {
 
 type jobStatus struct {
 	Name, Account, Location, Provider, JobState, Message, Reason, FailureDetails, MostRecentPodName string
-	CreatedTime                                                                                    int64
-	CompletionDetails                                                                              map[string]string
-	Pods                                                                                           []struct {
+	CreatedTime                                                                                     int64
+	CompletionDetails                                                                               map[string]string
+	Pods                                                                                            []struct {
 		Name   string
 		Status struct{ Phase string }
 	}
