@@ -39,7 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/agents/kubernetes/accounts/{accountName}/proxy/{path...}", s.proxyAPI)
 	mux.HandleFunc("GET /cache/objects", s.listObjects)
 	mux.HandleFunc("GET /cache/objects/{account}/{kind}/{name}", s.getObject)
-	manifests.New(s.store, s.log.With("component", "manifests")).Routes(mux)
+	manifests.New(s.store, s, s.log.With("component", "manifests")).Routes(mux)
 	s.clusterRoutes(mux)
 	for _, e := range s.extensions {
 		e.Routes(mux)

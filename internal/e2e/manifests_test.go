@@ -1,12 +1,20 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubesvc/kubesvc/internal/agent"
+	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
 // manifestRead is what the test reads of GET /manifests/... (Clouddriver's
@@ -160,4 +168,45 @@ func TestJobStatusFollowsTheCluster(t *testing.T) {
 	e.manifest("default", "job late", "?includeEvents=false", "the job's manifest failed", func(m manifestRead) bool {
 		return m.Status["failed"].State && m.Status["failed"].Message == st.Message
 	})
+}
+
+// A property file is read from the Pod's log through the Kubernetes API
+// proxy, from any replica: the request reaches the API server through the
+// replica holding the agent and the agent (no kubelet runs here, so the API
+// server answers a 204 for the Pod without a node: no properties). With the
+// proxy off, the answer says so; a Pod that does not exist is a 404.
+func TestPropertyFileThroughTheProxy(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "property-file"})
+	cs, _ := clients(t, cluster)
+	db := filepath.Join(t.TempDir(), "cluster.db")
+	start := func(id string, proxy bool) *controlPlane {
+		addr := freeAddr(t)
+		return startControlPlane(t, cpOptions{dbPath: db, id: id, proxy: proxy, httpAddr: addr, baseURL: "http://" + addr})
+	}
+	holder, entry, off := start("cp-holder", true), start("cp-entry", true), start("cp-off", false)
+	startAgentWith(t, "agent-logs", "zone-test", holder.grpc, relaying(nil), agent.Account{Name: "main", KubeconfigFile: cluster.KubeconfigPath, Kinds: []string{"Pod"}})
+	holder.watching(t, "main")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "job-pod", Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	path := "/applications/shop/kubernetes/pods/main/default/job-pod/main"
+	eventually(t, wait, func() string {
+		code, body := send(t, "GET", entry.http+path, "")
+		var props map[string]any
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &props) != nil || len(props) != 0 {
+			return fmt.Sprintf("through the entry replica: %d %s, want {} (the API server has no log: 204)", code, body)
+		}
+		return ""
+	})
+	code, body := send(t, "GET", off.http+path, "")
+	if code != http.StatusNotFound || !strings.Contains(body, "kubesvc.proxy.enabled") {
+		t.Errorf("with the proxy off: %d %s", code, body)
+	}
+	code, body = send(t, "GET", entry.http+"/applications/shop/kubernetes/pods/main/default/no-such-pod/main", "")
+	if code != http.StatusNotFound || !strings.Contains(body, `pods \"no-such-pod\" not found`) {
+		t.Errorf("a Pod that does not exist: %d %s", code, body)
+	}
 }

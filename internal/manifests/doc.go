@@ -14,7 +14,8 @@
 //     largest or smallest.
 //   - GET /applications/{app}/jobs/{account}/{location}/{id}: a Job's status
 //     with its Pods, which Orca's Run Job stage polls until it succeeded or
-//     failed (jobs.go).
+//     failed (jobs.go), and the properties its Pod wrote to a container's log
+//     (properties.go), read through the Kubernetes API proxy.
 //
 // Everything is read from the cache every replica shares, so any replica
 // answers alike, and as fresh as the agents' watches. Kinds are resolved

@@ -89,31 +89,12 @@ func jobName(id string) (string, error) {
 
 // getJob answers the status of a Job, with its Pods, from the cache.
 func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
-	account, ns := r.PathValue("account"), location(r)
-	name, err := jobName(r.PathValue("id"))
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+	j, ok := h.cachedJob(w, r)
+	if !ok {
 		return
 	}
-	if ns == "" {
-		httpapi.WriteError(w, http.StatusBadRequest, "location: required (the Job's namespace)")
-		return
-	}
-	o, err := h.cache.GetObject(r.Context(), store.ObjectKey{Account: account, Group: "batch", Kind: "Job", Namespace: ns, Name: name})
-	if errors.Is(err, store.ErrNotFound) {
-		httpapi.WriteError(w, http.StatusNotFound, "no cached job %q in namespace %q of account %q", name, ns, account)
-		return
-	}
-	if err != nil {
-		h.fail(w, r, "read a cached Job", err)
-		return
-	}
-	var j batchv1.Job
-	if err := json.Unmarshal(o.JSON, &j); err != nil {
-		h.fail(w, r, "decode a cached Job", err)
-		return
-	}
-	pods, err := h.jobPods(r, account, &j)
+	account, ns := r.PathValue("account"), j.Namespace
+	pods, err := h.jobPods(r, account, j)
 	if err != nil {
 		h.fail(w, r, "list a Job's cached Pods", err)
 		return
@@ -123,7 +104,7 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 		CreatedTime: j.CreationTimestamp.UnixMilli(), Pods: []jobPod{},
 	}
 	var failed *batchv1.JobCondition
-	st.JobState, failed = jobState(&j)
+	st.JobState, failed = jobState(j)
 	if failed != nil {
 		st.Message, st.Reason = failed.Message, failed.Reason
 		st.CompletionDetails.Message, st.CompletionDetails.Reason = failed.Message, failed.Reason
@@ -137,6 +118,37 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 		st.MostRecentPodName = pods[len(pods)-1].Name
 	}
 	httpapi.WriteJSON(w, http.StatusOK, st)
+}
+
+// cachedJob reads the Job a request names ({account}, {location}, {id}),
+// or answers why it cannot.
+func (h *Handler) cachedJob(w http.ResponseWriter, r *http.Request) (*batchv1.Job, bool) {
+	account, ns := r.PathValue("account"), location(r)
+	name, err := jobName(r.PathValue("id"))
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return nil, false
+	}
+	if ns == "" {
+		httpapi.WriteError(w, http.StatusBadRequest, "location: required (the Job's namespace)")
+		return nil, false
+	}
+	o, err := h.cache.GetObject(r.Context(), store.ObjectKey{Account: account, Group: "batch", Kind: "Job", Namespace: ns, Name: name})
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.WriteError(w, http.StatusNotFound, "no cached job %q in namespace %q of account %q", name, ns, account)
+		return nil, false
+	}
+	if err != nil {
+		h.fail(w, r, "read a cached Job", err)
+		return nil, false
+	}
+	var j batchv1.Job
+	if err := json.Unmarshal(o.JSON, &j); err != nil {
+		h.fail(w, r, "decode a cached Job", err)
+		return nil, false
+	}
+	j.Namespace = ns
+	return &j, true
 }
 
 // jobPods are the cached Pods of the Job's selector, by start time (not

@@ -27,15 +27,17 @@ type Cache interface {
 // Handler serves the manifest reads.
 type Handler struct {
 	cache Cache
+	kube  Kubernetes // nil: no Pod logs (property files)
 	log   *slog.Logger
 }
 
-// New returns a Handler reading cache; log gets the read errors.
-func New(cache Cache, log *slog.Logger) *Handler {
+// New returns a Handler reading cache, and Pods' logs through kube (nil:
+// none); log gets the read errors.
+func New(cache Cache, kube Kubernetes, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cache: cache, log: log}
+	return &Handler{cache: cache, kube: kube, log: log}
 }
 
 // Routes registers the endpoints on mux.
@@ -46,6 +48,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}/dynamic/{criteria}", httpapi.Query(h.getDynamic))
 	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.getJob))
 	mux.HandleFunc("DELETE /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.deleteJob))
+	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}/{file}", httpapi.Query(h.getJobProperties))
+	mux.HandleFunc("GET /applications/{app}/kubernetes/pods/{account}/{namespace}/{pod}/{file}", httpapi.Query(h.getPodProperties))
 }
 
 // manifest is Clouddriver's KubernetesManifestContainer.

@@ -32,7 +32,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	mux := http.NewServeMux()
-	manifests.New(st, slog.New(slog.DiscardHandler)).Routes(mux)
+	manifests.New(st, nil, slog.New(slog.DiscardHandler)).Routes(mux)
 	srv := httptest.NewServer(httpapi.MuxErrors(mux))
 	t.Cleanup(srv.Close)
 	return &env{st: st, url: srv.URL}

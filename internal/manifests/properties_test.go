@@ -1,0 +1,83 @@
+package manifests_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/manifests"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// fakeKubernetes stands in for the Kubernetes API proxy, which needs an
+// agent and a kubelet for a Pod's log (no kubelet runs here): it answers
+// the log of each "namespace/pod/container" in chunks of 7 bytes, or a
+// Kubernetes Status 404.
+type fakeKubernetes struct {
+	logs map[string]string
+	got  []string // the paths and queries asked
+}
+
+func (f *fakeKubernetes) KubernetesGet(_ context.Context, account, path string, q url.Values, w http.ResponseWriter) {
+	f.got = append(f.got, account+" "+path+"?"+q.Encode())
+	parts := strings.Split(path, "/") // /api/v1/namespaces/NS/pods/POD/log
+	log, ok := f.logs[parts[4]+"/"+parts[6]+"/"+q.Get("container")]
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"kind": "Status", "status": "Failure", "message": "pods \"` + parts[6] + `\" not found", "code": 404}`))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	for len(log) > 0 {
+		n := min(7, len(log))
+		_, _ = w.Write([]byte(log[:n]))
+		w.(http.Flusher).Flush()
+		log = log[n:]
+	}
+}
+
+func TestPropertyFiles(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	kube := &fakeKubernetes{logs: map[string]string{
+		"prod/broken-b/main": "starting\n  SPINNAKER_PROPERTY_IMAGE_TAG = 1.2.3\nprefix SPINNAKER_PROPERTY_Region=eu-west-1\n" +
+			"SPINNAKER_PROPERTY_EMPTY=\nSPINNAKER_CONFIG_JSON={\"region\": \"us-east-1\", \"replicas\": 3}\nSPINNAKER_PROPERTY_LAST=x",
+		"prod/broken-a/main": "SPINNAKER_CONFIG_JSON={not json}\n",
+	}}
+	mux := http.NewServeMux()
+	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
+	srv := httptest.NewServer(httpapi.MuxErrors(mux))
+	t.Cleanup(srv.Close)
+	e := &env{st: st, url: srv.URL}
+	e.put(t, "batch", "v1", "jobs", "Job", true, job("broken", `{"failed": 2}`))
+	e.put(t, "batch", "v1", "jobs", "Job", true, job("lonely", `{}`))
+	e.put(t, "", "v1", "pods", "Pod", true, pod("broken-b", "broken", "2026-01-01T00:00:10Z", `"containerStatuses": []`))
+	e.put(t, "", "v1", "pods", "Pod", true, pod("broken-a", "broken", "2026-01-01T00:00:01Z", `"containerStatuses": []`))
+
+	want := map[string]any{"image_tag": "1.2.3", "region": "us-east-1", "replicas": 3.0, "last": "x"}
+	for _, path := range []string{"/applications/shop/jobs/main/prod/job%20broken/main", "/applications/shop/kubernetes/pods/main/prod/broken-b/main"} {
+		code, body := e.get(t, path)
+		var got map[string]any
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("GET %s: %d %s, want %v", path, code, body, want)
+		}
+	}
+	if kube.got[0] != "main /api/v1/namespaces/prod/pods/broken-b/log?container=main" {
+		t.Errorf("the job's log read %q, want its latest Pod's", kube.got[0])
+	}
+	e.wantError(t, "/applications/shop/kubernetes/pods/main/prod/broken-a/main", http.StatusUnprocessableEntity, "SPINNAKER_CONFIG_JSON line is not a JSON object")
+	e.wantError(t, "/applications/shop/kubernetes/pods/main/prod/gone/main", http.StatusNotFound, `pods "gone" not found`)
+	e.wantError(t, "/applications/shop/jobs/main/prod/job%20lonely/main", http.StatusNotFound, `job "lonely" in namespace "prod" of account "main" has no cached Pods`)
+	e.wantError(t, "/applications/shop/jobs/main/prod/job%20nope/main", http.StatusNotFound, `no cached job "nope"`)
+}
