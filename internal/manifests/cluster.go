@@ -19,7 +19,7 @@ import (
 func (h *Handler) events(ctx context.Context, o store.Object) ([]json.RawMessage, error) {
 	list, err := h.cache.ListObjects(ctx, store.Query{Account: o.Account, Kind: "Event", CoreGroup: true, Namespace: o.Namespace})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list the cached Events of namespace %s: %w", o.Namespace, err)
 	}
 	type event struct {
 		raw json.RawMessage
@@ -135,12 +135,7 @@ func (h *Handler) getDynamic(w http.ResponseWriter, r *http.Request) {
 	for i := range idx {
 		idx[i] = i
 	}
-	size := func(i int) int64 {
-		if p := mds[i].Spec.Replicas; p != nil {
-			return *p
-		}
-		return -1
-	}
+	size := func(i int) int64 { return mds[i].replicas() }
 	slices.SortStableFunc(idx, func(a, b int) int {
 		if c.bySize {
 			return cmp.Or(cmp.Compare(size(a), size(b)), cmp.Compare(objs[a].Name, objs[b].Name))

@@ -93,13 +93,13 @@ func location(r *http.Request) string {
 
 func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) {
 	includeEvents := true
-	if v := r.URL.Query().Get("includeEvents"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			httpapi.WriteError(w, http.StatusBadRequest, "includeEvents: %q is not true or false", v)
-			return
-		}
-		includeEvents = b
+	switch v := r.URL.Query().Get("includeEvents"); v {
+	case "", "true":
+	case "false":
+		includeEvents = false
+	default:
+		httpapi.WriteError(w, http.StatusBadRequest, "includeEvents: %q is not true or false", v)
+		return
 	}
 	account, loc := r.PathValue("account"), location(r)
 	full := r.PathValue("name")
@@ -178,9 +178,20 @@ type meta struct {
 		Annotations       map[string]string `json:"annotations"`
 		CreationTimestamp string            `json:"creationTimestamp"`
 	} `json:"metadata"`
-	Spec struct {
+	// Spec is left raw: a custom resource's may be anything.
+	Spec json.RawMessage `json:"spec"`
+}
+
+// replicas is spec.replicas, -1 when there is none (or it is not an
+// integer), as Clouddriver sorts objects by size.
+func (m meta) replicas() int64 {
+	var spec struct {
 		Replicas *int64 `json:"replicas"`
-	} `json:"spec"`
+	}
+	if json.Unmarshal(m.Spec, &spec) != nil || spec.Replicas == nil {
+		return -1
+	}
+	return *spec.Replicas
 }
 
 // container builds the answer for one cached object.
@@ -217,7 +228,9 @@ func (h *Handler) container(ctx context.Context, o store.Object, res store.Resou
 
 // monikerOf reads the moniker annotations; the application falls back to
 // the cache's (the app.kubernetes.io/name label), the cluster to the
-// object's "kind name", as Clouddriver's namer does.
+// object's "kind name". (Clouddriver's namer would parse the object's name
+// as a Spinnaker name, and take a ReplicaSet's sequence from its
+// Deployment revision; Orca does not read the moniker.)
 func monikerOf(ann map[string]string, app, full string) moniker {
 	m := moniker{
 		App: ann[ops.AnnotationMonikerApplication], Cluster: ann[ops.AnnotationMonikerCluster],

@@ -139,6 +139,7 @@ func TestManifestReads(t *testing.T) {
 	e.put(t, "events.k8s.io", "v1", "events", "Event", true, `{"kind": "Event", "metadata": {"name": "other", "namespace": "prod"}}`)
 	e.put(t, "", "v1", "namespaces", "Namespace", false, `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}, "status": {"phase": "Active"}}`)
 	e.put(t, "argoproj.io", "v1alpha1", "rollouts", "Rollout", true, `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r", "namespace": "prod"}}`)
+	e.put(t, "argoproj.io", "v1alpha1", "rollouts", "Rollout", true, `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "odd", "namespace": "prod"}, "spec": {"replicas": "many"}}`)
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v001", "2026-01-01T00:00:00Z", 3))
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v003", "2026-01-03T00:00:00Z", 1))
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v002", "2026-01-02T00:00:00Z", 2))
@@ -183,6 +184,9 @@ func TestManifestReads(t *testing.T) {
 		if m := e.manifest(t, "/manifests/main/prod/Rollout.argoproj.io%20r"); m.Name != "Rollout.argoproj.io r" || !m.Status["stable"].State {
 			t.Errorf("custom resource: %+v", m)
 		}
+		if m := e.manifest(t, "/manifests/main/prod/Rollout.argoproj.io%20odd"); m.Name != "Rollout.argoproj.io odd" {
+			t.Errorf("custom resource with a spec.replicas that is not a number: %+v", m)
+		}
 	})
 	t.Run("cluster-scoped", func(t *testing.T) {
 		for _, p := range []string{"/manifests/main/namespace%20prod", "/manifests/main/_/namespace%20prod", "/manifests/main//namespace%20prod", "/manifests/main/prod/ns%20prod"} {
@@ -200,6 +204,7 @@ func TestManifestReads(t *testing.T) {
 		e.wantError(t, "/manifests/nobody/prod/deployment%20web", http.StatusNotFound, `account "nobody" has nothing cached`)
 		e.wantError(t, "/manifests/main/deployment%20web", http.StatusBadRequest, "location: required for deployment, a namespaced kind")
 		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvents=maybe", http.StatusBadRequest, "includeEvents")
+		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvents=1", http.StatusBadRequest, "includeEvents")
 		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvent=false", http.StatusBadRequest, "includeEvent")
 	})
 	t.Run("cluster", func(t *testing.T) {

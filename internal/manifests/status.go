@@ -62,7 +62,9 @@ func StatusOf(group, kind string, obj []byte) Status {
 	case "apps/ReplicaSet":
 		return decoded(obj, replicaSetStatus)
 	case "apps/StatefulSet":
-		return decoded(obj, statefulSetStatus)
+		return decoded(obj, func(ss *appsv1.StatefulSet, hasStatus bool) Status {
+			return statefulSetStatus(ss, hasStatus, updatedReported(obj))
+		})
 	case "apps/DaemonSet":
 		return decoded(obj, daemonSetStatus)
 	case "/Pod":
@@ -179,8 +181,22 @@ func replicaSetStatus(rs *appsv1.ReplicaSet, hasStatus bool) Status {
 	return s
 }
 
+// updatedReported tells whether a StatefulSet's status has updatedReplicas
+// (the API server leaves a 0 out).
+func updatedReported(obj []byte) bool {
+	var o struct {
+		Status struct {
+			UpdatedReplicas *int32 `json:"updatedReplicas"`
+		} `json:"status"`
+	}
+	return json.Unmarshal(obj, &o) == nil && o.Status.UpdatedReplicas != nil
+}
+
 // statefulSetStatus is Clouddriver's KubernetesStatefulSetHandler.status.
-func statefulSetStatus(ss *appsv1.StatefulSet, hasStatus bool) Status {
+// Its partition rule compares the updated replicas with the replicas
+// there are (status.replicas), and applies only once the controller
+// reported updatedReplicas.
+func statefulSetStatus(ss *appsv1.StatefulSet, hasStatus, updated bool) Status {
 	s := defaultStatus()
 	strategy := ss.Spec.UpdateStrategy
 	if strings.EqualFold(string(strategy.Type), "OnDelete") {
@@ -203,8 +219,8 @@ func statefulSetStatus(ss *appsv1.StatefulSet, hasStatus bool) Status {
 		s.unstable("Waiting for all updated replicas to be ready")
 		return s
 	}
-	if strings.EqualFold(string(strategy.Type), "RollingUpdate") && strategy.RollingUpdate != nil {
-		if p := strategy.RollingUpdate.Partition; p != nil && ss.Spec.Replicas != nil && st.UpdatedReplicas < *ss.Spec.Replicas-*p {
+	if strings.EqualFold(string(strategy.Type), "RollingUpdate") && updated && strategy.RollingUpdate != nil {
+		if p := strategy.RollingUpdate.Partition; p != nil && st.UpdatedReplicas < st.Replicas-*p {
 			s.unstable("Waiting for partitioned roll out to finish")
 			return s
 		}

@@ -45,11 +45,12 @@ func bindArtifacts(obj map[string]any, ns, account string, artifacts []Artifact)
 }
 
 // FindArtifacts lists the artifacts obj (a manifest in namespace ns)
-// references, in the places bindArtifacts would replace them, as
-// Clouddriver's artifact replacers find them: each image as a docker/image
-// (its name without tag or digest), each ConfigMap or Secret used by a pod
-// spec, and an HorizontalPodAutoscaler's target, as Kubernetes artifacts in
-// namespace ns. obj is not modified.
+// references, in the places bindArtifacts would replace them: each image
+// as a docker/image (its name without tag or digest), each ConfigMap or
+// Secret used by a pod spec, and an HorizontalPodAutoscaler's target, as
+// Kubernetes artifacts in namespace ns. Clouddriver's replacers find the
+// same, but give Kubernetes artifacts no location, and for a Pod only its
+// containers' images (named with their tag). obj is not modified.
 func FindArtifacts(obj map[string]any, ns string) []Artifact {
 	b := &binder{ns: ns, find: true}
 	b.object(obj)
