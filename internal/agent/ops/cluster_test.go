@@ -35,6 +35,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"Validation":      testClusterValidation,
 		"SecretValues":    testSecretValuesStayIn,
 		"Versions":        testVersionsNeverOverwrite,
+		"VersionReuse":    testVersionsReuseIdenticalContent,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

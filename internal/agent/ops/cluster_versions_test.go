@@ -101,3 +101,65 @@ func testVersionsNeverOverwrite(t *testing.T, c *testenv.Cluster) {
 		}
 	}
 }
+
+// A deploy of the same content as an existing version reuses it, as
+// Clouddriver's ResourceVersioner does: a pipeline run that changes
+// nothing rolls nothing. Metadata does not count; a Secret is never
+// matched by a digest of its values, only by a last-applied configuration
+// (which Clouddriver's client-side applies leave).
+func testVersionsReuseIdenticalContent(t *testing.T, c *testenv.Cluster) {
+	e := newClusterEnv(t, c, Options{})
+	names := func(res Result) []string { return res.ManifestNamesByNamespace[e.ns] }
+	cm := func(data string, ann map[string]any) map[string]any {
+		return configMap("same", map[string]any{"k": data}, ann)
+	}
+	for i, want := range []string{"configMap same-v000", "configMap same-v000"} {
+		if got := names(e.deploy(nil, cm("one", map[string]any{"note": fmt.Sprint(i)}))); !slices.Equal(got, []string{want}) {
+			t.Errorf("deploy %d of the same data: %v, want %s", i, got, want)
+		}
+	}
+	if got := names(e.deploy(nil, cm("two", nil))); !slices.Equal(got, []string{"configMap same-v001"}) {
+		t.Errorf("other data: %v, want a new version", got)
+	}
+	if got := names(e.deploy(nil, cm("one", nil))); !slices.Equal(got, []string{"configMap same-v000"}) {
+		t.Errorf("the first data again: %v, want its version, v000", got)
+	}
+	got, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "same-v000", metav1.GetOptions{})
+	if err != nil || !strings.HasPrefix(got.Annotations[AnnotationContentDigest], "sha256:") || got.Annotations["note"] != "" {
+		t.Errorf("same-v000: %v %v (want the digest annotation, and the last deploy's metadata)", got.GetAnnotations(), err)
+	}
+
+	// A Deployment mounting the reused version is unchanged: no rollout.
+	first := e.deploy(nil, cm("three", nil), deployment("web", "nginx:1", 1, "same"))
+	again := e.deploy(nil, cm("three", nil), deployment("web", "nginx:1", 1, "same"))
+	if !slices.Equal(names(first), names(again)) {
+		t.Errorf("the same deploy twice: %v then %v", names(first), names(again))
+	}
+	if d, err := e.kube.AppsV1().Deployments(e.ns).Get(e.ctx, "web", metav1.GetOptions{}); err != nil || d.Generation != 1 {
+		t.Errorf("deployment web: generation %d (%v), want 1: nothing changed", d.GetGeneration(), err)
+	}
+
+	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "pw"}, "stringData": map[string]any{"p": "hunter2"}}
+	for i := range 2 {
+		want := fmt.Sprintf("secret pw-v%03d", i)
+		if got := names(e.deploy(nil, secret)); !slices.Equal(got, []string{want}) {
+			t.Errorf("secret deploy %d: %v, want %s", i, got, want)
+		}
+	}
+	if s, err := e.kube.CoreV1().Secrets(e.ns).Get(e.ctx, "pw-v001", metav1.GetOptions{}); err != nil || s.Annotations[AnnotationContentDigest] != "" {
+		t.Errorf("secret pw-v001: annotations %v (%v), want no digest of its values", s.GetAnnotations(), err)
+	}
+
+	// Deployed by Clouddriver (client-side): its last-applied configuration
+	// matches.
+	legacy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "legacy-v004", Namespace: e.ns, Annotations: map[string]string{
+		"artifact.spinnaker.io/name": "legacy", "artifact.spinnaker.io/type": "kubernetes/configMap", "artifact.spinnaker.io/version": "v004",
+		AnnotationLastApplied: `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"legacy-v004"},"data":{"k":"old"}}`,
+	}}, Data: map[string]string{"k": "old"}}
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Create(e.ctx, legacy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(e.deploy(nil, configMap("legacy", map[string]any{"k": "old"}, nil))); !slices.Equal(got, []string{"configMap legacy-v004"}) {
+		t.Errorf("Clouddriver's version with the same content: %v, want legacy-v004", got)
+	}
+}

@@ -345,10 +345,19 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 		version  *int
 		previous string
 	)
+	var digest string
 	if versioned {
-		v, prev, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
+		// Secrets: a digest of their values would be readable by whoever
+		// reads their metadata. Only a Clouddriver-era last-applied
+		// configuration (read here, in the agent) can match them.
+		digest = contentDigest(obj.Object)
+		v, prev, reused, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk), digest)
 		if err != nil {
 			return deployPlan{}, err
+		}
+		if reused {
+			e.opts.Logger.Info("deploying the same content as an existing version: reusing it", "account", o.d.Account,
+				"object", fullName(gk, base), "namespace", ns, "version", fmt.Sprintf("v%03d", v))
 		}
 		if n := len(base) + len(fmt.Sprintf("-v%03d", v)); n > validation.DNS1123SubdomainMaxLength {
 			// Refused before anything of the deploy is written.
@@ -398,6 +407,14 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 	applyMoniker(obj.Object, mon, o.d.SkipSpecTemplateLabels.or(false))
 	if art.Reference != "" {
 		obj.SetName(art.Reference)
+	}
+	if digest != "" && gk != (schema.GroupKind{Kind: "Secret"}) {
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationContentDigest] = digest
+		obj.SetAnnotations(ann)
 	}
 	return deployPlan{m: it, strategy: st, artifact: art}, nil
 }

@@ -43,8 +43,11 @@
 //     wins, then the description's versioned flag, then the kind), are named
 //     NAME-vNNN, the version after the highest found in the namespace among
 //     objects of the kind named NAME-vNNN or annotated
-//     artifact.spinnaker.io/name: NAME. Clouddriver's reuse of an identical
-//     earlier version is not done: every deploy makes a new version.
+//     artifact.spinnaker.io/name: NAME; or, as Clouddriver's
+//     ResourceVersioner does, the newest existing version deployed with the
+//     same content (all but metadata, artifacts bound): its
+//     kubesvc.io/content-digest annotation, or its last-applied
+//     configuration. Secrets carry no digest (it would hash their values).
 //   - Annotations moniker.spinnaker.io/{application,cluster,stack,detail,
 //     sequence} and artifact.spinnaker.io/{type,name,location,version} on the
 //     object and its pod template (values already present are kept); labels

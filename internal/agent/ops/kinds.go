@@ -32,6 +32,10 @@ const (
 	AnnotationArmoryServerSideApply = "agent-k8s.armory.io/serverside-apply"
 
 	AnnotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+	// AnnotationContentDigest records, on a versioned object (but a
+	// Secret), the digest of what it was deployed with besides its
+	// metadata, so that a deploy of the same content reuses its version.
+	AnnotationContentDigest = "kubesvc.io/content-digest"
 	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
 	AnnotationRevision    = "deployment.kubernetes.io/revision"
 

@@ -3,6 +3,9 @@ package ops
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,21 +18,63 @@ import (
 var versionedName = regexp.MustCompile(`^(.+)-v(\d{3,})$`)
 
 // nextVersion finds the versions of base already in the namespace and
-// returns the next one (0 when there are none) and the name of the highest
-// existing one.
-func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType string) (int, string, error) {
+// returns the version to deploy, and the name of the highest existing one:
+// the newest version whose content (all but its metadata) has digest, as
+// Clouddriver's ResourceVersioner reuses an identical earlier version;
+// else the one after the highest (0 when there are none).
+func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType, digest string) (version int, previous string, reused bool, err error) {
 	vs, err := e.versionsOf(ctx, m, ns, base, artifactType)
 	if err != nil || len(vs) == 0 {
-		return 0, "", err
+		return 0, "", false, err
 	}
 	last := vs[len(vs)-1]
-	return last.version + 1, last.name, nil
+	for _, v := range slices.Backward(vs) {
+		if digest != "" && v.digest == digest {
+			return v.version, last.name, true, nil
+		}
+	}
+	return last.version + 1, last.name, false, nil
 }
 
 // objectVersion is an object of a versioned artifact.
 type objectVersion struct {
 	name    string
 	version int
+	// digest is the contentDigest it was deployed with: its
+	// AnnotationContentDigest, else that of its last-applied configuration
+	// (client-side apply, as Clouddriver deploys); "" if neither.
+	digest string
+}
+
+// contentDigest fingerprints what a manifest deploys besides its
+// metadata (Clouddriver's nonMetadataEquals): two manifests with the same
+// digest deploy the same content. "" if it does not encode.
+func contentDigest(obj map[string]any) string {
+	content := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if k != "metadata" {
+			content[k] = v
+		}
+	}
+	b, err := json.Marshal(content) // map keys sorted: canonical
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// deployedDigest is the contentDigest an existing object was deployed
+// with, from its annotations.
+func deployedDigest(ann map[string]string) string {
+	if d := ann[AnnotationContentDigest]; d != "" {
+		return d
+	}
+	var last map[string]any
+	if la := ann[AnnotationLastApplied]; la != "" && json.Unmarshal([]byte(la), &last) == nil {
+		return contentDigest(last)
+	}
+	return ""
 }
 
 // versionsOf lists the objects of base in the namespace, oldest version
@@ -84,7 +129,7 @@ func (e *Executor) listVersions(ctx context.Context, m *meta.RESTMapping, ns, ba
 		}
 		for _, it := range list.Items {
 			if v := version(it.Name, it.Annotations); v >= 0 {
-				out = append(out, objectVersion{name: it.Name, version: v})
+				out = append(out, objectVersion{name: it.Name, version: v, digest: deployedDigest(it.Annotations)})
 			}
 		}
 		if list.Continue == "" {
