@@ -36,8 +36,8 @@ const (
 	// Secret), the digest of what it was deployed with besides its
 	// metadata, so that a deploy of the same content reuses its version.
 	AnnotationContentDigest = "kubesvc.io/content-digest"
-	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
-	AnnotationRevision    = "deployment.kubernetes.io/revision"
+	AnnotationRestartedAt   = "kubectl.kubernetes.io/restartedAt"
+	AnnotationRevision      = "deployment.kubernetes.io/revision"
 
 	LabelManagedBy       = "app.kubernetes.io/managed-by"
 	LabelName            = "app.kubernetes.io/name"
