@@ -46,7 +46,7 @@ func (s *Server) routes() http.Handler {
 	}
 	// Unknown paths and methods get JSON errors too (the proxy's paths
 	// take every method and answer Kubernetes Status objects themselves).
-	return httpapi.MuxErrors(mux)
+	return manifests.EmptyLocations(httpapi.MuxErrors(mux))
 }
 
 // armoryAgent is ArmoryAgentResponse of the REST contract.

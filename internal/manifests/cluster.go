@@ -61,6 +61,10 @@ func (h *Handler) clusterMembers(w http.ResponseWriter, r *http.Request) (store.
 		return res, nil, nil, false
 	}
 	q := store.Query{Account: account, Group: res.Group, CoreGroup: res.Group == "", Kind: res.Kind, Application: app}
+	if err := checkLocation(loc); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return res, nil, nil, false
+	}
 	if res.Namespaced {
 		if loc == "" {
 			httpapi.WriteError(w, http.StatusBadRequest, "location: required for %s, a namespaced kind", kindName(res))

@@ -56,8 +56,9 @@ const (
 )
 
 // jobState is Clouddriver's KubernetesJobStatus.getJobState: succeeded once
-// spec.completions (default 1) Pods succeeded; failed when the controller
-// set a Failed condition; running otherwise. The Failed condition's
+// spec.completions (default 1) Pods succeeded, or the controller says it
+// completed; failed when the controller set a Failed condition; running
+// otherwise. The Failed condition's
 // message and reason come with it.
 func jobState(j *batchv1.Job) (state string, failed *batchv1.JobCondition) {
 	completions := int32(1)
@@ -66,6 +67,14 @@ func jobState(j *batchv1.Job) (state string, failed *batchv1.JobCondition) {
 	}
 	if j.Status.Succeeded >= completions {
 		return jobSucceeded, nil
+	}
+	// A success policy (Indexed Jobs) completes a Job before all its
+	// completions: the controller says so in its conditions, which
+	// Clouddriver does not read.
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobSuccessCriteriaMet) && c.Status == corev1.ConditionTrue {
+			return jobSucceeded, nil
+		}
 	}
 	for i, c := range j.Status.Conditions {
 		if strings.EqualFold(string(c.Type), "Failed") && strings.EqualFold(string(c.Status), "True") {
@@ -133,8 +142,16 @@ func (h *Handler) cachedJob(w http.ResponseWriter, r *http.Request) (*batchv1.Jo
 		httpapi.WriteError(w, http.StatusBadRequest, "location: required (the Job's namespace)")
 		return nil, false
 	}
+	if err := checkLocation(ns); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return nil, false
+	}
 	o, err := h.cache.GetObject(r.Context(), store.ObjectKey{Account: account, Group: "batch", Kind: "Job", Namespace: ns, Name: name})
 	if errors.Is(err, store.ErrNotFound) {
+		if streams, err := h.cache.Streams(r.Context(), []string{account}); err == nil && len(streams) == 0 {
+			httpapi.WriteError(w, http.StatusNotFound, "%v", &notCachedError{account: account})
+			return nil, false
+		}
 		httpapi.WriteError(w, http.StatusNotFound, "no cached job %q in namespace %q of account %q", name, ns, account)
 		return nil, false
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,8 @@ func TestJobStatus(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("ok", `{"succeeded": 1}`))
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("running", `{"active": 1}`))
+	e.put(t, "batch", "v1", "jobs", "Job", true, strings.Replace(job("indexed", `{"succeeded": 1, "conditions": [
+	  {"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}`), `"spec": {`, `"spec": {"completions": 3, `, 1))
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("broken", `{"failed": 2, "conditions": [
 	  {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}`))
 	e.put(t, "", "v1", "pods", "Pod", true, pod("broken-b", "broken", "2026-01-01T00:00:10Z",
@@ -68,6 +71,12 @@ func TestJobStatus(t *testing.T) {
 	if st := get("/applications/shop/jobs/main/prod/running"); st.JobState != "Running" || len(st.Pods) != 0 || st.MostRecentPodName != "" {
 		t.Errorf("running job, by its bare name: %+v", st)
 	}
+	if st := get("/applications/shop/jobs/main/prod/job%20indexed"); st.JobState != "Succeeded" {
+		t.Errorf("job complete by its success policy (1 of 3 completions): %+v", st)
+	}
+	e.wantError(t, "/applications/shop/jobs/nobody/prod/job%20gone", http.StatusNotFound, `account "nobody" has nothing cached`)
+	e.wantError(t, "/applications/shop/jobs/main//job%20ok", http.StatusBadRequest, "location: required")
+	e.wantError(t, "/applications/shop/jobs/main/Prod/job%20ok", http.StatusBadRequest, `location: "Prod" is not a namespace name`)
 	e.wantError(t, "/applications/shop/jobs/main/prod/job%20gone", http.StatusNotFound, `no cached job "gone" in namespace "prod" of account "main"`)
 	e.wantError(t, "/applications/shop/jobs/main/prod/deployment%20web", http.StatusBadRequest, `id: "deployment web" is not "job NAME"`)
 	e.wantError(t, "/applications/shop/jobs/main/_/job%20ok", http.StatusBadRequest, "location: required")

@@ -2,10 +2,12 @@ package manifests
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kubesvc/kubesvc/internal/agent/ops"
 	"github.com/kubesvc/kubesvc/internal/store"
@@ -33,24 +35,60 @@ func fullName(s string) (kind, name string, err error) {
 	return kind, name, nil
 }
 
+// checkLocation refuses a location no namespace can have: the object
+// could never be found, and Orca would retry until its timeout.
+func checkLocation(ns string) error {
+	if ns == "" {
+		return nil
+	}
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		return fmt.Errorf("location: %q is not a namespace name: %s", ns, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
 // notCachedError says that an account caches no kind of a name.
 type notCachedError struct {
 	account, kind string
 	accountKnown  bool
+	candidates    []string // kinds of other groups the name could mean
 }
 
 func (e *notCachedError) Error() string {
-	if !e.accountKnown {
+	switch {
+	case !e.accountKnown:
 		return fmt.Sprintf("account %q has nothing cached: it is unknown, or its agent has not streamed it yet", e.account)
+	case len(e.candidates) > 0:
+		return fmt.Sprintf("account %q caches %q in several API groups: name one, as %s", e.account, e.kind, strings.Join(e.candidates, " or "))
 	}
 	return fmt.Sprintf("account %q caches no kind %q (kinds are resolved among the account's cached kinds: filtered by kinds/omitKinds, or not served by its cluster?)", e.account, e.kind)
+}
+
+// EmptyLocations serves a request for an empty {location}
+// ("/manifests/a//deployment%20x", as a client joining an empty namespace
+// writes it) as one for "_", the placeholder of cluster-scoped objects,
+// instead of letting the mux redirect it to a path that means something
+// else (and escapes its name twice).
+func EmptyLocations(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (strings.HasPrefix(r.URL.Path, "/manifests/") || strings.HasPrefix(r.URL.Path, "/applications/")) && strings.Contains(r.URL.Path, "//") {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.ReplaceAll(r.URL.Path, "//", "/_/")
+			if r.URL.RawPath != "" {
+				r2.URL.RawPath = strings.ReplaceAll(r.URL.RawPath, "//", "/_/")
+			}
+			r = r2
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // resolveKind finds the cached kind (API group, kind, scope) that kind, as
 // written in a "kind name" string, names among an account's streams: a
 // kind or its plural in any case, a kubectl short name, Clouddriver's
 // "Kind.group" for kinds of other groups than Kubernetes' own. Without a
-// group, the core group wins, then Kubernetes' groups in name order.
+// group, the core group wins, then Kubernetes' groups in name order, then
+// the one other group that has the kind (several: an error naming them).
 func resolveKind(account, kind string, streams []store.ResumePoint) (store.Resource, error) {
 	k, group, withGroup := strings.Cut(kind, ".")
 	lower := strings.ToLower(k)
@@ -68,6 +106,24 @@ func resolveKind(account, kind string, streams []store.ResumePoint) (store.Resou
 		}
 		if !slices.ContainsFunc(found, func(f store.Resource) bool { return f.Group == r.Group && f.Kind == r.Kind }) {
 			found = append(found, r)
+		}
+	}
+	if len(found) == 0 && !withGroup {
+		// Not a Kubernetes kind: a custom resource's kind without its group
+		// ("Widget" for Widget.example.com), if only one group has it.
+		for _, s := range streams {
+			r := s.Stream.Resource
+			if (strings.ToLower(r.Kind) == lower || r.Resource == lower) && !slices.ContainsFunc(found, func(f store.Resource) bool { return f.Group == r.Group && f.Kind == r.Kind }) {
+				found = append(found, r)
+			}
+		}
+		if len(found) > 1 {
+			var names []string
+			for _, f := range found {
+				names = append(names, kindName(f))
+			}
+			slices.Sort(names)
+			return store.Resource{}, &notCachedError{account: account, kind: kind, accountKnown: true, candidates: names}
 		}
 	}
 	if len(found) == 0 {

@@ -195,6 +195,10 @@ func (h *Handler) getJobProperties(w http.ResponseWriter, r *http.Request) {
 // getPodProperties answers the properties Pod {pod} wrote to the log of
 // container {file}.
 func (h *Handler) getPodProperties(w http.ResponseWriter, r *http.Request) {
+	if err := checkLocation(r.PathValue("namespace")); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "namespace%s", strings.TrimPrefix(err.Error(), "location"))
+		return
+	}
 	h.properties(w, r, r.PathValue("namespace"), r.PathValue("pod"))
 }
 
@@ -214,8 +218,8 @@ func (h *Handler) properties(w http.ResponseWriter, r *http.Request, ns, pod str
 	}
 	props, err := pr.result()
 	if err != nil {
-		httpapi.WriteError(w, statusOf(err), "log of container %q of Pod %q in namespace %q of account %q: %v (reading it needs "+
-			"the Kubernetes API proxy: kubesvc.proxy.enabled on the control plane, kubernetes.proxy.enabled on the agent)", container, pod, ns, account, err)
+		// The proxy's own refusals name the settings that turn it on.
+		httpapi.WriteError(w, statusOf(err), "log of container %q of Pod %q in namespace %q of account %q: %v", container, pod, ns, account, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, props)

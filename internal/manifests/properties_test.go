@@ -57,7 +57,7 @@ func TestPropertyFiles(t *testing.T) {
 	}}
 	mux := http.NewServeMux()
 	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
-	srv := httptest.NewServer(httpapi.MuxErrors(mux))
+	srv := httptest.NewServer(manifests.EmptyLocations(httpapi.MuxErrors(mux)))
 	t.Cleanup(srv.Close)
 	e := &env{st: st, url: srv.URL}
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("broken", `{"failed": 2}`))

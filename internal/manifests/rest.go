@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/kubesvc/kubesvc/internal/agent/ops"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
@@ -46,6 +44,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manifests/{account}/{location}/{name}", httpapi.Query(h.getManifest, "includeEvents"))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}", httpapi.Query(h.getCluster))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}/dynamic/{criteria}", httpapi.Query(h.getDynamic))
+	mux.HandleFunc("POST /cache/kubernetes/manifest", httpapi.Query(h.postRefresh))
+	mux.HandleFunc("GET /cache/kubernetes/manifest", httpapi.Query(h.getPendingRefreshes))
 	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.getJob))
 	mux.HandleFunc("DELETE /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.deleteJob))
 	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}/{file}", httpapi.Query(h.getJobProperties))
@@ -102,14 +102,11 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account, loc := r.PathValue("account"), location(r)
-	full := r.PathValue("name")
-	if u, err := url.PathUnescape(full); err == nil && !strings.Contains(full, " ") {
-		// The mux's redirect of an empty location ("/manifests/a//kind%20name",
-		// as Orca writes it for a cluster-scoped object) escapes the name
-		// twice. Kinds and names cannot hold a '%'.
-		full = u
+	if err := checkLocation(loc); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
-	kind, name, err := fullName(full)
+	kind, name, err := fullName(r.PathValue("name"))
 	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -33,7 +33,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { _ = st.Close() })
 	mux := http.NewServeMux()
 	manifests.New(st, nil, slog.New(slog.DiscardHandler)).Routes(mux)
-	srv := httptest.NewServer(httpapi.MuxErrors(mux))
+	srv := httptest.NewServer(manifests.EmptyLocations(httpapi.MuxErrors(mux)))
 	t.Cleanup(srv.Close)
 	return &env{st: st, url: srv.URL}
 }
@@ -140,6 +140,8 @@ func TestManifestReads(t *testing.T) {
 	e.put(t, "", "v1", "namespaces", "Namespace", false, `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}, "status": {"phase": "Active"}}`)
 	e.put(t, "argoproj.io", "v1alpha1", "rollouts", "Rollout", true, `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r", "namespace": "prod"}}`)
 	e.put(t, "argoproj.io", "v1alpha1", "rollouts", "Rollout", true, `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "odd", "namespace": "prod"}, "spec": {"replicas": "many"}}`)
+	e.put(t, "a.example.com", "v1", "things", "Thing", true, `{"apiVersion": "a.example.com/v1", "kind": "Thing", "metadata": {"name": "x", "namespace": "prod"}}`)
+	e.put(t, "b.example.com", "v1", "things", "Thing", true, `{"apiVersion": "b.example.com/v1", "kind": "Thing", "metadata": {"name": "x", "namespace": "prod"}}`)
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v001", "2026-01-01T00:00:00Z", 3))
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v003", "2026-01-03T00:00:00Z", 1))
 	e.put(t, "apps", "v1", "replicasets", "ReplicaSet", true, replicaSet("api-v002", "2026-01-02T00:00:00Z", 2))
@@ -184,6 +186,11 @@ func TestManifestReads(t *testing.T) {
 		if m := e.manifest(t, "/manifests/main/prod/Rollout.argoproj.io%20r"); m.Name != "Rollout.argoproj.io r" || !m.Status["stable"].State {
 			t.Errorf("custom resource: %+v", m)
 		}
+		for _, k := range []string{"Rollout", "rollouts"} {
+			if m := e.manifest(t, "/manifests/main/prod/"+k+"%20r"); m.Name != "Rollout.argoproj.io r" {
+				t.Errorf("%s, a custom resource's kind without its group: name %q", k, m.Name)
+			}
+		}
 		if m := e.manifest(t, "/manifests/main/prod/Rollout.argoproj.io%20odd"); m.Name != "Rollout.argoproj.io odd" {
 			t.Errorf("custom resource with a spec.replicas that is not a number: %+v", m)
 		}
@@ -205,6 +212,9 @@ func TestManifestReads(t *testing.T) {
 		e.wantError(t, "/manifests/main/deployment%20web", http.StatusBadRequest, "location: required for deployment, a namespaced kind")
 		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvents=maybe", http.StatusBadRequest, "includeEvents")
 		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvents=1", http.StatusBadRequest, "includeEvents")
+		e.wantError(t, "/manifests/main/Prod/deployment%20web", http.StatusBadRequest, `location: "Prod" is not a namespace name`)
+		e.wantError(t, "/manifests/main/prod_1/replicaSet/cluster/shop/replicaSet%20api", http.StatusBadRequest, `location: "prod_1"`)
+		e.wantError(t, "/manifests/main/prod/Thing%20x", http.StatusNotFound, `account "main" caches "Thing" in several API groups: name one, as Thing.a.example.com or Thing.b.example.com`)
 		e.wantError(t, "/manifests/main/prod/deployment%20web?includeEvent=false", http.StatusBadRequest, "includeEvent")
 	})
 	t.Run("cluster", func(t *testing.T) {
@@ -225,5 +235,42 @@ func TestManifestReads(t *testing.T) {
 		}
 		e.wantError(t, "/manifests/main/prod/replicaSet/cluster/shop/replicaSet%20other/dynamic/second_newest", http.StatusNotFound, "has 1 cached replicaSet objects")
 		e.wantError(t, "/manifests/main/prod/replicaSet/cluster/shop/replicaSet%20api/dynamic/biggest", http.StatusBadRequest, `criteria: "biggest"`)
+		e.wantError(t, "/manifests/main//replicaSet/cluster/shop/replicaSet%20api", http.StatusBadRequest, "location: required for replicaSet")
+		if code, body := e.get(t, "/manifests/main//namespace/cluster/shop/namespace%20prod"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+			t.Errorf("a cluster-scoped kind's cluster, empty location: %d %s", code, body)
+		}
 	})
+}
+
+// Orca's force cache refresh is done when asked: nothing is pending.
+func TestCacheRefresh(t *testing.T) {
+	e := newEnv(t)
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(e.url+"/cache/kubernetes/manifest", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(`{"account": "main", "name": "deployment web", "location": "prod"}`); code != http.StatusOK {
+		t.Errorf("refresh: %d %s, want 200 (processed)", code, body)
+	}
+	if code, body := e.get(t, "/cache/kubernetes/manifest"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("pending refreshes: %d %s, want []", code, body)
+	}
+	for body, msg := range map[string]string{
+		`{"name": "deployment web"}`:                   "account: required",
+		`{"account": "main"}`:                          "name: required",
+		`{"account": "main", "name": "web"}`:           `name: "web" is not "KIND NAME"`,
+		`{"account": "main", "name": "deployment web"`: "body",
+	} {
+		code, got := post(body)
+		var apiErr struct{ Message string }
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(got), &apiErr) != nil || !strings.Contains(apiErr.Message, msg) {
+			t.Errorf("refresh %s: %d %s, want 400 with %q", body, code, got, msg)
+		}
+	}
 }
