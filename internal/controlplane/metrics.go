@@ -15,7 +15,9 @@ type metrics struct {
 	persistSeconds prometheus.Histogram
 	droppedChanges prometheus.Counter
 	unauthorized   prometheus.Counter
-	proxied        *prometheus.CounterVec // by HTTP status
+	proxied        *prometheus.CounterVec   // by HTTP status
+	httpRequests   *prometheus.CounterVec   // by route and HTTP status
+	httpSeconds    *prometheus.HistogramVec // by route
 
 	// The cluster as this replica last read it (AssignInterval).
 	replicas         prometheus.Gauge
@@ -49,6 +51,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kubesvc_controlplane_proxy_requests_total",
 			Help: "Requests to the Kubernetes API proxy, by the HTTP status answered (499: the client left first).",
 		}, []string{"code"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubesvc_controlplane_http_requests_total",
+			Help: "REST requests answered, by route (the endpoint's pattern, method included; \"unmatched\" for none) and HTTP status (499: the client left first).",
+		}, []string{"route", "code"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kubesvc_controlplane_http_request_duration_seconds",
+			Help:    "Time to answer a REST request, by route (a proxied watch or a waiting read counts its whole wait).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kubesvc_controlplane_batch_persist_seconds",
 			Help:    "Time to persist one change batch.",
@@ -67,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Agents connected to each control-plane replica.",
 		}, []string{"replica"}),
 	}
-	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.unauthorized, m.proxied, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
+	reg.MustRegister(m.sessions, m.batches, m.changes, m.droppedChanges, m.unauthorized, m.proxied, m.httpRequests, m.httpSeconds, m.persistSeconds, m.replicas, m.assignedAccounts, m.clusterAgents)
 	return m
 }
 

@@ -402,7 +402,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request, sess *session, r
 	}
 	defer conn.Close()
 	if rec, ok := w.(*statusRecorder); ok {
-		rec.code = http.StatusSwitchingProtocols // for the metrics
+		rec.switched() // for the metrics
 	}
 	h := http.Header{}
 	kubeproxy.SetHeaders(h, head.GetHeaders(), func(n string) bool { return kubeproxy.AllowedResponseHeader(n, true) })
@@ -514,7 +514,7 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		// recorder: count it here.
 		ModifyResponse: func(resp *http.Response) error {
 			if rec, ok := w.(*statusRecorder); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-				rec.code = resp.StatusCode
+				rec.switched()
 			}
 			return nil
 		},
@@ -562,6 +562,15 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 		r.code = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
+}
+
+// switched records a 101 written through the hijacked connection, past
+// the recorder, in it and in the recorders it wraps.
+func (r *statusRecorder) switched() {
+	for rec := r; rec != nil; {
+		rec.code = http.StatusSwitchingProtocols
+		rec, _ = rec.ResponseWriter.(*statusRecorder)
+	}
 }
 
 // Unwrap lets http.ResponseController reach the server's writer (Flush).

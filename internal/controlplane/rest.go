@@ -46,7 +46,26 @@ func (s *Server) routes() http.Handler {
 	}
 	// Unknown paths and methods get JSON errors too (the proxy's paths
 	// take every method and answer Kubernetes Status objects themselves).
-	return manifests.EmptyLocations(httpapi.MuxErrors(mux))
+	return manifests.EmptyLocations(s.instrument(mux, httpapi.MuxErrors(mux)))
+}
+
+// instrument counts and times every request next serves by the route of
+// mux that serves it (kubesvc_controlplane_http_requests_total,
+// _http_request_duration_seconds), also when the handler aborts.
+func (s *Server) instrument(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, route := mux.Handler(r)
+		if route == "" {
+			route = "unmatched"
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status())).Inc()
+			s.metrics.httpSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
 }
 
 // armoryAgent is ArmoryAgentResponse of the REST contract.

@@ -313,3 +313,24 @@ func TestAgentsOfOtherReplicasShowTheirVersion(t *testing.T) {
 		}
 	}
 }
+
+// Every REST request is counted and timed by the route that served it.
+func TestHTTPMetricsByRoute(t *testing.T) {
+	e := newRESTEnv(t)
+	e.call(t, "GET", "/health", "")
+	e.call(t, "GET", "/manifests/main/prod/deployment%20web", "")
+	e.call(t, "GET", "/no/such/path", "")
+	e.call(t, "DELETE", "/health", "")
+	_, _, body := e.call(t, "GET", "/metrics", "")
+	for _, want := range []string{
+		`kubesvc_controlplane_http_requests_total{code="200",route="GET /health"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="404",route="GET /manifests/{account}/{location}/{name}"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="404",route="unmatched"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="405",route="unmatched"} 1`,
+		`kubesvc_controlplane_http_request_duration_seconds_count{route="GET /health"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -601,6 +601,9 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 		if !strings.Contains(string(body), `kubesvc_controlplane_proxy_requests_total{code="101"}`) {
 			t.Errorf("%s: no 101 counted:\n%s", cp.http, grepLines(string(body), "proxy_requests"))
 		}
+		if !strings.Contains(string(body), `kubesvc_controlplane_http_requests_total{code="101",route="/agents/kubernetes/accounts/{accountName}/proxy/{path...}"}`) {
+			t.Errorf("%s: no 101 counted by route:\n%s", cp.http, grepLines(string(body), "http_requests"))
+		}
 	}
 }
 
