@@ -234,7 +234,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 // proxyClientRefused says why the client may not use the proxy
 // (kubesvc.proxy.x509.filters), "" when it may.
 func (s *Server) proxyClientRefused(r *http.Request) string {
-	if s.cfg.ProxySubjects == nil || isInternal(r) {
+	if s.cfg.ProxySubjects == nil {
 		return ""
 	}
 	if s.cfg.PeerSecret != "" && r.Header.Get(forwardedHeader) != "" &&

@@ -404,6 +404,34 @@ kubesvc:
 			t.Errorf("%s: %v, want Forbidden naming kubesvc.proxy.x509.filters", name, err)
 		}
 	}
+	// A property file is a read of a Pod's log through the proxy, on the
+	// REST client's behalf: the same certificates are refused.
+	propertyFile := func(subject *pkix.Name) (int, string) {
+		tc := &tls.Config{RootCAs: x509.NewCertPool()}
+		tc.RootCAs.AppendCertsFromPEM(ca.PEM)
+		if subject != nil {
+			leaf := ca.Issue(t, *subject)
+			pair, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		resp, err := c.Get(cp.http + "/applications/shop/kubernetes/pods/main/default/no-such-pod/main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := propertyFile(&pkix.Name{CommonName: "deployer", Organization: []string{"platform"}}); code != http.StatusNotFound || !strings.Contains(body, "no-such-pod") {
+		t.Errorf("property file, an allowed client: %d %s, want the API server's 404", code, body)
+	}
+	if code, body := propertyFile(&pkix.Name{CommonName: "agent-1"}); code != http.StatusForbidden || !strings.Contains(body, "kubesvc.proxy.x509.filters") {
+		t.Errorf("property file, a refused client: %d %s, want 403 naming kubesvc.proxy.x509.filters", code, body)
+	}
 }
 
 // fakeExecServer is a FAKE KUBERNETES API SERVER for one thing a real one

@@ -17,9 +17,11 @@ import (
 )
 
 // Kubernetes reads an account's API server through the agent serving it
-// (the control plane's Kubernetes API proxy), writing the answer to w.
+// (the control plane's Kubernetes API proxy), on behalf of the REST
+// request from (whose client the proxy must admit), writing the answer
+// to w.
 type Kubernetes interface {
-	KubernetesGet(ctx context.Context, account, path string, query url.Values, w http.ResponseWriter)
+	KubernetesGet(ctx context.Context, from *http.Request, account, path string, query url.Values, w http.ResponseWriter)
 }
 
 // Properties a job writes to its log for the stages after it, as
@@ -158,8 +160,8 @@ func (e *logError) Error() string { return fmt.Sprintf("%d: %s", e.code, e.msg) 
 func statusOf(err error) int {
 	var le *logError
 	switch {
-	case errors.As(err, &le) && (le.code == http.StatusNotFound || le.code == http.StatusBadRequest):
-		return le.code // no such Pod or container
+	case errors.As(err, &le) && (le.code == http.StatusNotFound || le.code == http.StatusBadRequest || le.code == http.StatusForbidden):
+		return le.code // no such Pod or container; a client the proxy refuses
 	case errors.As(err, &le):
 		return http.StatusBadGateway
 	}
@@ -211,7 +213,7 @@ func (h *Handler) properties(w http.ResponseWriter, r *http.Request, ns, pod str
 	}
 	account, container := r.PathValue("account"), r.PathValue("file")
 	pr := newPropertyReader()
-	h.kube.KubernetesGet(r.Context(), account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(pod)+"/log",
+	h.kube.KubernetesGet(r.Context(), r, account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(pod)+"/log",
 		url.Values{"container": {container}}, pr)
 	if r.Context().Err() != nil {
 		return

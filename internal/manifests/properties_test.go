@@ -26,7 +26,7 @@ type fakeKubernetes struct {
 	got  []string // the paths and queries asked
 }
 
-func (f *fakeKubernetes) KubernetesGet(_ context.Context, account, path string, q url.Values, w http.ResponseWriter) {
+func (f *fakeKubernetes) KubernetesGet(_ context.Context, _ *http.Request, account, path string, q url.Values, w http.ResponseWriter) {
 	f.got = append(f.got, account+" "+path+"?"+q.Encode())
 	parts := strings.Split(path, "/") // /api/v1/namespaces/NS/pods/POD/log
 	log, ok := f.logs[parts[4]+"/"+parts[6]+"/"+q.Get("container")]
