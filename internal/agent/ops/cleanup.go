@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,6 +88,13 @@ func (o *cleanupOp) prune(ctx context.Context, e *Executor, it *manifest, ns, ba
 	vs, err := e.artifactVersions(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk))
 	if err != nil {
 		return err
+	}
+	// The version the deploy wrote is kept and counts among those kept,
+	// whatever its number: a deploy may have reused an older one.
+	current := it.obj.GetName()
+	if i := slices.IndexFunc(vs, func(v objectVersion) bool { return v.name == current }); i >= 0 {
+		vs = slices.Delete(vs, i, i+1)
+		keep--
 	}
 	if len(vs) <= keep {
 		return nil

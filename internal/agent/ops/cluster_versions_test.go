@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -148,6 +149,67 @@ func testVersionsReuseIdenticalContent(t *testing.T, c *testenv.Cluster) {
 	}
 	if s, err := e.kube.CoreV1().Secrets(e.ns).Get(e.ctx, "pw-v001", metav1.GetOptions{}); err != nil || s.Annotations[AnnotationContentDigest] != "" {
 		t.Errorf("secret pw-v001: annotations %v (%v), want no digest of its values", s.GetAnnotations(), err)
+	}
+
+	// Orca's cleanup after a deploy that reused an older version keeps it,
+	// and counts it among the versions kept.
+	hist := map[string]any{"strategy.spinnaker.io/max-version-history": "2"}
+	for _, data := range []string{"a", "b", "c"} {
+		e.deploy(nil, configMap("h", map[string]any{"k": data}, hist))
+	}
+	last := e.deploy(nil, configMap("h", map[string]any{"k": "a"}, hist))
+	if got := names(last); !slices.Equal(got, []string{"configMap h-v000"}) {
+		t.Fatalf("the first content again: %v, want h-v000", got)
+	}
+	res, err := e.try(OpCleanupArtifacts, map[string]any{"account": "test", "manifests": last.Manifests})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(res); !slices.Equal(got, []string{"configMap h-v001"}) {
+		t.Errorf("cleanup after the reuse deleted %v, want h-v001 only (h-v000 in use, h-v002 the newest other)", got)
+	}
+
+	// ReplicaSets take traffic: never reused (their template gets the
+	// Services' labels after the digest; an old version's Pods may lack
+	// them).
+	rs := map[string]any{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": map[string]any{"name": "api"},
+		"spec": map[string]any{"replicas": 0, "selector": map[string]any{"matchLabels": map[string]any{"app": "api"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "api"}},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": "c", "image": "nginx"}}}}}}
+	for i := range 2 {
+		if got, want := names(e.deploy(nil, rs)), fmt.Sprintf("replicaSet api-v%03d", i); !slices.Equal(got, []string{want}) {
+			t.Errorf("replicaSet deploy %d: %v, want %s", i, got, want)
+		}
+	}
+
+	// Reused with strategy.spinnaker.io/recreate: not recreated (the same
+	// object, still mounted), and a version being deleted is not reused.
+	rec := func() map[string]any {
+		return configMap("rec", map[string]any{"k": "v"}, map[string]any{"strategy.spinnaker.io/recreate": "true"})
+	}
+	e.deploy(nil, rec())
+	before, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rec-v000", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(e.deploy(nil, rec())); !slices.Equal(got, []string{"configMap rec-v000"}) {
+		t.Errorf("recreate, same content: %v, want rec-v000", got)
+	}
+	if after, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "rec-v000", metav1.GetOptions{}); err != nil || after.UID != before.UID {
+		t.Errorf("recreate of a reused version: uid %s then %v (%v), want the same object", before.UID, after.GetUID(), err)
+	}
+	before.Finalizers = []string{"example.com/hold"}
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Update(e.ctx, before, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kube.CoreV1().ConfigMaps(e.ns).Delete(e.ctx, "rec-v000", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = e.kube.CoreV1().ConfigMaps(e.ns).Patch(e.ctx, "rec-v000", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	})
+	if got := names(e.deploy(nil, rec())); !slices.Equal(got, []string{"configMap rec-v001"}) {
+		t.Errorf("the same content while its version is being deleted: %v, want rec-v001", got)
 	}
 
 	// Deployed by Clouddriver (client-side): its last-applied configuration

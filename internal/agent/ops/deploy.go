@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubesvc/kubesvc/internal/agent/scrub"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -345,17 +347,25 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 		version  *int
 		previous string
 	)
-	var digest string
+	var (
+		digest string
+		reused bool
+	)
 	if versioned {
-		// Secrets: a digest of their values would be readable by whoever
-		// reads their metadata. Only a Clouddriver-era last-applied
-		// configuration (read here, in the agent) can match them.
-		digest = contentDigest(obj.Object)
-		v, prev, reused, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk), digest)
+		// Not for kinds that take traffic (ReplicaSets): the Services'
+		// labels are added to their template after this, and an old
+		// version's Pods may have lost them (disableManifest), which
+		// applying its template again would not undo. Clouddriver, whose
+		// last-applied configurations hold the stamped template, never
+		// reuses them either.
+		if !receivesTraffic(gk) {
+			digest = contentDigest(obj.Object)
+		}
+		v, prev, reuse, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk), digest)
 		if err != nil {
 			return deployPlan{}, err
 		}
-		if reused {
+		if reused = reuse; reused {
 			e.opts.Logger.Info("deploying the same content as an existing version: reusing it", "account", o.d.Account,
 				"object", fullName(gk, base), "namespace", ns, "version", fmt.Sprintf("v%03d", v))
 		}
@@ -408,13 +418,22 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 	if art.Reference != "" {
 		obj.SetName(art.Reference)
 	}
-	if digest != "" && gk != (schema.GroupKind{Kind: "Secret"}) {
+	// Sensitive kinds (Secrets): a digest of their values would be
+	// readable by whoever reads their metadata, and would be streamed to
+	// the control plane. Only a Clouddriver-era last-applied configuration
+	// (read here, in the agent) matches them.
+	if digest != "" && !scrub.IsSensitive(obj.GetAPIVersion(), obj.GetKind()) {
 		ann := obj.GetAnnotations()
 		if ann == nil {
 			ann = map[string]string{}
 		}
 		ann[AnnotationContentDigest] = digest
 		obj.SetAnnotations(ann)
+	}
+	if reused {
+		// The same content as the live version: recreating or replacing
+		// it would only take it away from what uses it.
+		st.recreate, st.replace = false, false
 	}
 	return deployPlan{m: it, strategy: st, artifact: art}, nil
 }

@@ -47,7 +47,10 @@
 //     ResourceVersioner does, the newest existing version deployed with the
 //     same content (all but metadata, artifacts bound): its
 //     kubesvc.io/content-digest annotation, or its last-applied
-//     configuration. Secrets carry no digest (it would hash their values).
+//     configuration. Secrets carry no digest (it would hash their values);
+//     ReplicaSets are never reused (see prepare), nor versions being
+//     deleted; a reused version is applied, never recreated or replaced,
+//     and cleanupArtifacts keeps it whatever its number.
 //   - Annotations moniker.spinnaker.io/{application,cluster,stack,detail,
 //     sequence} and artifact.spinnaker.io/{type,name,location,version} on the
 //     object and its pod template (values already present are kept); labels

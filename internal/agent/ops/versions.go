@@ -129,7 +129,11 @@ func (e *Executor) listVersions(ctx context.Context, m *meta.RESTMapping, ns, ba
 		}
 		for _, it := range list.Items {
 			if v := version(it.Name, it.Annotations); v >= 0 {
-				out = append(out, objectVersion{name: it.Name, version: v, digest: deployedDigest(it.Annotations)})
+				ov := objectVersion{name: it.Name, version: v}
+				if it.DeletionTimestamp == nil { // one going away is no version to reuse
+					ov.digest = deployedDigest(it.Annotations)
+				}
+				out = append(out, ov)
 			}
 		}
 		if list.Continue == "" {
