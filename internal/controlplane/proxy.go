@@ -565,11 +565,18 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // switched records a 101 written through the hijacked connection, past
-// the recorder, in it and in the recorders it wraps.
+// the recorder, in it and in every recorder below it.
 func (r *statusRecorder) switched() {
-	for rec := r; rec != nil; {
-		rec.code = http.StatusSwitchingProtocols
-		rec, _ = rec.ResponseWriter.(*statusRecorder)
+	var w http.ResponseWriter = r
+	for w != nil {
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.code = http.StatusSwitchingProtocols
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
 	}
 }
 

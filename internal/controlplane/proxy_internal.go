@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
 
 // KubernetesGet reads path (an API server path such as
@@ -16,12 +18,13 @@ import (
 // could not relay it (the proxy off on either end, no agent). The read is
 // made on behalf of the REST request from: its client certificate must be
 // one the proxy admits (kubesvc.proxy.x509.filters), as if it had asked
-// the proxy itself. It returns when the answer is complete or ctx ends.
+// the proxy itself. It is counted in kubesvc_controlplane_proxy_requests_total
+// like a client's. It returns when the answer is complete or ctx ends.
 func (s *Server) KubernetesGet(ctx context.Context, from *http.Request, account, path string, query url.Values, w http.ResponseWriter) {
 	u := &url.URL{Path: "/agents/kubernetes/accounts/" + account + "/proxy" + path, RawQuery: query.Encode()}
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		kubeproxy.WriteStatus(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	r.Body = http.NoBody

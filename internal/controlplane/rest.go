@@ -46,23 +46,36 @@ func (s *Server) routes() http.Handler {
 	}
 	// Unknown paths and methods get JSON errors too (the proxy's paths
 	// take every method and answer Kubernetes Status objects themselves).
-	return manifests.EmptyLocations(s.instrument(mux, httpapi.MuxErrors(mux)))
+	return manifests.EmptyLocations(s.instrument(httpapi.MuxErrors(mux)))
 }
 
-// instrument counts and times every request next serves by the route of
-// mux that serves it (kubesvc_controlplane_http_requests_total,
+// instrument counts and times every request next (the mux) serves by the
+// route that serves it (kubesvc_controlplane_http_requests_total,
 // _http_request_duration_seconds), also when the handler aborts.
-func (s *Server) instrument(mux *http.ServeMux, next http.Handler) http.Handler {
+func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, route := mux.Handler(r)
-		if route == "" {
-			route = "unmatched"
-		}
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
 		defer func() {
-			s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status())).Inc()
+			p := recover()
+			code := rec.status()
+			if p != nil && rec.code == 0 {
+				code = http.StatusInternalServerError // a handler that gave up, not a client gone
+			}
+			// The mux set r.Pattern: a registered pattern, or for its own
+			// redirects the path it redirects to, which is not a label.
+			route := r.Pattern
+			switch {
+			case code >= 300 && code < 400 && code != http.StatusNotModified:
+				route = "redirect"
+			case route == "":
+				route = "unmatched"
+			}
+			s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 			s.metrics.httpSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			if p != nil {
+				panic(p)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

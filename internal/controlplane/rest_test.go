@@ -321,16 +321,44 @@ func TestHTTPMetricsByRoute(t *testing.T) {
 	e.call(t, "GET", "/manifests/main/prod/deployment%20web", "")
 	e.call(t, "GET", "/no/such/path", "")
 	e.call(t, "DELETE", "/health", "")
+	// The mux's redirect of an unclean path: its target is no label.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Get(e.url + "/cache//objects/a-unique-path"); err != nil || resp.StatusCode/100 != 3 {
+		t.Fatalf("an unclean path: %v %v, want the mux's redirect", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// A handler that panics is a 500, not a client gone (499).
+	func() {
+		defer func() { _ = recover() }()
+		e.s.instrument(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })).
+			ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/boom", nil))
+	}()
 	_, _, body := e.call(t, "GET", "/metrics", "")
+	if strings.Contains(body, "a-unique-path") {
+		t.Errorf("a redirect's target is a route label:\n%s", body)
+	}
 	for _, want := range []string{
 		`kubesvc_controlplane_http_requests_total{code="200",route="GET /health"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="404",route="GET /manifests/{account}/{location}/{name}"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="404",route="unmatched"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="405",route="unmatched"} 1`,
 		`kubesvc_controlplane_http_request_duration_seconds_count{route="GET /health"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="307",route="redirect"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="500",route="unmatched"} 1`,
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s:\n%s", want, grepMetric(body, "http_requests_total"))
 		}
 	}
+}
+
+func grepMetric(body, name string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, name) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

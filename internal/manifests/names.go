@@ -47,6 +47,14 @@ func checkLocation(ns string) error {
 	return nil
 }
 
+// emptySegments writes every empty segment of p as "_" ("///" holds two).
+func emptySegments(p string) string {
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/_/")
+	}
+	return p
+}
+
 // notCachedError says that an account caches no kind of a name.
 type notCachedError struct {
 	account, kind string
@@ -73,9 +81,9 @@ func EmptyLocations(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if (strings.HasPrefix(r.URL.Path, "/manifests/") || strings.HasPrefix(r.URL.Path, "/applications/")) && strings.Contains(r.URL.Path, "//") {
 			r2 := r.Clone(r.Context())
-			r2.URL.Path = strings.ReplaceAll(r.URL.Path, "//", "/_/")
+			r2.URL.Path = emptySegments(r.URL.Path)
 			if r.URL.RawPath != "" {
-				r2.URL.RawPath = strings.ReplaceAll(r.URL.RawPath, "//", "/_/")
+				r2.URL.RawPath = emptySegments(r.URL.RawPath)
 			}
 			r = r2
 		}

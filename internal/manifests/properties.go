@@ -36,6 +36,9 @@ const (
 	// maxErrorBody bounds the body of a failed log read kept for the
 	// error message.
 	maxErrorBody = 64 << 10
+	// maxProperties bounds what the properties of one log may hold (keys
+	// and values, as written): a pipeline's outputs, not a data store.
+	maxProperties = 4 << 20
 )
 
 // propertyReader is the http.ResponseWriter a Pod's log is relayed to: it
@@ -48,7 +51,8 @@ type propertyReader struct {
 	line   []byte
 	long   bool // the current line went over maxLogLine: skipped
 	props  map[string]any
-	err    error // a SPINNAKER_CONFIG_JSON line that is not a JSON object
+	size   int   // bytes of the property lines taken
+	err    error // a SPINNAKER_CONFIG_JSON line that is not a JSON object, or too much
 	body   bytes.Buffer
 }
 
@@ -108,13 +112,21 @@ func (p *propertyReader) add(b []byte) {
 func (p *propertyReader) endLine() {
 	line := strings.TrimSpace(string(p.line))
 	p.line, p.long = p.line[:0], false
+	if p.err != nil {
+		return
+	}
+	if strings.HasPrefix(line, configJSONPrefix) || strings.Contains(line, propertyPrefix) {
+		if p.size += len(line); p.size > maxProperties {
+			p.err = fmt.Errorf("its properties hold over %d bytes", maxProperties)
+			clear(p.props)
+			return
+		}
+	}
 	switch {
 	case strings.HasPrefix(line, configJSONPrefix):
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, configJSONPrefix)), &obj); err != nil || obj == nil {
-			if p.err == nil {
-				p.err = fmt.Errorf("%s line is not a JSON object: %v", strings.TrimSuffix(configJSONPrefix, "="), err)
-			}
+			p.err = fmt.Errorf("%s line is not a JSON object: %v", strings.TrimSuffix(configJSONPrefix, "="), err)
 			return
 		}
 		maps.Copy(p.props, obj)
@@ -197,8 +209,12 @@ func (h *Handler) getJobProperties(w http.ResponseWriter, r *http.Request) {
 // getPodProperties answers the properties Pod {pod} wrote to the log of
 // container {file}.
 func (h *Handler) getPodProperties(w http.ResponseWriter, r *http.Request) {
-	if err := checkLocation(r.PathValue("namespace")); err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "namespace%s", strings.TrimPrefix(err.Error(), "location"))
+	switch ns := r.PathValue("namespace"); {
+	case ns == "_":
+		httpapi.WriteError(w, http.StatusBadRequest, "namespace: required (Pods are namespaced)")
+		return
+	case checkLocation(ns) != nil:
+		httpapi.WriteError(w, http.StatusBadRequest, "namespace%s", strings.TrimPrefix(checkLocation(ns).Error(), "location"))
 		return
 	}
 	h.properties(w, r, r.PathValue("namespace"), r.PathValue("pod"))

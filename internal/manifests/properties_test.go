@@ -54,6 +54,7 @@ func TestPropertyFiles(t *testing.T) {
 		"prod/broken-b/main": "starting\n  SPINNAKER_PROPERTY_IMAGE_TAG = 1.2.3\nprefix SPINNAKER_PROPERTY_Region=eu-west-1\n" +
 			"SPINNAKER_PROPERTY_EMPTY=\nSPINNAKER_CONFIG_JSON={\"region\": \"us-east-1\", \"replicas\": 3}\nSPINNAKER_PROPERTY_LAST=x",
 		"prod/broken-a/main": "SPINNAKER_CONFIG_JSON={not json}\n",
+		"prod/chatty/main":   strings.Repeat("SPINNAKER_PROPERTY_K"+strings.Repeat("x", 1000)+"=v\n", 5000),
 	}}
 	mux := http.NewServeMux()
 	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
@@ -78,6 +79,8 @@ func TestPropertyFiles(t *testing.T) {
 	}
 	e.wantError(t, "/applications/shop/kubernetes/pods/main/prod/broken-a/main", http.StatusUnprocessableEntity, "SPINNAKER_CONFIG_JSON line is not a JSON object")
 	e.wantError(t, "/applications/shop/kubernetes/pods/main/prod/gone/main", http.StatusNotFound, `pods "gone" not found`)
+	e.wantError(t, "/applications/shop/kubernetes/pods/main/prod/chatty/main", http.StatusUnprocessableEntity, "its properties hold over 4194304 bytes")
+	e.wantError(t, "/applications/shop/kubernetes/pods/main//broken-b/main", http.StatusBadRequest, "namespace: required")
 	e.wantError(t, "/applications/shop/jobs/main/prod/job%20lonely/main", http.StatusNotFound, `job "lonely" in namespace "prod" of account "main" has no cached Pods`)
 	e.wantError(t, "/applications/shop/jobs/main/prod/job%20nope/main", http.StatusNotFound, `no cached job "nope"`)
 }

@@ -236,6 +236,9 @@ func TestManifestReads(t *testing.T) {
 		e.wantError(t, "/manifests/main/prod/replicaSet/cluster/shop/replicaSet%20other/dynamic/second_newest", http.StatusNotFound, "has 1 cached replicaSet objects")
 		e.wantError(t, "/manifests/main/prod/replicaSet/cluster/shop/replicaSet%20api/dynamic/biggest", http.StatusBadRequest, `criteria: "biggest"`)
 		e.wantError(t, "/manifests/main//replicaSet/cluster/shop/replicaSet%20api", http.StatusBadRequest, "location: required for replicaSet")
+		// Two empty segments are two "_": no such endpoint (not a redirect
+		// escaping the name twice).
+		e.wantError(t, "/manifests/main///namespace%20prod", http.StatusNotFound, `no endpoint GET "/manifests/main/_/_/namespace prod"`)
 		if code, body := e.get(t, "/manifests/main//namespace/cluster/shop/namespace%20prod"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
 			t.Errorf("a cluster-scoped kind's cluster, empty location: %d %s", code, body)
 		}
