@@ -14,10 +14,12 @@ import (
 )
 
 // events returns the cached core Events about o, oldest first (by last,
-// then first timestamp, then event time), as Clouddriver lists them. An
-// account that does not cache Events has none.
+// then first timestamp, then event time), as Clouddriver lists them, among
+// those named as Kubernetes' event recorders name them. An account that
+// does not cache Events has none.
 func (h *Handler) events(ctx context.Context, o store.Object) ([]json.RawMessage, error) {
-	list, err := h.cache.ListObjects(ctx, store.Query{Account: o.Account, Kind: "Event", CoreGroup: true, Namespace: o.Namespace})
+	// Event recorders name an event "OBJECT.TIMESTAMP": read only those.
+	list, err := h.cache.ListObjects(ctx, store.Query{Account: o.Account, Kind: "Event", CoreGroup: true, Namespace: o.Namespace, NamePrefix: o.Name + "."})
 	if err != nil {
 		return nil, fmt.Errorf("list the cached Events of namespace %s: %w", o.Namespace, err)
 	}

@@ -174,8 +174,9 @@ func (h *Handler) jobPods(r *http.Request, account string, j *batchv1.Job) ([]co
 	if j.Spec.Selector == nil || len(j.Spec.Selector.MatchLabels) == 0 {
 		return nil, nil
 	}
+	// The job controller names its Pods "JOB-...": read only those.
 	list, err := h.cache.ListObjects(r.Context(), store.Query{Account: account, Kind: "Pod", CoreGroup: true, Namespace: j.Namespace,
-		Selector: labels.SelectorFromSet(j.Spec.Selector.MatchLabels)})
+		NamePrefix: j.Name + "-", Selector: labels.SelectorFromSet(j.Spec.Selector.MatchLabels)})
 	if err != nil {
 		return nil, err
 	}

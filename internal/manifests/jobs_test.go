@@ -40,7 +40,7 @@ func TestJobStatus(t *testing.T) {
 		`"containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": "boom"}}}]`))
 	e.put(t, "", "v1", "pods", "Pod", true, pod("broken-a", "broken", "2026-01-01T00:00:01Z",
 		`"initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 0}}}], "containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]`))
-	e.put(t, "", "v1", "pods", "Pod", true, pod("other", "ok", "2026-01-01T00:00:01Z", `"containerStatuses": []`))
+	e.put(t, "", "v1", "pods", "Pod", true, pod("ok-x1", "ok", "2026-01-01T00:00:01Z", `"containerStatuses": []`))
 
 	get := func(path string) jobStatus {
 		t.Helper()

@@ -133,9 +133,9 @@ func replicaSet(name, created string, replicas int) string {
 func TestManifestReads(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "apps", "v1", "deployments", "Deployment", true, web)
-	e.put(t, "", "v1", "events", "Event", true, event("e2", "Deployment", "web", "2026-01-02T00:00:00Z"))
-	e.put(t, "", "v1", "events", "Event", true, event("e1", "Deployment", "web", "2026-01-01T00:00:00Z"))
-	e.put(t, "", "v1", "events", "Event", true, event("e3", "ReplicaSet", "web", "2026-01-01T00:00:00Z"))
+	e.put(t, "", "v1", "events", "Event", true, event("web.2", "Deployment", "web", "2026-01-02T00:00:00Z"))
+	e.put(t, "", "v1", "events", "Event", true, event("web.1", "Deployment", "web", "2026-01-01T00:00:00Z"))
+	e.put(t, "", "v1", "events", "Event", true, event("web.3", "ReplicaSet", "web", "2026-01-01T00:00:00Z"))
 	e.put(t, "events.k8s.io", "v1", "events", "Event", true, `{"kind": "Event", "metadata": {"name": "other", "namespace": "prod"}}`)
 	e.put(t, "", "v1", "namespaces", "Namespace", false, `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}, "status": {"phase": "Active"}}`)
 	e.put(t, "argoproj.io", "v1alpha1", "rollouts", "Rollout", true, `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r", "namespace": "prod"}}`)
@@ -165,8 +165,8 @@ func TestManifestReads(t *testing.T) {
 		if !reflect.DeepEqual(m.Artifacts, wantArtifacts) {
 			t.Errorf("artifacts %+v, want %+v", m.Artifacts, wantArtifacts)
 		}
-		if len(m.Events) != 2 || m.Events[0].Metadata.Name != "e1" || m.Events[1].Metadata.Name != "e2" {
-			t.Errorf("events %+v, want e1, e2 (the Deployment's, oldest first)", m.Events)
+		if len(m.Events) != 2 || m.Events[0].Metadata.Name != "web.1" || m.Events[1].Metadata.Name != "web.2" {
+			t.Errorf("events %+v, want web.1, web.2 (the Deployment's, oldest first)", m.Events)
 		}
 	})
 	t.Run("without events", func(t *testing.T) {

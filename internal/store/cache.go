@@ -109,6 +109,12 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 	add("kind_lower = ?", strings.ToLower(q.Kind))
 	add("namespace = ?", q.Namespace)
 	add("name = ?", q.Name)
+	if q.NamePrefix != "" {
+		// Keys are printable ASCII in a binary collation on every backend
+		// (checkKey): the names with the prefix sort from it to it + DEL.
+		where = append(where, "name >= ? AND name < ?")
+		args = append(args, q.NamePrefix, q.NamePrefix+"\x7f")
+	}
 	add("application = ?", q.Application)
 	if a := q.After; a != nil {
 		where = append(where, "(account, kind, namespace, name, api_group) > (?, ?, ?, ?, ?)")

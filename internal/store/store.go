@@ -353,9 +353,12 @@ type Query struct {
 	Group string
 	// CoreGroup, with Group empty, matches the core group only (empty
 	// Group alone matches any group).
-	CoreGroup   bool
-	Namespace   string
-	Name        string
+	CoreGroup bool
+	Namespace string
+	Name      string
+	// NamePrefix selects the names that start with it ("web-" for the
+	// Pods of Job web, "web." for the Events of object web), in the index.
+	NamePrefix  string
 	Application string
 	// Selector filters on labels; nil selects everything.
 	Selector labels.Selector
