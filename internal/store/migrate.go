@@ -260,6 +260,14 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	if err != nil {
 		return nil, 0, err
 	}
+	interrupted, err := interruptedMigration(ctx, tx, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	if interrupted.version > latest {
+		return nil, 0, fmt.Errorf("store: migration %d (%q) was interrupted, and this binary knows migrations up to %d only: "+
+			"run the kubesvc release that started it, to finish it: %w", interrupted.version, interrupted.name, latest, ErrSchemaTooNew)
+	}
 	if current > latest {
 		if err := checkNewerSchema(ctx, tx, d, current, latest); err != nil {
 			return nil, 0, err
@@ -273,6 +281,19 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	if m.version != current+1 {
 		return nil, 0, fmt.Errorf("store: migration list broken: found version %d where %d was expected", m.version, current+1)
 	}
+	// Where DDL commits implicitly (MySQL), a row marks the migration as
+	// started, committed with its first statement: a crash halfway leaves
+	// it, and older binaries then refuse the schema (its compatible_from is
+	// NULL) instead of running against half of it. The rows before 8 have
+	// no columns for it.
+	marked := interrupted.version == m.version
+	if d.appliedDDL != nil && m.version > recordsCompatibility && !marked {
+		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', ?, NULL)`),
+			m.version, m.name); err != nil {
+			return nil, 0, fmt.Errorf("store: mark migration %d as started: %w", m.version, err)
+		}
+		marked = true
+	}
 	for _, stmt := range m.up(d) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			if d.appliedDDL != nil && d.appliedDDL(err) {
@@ -283,7 +304,11 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	}
 	ins := `INSERT INTO ` + migrationsTable + ` (version, applied_at) VALUES (?, ?)`
 	args := []any{m.version, time.Now().UTC().Format(time.RFC3339Nano)}
-	if m.version >= recordsCompatibility {
+	switch {
+	case marked:
+		ins = `UPDATE ` + migrationsTable + ` SET applied_at = ?, name = ?, compatible_from = ? WHERE version = ?`
+		args = []any{args[1], m.name, m.recordedCompatibleFrom(), m.version}
+	case m.version >= recordsCompatibility:
 		ins = `INSERT INTO ` + migrationsTable + ` (version, applied_at, name, compatible_from) VALUES (?, ?, ?, ?)`
 		args = append(args, m.name, m.recordedCompatibleFrom())
 	}
@@ -333,15 +358,47 @@ func checkNewerSchema(ctx context.Context, tx *sql.Tx, d dialect, current, lates
 	return nil
 }
 
-// schemaVersion returns the highest applied migration, 0 for none.
+// schemaVersion returns the highest applied migration, 0 for none: one
+// marked as started only (an empty applied_at) is not applied.
 func schemaVersion(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }) (int64, error) {
 	var v sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM `+migrationsTable).Scan(&v); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM `+migrationsTable+` WHERE applied_at <> ''`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: read schema version: %w", err)
 	}
 	return v.Int64, nil
+}
+
+// startedMigration is a migration marked as started and not finished.
+type startedMigration struct {
+	version int64
+	name    string
+}
+
+// interruptedMigration returns the migration marked as started but not
+// finished, if any (version 0 if none): one a crash interrupted where DDL
+// commits implicitly. Before migration 8 the table has no name column, and
+// no migration is ever marked.
+func interruptedMigration(ctx context.Context, tx *sql.Tx, d dialect) (startedMigration, error) {
+	var cols int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+migrationsTable+` WHERE version >= `+fmt.Sprint(recordsCompatibility)).Scan(&cols); err != nil {
+		return startedMigration{}, fmt.Errorf("store: read the migrations: %w", err)
+	}
+	if cols == 0 {
+		return startedMigration{}, nil
+	}
+	var m startedMigration
+	var name sql.NullString
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT version, name FROM `+migrationsTable+` WHERE applied_at = '' ORDER BY version DESC`)).Scan(&m.version, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return startedMigration{}, nil
+	}
+	if err != nil {
+		return startedMigration{}, fmt.Errorf("store: read the migrations: %w", err)
+	}
+	m.name = name.String
+	return m, nil
 }
 
 // SchemaVersion is the schema version this binary migrates databases to.

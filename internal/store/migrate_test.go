@@ -130,3 +130,49 @@ func TestVersion8BinaryAgainstThisSchema(t *testing.T) {
 		t.Errorf("a binary of version %d: %v", recordsCompatibility, err)
 	}
 }
+
+// A migration interrupted where DDL commits implicitly (MySQL) stays marked
+// as started: the binary that knows it finishes it; older binaries refuse
+// the schema instead of running against half of it, the newer one's
+// release named. (SQLite plays the marker a crash would leave.)
+func TestInterruptedMigration(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	d := sqliteDialect()
+	current := migrations()
+	v := current[len(current)-1].version
+	next := migration{version: v + 1, name: "an additive table", compatibleFrom: v, up: func(d dialect) []string {
+		return []string{`CREATE TABLE kubesvc_future (id ` + d.key + `, PRIMARY KEY (id))`}
+	}}
+	newer := append(current[:len(current):len(current)], next)
+	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current); err != nil {
+		t.Fatal(err)
+	}
+	// A newer binary crashed after marking its migration as started.
+	if _, err := db.Exec(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', ?, NULL)`, v+1, next.name); err != nil {
+		t.Fatal(err)
+	}
+	err = migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current)
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf(`migration %d ("an additive table") was interrupted`, v+1)) {
+		t.Errorf("an older binary against an interrupted migration: %v; want ErrSchemaTooNew saying migration %d was interrupted", err, v+1)
+	}
+	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), newer); err != nil {
+		t.Fatalf("the binary that knows the interrupted migration: %v", err)
+	}
+	var at string
+	var from sql.NullInt64
+	if err := db.QueryRow(`SELECT applied_at, compatible_from FROM `+migrationsTable+` WHERE version = ?`, v+1).Scan(&at, &from); err != nil ||
+		at == "" || from != (sql.NullInt64{Int64: v, Valid: true}) {
+		t.Errorf("the finished migration recorded as %q, %+v (%v); want a time and %d", at, from, err, v)
+	}
+	if _, err := db.Exec(`INSERT INTO kubesvc_future (id) VALUES ('x')`); err != nil {
+		t.Errorf("the finished migration's table: %v", err)
+	}
+	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current); err != nil {
+		t.Errorf("an older binary once the compatible migration finished: %v", err)
+	}
+}

@@ -81,6 +81,11 @@ func runMigrations(t *testing.T, srv storetest.Server) {
 		if want := store.SchemaVersion(); rows != want || version != want {
 			t.Errorf("%d migrations recorded up to %d, want %d", rows, version, want)
 		}
+		// None left marked as started only (MySQL marks each first).
+		var started int
+		if err := s.Raw(t, dsn).QueryRow(`SELECT COUNT(*) FROM kubesvc_schema_migrations WHERE applied_at = ''`).Scan(&started); err != nil || started != 0 {
+			t.Errorf("%d migrations left marked as started (%v), want 0", started, err)
+		}
 	})
 
 	// A database migrated by a newer binary: this one runs against it
