@@ -194,14 +194,8 @@ func (m *Manager) validate(where, typ string, desc json.RawMessage) (op, error) 
 			}
 		}
 	case "deployManifest":
-		if len(d.Manifests) == 0 {
-			return op{}, fmt.Errorf("%s.manifests: required, a non-empty array", where)
-		}
-		for j, raw := range d.Manifests {
-			if err := checkManifest(fmt.Sprintf("%s.manifests[%d]", where, j), raw); err != nil {
-				return op{}, err
-			}
-		}
+		// ops.Validate, below: manifests (nulls left out, as Clouddriver
+		// does) or the deprecated single manifest.
 	case "runJob":
 		if len(d.Manifest) == 0 {
 			return op{}, fmt.Errorf("%s.manifest: required", where)

@@ -36,6 +36,7 @@ func TestOperationsOnCluster(t *testing.T) {
 		"SecretValues":    testSecretValuesStayIn,
 		"Versions":        testVersionsNeverOverwrite,
 		"VersionReuse":    testVersionsReuseIdenticalContent,
+		"TypedPatchError": testTypedPatchErrorNotRetried,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

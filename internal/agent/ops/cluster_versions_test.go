@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -223,5 +224,29 @@ func testVersionsReuseIdenticalContent(t *testing.T, c *testenv.Cluster) {
 	}
 	if got := names(e.deploy(nil, configMap("legacy", map[string]any{"k": "old"}, nil))); !slices.Equal(got, []string{"configMap legacy-v004"}) {
 		t.Errorf("Clouddriver's version with the same content: %v, want legacy-v004", got)
+	}
+}
+
+// An object the kind's schema cannot hold is answered by server-side
+// apply with a 500 that is no server fault: it fails at once (no retries),
+// its Go-syntax value quoted plainly and bounded.
+func testTypedPatchErrorNotRetried(t *testing.T, c *testenv.Cluster) {
+	r := DefaultRetries()
+	r.BackOff = 2 * time.Second
+	e := newClusterEnv(t, c, Options{Retries: &r})
+	cm := configMap("typed", map[string]any{"a": "b"}, nil)
+	cm["status"] = map[string]any{"nested": map[string]any{"deep": strings.Repeat("x", 5000)}}
+	start := time.Now()
+	_, err := e.try(OpDeployManifest, map[string]any{"account": "test", "moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{cm}})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "failed to create typed patch object") {
+		t.Fatalf("deploy of a ConfigMap with a status: %v, want the API server's typed patch error", err)
+	}
+	if strings.Contains(err.Error(), "giving up after") || took > r.BackOff {
+		t.Errorf("retried (%s): %v", took, err)
+	}
+	if len(err.Error()) > 2*maxTypedPatchMessage || strings.Contains(err.Error(), "valueUnstructured") {
+		t.Errorf("message of %d bytes, Go syntax kept: %.300s", len(err.Error()), err)
 	}
 }

@@ -89,6 +89,9 @@ func parseDeploy(payload []byte) (operation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(items) == 0 {
+		return nil, invalid(field, "required: at least one manifest (every one given is null)")
+	}
 	sel, err := parseSelectors(d.LabelSelectors)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package ops
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -105,10 +106,33 @@ type shortened struct {
 func (e *shortened) Error() string { return e.msg }
 func (e *shortened) Unwrap() error { return e.err }
 
+// typedPatchError tells whether err is the API server's refusal of a
+// server-side apply whose object does not fit the kind's schema ("failed
+// to create typed patch object ...: .data.debug: expected string, got
+// ..."): answered as a 500, but the same request always fails the same way.
+func typedPatchError(err error) bool {
+	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to create typed patch object")
+}
+
+// goValue is how the API server quotes a value in a typed patch error.
+var goValue = regexp.MustCompile(`&value\.valueUnstructured\{Value:([^{}]*)\}`)
+
+// maxTypedPatchMessage bounds a typed patch error's message: a nested value
+// is quoted as a Go struct dump, hundreds of kilobytes deep.
+const maxTypedPatchMessage = 2000
+
 // shorten rewrites an Invalid API error whose causes quote long values so
-// that each cause reads "field: Invalid value (N bytes, elided): reason".
-// Other errors are returned as they are.
+// that each cause reads "field: Invalid value (N bytes, elided): reason",
+// and a typed patch error's Go-syntax values as plain ones, cut to
+// maxTypedPatchMessage. Other errors are returned as they are.
 func shorten(err error) error {
+	if typedPatchError(err) {
+		msg := goValue.ReplaceAllString(err.Error(), "$1")
+		if len(msg) > maxTypedPatchMessage {
+			msg = fmt.Sprintf("%s ... (%d bytes elided)", msg[:maxTypedPatchMessage], len(msg)-maxTypedPatchMessage)
+		}
+		return &shortened{msg: msg, err: err}
+	}
 	var st apierrors.APIStatus
 	if err == nil || !errors.As(err, &st) || len(err.Error()) <= 2*maxValueInMessage {
 		return err

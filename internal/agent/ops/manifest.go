@@ -1,7 +1,9 @@
 package ops
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,10 +26,14 @@ func checkNamespace(field, ns string) error {
 }
 
 // parseManifests decodes the manifests of a description, expands
-// kind: List items, and checks each one's structure.
+// kind: List items, and checks each one's structure. Null entries are
+// left out, as Clouddriver does (a pipeline's SpEL may leave one).
 func parseManifests(field string, raws []json.RawMessage) ([]*manifest, error) {
 	var out []*manifest
 	for i, raw := range raws {
+		if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			continue
+		}
 		f := fmt.Sprintf("%s[%d]", field, i)
 		m, err := decodeObject(f, raw)
 		if err != nil {
@@ -139,6 +145,27 @@ func checkManifest(field string, m map[string]any) error {
 	for _, k := range []string{"labels", "annotations"} {
 		if err := checkStringMap(joinField(mdField, k), md[k]); err != nil {
 			return err
+		}
+	}
+	// Values of a ConfigMap or Secret are strings: an unquoted `true` or
+	// `8080` in YAML is the usual mistake, which the API server answers
+	// with an error that reads like a crash.
+	if apiVersion == "v1" {
+		var keys []string
+		switch m["kind"] {
+		case "ConfigMap":
+			keys = []string{"data", "binaryData"}
+		case "Secret":
+			keys = []string{"data", "stringData"}
+		}
+		for _, k := range keys {
+			if err := checkStringMap(joinField(field, k), m[k]); err != nil {
+				var ve *ValidationError
+				if errors.As(err, &ve) && ve.Message == "must be a string" {
+					ve.Message = "must be a string (quote it in YAML: values of a " + m["kind"].(string) + " are strings)"
+				}
+				return err
+			}
 		}
 	}
 	return nil

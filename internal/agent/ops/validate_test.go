@@ -35,6 +35,10 @@ func TestValidateStatic(t *testing.T) {
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[` + cm + `,"x"]}`, "manifests[1]", "must be a JSON object"},
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"List","items":[` + cm + `,{"apiVersion":"v1"}]}]}`, "manifests[0].items[1].kind", "required"},
 		{"deployManifest", `{"manifests":[` + cm + `]}`, "moniker.app", "required"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[null]}`, "manifests", "every one given is null"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"port":8080}}]}`, "manifests[0].data.port", "quote it in YAML"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"binaryData":{"b":true}}]}`, "manifests[0].binaryData.b", "must be a string"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"},"stringData":{"p":1}}]}`, "manifests[0].stringData.p", "values of a Secret are strings"},
 		{"deployManifest", `{"moniker":{"app":"a","sequence":"x"},"manifests":[` + cm + `]}`, "moniker.sequence", "must be an integer"},
 		{"deployManifest", `{"moniker":{"app":"a"},"versioned":"maybe","manifests":[` + cm + `]}`, "versioned", "must be a boolean"},
 		{"deployManifest", `{"moniker":{"app":"a"},"services":["frontend"],"manifests":[` + cm + `]}`, "services[0]", `"service NAME"`},
@@ -102,6 +106,10 @@ func TestValidateAcceptsClouddriverShapes(t *testing.T) {
 		"rollingRestartManifest": `{"manifestName":"deployment web","location":"ns"}`,
 		"runJob":                 `{"application":"shop","manifest":{"apiVersion":"batch/v1","kind":"Job","metadata":{"generateName":"j-"}}}`,
 		"disableManifest":        `{"manifestName":"replicaSet web-v001","location":"ns","loadBalancers":["service web"]}`,
+	}
+	// Clouddriver drops null manifests (a pipeline's SpEL may leave one).
+	if err := Validate("deployManifest", []byte(`{"moniker":{"app":"a"},"manifests":[null,{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}`)); err != nil {
+		t.Errorf("a deploy with a null manifest: %v", err)
 	}
 	for op, p := range ok {
 		if err := Validate(op, []byte(p)); err != nil {
