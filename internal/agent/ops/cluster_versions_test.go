@@ -141,15 +141,30 @@ func testVersionsReuseIdenticalContent(t *testing.T, c *testenv.Cluster) {
 		t.Errorf("deployment web: generation %d (%v), want 1: nothing changed", d.GetGeneration(), err)
 	}
 
-	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "pw"}, "stringData": map[string]any{"p": "hunter2"}}
-	for i := range 2 {
-		want := fmt.Sprintf("secret pw-v%03d", i)
-		if got := names(e.deploy(nil, secret)); !slices.Equal(got, []string{want}) {
-			t.Errorf("secret deploy %d: %v, want %s", i, got, want)
+	// Secrets are compared in place, in the agent: the same values (as
+	// stringData or base64 data) reuse the version, and no digest of them
+	// is written.
+	secret := func(values map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "pw"}, "stringData": values}
+	}
+	for i, c := range []struct {
+		m    map[string]any
+		want string
+	}{
+		{secret(map[string]any{"p": "hunter2"}), "secret pw-v000"},
+		{secret(map[string]any{"p": "hunter2"}), "secret pw-v000"},
+		{map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "pw"}, "data": map[string]any{"p": "aHVudGVyMg=="}}, "secret pw-v000"},
+		{secret(map[string]any{"p": "hunter3"}), "secret pw-v001"},
+		{map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "pw"}, "type": "example.com/other", "stringData": map[string]any{"p": "hunter2"}}, "secret pw-v002"},
+	} {
+		if got := names(e.deploy(nil, c.m)); !slices.Equal(got, []string{c.want}) {
+			t.Errorf("secret deploy %d: %v, want %s", i, got, c.want)
 		}
 	}
-	if s, err := e.kube.CoreV1().Secrets(e.ns).Get(e.ctx, "pw-v001", metav1.GetOptions{}); err != nil || s.Annotations[AnnotationContentDigest] != "" {
-		t.Errorf("secret pw-v001: annotations %v (%v), want no digest of its values", s.GetAnnotations(), err)
+	for _, name := range []string{"pw-v000", "pw-v001"} {
+		if s, err := e.kube.CoreV1().Secrets(e.ns).Get(e.ctx, name, metav1.GetOptions{}); err != nil || s.Annotations[AnnotationContentDigest] != "" {
+			t.Errorf("secret %s: annotations %v (%v), want no digest of its values", name, s.GetAnnotations(), err)
+		}
 	}
 
 	// Orca's cleanup after a deploy that reused an older version keeps it,

@@ -361,10 +361,19 @@ func (o *deployOp) prepare(ctx context.Context, e *Executor, it *manifest, all m
 		// applying its template again would not undo. Clouddriver, whose
 		// last-applied configurations hold the stamped template, never
 		// reuses them either.
-		if !receivesTraffic(gk) {
+		var same func(context.Context, objectVersion) (bool, error)
+		switch {
+		case receivesTraffic(gk):
+		case gk == (schema.GroupKind{Kind: "Secret"}):
+			// No digest of its values is written (below): each version
+			// is compared in place.
+			same = func(ctx context.Context, v objectVersion) (bool, error) {
+				return e.sameSecret(ctx, it.mapping, ns, obj.Object, v)
+			}
+		default:
 			digest = contentDigest(obj.Object)
 		}
-		v, prev, reuse, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk), digest)
+		v, prev, reuse, err := e.nextVersion(ctx, it.mapping, ns, base, "kubernetes/"+KindName(gk), digest, same)
 		if err != nil {
 			return deployPlan{}, err
 		}

@@ -47,7 +47,8 @@
 //     ResourceVersioner does, the newest existing version deployed with the
 //     same content (all but metadata, artifacts bound): its
 //     kubesvc.io/content-digest annotation, or its last-applied
-//     configuration. Secrets carry no digest (it would hash their values);
+//     configuration. Secrets carry no digest (it would hash their values):
+//     their versions are read and compared in the agent (sameSecret);
 //     ReplicaSets are never reused (see prepare), nor versions being
 //     deleted; a reused version is applied, never recreated or replaced,
 //     and cleanupArtifacts keeps it whatever its number.

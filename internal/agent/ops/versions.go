@@ -1,18 +1,23 @@
 package ops
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 var versionedName = regexp.MustCompile(`^(.+)-v(\d{3,})$`)
@@ -22,18 +27,95 @@ var versionedName = regexp.MustCompile(`^(.+)-v(\d{3,})$`)
 // the newest version whose content (all but its metadata) has digest, as
 // Clouddriver's ResourceVersioner reuses an identical earlier version;
 // else the one after the highest (0 when there are none).
-func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType, digest string) (version int, previous string, reused bool, err error) {
+//
+// same, when set, decides instead whether an existing version holds the
+// content (a sensitive kind, compared in place: see sameSecret).
+func (e *Executor) nextVersion(ctx context.Context, m *meta.RESTMapping, ns, base, artifactType, digest string,
+	same func(context.Context, objectVersion) (bool, error)) (version int, previous string, reused bool, err error) {
 	vs, err := e.versionsOf(ctx, m, ns, base, artifactType)
 	if err != nil || len(vs) == 0 {
 		return 0, "", false, err
 	}
 	last := vs[len(vs)-1]
 	for _, v := range slices.Backward(vs) {
-		if digest != "" && v.digest == digest {
+		match := digest != "" && v.digest == digest
+		if same != nil && !v.terminating {
+			if match, err = same(ctx, v); err != nil {
+				return 0, "", false, err
+			}
+		}
+		if match {
 			return v.version, last.name, true, nil
 		}
 	}
 	return last.version + 1, last.name, false, nil
+}
+
+// sameSecret tells whether the live Secret v holds what obj, a Secret
+// manifest, would write: the same type, immutability and values (data,
+// and stringData over it, compared as bytes). The values are read and
+// compared here, in the agent, and nothing of them is kept or reported.
+func (e *Executor) sameSecret(ctx context.Context, m *meta.RESTMapping, ns string, obj map[string]any, v objectVersion) (bool, error) {
+	var live *unstructured.Unstructured
+	err := e.do(ctx, "read "+v.name+" to compare it", func(ctx context.Context) (err error) {
+		live, err = e.resource(m, ns).Get(ctx, v.name, metav1.GetOptions{})
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	want, ok := secretContent(obj, true)
+	got, ok2 := secretContent(live.Object, false)
+	return ok && ok2 && want.equal(got), nil
+}
+
+// secretBody is what a Secret holds besides its metadata.
+type secretBody struct {
+	typ       string
+	immutable bool
+	values    map[string][]byte
+}
+
+func (a secretBody) equal(b secretBody) bool {
+	return a.typ == b.typ && a.immutable == b.immutable &&
+		maps.EqualFunc(a.values, b.values, func(x, y []byte) bool { return bytes.Equal(x, y) })
+}
+
+// secretContent reads a Secret object; a manifest's stringData counts
+// (over data), as the API server merges it. ok is false for anything
+// malformed: no match then.
+func secretContent(obj map[string]any, manifest bool) (secretBody, bool) {
+	b := secretBody{typ: "Opaque", values: map[string][]byte{}}
+	if t, _ := obj["type"].(string); t != "" {
+		b.typ = t
+	}
+	b.immutable, _ = obj["immutable"].(bool)
+	data, _ := obj["data"].(map[string]any)
+	for k, x := range data {
+		s, ok := x.(string)
+		if !ok {
+			return b, false
+		}
+		v, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return b, false
+		}
+		b.values[k] = v
+	}
+	if manifest {
+		sd, _ := obj["stringData"].(map[string]any)
+		for k, x := range sd {
+			s, ok := x.(string)
+			if !ok {
+				return b, false
+			}
+			b.values[k] = []byte(s)
+		}
+	}
+	return b, true
 }
 
 // objectVersion is an object of a versioned artifact.
@@ -42,8 +124,10 @@ type objectVersion struct {
 	version int
 	// digest is the contentDigest it was deployed with: its
 	// AnnotationContentDigest, else that of its last-applied configuration
-	// (client-side apply, as Clouddriver deploys); "" if neither.
-	digest string
+	// (client-side apply, as Clouddriver deploys); "" if neither, or if
+	// the object is being deleted (terminating).
+	digest      string
+	terminating bool
 }
 
 // contentDigest fingerprints what a manifest deploys besides its
@@ -129,8 +213,8 @@ func (e *Executor) listVersions(ctx context.Context, m *meta.RESTMapping, ns, ba
 		}
 		for _, it := range list.Items {
 			if v := version(it.Name, it.Annotations); v >= 0 {
-				ov := objectVersion{name: it.Name, version: v}
-				if it.DeletionTimestamp == nil { // one going away is no version to reuse
+				ov := objectVersion{name: it.Name, version: v, terminating: it.DeletionTimestamp != nil}
+				if !ov.terminating { // one going away is no version to reuse
 					ov.digest = deployedDigest(it.Annotations)
 				}
 				out = append(out, ov)
