@@ -68,6 +68,8 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			switch {
 			case code >= 300 && code < 400 && code != http.StatusNotModified:
 				route = "redirect"
+			case route == "" && code == http.StatusMethodNotAllowed:
+				route = "method_not_allowed" // a path some endpoint takes, another method
 			case route == "":
 				route = "unmatched"
 			}

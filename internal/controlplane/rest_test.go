@@ -342,7 +342,7 @@ func TestHTTPMetricsByRoute(t *testing.T) {
 		`kubesvc_controlplane_http_requests_total{code="200",route="GET /health"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="404",route="GET /manifests/{account}/{location}/{name}"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="404",route="unmatched"} 1`,
-		`kubesvc_controlplane_http_requests_total{code="405",route="unmatched"} 1`,
+		`kubesvc_controlplane_http_requests_total{code="405",route="method_not_allowed"} 1`,
 		`kubesvc_controlplane_http_request_duration_seconds_count{route="GET /health"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="307",route="redirect"} 1`,
 		`kubesvc_controlplane_http_requests_total{code="500",route="unmatched"} 1`,

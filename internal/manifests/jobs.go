@@ -86,11 +86,14 @@ func jobState(j *batchv1.Job) (state string, failed *batchv1.JobCondition) {
 
 // jobName reads a job id: Clouddriver's "job NAME", or a bare name.
 func jobName(id string) (string, error) {
-	kind, name, ok := strings.Cut(id, " ")
-	if !ok {
-		name, kind = id, "job"
+	if !strings.Contains(id, " ") {
+		id = "job " + id
 	}
-	if !strings.EqualFold(kind, "job") || name == "" || strings.Contains(name, " ") {
+	kind, name, err := fullName(id)
+	if err != nil {
+		return "", fmt.Errorf("id: %w", err)
+	}
+	if !strings.EqualFold(kind, "job") {
 		return "", fmt.Errorf(`id: %q is not "job NAME" (e.g. "job pi-x7k2q")`, id)
 	}
 	return name, nil

@@ -26,13 +26,36 @@ var shortNames = map[string]string{
 	"sc": "storageclass", "sts": "statefulset", "svc": "service",
 }
 
-// fullName splits Clouddriver's "kind name" (one space between them).
+// maxName is the longest name the cache keeps (a Kubernetes name's limit).
+const maxName = 253
+
+// fullName splits Clouddriver's "kind name" (one space between them). A
+// name no cached object can have (over 253 bytes, or not printable ASCII)
+// is refused here, rather than looked up for ever.
 func fullName(s string) (kind, name string, err error) {
+	if len(s) > 2*maxName+1 {
+		return "", "", fmt.Errorf(`name: %d bytes, longer than any "KIND NAME" can be`, len(s))
+	}
 	kind, name, ok := strings.Cut(s, " ")
 	if !ok || kind == "" || name == "" || strings.Contains(name, " ") {
 		return "", "", fmt.Errorf(`name: %q is not "KIND NAME" (one space between them, e.g. "deployment my-app")`, s)
 	}
+	for what, v := range map[string]string{"kind": kind, "name": name} {
+		if len(v) > maxName || !printable(v) {
+			return "", "", fmt.Errorf("name: the %s %q is not one a cached object can have (printable ASCII, at most %d bytes)", what, v, maxName)
+		}
+	}
 	return kind, name, nil
+}
+
+// printable tells whether s holds only printable ASCII characters.
+func printable(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLocation refuses a location no namespace can have: the object

@@ -126,7 +126,20 @@ func parseDeploy(payload []byte) (operation, error) {
 	if err := checkArtifacts("optionalArtifacts", d.OptionalArtifacts); err != nil {
 		return nil, err
 	}
-	return &deployOp{d: d, items: items, selector: sel}, nil
+	op := &deployOp{d: d, items: items, selector: sel}
+	// What prepare would refuse from the description alone, refused here,
+	// where the control plane runs it too (a 400, nothing sent).
+	for _, it := range items {
+		if err := op.checkStrategy(it.field, strategyOf(it.obj.GetAnnotations())); err != nil {
+			return nil, err
+		}
+		if receivesTraffic(it.obj.GroupVersionKind().GroupKind()) {
+			if err := setTraffic(it.obj.DeepCopy(), d.Services); err != nil {
+				return nil, &ValidationError{Field: joinField(it.field, "metadata.annotations"), Message: err.Error()}
+			}
+		}
+	}
+	return op, nil
 }
 
 func checkArtifacts(field string, as []Artifact) error {

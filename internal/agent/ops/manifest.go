@@ -132,6 +132,9 @@ func checkManifest(field string, m map[string]any) error {
 		if msgs := path.IsValidPathSegmentName(name); len(msgs) > 0 {
 			return invalid(joinField(mdField, "name"), "invalid name %q: %s", name, strings.Join(msgs, "; "))
 		}
+		if !printableASCII(name) {
+			return invalid(joinField(mdField, "name"), "invalid name %q: only printable ASCII characters (no Kubernetes kind takes others, and the cache keeps no other names)", name)
+		}
 	case gen == "":
 		return invalid(joinField(mdField, "name"), "required")
 	}
@@ -255,4 +258,15 @@ func stripServerFields(obj *unstructured.Unstructured) {
 	for _, k := range []string{"managedFields", "resourceVersion", "uid", "selfLink", "generation", "creationTimestamp"} {
 		delete(md, k)
 	}
+}
+
+// printableASCII tells whether s holds only printable ASCII characters
+// (no space, no control character, nothing beyond '~').
+func printableASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
