@@ -185,7 +185,7 @@ func TestOperationsValidation(t *testing.T) {
 		`[{"deployManifest": {"account": "elsewhere", "manifests": [{}]}}]`:                                                                     `is not served by any connected agent`,
 		`[{"deployManifest": {"account": "main"}}]`:                                                                                             "manifests",
 		`[{"deployManifest": {"account": "main", "manifests": [{"apiVersion": "v1", "metadata": {"name": "x"}}]}}]`:                             "manifests[0].kind",
-		`[{"deployManifest": {"account": "main", "manifests": ["nope"]}}]`:                                                                      "malformed",
+		`[{"deployManifest": {"account": "main", "manifests": ["nope"]}}]`:                                                                      "[0].deployManifest.manifests[0]: must be a JSON object",
 		`[{"scaleManifest": {"account": "main", "manifestName": "deployment web"}}]`:                                                            "replicas",
 		`[{"patchManifest": {"account": "main", "manifestName": "deployment web", "patchBody": {}, "options": {"mergeStrategy": "sideways"}}}]`: "mergeStrategy",
 		`[{"deleteManifest": {"account": "main", "manifestName": "web"}}]`:                                                                      "kind name",
