@@ -16,6 +16,8 @@
 //     with its Pods, which Orca's Run Job stage polls until it succeeded or
 //     failed (jobs.go), and the properties its Pod wrote to a container's log
 //     (properties.go), read through the Kubernetes API proxy.
+//   - GET /instances/{account}/{namespace}/{id}/console: a Pod's logs, for
+//     Deck (console.go), read the same way.
 //
 // Everything is read from the cache every replica shares, so any replica
 // answers alike, and as fresh as the agents' watches. Kinds are resolved

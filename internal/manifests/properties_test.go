@@ -3,18 +3,11 @@ package manifests_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/kubesvc/kubesvc/internal/httpapi"
-	"github.com/kubesvc/kubesvc/internal/manifests"
-	"github.com/kubesvc/kubesvc/internal/store"
 )
 
 // fakeKubernetes stands in for the Kubernetes API proxy, which needs an
@@ -45,22 +38,13 @@ func (f *fakeKubernetes) KubernetesGet(_ context.Context, _ *http.Request, accou
 }
 
 func TestPropertyFiles(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
 	kube := &fakeKubernetes{logs: map[string]string{
 		"prod/broken-b/main": "starting\n  SPINNAKER_PROPERTY_IMAGE_TAG = 1.2.3\nprefix SPINNAKER_PROPERTY_Region=eu-west-1\n" +
 			"SPINNAKER_PROPERTY_EMPTY=\nSPINNAKER_CONFIG_JSON={\"region\": \"us-east-1\", \"replicas\": 3}\nSPINNAKER_PROPERTY_LAST=x",
 		"prod/broken-a/main": "SPINNAKER_CONFIG_JSON={not json}\n",
 		"prod/chatty/main":   strings.Repeat("SPINNAKER_PROPERTY_K"+strings.Repeat("x", 1000)+"=v\n", 5000),
 	}}
-	mux := http.NewServeMux()
-	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
-	srv := httptest.NewServer(manifests.EmptyLocations(httpapi.MuxErrors(mux)))
-	t.Cleanup(srv.Close)
-	e := &env{st: st, url: srv.URL}
+	e := newEnvWith(t, kube)
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("broken", `{"failed": 2}`))
 	e.put(t, "batch", "v1", "jobs", "Job", true, job("lonely", `{}`))
 	e.put(t, "", "v1", "pods", "Pod", true, pod("broken-b", "broken", "2026-01-01T00:00:10Z", `"containerStatuses": []`))
@@ -83,4 +67,41 @@ func TestPropertyFiles(t *testing.T) {
 	e.wantError(t, "/applications/shop/kubernetes/pods/main//broken-b/main", http.StatusBadRequest, "namespace: required")
 	e.wantError(t, "/applications/shop/jobs/main/prod/job%20lonely/main", http.StatusNotFound, `job "lonely" in namespace "prod" of account "main" has no cached Pods`)
 	e.wantError(t, "/applications/shop/jobs/main/prod/job%20nope/main", http.StatusNotFound, `no cached job "nope"`)
+}
+
+// Deck's console of a Pod: each container's log (init containers first),
+// its last lines, bounded; one that cannot be read says why.
+func TestPodConsole(t *testing.T) {
+	kube := &fakeKubernetes{logs: map[string]string{
+		"prod/web-1/init": "setting up\n",
+		"prod/web-1/main": strings.Repeat("x", 1<<20) + "tail\n",
+	}}
+	e := newEnvWith(t, kube)
+	e.put(t, "", "v1", "pods", "Pod", true, `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "prod"},
+  "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "main"}, {"name": "side"}]}}`)
+	code, body := e.get(t, "/instances/main/prod/pod%20web-1/console?provider=kubernetes")
+	var got struct {
+		Output []struct{ Name, Output string }
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil || len(got.Output) != 3 {
+		t.Fatalf("console: %d %.300s", code, body)
+	}
+	if o := got.Output[0]; o.Name != "init" || o.Output != "setting up\n" {
+		t.Errorf("init container: %+v", o)
+	}
+	if o := got.Output[1]; o.Name != "main" || len(o.Output) > 1<<20+100 || !strings.HasSuffix(o.Output, "(5 more bytes left out)") {
+		t.Errorf("main container: %d bytes ending %q", len(o.Output), o.Output[max(len(o.Output)-40, 0):])
+	}
+	if o := got.Output[2]; o.Name != "side" || !strings.Contains(o.Output, "could not be read: 404") {
+		t.Errorf("a container without a log: %+v", o)
+	}
+	if !strings.Contains(kube.got[0], "tailLines=2000") {
+		t.Errorf("log read %q, want its last lines only", kube.got[0])
+	}
+	if code, body := e.get(t, "/instances/main/prod/web-1/console"); code != http.StatusOK {
+		t.Errorf("a bare Pod name: %d %s", code, body)
+	}
+	e.wantError(t, "/instances/main/prod/pod%20gone/console", http.StatusNotFound, `no cached Pod "gone"`)
+	e.wantError(t, "/instances/main/prod/deployment%20web/console", http.StatusBadRequest, `not "pod NAME"`)
+	e.wantError(t, "/instances/main/prod/web-1/console?provider=aws", http.StatusBadRequest, "provider")
 }

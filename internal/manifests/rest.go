@@ -44,6 +44,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manifests/{account}/{location}/{name}", httpapi.Query(h.getManifest, "includeEvents"))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}", httpapi.Query(h.getCluster))
 	mux.HandleFunc("GET /manifests/{account}/{location}/{kind}/cluster/{app}/{cluster}/dynamic/{criteria}", httpapi.Query(h.getDynamic))
+	mux.HandleFunc("GET /instances/{account}/{region}/{id}/console", httpapi.Query(h.getConsole, "provider"))
 	mux.HandleFunc("POST /cache/kubernetes/manifest", httpapi.Query(h.postRefresh))
 	mux.HandleFunc("GET /cache/kubernetes/manifest", httpapi.Query(h.getPendingRefreshes))
 	mux.HandleFunc("GET /applications/{app}/jobs/{account}/{location}/{id}", httpapi.Query(h.getJob))

@@ -24,7 +24,10 @@ type env struct {
 	url string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith serves the routes reading Pods' logs through kube.
+func newEnvWith(t *testing.T, kube manifests.Kubernetes) *env {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
 	if err != nil {
@@ -32,7 +35,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	mux := http.NewServeMux()
-	manifests.New(st, nil, slog.New(slog.DiscardHandler)).Routes(mux)
+	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
 	srv := httptest.NewServer(manifests.EmptyLocations(httpapi.MuxErrors(mux)))
 	t.Cleanup(srv.Close)
 	return &env{st: st, url: srv.URL}

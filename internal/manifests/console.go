@@ -1,0 +1,134 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// Bounds of a Pod's console (its containers' logs) in one answer: the last
+// lines of each container, at most maxConsoleBytes of them.
+const (
+	consoleTailLines = 2000
+	maxConsoleBytes  = 1 << 20
+)
+
+// containerLog is one container's log, as Clouddriver's ContainerLog.
+type containerLog struct {
+	Name   string `json:"name"`
+	Output string `json:"output"`
+}
+
+// getConsole answers Deck's console of a Pod (Clouddriver's
+// GET /instances/{account}/{region}/{id}/console?provider=kubernetes):
+// the logs of its init containers, then of its containers, each the last
+// consoleTailLines lines, read through the Kubernetes API proxy on the
+// client's behalf. {id} is "pod NAME" or a bare Pod name.
+func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Query().Get("provider"); p != "" && p != "kubernetes" {
+		httpapi.WriteError(w, http.StatusBadRequest, "provider: %q is not kubernetes, the only provider served here", p)
+		return
+	}
+	if h.kube == nil {
+		httpapi.WriteError(w, http.StatusNotImplemented, "reading a Pod's log needs the Kubernetes API proxy, which this server does not have")
+		return
+	}
+	account, ns := r.PathValue("account"), r.PathValue("region")
+	if err := checkLocation(ns); err != nil || ns == "" || ns == "_" {
+		httpapi.WriteError(w, http.StatusBadRequest, "region: %q is not a namespace name (the Pod's namespace)", ns)
+		return
+	}
+	id := r.PathValue("id")
+	if !strings.Contains(id, " ") {
+		id = "pod " + id
+	}
+	kind, name, err := fullName(id)
+	if err == nil && !strings.EqualFold(kind, "pod") {
+		err = errors.New(`not "pod NAME"`)
+	}
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "id: %q: %v", r.PathValue("id"), err)
+		return
+	}
+	o, err := h.cache.GetObject(r.Context(), store.ObjectKey{Account: account, Kind: "Pod", Namespace: ns, Name: name})
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.WriteError(w, http.StatusNotFound, "no cached Pod %q in namespace %q of account %q", name, ns, account)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, "read a cached Pod", err)
+		return
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(o.JSON, &pod); err != nil {
+		h.fail(w, r, "decode a cached Pod", err)
+		return
+	}
+	out := []containerLog{}
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		lr := &logReader{header: http.Header{}}
+		h.kube.KubernetesGet(r.Context(), r, account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(name)+"/log",
+			url.Values{"container": {c.Name}, "tailLines": {strconv.Itoa(consoleTailLines)}}, lr)
+		if r.Context().Err() != nil {
+			return
+		}
+		out = append(out, containerLog{Name: c.Name, Output: lr.text()})
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"output": out})
+}
+
+// logReader keeps a log as relayed, up to maxConsoleBytes, or the reason
+// it could not be read.
+type logReader struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+	cut    int // bytes left out
+}
+
+func (l *logReader) Header() http.Header { return l.header }
+
+func (l *logReader) WriteHeader(code int) {
+	if l.code == 0 {
+		l.code = code
+	}
+}
+
+// Flush lets the relay flush; there is nothing to flush.
+func (l *logReader) Flush() {}
+
+func (l *logReader) Write(b []byte) (int, error) {
+	l.WriteHeader(http.StatusOK)
+	n := len(b)
+	if room := max(maxConsoleBytes-l.body.Len(), 0); room < len(b) {
+		l.cut += len(b) - room
+		b = b[:room]
+	}
+	l.body.Write(b)
+	return n, nil
+}
+
+// text is the log, or a line saying why there is none.
+func (l *logReader) text() string {
+	if l.code != 0 && (l.code < 200 || l.code >= 300) {
+		msg := strings.TrimSpace(l.body.String())
+		var st struct{ Message string }
+		if json.Unmarshal(l.body.Bytes(), &st) == nil && st.Message != "" {
+			msg = st.Message
+		}
+		return "(the log could not be read: " + strconv.Itoa(l.code) + ": " + msg + ")"
+	}
+	if l.cut > 0 {
+		return l.body.String() + "\n(" + strconv.Itoa(l.cut) + " more bytes left out)"
+	}
+	return l.body.String()
+}
