@@ -201,6 +201,11 @@ func TestPropertyFileThroughTheProxy(t *testing.T) {
 		}
 		return ""
 	})
+	// Deck's console of the Pod, the same way: an empty log.
+	if code, body := send(t, "GET", entry.http+"/instances/main/default/pod%20job-pod/console?provider=kubernetes", ""); code != http.StatusOK ||
+		strings.TrimSpace(body) != `{"output":[{"name":"main","output":""}]}` {
+		t.Errorf("console through the entry replica: %d %s", code, body)
+	}
 	code, body := send(t, "GET", off.http+path, "")
 	if code != http.StatusNotFound || !strings.Contains(body, "kubesvc.proxy.enabled") {
 		t.Errorf("with the proxy off: %d %s", code, body)
