@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -45,7 +46,8 @@ func (a *Agent) executeOperation(ctx context.Context, op *kubesvcv1.Operation) *
 	}
 	out, err := ex.Execute(ctx, op.GetType(), op.GetPayload())
 	if err != nil {
-		res.Error = err.Error()
+		// A protobuf string must be UTF-8, or the result cannot be sent.
+		res.Error = strings.ToValidUTF8(err.Error(), "\uFFFD")
 		return res
 	}
 	res.Success, res.Payload = true, out

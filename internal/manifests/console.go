@@ -1,13 +1,13 @@
 package manifests
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -52,11 +52,12 @@ func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
 		id = "pod " + id
 	}
 	kind, name, err := fullName(id)
-	if err == nil && !strings.EqualFold(kind, "pod") {
-		err = errors.New(`not "pod NAME"`)
-	}
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "id: %q: %v", r.PathValue("id"), err)
+	switch {
+	case err != nil:
+		httpapi.WriteError(w, http.StatusBadRequest, "id%s", strings.TrimPrefix(err.Error(), "name"))
+		return
+	case !strings.EqualFold(kind, "pod"):
+		httpapi.WriteError(w, http.StatusBadRequest, `id: %q is not "pod NAME"`, r.PathValue("id"))
 		return
 	}
 	o, err := h.cache.GetObject(r.Context(), store.ObjectKey{Account: account, Kind: "Pod", Namespace: ns, Name: name})
@@ -86,13 +87,14 @@ func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"output": out})
 }
 
-// logReader keeps a log as relayed, up to maxConsoleBytes, or the reason
-// it could not be read.
+// logReader keeps the end of a log as relayed, its last maxConsoleBytes
+// (the newest lines say most), or the start of the reason it could not be
+// read.
 type logReader struct {
 	header http.Header
 	code   int
-	body   bytes.Buffer
-	cut    int // bytes left out
+	body   []byte
+	cut    int // earlier bytes left out
 }
 
 func (l *logReader) Header() http.Header { return l.header }
@@ -108,27 +110,38 @@ func (l *logReader) Flush() {}
 
 func (l *logReader) Write(b []byte) (int, error) {
 	l.WriteHeader(http.StatusOK)
-	n := len(b)
-	if room := max(maxConsoleBytes-l.body.Len(), 0); room < len(b) {
-		l.cut += len(b) - room
-		b = b[:room]
+	if !l.ok() {
+		if room := maxErrorBody - len(l.body); room > 0 {
+			l.body = append(l.body, b[:min(len(b), room)]...)
+		}
+		return len(b), nil
 	}
-	l.body.Write(b)
-	return n, nil
+	l.body = append(l.body, b...)
+	if over := len(l.body) - maxConsoleBytes; over > 0 {
+		l.cut += over
+		l.body = append(l.body[:0], l.body[over:]...)
+	}
+	return len(b), nil
 }
+
+func (l *logReader) ok() bool { return l.code >= 200 && l.code < 300 }
 
 // text is the log, or a line saying why there is none.
 func (l *logReader) text() string {
-	if l.code != 0 && (l.code < 200 || l.code >= 300) {
-		msg := strings.TrimSpace(l.body.String())
+	if l.code != 0 && !l.ok() {
+		msg := strings.TrimSpace(string(l.body))
 		var st struct{ Message string }
-		if json.Unmarshal(l.body.Bytes(), &st) == nil && st.Message != "" {
+		if json.Unmarshal(l.body, &st) == nil && st.Message != "" {
 			msg = st.Message
 		}
 		return "(the log could not be read: " + strconv.Itoa(l.code) + ": " + msg + ")"
 	}
+	body := l.body
 	if l.cut > 0 {
-		return l.body.String() + "\n(" + strconv.Itoa(l.cut) + " more bytes left out)"
+		for len(body) > 0 && !utf8.RuneStart(body[0]) {
+			body = body[1:] // from a whole character
+		}
+		return "(" + strconv.Itoa(l.cut+len(l.body)-len(body)) + " earlier bytes left out)\n" + string(body)
 	}
-	return l.body.String()
+	return string(body)
 }

@@ -48,6 +48,11 @@ type jobPod struct {
 	Status json.RawMessage `json:"status"`
 }
 
+// maxJobPodPrefix is how much of a Job's name its Pods' names surely keep:
+// the 58 characters of a generated name, less "-" and an index of up to 5
+// digits and its "-".
+const maxJobPodPrefix = 58 - len("-99999-")
+
 // Job states, as Clouddriver's JobState spells them.
 const (
 	jobRunning   = "Running"
@@ -91,7 +96,7 @@ func jobName(id string) (string, error) {
 	}
 	kind, name, err := fullName(id)
 	if err != nil {
-		return "", fmt.Errorf("id: %w", err)
+		return "", fmt.Errorf("id%s", strings.TrimPrefix(err.Error(), "name"))
 	}
 	if !strings.EqualFold(kind, "job") {
 		return "", fmt.Errorf(`id: %q is not "job NAME" (e.g. "job pi-x7k2q")`, id)
@@ -177,9 +182,16 @@ func (h *Handler) jobPods(r *http.Request, account string, j *batchv1.Job) ([]co
 	if j.Spec.Selector == nil || len(j.Spec.Selector.MatchLabels) == 0 {
 		return nil, nil
 	}
-	// The job controller names its Pods "JOB-...": read only those.
+	// The job controller names its Pods "JOB-..." ("JOB-INDEX-..." when
+	// indexed), a generated name the API server cuts to 58 characters:
+	// read only those, by what is left of the Job's name (the selector
+	// then picks its Pods).
+	prefix := j.Name + "-"
+	if len(prefix) > maxJobPodPrefix {
+		prefix = j.Name[:maxJobPodPrefix]
+	}
 	list, err := h.cache.ListObjects(r.Context(), store.Query{Account: account, Kind: "Pod", CoreGroup: true, Namespace: j.Namespace,
-		NamePrefix: j.Name + "-", Selector: labels.SelectorFromSet(j.Spec.Selector.MatchLabels)})
+		NamePrefix: prefix, Selector: labels.SelectorFromSet(j.Spec.Selector.MatchLabels)})
 	if err != nil {
 		return nil, err
 	}

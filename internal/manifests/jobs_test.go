@@ -71,6 +71,13 @@ func TestJobStatus(t *testing.T) {
 	if st := get("/applications/shop/jobs/main/prod/running"); st.JobState != "Running" || len(st.Pods) != 0 || st.MostRecentPodName != "" {
 		t.Errorf("running job, by its bare name: %+v", st)
 	}
+	// A long name: its Pods' generated names keep 58 characters of it.
+	long := strings.Repeat("j", 60)
+	e.put(t, "batch", "v1", "jobs", "Job", true, job(long, `{"active": 1}`))
+	e.put(t, "", "v1", "pods", "Pod", true, pod(long[:58]+"x7k2q", long, "2026-01-01T00:00:01Z", `"containerStatuses": []`))
+	if st := get("/applications/shop/jobs/main/prod/job%20" + long); len(st.Pods) != 1 || st.MostRecentPodName != long[:58]+"x7k2q" {
+		t.Errorf("a job of a 60-character name: pods %+v, want its Pod", st.Pods)
+	}
 	if st := get("/applications/shop/jobs/main/prod/job%20indexed"); st.JobState != "Succeeded" {
 		t.Errorf("job complete by its success policy (1 of 3 completions): %+v", st)
 	}

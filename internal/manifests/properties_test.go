@@ -89,8 +89,8 @@ func TestPodConsole(t *testing.T) {
 	if o := got.Output[0]; o.Name != "init" || o.Output != "setting up\n" {
 		t.Errorf("init container: %+v", o)
 	}
-	if o := got.Output[1]; o.Name != "main" || len(o.Output) > 1<<20+100 || !strings.HasSuffix(o.Output, "(5 more bytes left out)") {
-		t.Errorf("main container: %d bytes ending %q", len(o.Output), o.Output[max(len(o.Output)-40, 0):])
+	if o := got.Output[1]; o.Name != "main" || len(o.Output) > 1<<20+100 || !strings.HasPrefix(o.Output, "(5 earlier bytes left out)\n") || !strings.HasSuffix(o.Output, "xtail\n") {
+		t.Errorf("main container: %d bytes, starting %.40q, ending %q", len(o.Output), o.Output, o.Output[max(len(o.Output)-40, 0):])
 	}
 	if o := got.Output[2]; o.Name != "side" || !strings.Contains(o.Output, "could not be read: 404") {
 		t.Errorf("a container without a log: %+v", o)

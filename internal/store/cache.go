@@ -110,10 +110,19 @@ func (s *sqlStore) ListObjects(ctx context.Context, q Query) ([]Object, error) {
 	add("namespace = ?", q.Namespace)
 	add("name = ?", q.Name)
 	if q.NamePrefix != "" {
-		// Keys are printable ASCII in a binary collation on every backend
-		// (checkKey): the names with the prefix sort from it to it + DEL.
-		where = append(where, "name >= ? AND name < ?")
-		args = append(args, q.NamePrefix, q.NamePrefix+"\x7f")
+		// Keys are ASCII in a binary collation on every backend (checkKey):
+		// the names with the prefix sort from it up to its successor (its
+		// last byte below DEL incremented). MariaDB's ascii_bin pads with
+		// spaces, so a name whose byte after the prefix is a control
+		// character sorts before the prefix there and is missed; no
+		// Kubernetes name of the kinds read by prefix (Pods, Events) has
+		// one.
+		where = append(where, "name >= ?")
+		args = append(args, q.NamePrefix)
+		if end, ok := prefixEnd(q.NamePrefix); ok {
+			where = append(where, "name < ?")
+			args = append(args, end)
+		}
 	}
 	add("application = ?", q.Application)
 	if a := q.After; a != nil {
@@ -257,4 +266,18 @@ func (s *sqlStore) CachedAccounts(ctx context.Context) ([]AccountSummary, error)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
 	return out, nil
+}
+
+// prefixEnd is the least string above every string starting with p: p
+// with its last byte below DEL incremented and what follows it dropped.
+// There is none (ok false) when every byte of p is DEL.
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0x7f {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
 }

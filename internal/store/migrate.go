@@ -264,7 +264,7 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	if err != nil {
 		return nil, 0, err
 	}
-	if interrupted.version > latest {
+	if interrupted.version > latest && !interrupted.compatibleWith(latest) {
 		return nil, 0, fmt.Errorf("store: migration %d (%q) was interrupted, and this binary knows migrations up to %d only: "+
 			"run the kubesvc release that started it, to finish it: %w", interrupted.version, interrupted.name, latest, ErrSchemaTooNew)
 	}
@@ -287,17 +287,25 @@ func migrateOne(ctx context.Context, db *sql.DB, d dialect, all []migration, lat
 	// NULL) instead of running against half of it. The rows before 8 have
 	// no columns for it.
 	marked := interrupted.version == m.version
+	markedNow := false
 	if d.appliedDDL != nil && m.version > recordsCompatibility && !marked {
-		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', ?, NULL)`),
-			m.version, m.name); err != nil {
+		if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', ?, ?)`),
+			m.version, m.name, m.recordedCompatibleFrom()); err != nil {
 			return nil, 0, fmt.Errorf("store: mark migration %d as started: %w", m.version, err)
 		}
-		marked = true
+		marked, markedNow = true, true
 	}
-	for _, stmt := range m.up(d) {
+	for i, stmt := range m.up(d) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			if d.appliedDDL != nil && d.appliedDDL(err) {
 				continue // done by an earlier, interrupted run (DDL commits implicitly)
+			}
+			if markedNow && i == 0 {
+				// Nothing of it took effect (a missing privilege, a lock
+				// timeout): no half-done schema to warn older binaries of.
+				// (On MySQL the failed DDL's implicit commit left the session
+				// in autocommit: this commits, whatever the rollback below.)
+				_, _ = tx.ExecContext(ctx, d.rebind(`DELETE FROM `+migrationsTable+` WHERE version = ? AND applied_at = ''`), m.version)
 			}
 			return nil, 0, fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
 		}
@@ -372,8 +380,15 @@ func schemaVersion(ctx context.Context, q interface {
 
 // startedMigration is a migration marked as started and not finished.
 type startedMigration struct {
-	version int64
-	name    string
+	version        int64
+	name           string
+	compatibleFrom sql.NullInt64
+}
+
+// compatibleWith tells whether binaries of schema version v may run
+// against the migration, done or half-done: it only adds what they ignore.
+func (m startedMigration) compatibleWith(v int64) bool {
+	return m.compatibleFrom.Valid && m.compatibleFrom.Int64 > 0 && m.compatibleFrom.Int64 <= v
 }
 
 // interruptedMigration returns the migration marked as started but not
@@ -390,7 +405,7 @@ func interruptedMigration(ctx context.Context, tx *sql.Tx, d dialect) (startedMi
 	}
 	var m startedMigration
 	var name sql.NullString
-	err := tx.QueryRowContext(ctx, d.rebind(`SELECT version, name FROM `+migrationsTable+` WHERE applied_at = '' ORDER BY version DESC`)).Scan(&m.version, &name)
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT version, name, compatible_from FROM `+migrationsTable+` WHERE applied_at = '' ORDER BY version DESC`)).Scan(&m.version, &name, &m.compatibleFrom)
 	if errors.Is(err, sql.ErrNoRows) {
 		return startedMigration{}, nil
 	}

@@ -175,4 +175,12 @@ func TestInterruptedMigration(t *testing.T) {
 	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current); err != nil {
 		t.Errorf("an older binary once the compatible migration finished: %v", err)
 	}
+	// Half of a migration marked compatible with older binaries (it only
+	// adds) does not stop them.
+	if _, err := db.Exec(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', 'more', ?)`, v+2, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current); err != nil {
+		t.Errorf("an older binary against half of a compatible migration: %v", err)
+	}
 }

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,7 +74,7 @@ func parseDeploy(payload []byte) (operation, error) {
 		d.Account = d.Credentials
 	}
 	raws, field := d.Manifests, "manifests"
-	if len(raws) == 0 && len(d.Manifest) > 0 && !bytes.Equal(bytes.TrimSpace(d.Manifest), []byte("null")) {
+	if !slices.ContainsFunc(raws, func(r json.RawMessage) bool { return !isNull(r) }) && !isNull(d.Manifest) {
 		raws, field = []json.RawMessage{d.Manifest}, "manifest"
 	}
 	if len(raws) == 0 {

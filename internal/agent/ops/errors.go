@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -129,7 +130,11 @@ func shorten(err error) error {
 	if typedPatchError(err) {
 		msg := goValue.ReplaceAllString(err.Error(), "$1")
 		if len(msg) > maxTypedPatchMessage {
-			msg = fmt.Sprintf("%s ... (%d bytes elided)", msg[:maxTypedPatchMessage], len(msg)-maxTypedPatchMessage)
+			cut := maxTypedPatchMessage
+			for cut > 0 && !utf8.RuneStart(msg[cut]) {
+				cut-- // never half a character: the message must stay UTF-8
+			}
+			msg = fmt.Sprintf("%s ... (%d bytes elided)", msg[:cut], len(msg)-cut)
 		}
 		return &shortened{msg: msg, err: err}
 	}

@@ -1,9 +1,11 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,5 +40,17 @@ func TestShortenElidesLongValues(t *testing.T) {
 	small := apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "y", field.ErrorList{field.Invalid(field.NewPath("data"), "z", "bad")})
 	if shorten(small) != error(small) {
 		t.Errorf("a short error was rewritten: %v", shorten(small))
+	}
+}
+
+// A typed patch error is cut on a character boundary: the message goes
+// into a protobuf string, which must be UTF-8.
+func TestShortenTypedPatchErrorKeepsUTF8(t *testing.T) {
+	for pad := range 2 {
+		msg := "failed to create typed patch object (ns/c; /v1, Kind=ConfigMap): " + strings.Repeat("x", pad) + strings.Repeat("é", 2000)
+		got := shorten(apierrors.NewInternalError(errors.New(msg))).Error()
+		if !utf8.ValidString(got) || !strings.Contains(got, "bytes elided") || len(got) > maxTypedPatchMessage+200 {
+			t.Errorf("pad %d: %d bytes, valid UTF-8 %v: %.80q", pad, len(got), utf8.ValidString(got), got[max(len(got)-80, 0):])
+		}
 	}
 }

@@ -31,7 +31,7 @@ func checkNamespace(field, ns string) error {
 func parseManifests(field string, raws []json.RawMessage) ([]*manifest, error) {
 	var out []*manifest
 	for i, raw := range raws {
-		if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		if isNull(raw) {
 			continue
 		}
 		f := fmt.Sprintf("%s[%d]", field, i)
@@ -132,8 +132,8 @@ func checkManifest(field string, m map[string]any) error {
 		if msgs := path.IsValidPathSegmentName(name); len(msgs) > 0 {
 			return invalid(joinField(mdField, "name"), "invalid name %q: %s", name, strings.Join(msgs, "; "))
 		}
-		if !printableASCII(name) {
-			return invalid(joinField(mdField, "name"), "invalid name %q: only printable ASCII characters (no Kubernetes kind takes others, and the cache keeps no other names)", name)
+		if !asciiName(name) {
+			return invalid(joinField(mdField, "name"), "invalid name %q: only ASCII characters, no control characters (the cache keeps no other names)", name)
 		}
 	case gen == "":
 		return invalid(joinField(mdField, "name"), "required")
@@ -162,7 +162,9 @@ func checkManifest(field string, m map[string]any) error {
 			keys = []string{"data", "stringData"}
 		}
 		for _, k := range keys {
-			if err := checkStringMap(joinField(field, k), m[k]); err != nil {
+			// A value left empty in YAML ("KEY:") is JSON null, which the
+			// API server stores as "".
+			if err := checkValues(joinField(field, k), m[k]); err != nil {
 				var ve *ValidationError
 				if errors.As(err, &ve) && ve.Message == "must be a string" {
 					ve.Message = "must be a string (quote it in YAML: values of a " + m["kind"].(string) + " are strings)"
@@ -260,13 +262,33 @@ func stripServerFields(obj *unstructured.Unstructured) {
 	}
 }
 
-// printableASCII tells whether s holds only printable ASCII characters
-// (no space, no control character, nothing beyond '~').
-func printableASCII(s string) bool {
+// asciiName tells whether s holds only ASCII characters and no control
+// characters (a space is one some kinds' names take: RBAC's).
+func asciiName(s string) bool {
 	for i := range len(s) {
-		if s[i] <= ' ' || s[i] > '~' {
+		if s[i] < ' ' || s[i] > '~' {
 			return false
 		}
 	}
 	return true
+}
+
+// checkValues checks a ConfigMap's or Secret's values: strings, or null.
+func checkValues(field string, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return checkStringMap(field, v)
+	}
+	for k, x := range m {
+		if _, ok := x.(string); !ok && x != nil {
+			return invalid(joinField(field, k), "must be a string")
+		}
+	}
+	return nil
+}
+
+// isNull tells whether raw is JSON null, or nothing.
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || bytes.Equal(t, []byte("null"))
 }

@@ -19,7 +19,7 @@ func (e *Executor) retryable(err error) bool {
 	)
 	switch {
 	case err == nil, errors.As(err, &p), errors.As(err, &ve),
-		errors.Is(err, context.Canceled), typedPatchError(err):
+		errors.Is(err, context.Canceled):
 		return false
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsInternalError(err),

@@ -36,7 +36,7 @@ func TestValidateStatic(t *testing.T) {
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"List","items":[` + cm + `,{"apiVersion":"v1"}]}]}`, "manifests[0].items[1].kind", "required"},
 		{"deployManifest", `{"manifests":[` + cm + `]}`, "moniker.app", "required"},
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[null]}`, "manifests", "every one given is null"},
-		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"caf\u00e9"}}]}`, "manifests[0].metadata.name", "only printable ASCII"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"caf\u00e9"}}]}`, "manifests[0].metadata.name", "only ASCII characters"},
 		{"deployManifest", `{"moniker":{"app":"a"},"strategy":"RED_BLACK","manifests":[{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"r",
 			"annotations":{"strategy.spinnaker.io/max-version-history":"1"}}}]}`, "manifests[0].metadata.annotations", "at least 2 with the red/black strategy"},
 		{"deployManifest", `{"moniker":{"app":"a"},"services":["service a"],"manifests":[{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"r",
@@ -111,6 +111,17 @@ func TestValidateAcceptsClouddriverShapes(t *testing.T) {
 		"rollingRestartManifest": `{"manifestName":"deployment web","location":"ns"}`,
 		"runJob":                 `{"application":"shop","manifest":{"apiVersion":"batch/v1","kind":"Job","metadata":{"generateName":"j-"}}}`,
 		"disableManifest":        `{"manifestName":"replicaSet web-v001","location":"ns","loadBalancers":["service web"]}`,
+	}
+	// An RBAC name with a space and a colon; empty values (YAML "KEY:").
+	for _, p := range []string{
+		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"read only:x"}}]}`,
+		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"EMPTY":null}}]}`,
+		`{"moniker":{"app":"a"},"manifests":[],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
+		`{"moniker":{"app":"a"},"manifests":[null],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
+	} {
+		if err := Validate("deployManifest", []byte(p)); err != nil {
+			t.Errorf("Validate(%s): %v", p, err)
+		}
 	}
 	// Clouddriver drops null manifests (a pipeline's SpEL may leave one).
 	if err := Validate("deployManifest", []byte(`{"moniker":{"app":"a"},"manifests":[null,{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}`)); err != nil {

@@ -96,7 +96,7 @@ func secretContent(obj map[string]any, manifest bool) (secretBody, bool) {
 	data, _ := obj["data"].(map[string]any)
 	for k, x := range data {
 		s, ok := x.(string)
-		if !ok {
+		if !ok && x != nil { // null is stored as ""
 			return b, false
 		}
 		v, err := base64.StdEncoding.DecodeString(s)
@@ -109,7 +109,7 @@ func secretContent(obj map[string]any, manifest bool) (secretBody, bool) {
 		sd, _ := obj["stringData"].(map[string]any)
 		for k, x := range sd {
 			s, ok := x.(string)
-			if !ok {
+			if !ok && x != nil {
 				return b, false
 			}
 			b.values[k] = []byte(s)

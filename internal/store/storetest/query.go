@@ -113,8 +113,9 @@ func testListObjectsSelectorLimit(t *testing.T, s store.Store) {
 	wantNames(t, s, store.Query{Selector: labels.Everything(), Limit: 2}, p("c00", "c01")...)
 	wantNames(t, s, store.Query{Selector: sel("tier=b"), Limit: 100}, p("c01", "c03", "c05", "c07", "c09")...)
 	// Names by prefix, alone and with the others.
-	apply(t, s, upserted(st, obj(st, "n", "c0~", "3", nil)), upserted(st, obj(st, "n", "c1", "3", nil)), upserted(st, obj(st, "n", "C0", "3", nil)))
-	wantNames(t, s, store.Query{NamePrefix: "c0"}, p("c00", "c01", "c02", "c03", "c04", "c05", "c06", "c07", "c08", "c09", "c0~")...)
+	apply(t, s, upserted(st, obj(st, "n", "c0~", "3", nil)), upserted(st, obj(st, "n", "c0\x7f", "3", nil)), upserted(st, obj(st, "n", "c1", "3", nil)),
+		upserted(st, obj(st, "n", "C0", "3", nil)))
+	wantNames(t, s, store.Query{NamePrefix: "c0"}, p("c00", "c01", "c02", "c03", "c04", "c05", "c06", "c07", "c08", "c09", "c0~", "c0\x7f")...)
 	wantNames(t, s, store.Query{NamePrefix: "c0", Selector: sel("tier=b"), Limit: 2}, p("c01", "c03")...)
 	wantNames(t, s, store.Query{NamePrefix: "c05"}, p("c05")...)
 	wantNames(t, s, store.Query{NamePrefix: "nol", Namespace: "z"}, "prod/ConfigMap/z/nolabels")
