@@ -61,7 +61,9 @@ func (e *Executor) sameSecret(ctx context.Context, m *meta.RESTMapping, ns strin
 		live, err = e.resource(m, ns).Get(ctx, v.name, metav1.GetOptions{})
 		return err
 	})
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		// Gone, or credentials that may write Secrets but not read them:
+		// no reuse, a new version, as before reuse existed.
 		return false, nil
 	}
 	if err != nil {
