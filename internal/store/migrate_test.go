@@ -22,11 +22,7 @@ func logTo(b *bytes.Buffer) *slog.Logger {
 // every migration it does not know is compatible with it.
 func TestOlderBinaryAgainstNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqliteDB(t)
 	d := sqliteDialect()
 	current := migrations()
 	v := current[len(current)-1].version
@@ -109,11 +105,7 @@ func TestOlderBinaryAgainstNewerSchema(t *testing.T) {
 // A binary of schema version 8, the first that checks, runs against the
 // schema this one leaves: every migration after 8 is compatible with it.
 func TestVersion8BinaryAgainstThisSchema(t *testing.T) {
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqliteDB(t)
 	if err := migrate(context.Background(), db, sqliteDialect(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +129,7 @@ func TestVersion8BinaryAgainstThisSchema(t *testing.T) {
 // release named. (SQLite plays the marker a crash would leave.)
 func TestInterruptedMigration(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqliteDB(t)
 	d := sqliteDialect()
 	current := migrations()
 	v := current[len(current)-1].version
@@ -156,7 +144,7 @@ func TestInterruptedMigration(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO `+migrationsTable+` (version, applied_at, name, compatible_from) VALUES (?, '', ?, NULL)`, v+1, next.name); err != nil {
 		t.Fatal(err)
 	}
-	err = migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current)
+	err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current)
 	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf(`migration %d ("an additive table") was interrupted`, v+1)) {
 		t.Errorf("an older binary against an interrupted migration: %v; want ErrSchemaTooNew saying migration %d was interrupted", err, v+1)
 	}
@@ -183,4 +171,15 @@ func TestInterruptedMigration(t *testing.T) {
 	if err := migrateWith(ctx, db, d, slog.New(slog.DiscardHandler), current); err != nil {
 		t.Errorf("an older binary against half of a compatible migration: %v", err)
 	}
+}
+
+// sqliteDB is an empty SQLite database, closed at the end of the test.
+func sqliteDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
