@@ -76,7 +76,7 @@ func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []containerLog{}
 	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
-		lr := &logReader{header: http.Header{}}
+		lr := &logReader{}
 		h.kube.KubernetesGet(r.Context(), r, account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(name)+"/log",
 			url.Values{"container": {c.Name}, "tailLines": {strconv.Itoa(consoleTailLines)}}, lr)
 		if r.Context().Err() != nil {
@@ -91,29 +91,13 @@ func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
 // (the newest lines say most), or the start of the reason it could not be
 // read.
 type logReader struct {
-	header http.Header
-	code   int
-	body   []byte
-	cut    int // earlier bytes left out
+	relayed
+	body []byte
+	cut  int // earlier bytes left out
 }
-
-func (l *logReader) Header() http.Header { return l.header }
-
-func (l *logReader) WriteHeader(code int) {
-	if l.code == 0 {
-		l.code = code
-	}
-}
-
-// Flush lets the relay flush; there is nothing to flush.
-func (l *logReader) Flush() {}
 
 func (l *logReader) Write(b []byte) (int, error) {
-	l.WriteHeader(http.StatusOK)
-	if !l.ok() {
-		if room := maxErrorBody - len(l.body); room > 0 {
-			l.body = append(l.body, b[:min(len(b), room)]...)
-		}
+	if l.keepFailed(b) {
 		return len(b), nil
 	}
 	l.body = append(l.body, b...)
@@ -124,17 +108,10 @@ func (l *logReader) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (l *logReader) ok() bool { return l.code >= 200 && l.code < 300 }
-
 // text is the log, or a line saying why there is none.
 func (l *logReader) text() string {
-	if l.code != 0 && !l.ok() {
-		msg := strings.TrimSpace(string(l.body))
-		var st struct{ Message string }
-		if json.Unmarshal(l.body, &st) == nil && st.Message != "" {
-			msg = st.Message
-		}
-		return "(the log could not be read: " + strconv.Itoa(l.code) + ": " + msg + ")"
+	if !l.ok() {
+		return "(the log could not be read: " + strconv.Itoa(l.code) + ": " + l.reason() + ")"
 	}
 	body := l.body
 	if l.cut > 0 {

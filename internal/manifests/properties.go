@@ -33,9 +33,6 @@ const (
 	// one (which cannot be a property: kubelets split lines at 16 KiB, a
 	// SPINNAKER_CONFIG_JSON object aside) is skipped.
 	maxLogLine = 4 << 20
-	// maxErrorBody bounds the body of a failed log read kept for the
-	// error message.
-	maxErrorBody = 64 << 10
 	// maxProperties bounds what the properties of one log may hold (keys
 	// and values, as written): a pipeline's outputs, not a data store.
 	maxProperties = 4 << 20
@@ -43,43 +40,23 @@ const (
 
 // propertyReader is the http.ResponseWriter a Pod's log is relayed to: it
 // parses the properties line by line as the log comes, keeping only them
-// (a log may be far larger than what it declares), or, for an answer that
-// is not a 200, the start of its body.
+// (a log may be far larger than what it declares), or, for a failed
+// answer, the start of its body.
 type propertyReader struct {
-	header http.Header
-	code   int
-	line   []byte
-	long   bool // the current line went over maxLogLine: skipped
-	props  map[string]any
-	size   int   // bytes of the property lines taken
-	err    error // a SPINNAKER_CONFIG_JSON line that is not a JSON object, or too much
-	body   bytes.Buffer
+	relayed
+	line  []byte
+	long  bool // the current line went over maxLogLine: skipped
+	props map[string]any
+	size  int   // bytes of the property lines taken
+	err   error // a SPINNAKER_CONFIG_JSON line that is not a JSON object, or too much
 }
 
 func newPropertyReader() *propertyReader {
-	return &propertyReader{header: http.Header{}, props: map[string]any{}}
+	return &propertyReader{props: map[string]any{}}
 }
-
-func (p *propertyReader) Header() http.Header { return p.header }
-
-func (p *propertyReader) WriteHeader(code int) {
-	if p.code == 0 {
-		p.code = code
-	}
-}
-
-// Flush lets the relay flush; there is nothing to flush.
-func (p *propertyReader) Flush() {}
-
-// ok: the log is being read (a 204 is a Pod without a node yet: no log).
-func (p *propertyReader) ok() bool { return p.code >= 200 && p.code < 300 }
 
 func (p *propertyReader) Write(b []byte) (int, error) {
-	p.WriteHeader(http.StatusOK)
-	if !p.ok() {
-		if room := maxErrorBody - p.body.Len(); room > 0 {
-			p.body.Write(b[:min(len(b), room)])
-		}
+	if p.keepFailed(b) {
 		return len(b), nil
 	}
 	n := len(b)
@@ -143,13 +120,8 @@ func (p *propertyReader) endLine() {
 // result is the properties, once the log is complete, or why there are
 // none to give.
 func (p *propertyReader) result() (map[string]any, error) {
-	if p.code != 0 && !p.ok() {
-		var st struct{ Message string }
-		msg := strings.TrimSpace(p.body.String())
-		if json.Unmarshal(p.body.Bytes(), &st) == nil && st.Message != "" {
-			msg = st.Message
-		}
-		return nil, &logError{code: p.code, msg: msg}
+	if !p.ok() {
+		return nil, &logError{code: p.code, msg: p.reason()}
 	}
 	if len(p.line) > 0 {
 		p.endLine()
