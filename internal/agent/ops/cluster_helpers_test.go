@@ -109,7 +109,11 @@ func (e *clusterEnv) deploy(extra map[string]any, manifests ...map[string]any) R
 // eventually retries check until it succeeds or 60 s pass.
 func (e *clusterEnv) eventually(what string, check func() error) {
 	e.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	// Two minutes: most waits are for kube-controller-manager, which on a
+	// loaded CI machine once took over a minute to roll out a Deployment
+	// (a revision-2 ReplicaSet after a rolling restart). The cluster's logs
+	// are printed on failure.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		err := check()
 		if err == nil {
