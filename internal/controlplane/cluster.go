@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -186,6 +187,34 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		case <-ctx.Done():
 			return s.leaveCluster()
 		case <-t.C:
+		}
+	}
+}
+
+// runSchemaCheck stops the replica once a newer kubesvc has migrated the
+// shared database in a way this binary must not run against: the rolling
+// upgrade past an incompatible migration that Open, which checks at start
+// only, cannot see. Stopping, not serving on: every query of this binary
+// could misread or miswrite the new schema, and a restarted replica of this
+// release refuses the database at start with the same message. Other
+// errors (the database unreachable for a while) are logged and retried.
+func (s *Server) runSchemaCheck(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SchemaCheckPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.SchemaCheckPeriod)
+		err := s.store.CheckSchema(cctx)
+		cancel()
+		switch {
+		case errors.Is(err, store.ErrSchemaTooNew):
+			return fmt.Errorf("controlplane: stopping this replica: %w", err)
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("cluster: check the database schema", "err", err)
 		}
 	}
 }

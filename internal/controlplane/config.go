@@ -113,6 +113,10 @@ type Config struct {
 	// ForwardDialTimeout bounds connecting to another replica when
 	// forwarding; a dead replica fails fast. Default 2s.
 	ForwardDialTimeout time.Duration
+	// SchemaCheckPeriod is how often the replica checks that the shared
+	// database's schema is still one it may run against (a newer release
+	// may migrate it during a rolling upgrade). Default 15s.
+	SchemaCheckPeriod time.Duration
 	// AccountCleanup: an account no connected agent serves for this long
 	// leaves the cache (kubesvc.cache.accountCleanupFrequencySeconds).
 	// Default 600s; negative: never.
@@ -167,6 +171,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AssignInterval == 0 {
 		c.AssignInterval = time.Second
+	}
+	if c.SchemaCheckPeriod == 0 {
+		c.SchemaCheckPeriod = 15 * time.Second
 	}
 	if c.ForwardDialTimeout == 0 {
 		c.ForwardDialTimeout = 2 * time.Second

@@ -170,6 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runHeartbeat(gctx) })
 	g.Go(func() error { return s.runAssigner(gctx) })
 	g.Go(func() error { return s.runCleanup(gctx) })
+	g.Go(func() error { return s.runSchemaCheck(gctx) })
 	g.Go(func() error {
 		// ErrServerStopped: the shutdown below came first (a Run ended
 		// right after it began); Serve closed the listener.

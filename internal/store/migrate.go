@@ -366,6 +366,34 @@ func checkNewerSchema(ctx context.Context, tx *sql.Tx, d dialect, current, lates
 	return nil
 }
 
+// checkRunning is CheckSchema for a binary of schema version latest: it
+// fails with ErrSchemaTooNew when a newer binary has since applied, or
+// started where DDL commits implicitly, a migration that latest's binaries
+// must not run against. It never writes.
+func checkRunning(ctx context.Context, db *sql.DB, d dialect, latest int64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: check the schema: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	interrupted, err := interruptedMigration(ctx, tx, d)
+	if err != nil {
+		return err
+	}
+	if interrupted.version > latest && !interrupted.compatibleWith(latest) {
+		return fmt.Errorf("store: a newer kubesvc started migration %d (%q), which binaries knowing migrations up to %d "+
+			"must not run against: %w", interrupted.version, interrupted.name, latest, ErrSchemaTooNew)
+	}
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if current > latest {
+		return checkNewerSchema(ctx, tx, d, current, latest)
+	}
+	return nil
+}
+
 // schemaVersion returns the highest applied migration, 0 for none: one
 // marked as started only (an empty applied_at) is not applied.
 func schemaVersion(ctx context.Context, q interface {

@@ -93,6 +93,28 @@ func checkNewerSchema(t *testing.T, c newerSchema, open func(log *slog.Logger) (
 	}
 }
 
+// checkRunningReplica is checkNewerSchema for a replica already running
+// when the newer binary migrated the database (st was opened before c was
+// recorded): CheckSchema lets it go on exactly when Open would have, and
+// otherwise says which migration it must not run against.
+func checkRunningReplica(t *testing.T, c newerSchema, st store.Store) {
+	t.Helper()
+	err := st.CheckSchema(context.Background())
+	if c.runs {
+		if err != nil {
+			t.Errorf("CheckSchema against a newer, compatible schema: %v", err)
+		}
+		return
+	}
+	says := c.says
+	if c.name == "Interrupted" {
+		says = `started migration 999 ("half done")`
+	}
+	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), says) {
+		t.Errorf("CheckSchema: %v, want ErrSchemaTooNew saying %q", err, says)
+	}
+}
+
 // checkSessionWithoutVersion records an agent session as binaries older
 // than schema version 9 do, without its version: st reads it back, with
 // an empty version.

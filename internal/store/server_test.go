@@ -93,11 +93,13 @@ func runMigrations(t *testing.T, srv storetest.Server) {
 	for _, c := range newerSchemas() {
 		t.Run("SchemaNewer"+c.name, func(t *testing.T) {
 			dsn := s.Create(t, t)
-			if err := s.Open(t, dsn).Close(); err != nil {
-				t.Fatal(err)
-			}
+			running := s.Open(t, dsn)
 			db := s.Raw(t, dsn)
 			if _, err := db.Exec(c.insert); err != nil {
+				t.Fatal(err)
+			}
+			checkRunningReplica(t, c, running)
+			if err := running.Close(); err != nil {
 				t.Fatal(err)
 			}
 			checkNewerSchema(t, c, func(log *slog.Logger) (store.Store, error) {

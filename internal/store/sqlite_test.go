@@ -79,12 +79,14 @@ func TestSQLiteSchemaNewer(t *testing.T) {
 	for _, c := range newerSchemas() {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "cache.db")
-			if err := openSQLite(t, path).Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
+			running := openSQLite(t, path)
 			db := rawDB(t, path)
 			if _, err := db.Exec(c.insert); err != nil {
 				t.Fatalf("insert: %v", err)
+			}
+			checkRunningReplica(t, c, running)
+			if err := running.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
 			}
 			checkNewerSchema(t, c, func(log *slog.Logger) (store.Store, error) {
 				return store.OpenSQLite(context.Background(), path, log)

@@ -91,6 +91,11 @@ func (s *sqlStore) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 // Close stops background work and closes both pools.
+// CheckSchema implements Store.
+func (s *sqlStore) CheckSchema(ctx context.Context) error {
+	return checkRunning(ctx, s.r, s.d, latestVersion())
+}
+
 func (s *sqlStore) Close() error {
 	if s.stopBackground != nil {
 		s.stopBackground()

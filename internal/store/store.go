@@ -21,6 +21,13 @@ type Store interface {
 	Cluster
 	Leases
 	MigratedAccounts
+	// CheckSchema fails with ErrSchemaTooNew (wrapped) once a newer
+	// kubesvc has migrated the database, or started to, in a way this
+	// binary must not run against. Open checks the same at start; a
+	// running replica calls this periodically, so that a rolling upgrade
+	// to an incompatible schema stops the older replicas still running.
+	// It never writes.
+	CheckSchema(ctx context.Context) error
 	// Close releases the database handles.
 	Close() error
 }
