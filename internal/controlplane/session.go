@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/ident"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -277,13 +278,16 @@ func validateHello(h *kubesvcv1.Hello) error {
 	if h == nil {
 		return errors.New("the first message must be a hello")
 	}
-	if h.GetAgentId() == "" {
-		return errors.New("hello.agent_id: required")
+	if err := ident.AgentID(h.GetAgentId()); err != nil {
+		return fmt.Errorf("hello.agent_id: %w", err)
+	}
+	if len(h.GetVersion()) > 253 {
+		return errors.New("hello.version: longer than 253 bytes")
 	}
 	seen := map[string]bool{}
 	for i, a := range h.GetAccounts() {
-		if a.GetName() == "" {
-			return fmt.Errorf("hello.accounts[%d].name: required", i)
+		if err := ident.Account(a.GetName()); err != nil {
+			return fmt.Errorf("hello.accounts[%d].name: %w", i, err)
 		}
 		if seen[a.GetName()] {
 			return fmt.Errorf("hello.accounts[%d].name: duplicate account %q", i, a.GetName())

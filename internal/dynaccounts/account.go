@@ -7,13 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/ident"
 )
 
 // Lifecycle states (kubesvc_accounts.state).
@@ -137,14 +137,8 @@ func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definitio
 
 func (d Definition) validate(where string) error {
 	switch {
-	case strings.TrimSpace(d.Name) == "":
-		return fmt.Errorf("%s.name: required", where)
-	case len(d.Name) > 253:
-		return fmt.Errorf("%s.name: longer than 253 characters", where)
-	case strings.ContainsFunc(d.Name, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) || c == '/' }):
-		return fmt.Errorf("%s.name: %q contains whitespace, a control character or '/'", where, d.Name)
-	case d.Name == "." || d.Name == "..":
-		return fmt.Errorf("%s.name: %q cannot name an account in a URL path", where, d.Name)
+	case ident.Account(d.Name) != nil:
+		return fmt.Errorf("%s.name: %w", where, ident.Account(d.Name))
 	case d.ZoneID != "" && strings.TrimSpace(d.ZoneID) == "":
 		return fmt.Errorf("%s.zoneId: blank", where)
 	case len(d.Namespaces) > 0 && len(d.OmitNamespaces) > 0:

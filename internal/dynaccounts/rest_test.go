@@ -52,6 +52,8 @@ func TestAccountWritesAreAllOrNothing(t *testing.T) {
 	for body, field := range map[string]string{
 		`[{"name": ".."}]`:                                   "[0].name",
 		`[{"name": "x\u0000y"}]`:                             "[0].name",
+		`[{"name": "café"}]`:                                 "only printable ASCII",
+		`[{"name": "a b"}]`:                                  "[0].name",
 		`[{"name": "x", "zoneId": "  "}]`:                    "[0].zoneId",
 		`[{"name": "x", "namespaces": ["ok", "Not Valid"]}]`: "[0].namespaces[1]",
 		`[{"name": "x", "kinds": [""]}]`:                     "[0].kinds[0]",

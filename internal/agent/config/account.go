@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/kubesvc/kubesvc/internal/ident"
 )
 
 // account validates one kubernetes.accounts item; p is its key path.
@@ -26,8 +28,8 @@ func (v *validator) account(p string, f *FileAccount) Account {
 		Metrics:                 f.Metrics,
 		NoProxy:                 f.NoProxy,
 	}
-	if a.Name == "" {
-		v.fail(p+".name", "required")
+	if err := ident.Account(a.Name); err != nil {
+		v.fail(p+".name", "%v", err)
 	}
 	switch {
 	case a.KubeconfigFile != "" && a.ServiceAccount:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/ident"
 )
 
 // validator collects validation errors, each naming its key and, when the
@@ -57,6 +59,11 @@ func New(f *File) (*Config, error) {
 		Timeout:                time.Duration(f.TimeoutSeconds) * time.Second,
 		DynamicAccountsEnabled: orDefault(f.DynamicAccountsEnabled, defaultDynamicAccountsEnabled),
 		Unsupported:            append(f.dec.Unsupported(), notActedOn(f)...),
+	}
+	if f.Agent.ID != "" {
+		if err := ident.AgentID(f.Agent.ID); err != nil {
+			v.fail("agent.id", "%v", err)
+		}
 	}
 	v.nonNegative("timeoutSeconds", int64(f.TimeoutSeconds))
 	c.Clouddriver = v.clouddriver(&f.Clouddriver)
