@@ -23,6 +23,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/agent/scrub"
+	"github.com/kubesvc/kubesvc/internal/ident"
 	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
 
@@ -185,6 +186,10 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ID == "" {
 		cfg.ID = defaultID()
+	}
+	if err := ident.AgentID(cfg.ID); err != nil {
+		// The control plane would refuse the hello: say so at start.
+		return nil, fmt.Errorf("agent: agent.id %w (from $POD_NAME or the host name when not set)", err)
 	}
 	if cfg.ZoneID == "" {
 		cfg.ZoneID = defaultZone(cfg.ID)

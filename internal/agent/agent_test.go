@@ -188,3 +188,16 @@ current-context: ctx
 		t.Errorf("zeta after rememberInfo: %v", got)
 	}
 }
+
+// An agent id the control plane would refuse in the hello is refused at
+// start, whether set or derived from the pod or host name.
+func TestAgentIDMustBeAKey(t *testing.T) {
+	_, err := New(Config{Target: "127.0.0.1:1", ID: "team a/agent"})
+	if err == nil || !strings.Contains(err.Error(), `agent.id "team a/agent": only printable ASCII`) {
+		t.Errorf("New with an id holding a space and '/': %v", err)
+	}
+	t.Setenv("POD_NAME", strings.Repeat("p", 201))
+	if _, err := New(Config{Target: "127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "longer than 200 bytes (from $POD_NAME") {
+		t.Errorf("New with a 201-byte pod name: %v", err)
+	}
+}
