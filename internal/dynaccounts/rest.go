@@ -111,27 +111,39 @@ func (m *Manager) postDynamic(w http.ResponseWriter, r *http.Request) {
 	m.create(w, r, false, true)
 }
 
-func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic bool) {
+// readDefinitions decodes the account definitions of a write (see
+// readBody and decodeAll for strict and dynamic) and stores their
+// credentials, answering 400 and returning false for the first that is
+// unusable: credentials are checked for every item before any account is
+// written. defs[i] is decoded from items[i]; refs[i] is its stored
+// credentials' reference and sealed value.
+func (m *Manager) readDefinitions(w http.ResponseWriter, r *http.Request, strict, dynamic bool) (items []json.RawMessage, defs []Definition, refs [][2]string, ok bool) {
 	items, err := readBody(r, dynamic)
 	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
-		return
+		return nil, nil, nil, false
 	}
-	defs, _, err := decodeAll(items, strict)
+	defs, _, err = decodeAll(items, strict)
 	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
-		return
+		return nil, nil, nil, false
 	}
-	// Credentials are checked for every item first: nothing is stored if
-	// one of them is unusable.
-	refs := make([][2]string, len(defs))
+	refs = make([][2]string, len(defs))
 	for i, d := range defs {
 		ref, sealed, err := m.creds.Store(r.Context(), d)
 		if err != nil {
 			httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
-			return
+			return nil, nil, nil, false
 		}
 		refs[i] = [2]string{ref, sealed}
+	}
+	return items, defs, refs, true
+}
+
+func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic bool) {
+	items, defs, refs, ok := m.readDefinitions(w, r, strict, dynamic)
+	if !ok {
+		return
 	}
 	var existing []json.RawMessage
 	for i, d := range defs {
@@ -265,26 +277,9 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 // putDynamic updates one account's definition; an ACTIVE account is sent
 // to its agent again at once.
 func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
-	items, err := readBody(r, true)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
+	_, defs, refs, ok := m.readDefinitions(w, r, false, true)
+	if !ok {
 		return
-	}
-	defs, _, err := decodeAll(items, false)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	// Credentials are checked for every item first: nothing is stored if
-	// one of them is unusable.
-	refs := make([][2]string, len(defs))
-	for i, d := range defs {
-		ref, sealed, err := m.creds.Store(r.Context(), d)
-		if err != nil {
-			httpapi.WriteError(w, http.StatusBadRequest, "[%d].%v", i, err)
-			return
-		}
-		refs[i] = [2]string{ref, sealed}
 	}
 	if !m.checkWritable(w, r.Context(), names(defs)) {
 		return
