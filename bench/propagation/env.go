@@ -19,6 +19,7 @@ type benchEnv struct {
 	work            string
 	agentBin        string
 	controlplaneBin string
+	floorBin        string // with -floor: the bench/floor binary
 	cluster         *testenv.Cluster
 	log             *slog.Logger
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+	"github.com/kubesvc/kubesvc/bench/internal/floor"
 )
 
 type latencyResult struct {
@@ -28,6 +29,12 @@ type latencyResult struct {
 	informer, cp     []time.Duration
 	missedInformer   int
 	missedCP         int
+	// With -floor: the floor's latencies, and CPU per write over the pass
+	// of our agent and control plane and of the floor's agent and server.
+	floor                       []time.Duration
+	missedFloor                 int
+	cpuAgent, cpuCP             time.Duration
+	cpuFloorAgent, cpuFloorServ time.Duration
 }
 
 // readerMode is how the benchmark reads a write back from the control
@@ -85,6 +92,13 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, readers []readerMod
 	if err := waitWatching(cp, "latency", time.Minute); err != nil {
 		return nil, err
 	}
+	var fl *floor.Pair
+	if e.floorBin != "" {
+		if fl, err = floor.StartPropagation(e.floorBin, e.cluster.KubeconfigPath, latencyNamespace); err != nil {
+			return nil, err
+		}
+		defer fl.Stop()
+	}
 
 	// The baseline: a bare informer on the same ConfigMaps.
 	var seen sync.Map // name -> time.Time of the first event
@@ -111,40 +125,76 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, readers []readerMod
 	for _, rate := range rates {
 		for _, reader := range readers {
 			fmt.Printf("writing %d ConfigMaps/s for %s, reader %s ...\n", rate, d, reader)
-			r := e.measureRate(ctx, cs, client, cp, rate, reader, d, &seen)
+			agCPU0, cpCPU0 := cpuTime(ag), cpuTime(cp.proc)
+			var flServ0, flAgent0 time.Duration
+			if fl != nil {
+				flServ0, flAgent0 = fl.CPU()
+			}
+			r := e.measureRate(ctx, cs, client, cp, fl, rate, reader, d, &seen)
+			perWrite := func(d time.Duration) time.Duration { return d / time.Duration(max(1, r.writes)) }
+			r.cpuAgent, r.cpuCP = perWrite(cpuTime(ag)-agCPU0), perWrite(cpuTime(cp.proc)-cpCPU0)
+			if fl != nil {
+				flServ, flAgent := fl.CPU()
+				r.cpuFloorServ, r.cpuFloorAgent = perWrite(flServ-flServ0), perWrite(flAgent-flAgent0)
+			}
 			out = append(out, r)
 		}
 	}
 	return out, nil
 }
 
+func cpuTime(p *benchproc.Process) time.Duration {
+	d, _ := p.CPUTime()
+	return d
+}
+
 type sample struct {
 	name      string
 	ack       time.Time
-	cpSeen    time.Time
 	failed    bool
-	cpMissing bool
+	cp, floor seen
 }
 
-// read GETs a sample's object from the control plane, waiting for it (at
-// minRV or later, if given), and records when the answer was read.
-func read(client *http.Client, cp *controlPlane, s *sample, minRV string) {
+// seen is when a reader's answer was read, and whether it had the object.
+type seen struct {
+	at      time.Time
+	missing bool
+}
+
+// read GETs a sample's object from the control plane (and from the floor
+// server, if fl is set, at the same time), waiting for it (at minRV or later,
+// if given), and records when each answer was read.
+func read(client *http.Client, cp *controlPlane, fl *floor.Pair, s *sample, minRV string) {
 	q := url.Values{"namespace": {latencyNamespace}, "group": {""}, "waitMs": {"30000"}}
+	fq := url.Values{"waitMs": {"30000"}}
 	if minRV != "" {
 		q.Set("minResourceVersion", minRV)
+		fq.Set("minResourceVersion", minRV)
 	}
-	resp, err := client.Get(cp.http + "/cache/objects/latency/ConfigMap/" + s.name + "?" + q.Encode())
+	cpGet := func() { get(client, cp.http+"/cache/objects/latency/ConfigMap/"+s.name+"?"+q.Encode(), &s.cp) }
+	if fl == nil {
+		cpGet()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { get(client, fl.HTTP+"/objects/"+s.name+"?"+fq.Encode(), &s.floor) })
+	cpGet()
+	wg.Wait()
+}
+
+func get(client *http.Client, url string, out *seen) {
+	resp, err := client.Get(url)
 	if err != nil {
-		s.cpSeen, s.cpMissing = time.Now(), true
+		out.at, out.missing = time.Now(), true
 		return
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	s.cpSeen = time.Now()
+	out.at = time.Now()
 	resp.Body.Close()
-	s.cpMissing = resp.StatusCode != http.StatusOK
+	out.missing = resp.StatusCode != http.StatusOK
 }
 
-func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, client *http.Client, cp *controlPlane, rate int, reader readerMode, d time.Duration, seen *sync.Map) latencyResult {
+func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, client *http.Client, cp *controlPlane, fl *floor.Pair, rate int, reader readerMode, d time.Duration, seen *sync.Map) latencyResult {
 	n := int(float64(rate) * d.Seconds())
 	samples := make([]sample, n)
 	for i := range samples {
@@ -167,7 +217,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 		}
 		if reader == readerWaiting && tick < n {
 			s := &samples[tick]
-			readers.Go(func() { read(client, cp, s, "") })
+			readers.Go(func() { read(client, cp, fl, s, "") })
 		}
 		i := tick - lead
 		if i < 0 {
@@ -188,7 +238,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 				return
 			}
 			if reader == readerAfterAck {
-				read(client, cp, s, created.ResourceVersion)
+				read(client, cp, fl, s, created.ResourceVersion)
 			}
 		})
 	}
@@ -203,10 +253,15 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 			res.failures++
 			continue
 		}
-		if !s.cpMissing {
-			res.cp = append(res.cp, s.cpSeen.Sub(s.ack))
+		if !s.cp.missing {
+			res.cp = append(res.cp, s.cp.at.Sub(s.ack))
 		} else {
 			res.missedCP++
+		}
+		if fl != nil && !s.floor.missing {
+			res.floor = append(res.floor, s.floor.at.Sub(s.ack))
+		} else if fl != nil {
+			res.missedFloor++
 		}
 		var t any
 		var ok bool
@@ -223,6 +278,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 		}
 	}
 	slices.Sort(res.cp)
+	slices.Sort(res.floor)
 	slices.Sort(res.informer)
 	return res
 }
@@ -247,3 +303,23 @@ func printLatency(results []latencyResult) {
 			r.missedInformer, r.missedCP, r.failures)
 	}
 }
+
+// printFloor prints, for the runs with -floor, the floor beside ours: both
+// against the same writes' informer.
+func printFloor(results []latencyResult) {
+	if len(results) == 0 || (len(results[0].floor) == 0 && results[0].missedFloor == 0) {
+		return
+	}
+	fmt.Println("\nThe floor (-floor: a minimal agent relaying each watch event over one gRPC stream to a server keeping a map in memory; a lower bound, not a product path), same writes")
+	fmt.Println("| rate | reader | informer p99 | floor p50 | floor p99 | floor ratio p99 | control plane p50 | control plane p99 | ratio p99 | ours p99 / floor p99 | CPU per write: agent, control plane | floor agent, floor server | missed (floor) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		inf99, fl99, cp99 := benchproc.Pct(r.informer, 0.99), benchproc.Pct(r.floor, 0.99), benchproc.Pct(r.cp, 0.99)
+		fmt.Printf("| %d/s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s | %s, %s | %d |\n", r.rate, r.reader,
+			benchproc.MS(inf99), benchproc.MS(benchproc.Pct(r.floor, 0.5)), benchproc.MS(fl99), ratio(fl99, inf99),
+			benchproc.MS(benchproc.Pct(r.cp, 0.5)), benchproc.MS(cp99), ratio(cp99, inf99), ratio(cp99, fl99),
+			us(r.cpuAgent), us(r.cpuCP), us(r.cpuFloorAgent), us(r.cpuFloorServ), r.missedFloor)
+	}
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%d us", d.Microseconds()) }

@@ -15,6 +15,12 @@
 // real binaries; this process holds only the writers, the informer and the
 // readers.
 //
+// With -floor, the same writes are also read from the floor of the
+// architecture (bench/internal/floor: a minimal agent process relaying each
+// watch event over one gRPC stream to a server process that keeps them in
+// memory), by the same kind of reader at the same time: a lower bound for
+// any design with these process hops.
+//
 // Memory: N ConfigMaps exist; a fresh agent process lists and watches them
 // all into a fresh control plane; its peak RSS (VmHWM) is read once the
 // account reports all streams synced.
@@ -32,6 +38,7 @@ import (
 	"time"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+	"github.com/kubesvc/kubesvc/bench/internal/floor"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -41,6 +48,8 @@ func main() {
 	objects := flag.String("objects", "10000,50000", "object counts for the agent memory measurement")
 	readerFlag := flag.String("readers", "waiting,after-ack", "how the control plane is read back, each measured in its own pass: "+
 		"waiting (a GET with waitMs in flight before the write, as the informer's watch is open) or after-ack (a GET with minResourceVersion once the create is acknowledged)")
+	withFloor := flag.Bool("floor", false, "also measure the floor of the architecture on the same writes: a minimal agent process relaying each watch event over one gRPC stream "+
+		"to a server process that keeps a map in memory and answers the same waiting GET (bench/internal/floor; a lower bound, not a product path)")
 	flag.Parse()
 	readers, err := parseReaders(*readerFlag)
 	if err != nil {
@@ -48,7 +57,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(parseInts(*rates), readers, *duration, parseInts(*objects), log); err != nil {
+	if err := run(parseInts(*rates), readers, *duration, parseInts(*objects), *withFloor, log); err != nil {
 		fmt.Fprintln(os.Stderr, "propagation:", err)
 		os.Exit(1)
 	}
@@ -64,20 +73,26 @@ func parseInts(s string) []int {
 	return out
 }
 
-func run(rates []int, readers []readerMode, duration time.Duration, objects []int, log *slog.Logger) error {
+func run(rates []int, readers []readerMode, duration time.Duration, objects []int, withFloor bool, log *slog.Logger) error {
 	ctx := context.Background()
 	work, err := benchproc.Binaries("kubesvc-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	floorBin := ""
+	if withFloor && len(rates) > 0 && len(readers) > 0 {
+		if floorBin, err = floor.Build(work); err != nil {
+			return err
+		}
+	}
 	fmt.Println("starting a Kubernetes cluster ...")
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "bench"})
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, log: log}
+	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, floorBin: floorBin, log: log}
 
 	fmt.Printf("\nmachine: %s\n", machine())
 	if len(rates) > 0 && len(readers) > 0 {
@@ -86,6 +101,7 @@ func run(rates []int, readers []readerMode, duration time.Duration, objects []in
 			return err
 		}
 		printLatency(results)
+		printFloor(results)
 	}
 	if len(objects) > 0 {
 		results, err := env.memory(ctx, objects)
