@@ -8,6 +8,11 @@
 // A second baseline applies directly the objects as the deploy writes them
 // (with Spinnaker's annotations and labels), which the API server takes
 // longer to apply. The agent and the control plane are the real binaries.
+// With -floor, a fourth path takes its turns: the floor of the architecture
+// (bench/internal/floor: one POST to a minimal server process, down one gRPC
+// stream to a minimal agent process doing the direct path's apply, the
+// outcome back up and in the POST's answer), a lower bound for any design
+// with these process hops, not a product path.
 // Part of make bench.
 package main
 
@@ -17,6 +22,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,6 +38,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kubesvc/kubesvc/bench/internal/benchproc"
+	"github.com/kubesvc/kubesvc/bench/internal/floor"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
@@ -40,13 +47,15 @@ func main() {
 	cases := flag.String("cases", "1x1,20x1,1x20,20x20", "cases to run, each OBJECTSxPARALLEL")
 	shared := flag.Bool("shared", false, "every agent watches every path's namespace, the direct paths' one included, as an agent watching a whole cluster would (CPU per deploy then includes the other paths' watch events)")
 	compare := flag.String("compare", "", "a directory with other agent and controlplane binaries: run them too, as a second path B in the same rounds (A/B of a change)")
+	withFloor := flag.Bool("floor", false, "also measure the floor of the architecture, taking turns with the other paths: a minimal server process that sends each POSTed deploy down one gRPC stream "+
+		"to a minimal agent process applying it as the direct path does, and answers the POST with the outcome (bench/internal/floor; a lower bound, not a product path)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "operations: -cases:", err)
 		os.Exit(2)
 	}
-	if err := run(*n, cs, *compare, *shared); err != nil {
+	if err := run(*n, cs, *compare, *shared, *withFloor); err != nil {
 		fmt.Fprintln(os.Stderr, "operations:", err)
 		os.Exit(1)
 	}
@@ -74,13 +83,19 @@ func parseCases(s string) ([]benchCase, error) {
 	return out, nil
 }
 
-func run(n int, cases []benchCase, compare string, shared bool) error {
+func run(n int, cases []benchCase, compare string, shared, withFloor bool) error {
 	ctx := context.Background()
 	work, err := benchproc.Binaries("kubesvc-bench-ops-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	floorBin := ""
+	if withFloor {
+		if floorBin, err = floor.Build(work); err != nil {
+			return err
+		}
+	}
 	cluster, err := testenv.Start(ctx, testenv.Options{Name: "ops"})
 	if err != nil {
 		return err
@@ -142,19 +157,39 @@ func run(n int, cases []benchCase, compare string, shared bool) error {
 	if b != nil {
 		paths = append(paths, path{"B: via control plane + agent (-compare)", "b", b.deploy(client)})
 	}
+	var fl *floor.Pair
+	if floorBin != "" {
+		if fl, err = floor.StartOperations(floorBin, cluster.KubeconfigPath); err != nil {
+			return err
+		}
+		defer fl.Stop()
+		paths = append(paths, path{"floor", "f", floorDeploy(client, fl)})
+	}
 
 	fmt.Printf("\nDeploy latency, %d deploys per case (ConfigMaps; server-side apply on every path)\n", n)
 	fmt.Print("| case | direct p50 | direct p99 | direct, as deployed, p50 | via control plane + agent p50 | p99 | ratio p50 | ratio p99 | CPU per deploy: control plane, agent |")
 	if b != nil {
 		fmt.Print(" B p50 | B p99 | B ratio p50 | B ratio p99 | B CPU per deploy |")
 	}
+	extra := 0
+	if b != nil {
+		extra += 5
+	}
+	if fl != nil {
+		fmt.Print(" floor p50 | floor p99 | floor ratio p50 | floor ratio p99 | ours p50 / floor p50 | CPU per deploy: floor server, floor agent |")
+		extra += 6
+	}
 	fmt.Println()
-	fmt.Println("|---|---|---|---|---|---|---|---|---|" + strings.Repeat("---|", 5*min(1, len(paths)-3)))
+	fmt.Println("|---|---|---|---|---|---|---|---|---|" + strings.Repeat("---|", extra))
 	for _, c := range cases {
 		aCP, aAg := a.cpu()
 		var bCP, bAg time.Duration
 		if b != nil {
 			bCP, bAg = b.cpu()
+		}
+		var fServ, fAg time.Duration
+		if fl != nil {
+			fServ, fAg = fl.CPU()
 		}
 		d, err := measure(n, c, paths)
 		if err != nil {
@@ -169,6 +204,12 @@ func run(n int, cases []benchCase, compare string, shared bool) error {
 			ratio(d[2], d[0], .5), ratio(d[2], d[0], .99), perDeploy(a, aCP, aAg))
 		if b != nil {
 			fmt.Printf(" %s | %s | %.2fx | %.2fx | %s |", benchproc.MS(benchproc.Pct(d[3], .5)), benchproc.MS(benchproc.Pct(d[3], .99)), ratio(d[3], d[0], .5), ratio(d[3], d[0], .99), perDeploy(b, bCP, bAg))
+		}
+		if fl != nil {
+			f := d[len(d)-1]
+			serv, ag := fl.CPU()
+			fmt.Printf(" %s | %s | %.2fx | %.2fx | %.2fx | %s, %s |", benchproc.MS(benchproc.Pct(f, .5)), benchproc.MS(benchproc.Pct(f, .99)), ratio(f, d[0], .5), ratio(f, d[0], .99), ratio(d[2], f, .5),
+				benchproc.MS((serv-fServ)/time.Duration(n)), benchproc.MS((ag-fAg)/time.Duration(n)))
 		}
 		fmt.Println()
 	}
@@ -302,6 +343,29 @@ func (p *cpPath) deploy(client *http.Client) func(name string, objects int) erro
 		if err := json.NewDecoder(resp.Body).Decode(&tk); err != nil || tk.State != "SUCCEEDED" {
 			return fmt.Errorf("task %s: %s: %s %v", started.ID, tk.State, tk.Status.Status, err)
 		}
+		return nil
+	}
+}
+
+// floorDeploy returns a deploy through the floor (bench/internal/floor): one
+// POST of the manifests, answered once the floor agent applied them.
+func floorDeploy(client *http.Client, fl *floor.Pair) func(name string, objects int) error {
+	return func(name string, objects int) error {
+		mfs := make([]map[string]any, 0, objects)
+		for i := range objects {
+			mfs = append(mfs, manifest(name, i, "default"))
+		}
+		body, _ := json.Marshal(mfs)
+		resp, err := client.Post(fl.HTTP+"/deploy", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("floor deploy: %d %s", resp.StatusCode, msg)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
 }
