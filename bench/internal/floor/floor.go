@@ -80,7 +80,8 @@ func dial(ctx context.Context, addr string) (grpc.ClientStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return conn.NewStream(ctx, &relay.Streams[0], "/"+relay.ServiceName+"/"+relay.Streams[0].StreamName)
+	// Wait for the server: both processes start at the same time.
+	return conn.NewStream(ctx, &relay.Streams[0], "/"+relay.ServiceName+"/"+relay.Streams[0].StreamName, grpc.WaitForReady(true))
 }
 
 func recv(s interface{ RecvMsg(any) error }) ([]byte, error) {
