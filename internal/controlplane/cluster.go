@@ -132,8 +132,9 @@ func (s *Server) refresh(ctx context.Context) (sessions []store.AgentSession, se
 	return sessions, served, assignments, nil
 }
 
-// runHeartbeat records this replica alive every HeartbeatPeriod and reaps
-// peers silent for ReplicaTimeout. A replica reaped by its peers, or unable
+// runHeartbeat records this replica alive every HeartbeatPeriod, with its
+// ReplicaTimeout, and reaps peers silent for longer than the timeout each
+// recorded. A replica reaped by its peers, or unable
 // to heartbeat for ReplicaTimeout, drops its agents (fencing): the peers
 // have given their accounts to others. On a clean stop it leaves the
 // cluster at once, so its accounts move without waiting for the timeout.
@@ -155,7 +156,7 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		// Bounded, so that a database that stopped answering (a partition)
 		// cannot hold the loop past the point where it must fence.
 		hctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatPeriod)
-		existed, err := s.store.HeartbeatReplica(hctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL})
+		existed, err := s.store.HeartbeatReplica(hctx, store.Replica{ID: s.cfg.ID, BaseURL: s.cfg.BaseURL, Timeout: s.cfg.ReplicaTimeout})
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -174,7 +175,10 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		}
 		if ctx.Err() == nil && err == nil {
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatPeriod)
-			reaped, err := s.store.ReapReplicas(rctx, time.Now().Add(-s.cfg.ReplicaTimeout))
+			// Each peer is judged by the timeout it recorded (its own
+			// heartbeat period may differ from this one's); this one's for
+			// the rows of older binaries, which record none.
+			reaped, err := s.store.ReapReplicas(rctx, time.Now(), s.cfg.ReplicaTimeout)
 			cancel()
 			if err != nil {
 				s.log.Error("cluster: reap silent replicas", "err", err)

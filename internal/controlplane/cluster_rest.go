@@ -72,8 +72,12 @@ func (s *Server) clouddrivers() []clouddriver {
 	}
 	byID := map[string]clouddriver{}
 	for id, r := range s.cluster.replicas {
+		timeout := s.cfg.ReplicaTimeout
+		if r.Timeout > 0 {
+			timeout = r.Timeout // its own, as the reaper judges it
+		}
 		byID[id] = clouddriver{ID: id, BaseURL: r.BaseURL, LastUpdated: r.HeartbeatAt.UTC().Format(time.RFC3339Nano),
-			Ready: s.cfg.NoHeartbeat || time.Since(r.HeartbeatAt) < s.cfg.ReplicaTimeout}
+			Ready: s.cfg.NoHeartbeat || time.Since(r.HeartbeatAt) < timeout}
 	}
 	s.cluster.mu.Unlock()
 	if s.cfg.Peers != nil {

@@ -59,14 +59,34 @@ func migrateAgentSessionVersion(d dialect) []string {
 	return []string{`ALTER TABLE ` + agentSessionsTable + ` ADD COLUMN version ` + d.text}
 }
 
-// HeartbeatReplica records r as alive now.
+// migrateReplicaTimeout records with each replica's heartbeat the time
+// after which its peers may declare it dead (its own replica timeout):
+// replicas of different heartbeat periods then judge each other by the
+// silent one's timeout, not their own. The column is nullable: binaries
+// that write heartbeats without it still work (their rows are judged by
+// the reaper's own timeout, as before), so the migration is compatible
+// with them.
+func migrateReplicaTimeout(d dialect) []string {
+	return []string{`ALTER TABLE ` + replicasTable + ` ADD COLUMN timeout_ms BIGINT`}
+}
+
+// nullDuration is d in milliseconds, NULL when not positive.
+func nullDuration(d time.Duration) sql.NullInt64 {
+	if d <= 0 {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: max(d.Milliseconds(), 1), Valid: true}
+}
+
+// HeartbeatReplica records r as alive now, with its timeout.
 func (s *sqlStore) HeartbeatReplica(ctx context.Context, r Replica) (existed bool, err error) {
 	if r.ID == "" {
 		return false, fmt.Errorf("store: heartbeat: empty replica id: %w", ErrInvalidChange)
 	}
 	now := s.now().UnixMilli()
+	timeout := nullDuration(r.Timeout)
 	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+replicasTable+` SET base_url = ?, heartbeat_at_ms = ? WHERE id = ?`), r.BaseURL, now, r.ID)
+		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE `+replicasTable+` SET base_url = ?, heartbeat_at_ms = ?, timeout_ms = ? WHERE id = ?`), r.BaseURL, now, timeout, r.ID)
 		if err != nil {
 			return err
 		}
@@ -75,7 +95,7 @@ func (s *sqlStore) HeartbeatReplica(ctx context.Context, r Replica) (existed boo
 			return err
 		}
 		existed = false
-		_, err = tx.ExecContext(ctx, s.d.rebind(`INSERT INTO `+replicasTable+` (id, base_url, started_at_ms, heartbeat_at_ms) VALUES (?, ?, ?, ?)`), r.ID, r.BaseURL, now, now)
+		_, err = tx.ExecContext(ctx, s.d.rebind(`INSERT INTO `+replicasTable+` (id, base_url, started_at_ms, heartbeat_at_ms, timeout_ms) VALUES (?, ?, ?, ?, ?)`), r.ID, r.BaseURL, now, now, timeout)
 		return err
 	})
 	if err != nil {
@@ -86,7 +106,7 @@ func (s *sqlStore) HeartbeatReplica(ctx context.Context, r Replica) (existed boo
 
 // Replicas returns every replica, sorted by id.
 func (s *sqlStore) Replicas(ctx context.Context) ([]Replica, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, base_url, started_at_ms, heartbeat_at_ms FROM `+replicasTable+` ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, base_url, started_at_ms, heartbeat_at_ms, timeout_ms FROM `+replicasTable+` ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: replicas: %w", err)
 	}
@@ -95,10 +115,14 @@ func (s *sqlStore) Replicas(ctx context.Context) ([]Replica, error) {
 	for rows.Next() {
 		var r Replica
 		var started, beat int64
-		if err := rows.Scan(&r.ID, &r.BaseURL, &started, &beat); err != nil {
+		var timeout sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.BaseURL, &started, &beat, &timeout); err != nil {
 			return nil, fmt.Errorf("store: replicas: %w", err)
 		}
 		r.StartedAt, r.HeartbeatAt = time.UnixMilli(started), time.UnixMilli(beat)
+		if timeout.Valid && timeout.Int64 > 0 {
+			r.Timeout = time.Duration(timeout.Int64) * time.Millisecond
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -107,13 +131,15 @@ func (s *sqlStore) Replicas(ctx context.Context) ([]Replica, error) {
 	return out, nil
 }
 
-// ReapReplicas deletes the replicas whose heartbeat is older than before,
-// with their agent sessions and those sessions' assignments.
-func (s *sqlStore) ReapReplicas(ctx context.Context, before time.Time) ([]string, error) {
+// ReapReplicas deletes the replicas silent for longer than their own
+// recorded timeout (timeout for those that recorded none) at now, with
+// their agent sessions and those sessions' assignments.
+func (s *sqlStore) ReapReplicas(ctx context.Context, now time.Time, timeout time.Duration) ([]string, error) {
 	var reaped []string
 	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
 		reaped = reaped[:0]
-		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT id FROM `+replicasTable+` WHERE heartbeat_at_ms < ?`+s.d.forUpdate), before.UnixMilli())
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT id FROM `+replicasTable+
+			` WHERE heartbeat_at_ms < ? - COALESCE(timeout_ms, ?)`+s.d.forUpdate), now.UnixMilli(), timeout.Milliseconds())
 		if err != nil {
 			return err
 		}

@@ -63,6 +63,9 @@ func migrations() []migration {
 		// refuse any newer schema, whatever compatibleFrom says.
 		{version: 8, name: "migration compatibility (name, compatible_from)", compatibleFrom: 7, up: migrateCompatibility},
 		{version: 9, name: "agent session version", compatibleFrom: 7, up: migrateAgentSessionVersion},
+		// Only adds a nullable column that older binaries neither read nor
+		// write: as harmless to 8 (the first that checks) as to 9.
+		{version: 10, name: "replica timeout", compatibleFrom: 7, up: migrateReplicaTimeout},
 	}
 }
 

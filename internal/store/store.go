@@ -123,10 +123,11 @@ type Cluster interface {
 	HeartbeatReplica(ctx context.Context, r Replica) (existed bool, err error)
 	// Replicas returns every recorded replica, sorted by id.
 	Replicas(ctx context.Context) ([]Replica, error)
-	// ReapReplicas deletes the replicas whose heartbeat is older than
-	// before, with their agent sessions and those sessions' assignments,
-	// and returns their ids.
-	ReapReplicas(ctx context.Context, before time.Time) ([]string, error)
+	// ReapReplicas deletes the replicas that have not heartbeat for longer
+	// than their own recorded Timeout at now (than timeout, for the rows
+	// of binaries that record none), with their agent sessions and those
+	// sessions' assignments, and returns their ids.
+	ReapReplicas(ctx context.Context, now time.Time, timeout time.Duration) ([]string, error)
 	// RemoveReplica deletes a replica, its sessions and their assignments.
 	RemoveReplica(ctx context.Context, id string) error
 	// PutAgentSession records s as its agent's live session, replacing the
@@ -158,6 +159,11 @@ type Replica struct {
 	BaseURL     string
 	StartedAt   time.Time
 	HeartbeatAt time.Time
+	// Timeout is how long the replica may be silent before its peers
+	// declare it dead: its own replica timeout, which follows its
+	// heartbeat period. Recorded with every heartbeat (schema version 10);
+	// 0 when not recorded (older binaries): peers then use their own.
+	Timeout time.Duration
 }
 
 // AgentSession is an agent's live stream (kubesvc_agent_sessions).

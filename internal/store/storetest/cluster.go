@@ -42,10 +42,10 @@ func testClusterReplicas(t *testing.T, s store.Store) {
 	if got, err := s.ClaimAssignments(ctx, sess, []string{"acc"}); err != nil || !slices.Equal(got, []string{"acc"}) {
 		t.Fatalf("claim = %v, %v", got, err)
 	}
-	if reaped, err := s.ReapReplicas(ctx, time.Now().Add(-time.Hour)); err != nil || len(reaped) != 0 {
+	if reaped, err := s.ReapReplicas(ctx, time.Now(), time.Hour); err != nil || len(reaped) != 0 {
 		t.Fatalf("reap of nobody = %v, %v", reaped, err)
 	}
-	reaped, err := s.ReapReplicas(ctx, time.Now().Add(time.Hour))
+	reaped, err := s.ReapReplicas(ctx, time.Now().Add(time.Hour), time.Minute)
 	slices.Sort(reaped)
 	if err != nil || !slices.Equal(reaped, []string{"r1", "r2"}) {
 		t.Fatalf("reap = %v, %v; want r1 r2", reaped, err)
@@ -65,6 +65,61 @@ func testClusterReplicas(t *testing.T, s store.Store) {
 	}
 	if reps, _ := s.Replicas(ctx); len(reps) != 0 {
 		t.Errorf("replicas after removal: %+v", reps)
+	}
+}
+
+// Each replica records its own timeout with its heartbeat, and is reaped
+// by it, whatever the reaper's own: a replica of a longer heartbeat period
+// is not declared dead by one of a shorter one. Rows without a timeout
+// (older binaries) are judged by the reaper's.
+func testClusterReplicaTimeouts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, r := range []store.Replica{
+		{ID: "fast", BaseURL: "http://fast", Timeout: 30 * time.Second},
+		{ID: "slow", BaseURL: "http://slow", Timeout: 3 * time.Minute},
+		{ID: "old", BaseURL: "http://old"}, // no timeout recorded
+	} {
+		if _, err := s.HeartbeatReplica(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps, err := s.Replicas(ctx)
+	if err != nil || len(reps) != 3 {
+		t.Fatalf("Replicas = %+v, %v", reps, err)
+	}
+	for _, r := range reps {
+		want := map[string]time.Duration{"fast": 30 * time.Second, "slow": 3 * time.Minute, "old": 0}[r.ID]
+		if r.Timeout != want {
+			t.Errorf("replica %s: timeout %s, want %s", r.ID, r.Timeout, want)
+		}
+	}
+	reap := func(after, timeout time.Duration) []string {
+		t.Helper()
+		reaped, err := s.ReapReplicas(ctx, time.Now().Add(after), timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(reaped)
+		return reaped
+	}
+	// A minute of silence: past fast's timeout and the reaper's own (10s,
+	// for old), not past slow's.
+	if got := reap(time.Minute, 10*time.Second); !slices.Equal(got, []string{"fast", "old"}) {
+		t.Errorf("reaped after a minute = %v, want fast old (slow's timeout is 3m)", got)
+	}
+	// A heartbeat changes the recorded timeout (a restart with another
+	// period); none recorded falls back to the reaper's.
+	if _, err := s.HeartbeatReplica(ctx, store.Replica{ID: "slow", BaseURL: "http://slow", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HeartbeatReplica(ctx, store.Replica{ID: "old", BaseURL: "http://old"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reap(30*time.Second, time.Hour); !slices.Equal(got, []string{"slow"}) {
+		t.Errorf("reaped after 30s = %v, want slow (its timeout is now 1s; old's the reaper's hour)", got)
+	}
+	if got := reap(2*time.Hour, time.Hour); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("reaped after 2h = %v, want old", got)
 	}
 }
 

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MigratedAccounts", testMigratedAccounts},
 		{"Applied", testApplied},
 		{"ClusterReplicas", testClusterReplicas},
+		{"ClusterReplicaTimeouts", testClusterReplicaTimeouts},
 		{"ClusterAssignments", testClusterAssignments},
 		{"ClusterParallelClaims", testClusterParallelClaims},
 		{"ClusterParallelSessions", testClusterParallelSessions},
