@@ -153,8 +153,11 @@ func (s *Server) runAssigner(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.AssignInterval)
 	defer t.Stop()
 	for {
-		if err := s.reassign(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("cluster: assign accounts", "err", err)
+		switch err := s.reassign(ctx); {
+		case err != nil && ctx.Err() == nil:
+			s.assignErrs.Failed(err)
+		case err == nil:
+			s.assignErrs.OK()
 		}
 		select {
 		case <-ctx.Done():

@@ -33,10 +33,11 @@ func (s *Server) cleanup(ctx context.Context, unserved map[string]time.Time, now
 	cached, err := s.store.CachedAccounts(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("cache cleanup: list cached accounts", "err", err)
+			s.cleanupErrs.Failed(err)
 		}
 		return
 	}
+	s.cleanupErrs.OK()
 	served := map[string]bool{}
 	for _, a := range s.ConnectedAgents() {
 		for _, name := range a.Accounts {

@@ -106,6 +106,16 @@ func (v *clusterView) assignment(account string) (store.Assignment, bool) {
 
 // refresh reads the cluster's state from the store.
 func (s *Server) refresh(ctx context.Context) (sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, err error) {
+	// Every replica reads these every AssignInterval: they tell whether
+	// the database answers (readiness).
+	defer func() {
+		switch {
+		case err == nil:
+			s.db.ok()
+		case ctx.Err() == nil:
+			s.db.failed(err)
+		}
+	}()
 	if sessions, err = s.store.AgentSessions(ctx); err != nil {
 		return nil, nil, nil, err
 	}
@@ -161,7 +171,8 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			s.log.Error("cluster: heartbeat", "err", err)
+			s.db.failed(err)
+			s.heartbeatErrs.Failed(err)
 			if time.Since(lastOK) > s.cfg.ReplicaTimeout && s.registry.count() > 0 {
 				s.log.Warn("cluster: no heartbeat for the replica timeout; dropping this replica's agents", "timeout", s.cfg.ReplicaTimeout)
 				s.registry.closeAll(errFenced)
@@ -173,6 +184,10 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 		default:
 			registered, lastOK = true, time.Now()
 		}
+		if err == nil {
+			s.db.ok()
+			s.heartbeatErrs.OK()
+		}
 		if ctx.Err() == nil && err == nil {
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatPeriod)
 			// Each peer is judged by the timeout it recorded (its own
@@ -181,8 +196,8 @@ func (s *Server) runHeartbeat(ctx context.Context) error {
 			reaped, err := s.store.ReapReplicas(rctx, time.Now(), s.cfg.ReplicaTimeout)
 			cancel()
 			if err != nil {
-				s.log.Error("cluster: reap silent replicas", "err", err)
-			} else if len(reaped) > 0 {
+				s.reapErrs.Failed(err)
+			} else if s.reapErrs.OK(); len(reaped) > 0 {
 				s.log.Warn("cluster: replicas silent for the replica timeout removed; their accounts are taken over", "replicas", reaped)
 				s.pokeAssigner()
 			}
@@ -218,7 +233,9 @@ func (s *Server) runSchemaCheck(ctx context.Context) error {
 		case errors.Is(err, store.ErrSchemaTooNew):
 			return fmt.Errorf("controlplane: stopping this replica: %w", err)
 		case err != nil && ctx.Err() == nil:
-			s.log.Warn("cluster: check the database schema", "err", err)
+			s.schemaErrs.Failed(err)
+		case err == nil:
+			s.schemaErrs.OK()
 		}
 	}
 }

@@ -25,6 +25,7 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /armory/agent/{agentId}/commands", s.peerOnly(httpapi.Query(s.postCommand)))
 	mux.HandleFunc("POST /armory/agent/{agentId}/disconnect", s.peerOnly(httpapi.Query(s.postDisconnect)))
 	mux.HandleFunc("POST /armory/agent/assignments", httpapi.Query(s.postAssignments))
+	s.healthRoutes(mux)
 }
 
 // peerSecretHeader carries Config.PeerSecret on requests between replicas.

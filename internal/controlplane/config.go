@@ -107,6 +107,11 @@ type Config struct {
 	// replica that cannot heartbeat for this long drops its own agents
 	// (they reconnect to a survivor). Default 3 x HeartbeatPeriod.
 	ReplicaTimeout time.Duration
+	// UnreadyAfter: a replica whose database round trips have all failed
+	// for this long is not ready (GET /health/readiness answers 503, the
+	// agent service's gRPC health NOT_SERVING) until one succeeds.
+	// Default 10s.
+	UnreadyAfter time.Duration
 	// AssignInterval is how often the replica looks for accounts without
 	// a caching agent and claims them for its agents. Default 1s.
 	AssignInterval time.Duration
@@ -171,6 +176,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AssignInterval == 0 {
 		c.AssignInterval = time.Second
+	}
+	if c.UnreadyAfter == 0 {
+		c.UnreadyAfter = 10 * time.Second
 	}
 	if c.SchemaCheckPeriod == 0 {
 		c.SchemaCheckPeriod = 15 * time.Second

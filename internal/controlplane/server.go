@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/logrepeat"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -40,8 +41,12 @@ type Server struct {
 	// agentsChanged is signalled when agents or their accounts change.
 	agentsChanged chan struct{}
 
-	cluster    clusterView   // the whole cluster as last read
-	assignPoke chan struct{} // wakes the assigner; capacity 1
+	cluster clusterView // the whole cluster as last read
+	db      dbHealth    // the database as the loops last found it
+	// The loops' errors, each logged once and then summarised while it
+	// repeats (a database outage).
+	heartbeatErrs, reapErrs, assignErrs, schemaErrs, cleanupErrs *logrepeat.Limiter
+	assignPoke                                                   chan struct{} // wakes the assigner; capacity 1
 	// assignMu: one assignment decision at a time. Lock order: assignMu,
 	// then registry.mu or cluster.mu (leaf locks, never held while taking
 	// assignMu). It is held while an Assignment is queued on a session
@@ -82,13 +87,18 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	agents := newRegistry()
 	reg.MustRegister(newAccountStatesCollector(agents))
 	return &Server{
-		cfg:        cfg,
-		log:        cfg.Log,
-		store:      st,
-		registry:   agents,
-		metrics:    newMetrics(reg),
-		metricsReg: reg,
-		commits:    newNotifier(),
+		heartbeatErrs: logrepeat.New(cfg.Log, slog.LevelError, "cluster: heartbeat"),
+		reapErrs:      logrepeat.New(cfg.Log, slog.LevelError, "cluster: reap silent replicas"),
+		assignErrs:    logrepeat.New(cfg.Log, slog.LevelError, "cluster: assign accounts"),
+		schemaErrs:    logrepeat.New(cfg.Log, slog.LevelWarn, "cluster: check the database schema"),
+		cleanupErrs:   logrepeat.New(cfg.Log, slog.LevelWarn, "cache cleanup: list cached accounts"),
+		cfg:           cfg,
+		log:           cfg.Log,
+		store:         st,
+		registry:      agents,
+		metrics:       newMetrics(reg),
+		metricsReg:    reg,
+		commits:       newNotifier(),
 
 		agentsChanged:    make(chan struct{}, 1),
 		assignPoke:       make(chan struct{}, 1),
@@ -133,6 +143,7 @@ func (s *Server) Run(ctx context.Context) error {
 		httpLis.Close()
 		return fmt.Errorf("controlplane: clear what a previous run of replica %s recorded: %w", s.cfg.ID, err)
 	}
+	s.db.ok() // RemoveReplica went through
 	s.mu.Lock()
 	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
 	s.mu.Unlock()
@@ -171,6 +182,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runAssigner(gctx) })
 	g.Go(func() error { return s.runCleanup(gctx) })
 	g.Go(func() error { return s.runSchemaCheck(gctx) })
+	g.Go(func() error { return s.runReadiness(gctx, hs) })
 	g.Go(func() error {
 		// ErrServerStopped: the shutdown below came first (a Run ended
 		// right after it began); Serve closed the listener.

@@ -1,0 +1,210 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
+)
+
+// tcpProxy forwards a loopback port to target until stopped, and can be
+// started again on the same port: the database becoming unreachable and
+// reachable again, as a network partition makes it.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	lis          net.Listener
+	conns        map[net.Conn]bool
+}
+
+func (p *tcpProxy) start(t *testing.T) {
+	t.Helper()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.lis, p.addr, p.conns = lis, lis.Addr().String(), map[net.Conn]bool{}
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// stop closes the port and cuts every connection through it.
+func (p *tcpProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lis.Close()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]bool{}
+}
+
+// A replica whose database (PostgreSQL, through a port that closes) stops
+// answering turns not ready within UnreadyAfter: /health/readiness answers
+// 503 saying why and the agent service's gRPC health NOT_SERVING, while
+// /health/liveness stays 200. Its loops log the outage's error once, not
+// every second, and say when the database is back; it is ready again.
+func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
+	dbs := storetest.Connect(t, storetest.Postgres())
+	dsn := dbs.Create(t, t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
+	}
+	proxy := &tcpProxy{target: u.Host}
+	proxy.start(t)
+	t.Cleanup(proxy.stop)
+	u.Host = proxy.addr
+	u.RawQuery += "&connect_timeout=2"
+	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+
+	logs := &logBuffer{}
+	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: time.Second,
+		UnreadyAfter: 2 * time.Second, Log: slog.New(slog.NewTextHandler(logs, nil))}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	grpcAddr, httpAddr, err := s.Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	grpcHealth := func() healthpb.HealthCheckResponse_ServingStatus {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{Service: kubesvcv1.AgentService_ServiceDesc.ServiceName})
+		if err != nil {
+			t.Fatalf("gRPC health: %v", err)
+		}
+		return res.GetStatus()
+	}
+	get := func(path string) (int, map[string]string) {
+		res, err := http.Get("http://" + httpAddr.String() + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer res.Body.Close()
+		var body map[string]string
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return res.StatusCode, body
+	}
+	waitReadiness := func(want int) map[string]string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, body := get("/health/readiness")
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/health/readiness answered %d %v for 20s, want %d; log:\n%s", code, body, want, logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitReadiness(http.StatusOK)
+	if st := grpcHealth(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health %s before the outage, want SERVING", st)
+	}
+
+	proxy.stop()
+	cut := time.Now()
+	body := waitReadiness(http.StatusServiceUnavailable)
+	if took := time.Since(cut); took < 2*time.Second {
+		t.Errorf("not ready %s after the database went away, before UnreadyAfter (2s)", took)
+	}
+	if body["status"] != "OUT_OF_SERVICE" || !strings.Contains(body["reason"], "no successful round trip to the database") {
+		t.Errorf("/health/readiness body %v, want OUT_OF_SERVICE and why", body)
+	}
+	if code, _ := get("/health/liveness"); code != http.StatusOK {
+		t.Errorf("/health/liveness answered %d during the outage, want 200: a database outage must not restart replicas", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for grpcHealth() != healthpb.HealthCheckResponse_NOT_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent service's gRPC health stayed SERVING while not ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(4 * time.Second) // the assigner fails every second meanwhile
+
+	proxy.start(t)
+	waitReadiness(http.StatusOK)
+	deadline = time.Now().Add(5 * time.Second)
+	for grpcHealth() != healthpb.HealthCheckResponse_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent service's gRPC health stayed NOT_SERVING once ready again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "cluster: assign accounts: database reachable again after") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery line logged:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l := logs.String()
+	if n := strings.Count(l, `level=ERROR msg="cluster: assign accounts"`); n < 1 || n > 2 {
+		t.Errorf("the assigner logged %d errors during an outage of ~7s (it fails every second), want 1 or 2 (one per distinct error):\n%s", n, l)
+	}
+	for _, want := range []string{"level=WARN msg=\"not ready:", "level=INFO msg=\"ready again"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log lacks %q:\n%s", want, l)
+		}
+	}
+}
