@@ -251,6 +251,9 @@ func (r *Resolver) Resolve(ctx context.Context, src Source) (Credentials, error)
 			}
 			data, err := r.Sealer.Open(t)
 			if err != nil {
+				if km := (*KeyMismatchError)(nil); errors.As(err, &km) {
+					origin = fmt.Sprintf("sealed, %d bytes", len(t)) // the error names the key
+				}
 				return Credentials{}, &Error{Field: FieldKubeconfigContents, Origin: origin, Err: err}
 			}
 			return r.check(FieldKubeconfigContents, origin, data, src.Context)

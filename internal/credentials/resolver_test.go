@@ -115,9 +115,15 @@ func TestResolveSealed(t *testing.T) {
 	}
 	other := newKey(t)
 	_, err = (&Resolver{Sealer: mustSealer(t, other)}).Resolve(t.Context(), stored)
-	checkErr(t, err, "kubeconfigContents ("+wantOrigin+"): sealed with key "+KeyID(key)+", configured key is "+KeyID(other), nil)
+	// The key id once, and what to do.
+	checkErr(t, err, fmt.Sprintf("kubeconfigContents (sealed, %d bytes): sealed with key %s, not the one configured here (%s); "+
+		"the key (kubesvc.dynamicAccounts.encryptionKey or encryptionKeyFile) must be the same on every control-plane replica",
+		len(stored.KubeconfigContents), KeyID(key), KeyID(other)), nil)
+	if n := strings.Count(err.Error(), KeyID(key)); n != 1 {
+		t.Errorf("%v: the key id %d times, want once", err, n)
+	}
 	_, err = (&Resolver{}).Resolve(t.Context(), stored)
-	checkErr(t, err, "sealed with key "+KeyID(key)+", no key is configured", nil)
+	checkErr(t, err, "sealed with key "+KeyID(key)+", and no key is configured here", nil)
 	tampered := stored
 	tampered.KubeconfigContents = stored.KubeconfigContents[:len(stored.KubeconfigContents)-8] + "AAAAAAA="
 	_, err = r.Resolve(t.Context(), tampered)

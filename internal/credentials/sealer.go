@@ -47,13 +47,14 @@ type KeyMismatchError struct {
 }
 
 func (e *KeyMismatchError) Error() string {
+	const same = "; the key (kubesvc.dynamicAccounts.encryptionKey or encryptionKeyFile) must be the same on every control-plane replica"
 	switch len(e.Configured) {
 	case 0:
-		return fmt.Sprintf("sealed with key %s, no key is configured (kubesvc.dynamicAccounts.encryptionKey)", e.SealedWith)
+		return fmt.Sprintf("sealed with key %s, and no key is configured here%s", e.SealedWith, same)
 	case 1:
-		return fmt.Sprintf("sealed with key %s, configured key is %s", e.SealedWith, e.Configured[0])
+		return fmt.Sprintf("sealed with key %s, not the one configured here (%s)%s", e.SealedWith, e.Configured[0], same)
 	default:
-		return fmt.Sprintf("sealed with key %s, configured keys are %s", e.SealedWith, strings.Join(e.Configured, ", "))
+		return fmt.Sprintf("sealed with key %s, none of those configured here (%s)%s", e.SealedWith, strings.Join(e.Configured, ", "), same)
 	}
 }
 

@@ -125,17 +125,18 @@ func TestSealerWrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = mustSealer(t, k2).Open(sealed)
-	want := "sealed with key " + KeyID(k1) + ", configured key is " + KeyID(k2)
+	const same = "; the key (kubesvc.dynamicAccounts.encryptionKey or encryptionKeyFile) must be the same on every control-plane replica"
+	want := "sealed with key " + KeyID(k1) + ", not the one configured here (" + KeyID(k2) + ")" + same
 	var km *KeyMismatchError
 	if !errors.As(err, &km) || err.Error() != want {
 		t.Fatalf("Open with another key: %v, want %q", err, want)
 	}
 	_, err = mustSealer(t, k2, k3).Open(sealed)
-	if want := "sealed with key " + KeyID(k1) + ", configured keys are " + KeyID(k2) + ", " + KeyID(k3); err == nil || err.Error() != want {
+	if want := "sealed with key " + KeyID(k1) + ", none of those configured here (" + KeyID(k2) + ", " + KeyID(k3) + ")" + same; err == nil || err.Error() != want {
 		t.Fatalf("Open with two other keys: %v, want %q", err, want)
 	}
 	var none *Sealer
-	if _, err := none.Open(sealed); !errors.As(err, &km) || !strings.Contains(err.Error(), "no key is configured") {
+	if _, err := none.Open(sealed); !errors.As(err, &km) || !strings.Contains(err.Error(), "no key is configured here") {
 		t.Fatalf("Open without keys: %v", err)
 	}
 }
