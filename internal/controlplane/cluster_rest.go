@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -38,11 +40,58 @@ func (s *Server) peerOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.PeerSecret != "" &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get(peerSecretHeader)), []byte(s.cfg.PeerSecret)) != 1 {
+			s.logRefusedPeer(r)
 			httpapi.WriteError(w, http.StatusUnauthorized, "%s: this endpoint is for control-plane replicas (kubesvc.peerSecretFile)", peerSecretHeader)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// refusedPeerLogEvery is the least time between two warnings about
+// requests refused from one address for their peer secret.
+const refusedPeerLogEvery = time.Minute
+
+// refusedPeers rate-limits logRefusedPeer, per remote host.
+type refusedPeers struct {
+	mu     sync.Mutex
+	logged map[string]time.Time // host -> last warned
+	missed map[string]int       // host -> refused since, not warned
+}
+
+// logRefusedPeer warns that a request to a peer-only endpoint was refused
+// for its peer secret, naming who sent it: another replica doing so has a
+// different kubesvc.peerSecretFile, which otherwise shows only in the
+// forwarding replica's task errors. At most one line a minute per host.
+func (s *Server) logRefusedPeer(r *http.Request) {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	p := &s.refused
+	p.mu.Lock()
+	if p.logged == nil {
+		p.logged, p.missed = map[string]time.Time{}, map[string]int{}
+	}
+	if last, ok := p.logged[host]; ok && time.Since(last) < refusedPeerLogEvery {
+		p.missed[host]++
+		p.mu.Unlock()
+		return
+	}
+	if len(p.logged) > 1000 { // bounded: forget everyone
+		p.logged, p.missed = map[string]time.Time{}, map[string]int{}
+	}
+	missed := p.missed[host]
+	p.logged[host], p.missed[host] = time.Now(), 0
+	p.mu.Unlock()
+	why := "without the peer secret"
+	if r.Header.Get(peerSecretHeader) != "" {
+		why = "with another peer secret"
+	}
+	s.log.Warn("refused a request to an endpoint for control-plane replicas "+why+
+		": if it comes from another replica, kubesvc.peerSecretFile differs between replicas",
+		"remote", r.RemoteAddr, "forwardedBy", r.Header.Get(forwardedHeader), "path", r.URL.Path,
+		"refusedSinceLastWarning", missed)
 }
 
 // clouddriver is ClouddriverInstance of the REST contract, with the spread

@@ -140,6 +140,12 @@ func (s *Server) post(ctx context.Context, replica, path string, body any, out a
 		// Not there, stopping, or failing: route again (an agent that
 		// already has the operation does not run it twice).
 		return fmt.Errorf("control-plane replica %s answered %d: %s: %w", replica, resp.StatusCode, errorText(data), ErrAgentGone)
+	case resp.StatusCode == http.StatusUnauthorized:
+		hint := "this replica sends no peer secret: is kubesvc.peerSecretFile set on the other replicas only?"
+		if s.cfg.PeerSecret != "" {
+			hint = "it refused this replica's peer secret: kubesvc.peerSecretFile differs between replicas?"
+		}
+		return fmt.Errorf("control-plane replica %s answered %d (%s): %s", replica, resp.StatusCode, hint, errorText(data))
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("control-plane replica %s answered %d: %s", replica, resp.StatusCode, errorText(data))
 	}

@@ -41,8 +41,9 @@ type Server struct {
 	// agentsChanged is signalled when agents or their accounts change.
 	agentsChanged chan struct{}
 
-	cluster clusterView // the whole cluster as last read
-	db      dbHealth    // the database as the loops last found it
+	cluster clusterView  // the whole cluster as last read
+	db      dbHealth     // the database as the loops last found it
+	refused refusedPeers // rate-limits the warnings of refused peer secrets
 	// The loops' errors, each logged once and then summarised while it
 	// repeats (a database outage).
 	heartbeatErrs, reapErrs, assignErrs, schemaErrs, cleanupErrs *logrepeat.Limiter
