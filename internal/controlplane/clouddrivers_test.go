@@ -51,8 +51,22 @@ func TestClouddriversMergeDiscoveryWithHeartbeats(t *testing.T) {
 		updated time.Time
 	}{"cp-1": {true, fresh}, "cp-2": {true, fresh}, "cp-3": {false, stale}, "cp-4": {false, started}} {
 		c := got[id]
-		if c.Ready != want.ready || c.LastUpdated != want.updated.UTC().Format(time.RFC3339Nano) {
-			t.Errorf("%s: ready %v, lastUpdated %s; want %v, %s", id, c.Ready, c.LastUpdated, want.ready, want.updated.UTC().Format(time.RFC3339Nano))
+		// To the millisecond, whatever the source (heartbeats are
+		// recorded in milliseconds, discovery's times are not).
+		wantUpdated := want.updated.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
+		if c.Ready != want.ready || c.LastUpdated != wantUpdated {
+			t.Errorf("%s: ready %v, lastUpdated %s; want %v, %s", id, c.Ready, c.LastUpdated, want.ready, wantUpdated)
+		}
+	}
+
+	// cp-3 is reaped: its row goes; it stays not ready, last updated at
+	// its last heartbeat (not at discovery's start).
+	beat := time.UnixMilli(time.Now().Add(-2 * time.Minute).UnixMilli())
+	s.cluster.set(nil, nil, nil, []store.Replica{{ID: "cp-1", HeartbeatAt: fresh}, {ID: "cp-3", HeartbeatAt: beat}})
+	s.cluster.set(nil, nil, nil, []store.Replica{{ID: "cp-1", HeartbeatAt: fresh}})
+	for _, c := range s.clouddrivers() {
+		if c.ID == "cp-3" && (c.Ready || c.LastUpdated != beat.UTC().Format(time.RFC3339Nano)) {
+			t.Errorf("reaped cp-3: ready %v, lastUpdated %s; want false, its last heartbeat %s", c.Ready, c.LastUpdated, beat.UTC().Format(time.RFC3339Nano))
 		}
 	}
 

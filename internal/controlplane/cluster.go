@@ -40,7 +40,11 @@ type clusterView struct {
 	served      map[string][]string // agent -> accounts it serves
 	assignments map[string]store.Assignment
 	replicas    map[string]store.Replica
-	refreshed   time.Time
+	// gone holds the last heartbeat read of each replica whose row has
+	// since disappeared (reaped, or left): what GET /armory/clouddrivers
+	// reports as its lastUpdated while discovery still lists it.
+	gone      map[string]time.Time
+	refreshed time.Time
 }
 
 func (v *clusterView) set(sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, replicas []store.Replica) {
@@ -54,6 +58,17 @@ func (v *clusterView) set(sessions []store.AgentSession, served map[string][]str
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.gone == nil {
+		v.gone = map[string]time.Time{}
+	}
+	for id, r := range v.replicas {
+		if _, ok := byID[id]; !ok {
+			v.gone[id] = r.HeartbeatAt
+		}
+	}
+	for id := range byID {
+		delete(v.gone, id)
+	}
 	v.sessions, v.served, v.assignments, v.replicas, v.refreshed = sessions, served, byAccount, byID, time.Now()
 }
 

@@ -126,8 +126,12 @@ func (s *Server) clouddrivers() []clouddriver {
 		if r.Timeout > 0 {
 			timeout = r.Timeout // its own, as the reaper judges it
 		}
-		byID[id] = clouddriver{ID: id, BaseURL: r.BaseURL, LastUpdated: r.HeartbeatAt.UTC().Format(time.RFC3339Nano),
+		byID[id] = clouddriver{ID: id, BaseURL: r.BaseURL, LastUpdated: formatUpdated(r.HeartbeatAt),
 			Ready: s.cfg.NoHeartbeat || time.Since(r.HeartbeatAt) < timeout}
+	}
+	gone := make(map[string]time.Time, len(s.cluster.gone))
+	for id, at := range s.cluster.gone {
+		gone[id] = at
 	}
 	s.cluster.mu.Unlock()
 	if s.cfg.Peers != nil {
@@ -140,7 +144,12 @@ func (s *Server) clouddrivers() []clouddriver {
 				c.Ready = c.Ready && p.Ready
 			} else {
 				c.Ready = p.Ready && s.cfg.NoHeartbeat
-				c.LastUpdated = p.LastUpdated.UTC().Format(time.RFC3339Nano)
+				// A replica removed as silent (or gone) was last alive at
+				// its last heartbeat, not when discovery last looked.
+				c.LastUpdated = formatUpdated(p.LastUpdated)
+				if at, ok := gone[p.ID]; ok {
+					c.LastUpdated = formatUpdated(at)
+				}
 			}
 			byID[p.ID] = c
 		}
@@ -161,7 +170,7 @@ func (s *Server) clouddrivers() []clouddriver {
 		self.BaseURL = s.cfg.BaseURL
 	}
 	if self.LastUpdated == "" {
-		self.LastUpdated = time.Now().UTC().Format(time.RFC3339Nano)
+		self.LastUpdated = formatUpdated(time.Now())
 	}
 	byID[s.cfg.ID] = self
 	out := make([]clouddriver, 0, len(byID))
@@ -171,6 +180,12 @@ func (s *Server) clouddrivers() []clouddriver {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// formatUpdated formats a lastUpdated in UTC to the millisecond, the
+// precision of the recorded heartbeats, whatever its source.
+func formatUpdated(t time.Time) string {
+	return t.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
 }
 
 func (s *Server) getClouddrivers(w http.ResponseWriter, _ *http.Request) {
