@@ -228,6 +228,10 @@ func New(cfg Config) (*Agent, error) {
 // Stats returns the agent's live counters.
 func (a *Agent) Stats() *Stats { return a.stats }
 
+// Identity returns the agent's id and zone, as derived by New when not
+// configured.
+func (a *Agent) Identity() (id, zone string) { return a.cfg.ID, a.cfg.ZoneID }
+
 // SetAccounts replaces the served accounts. Added accounts start streaming,
 // removed ones stop (and leave the control plane's cache), changed ones
 // restart. It is safe to call at any time.

@@ -32,6 +32,10 @@ func connectHint(err error, tls bool) string {
 		return "the control plane may require TLS: set clouddriver.insecure: false (and clouddriver.tls.* as needed)"
 	case tls && (strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "tls: ") && strings.Contains(msg, "record")):
 		return "the control plane may not serve TLS: set clouddriver.insecure: true, or enable kubesvc.grpc.server.security on it"
+	case strings.Contains(msg, "produced zero addresses") || strings.Contains(msg, "no such host"):
+		// gRPC's DNS resolver says "name resolver error: produced zero
+		// addresses" for a host that does not resolve.
+		return "the host of clouddriver.grpc does not resolve: check its spelling, and that this pod or host can resolve it"
 	}
 	return ""
 }

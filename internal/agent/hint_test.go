@@ -31,8 +31,11 @@ func TestConnectHintsNameTLSMismatch(t *testing.T) {
 	for name, c := range map[string]struct {
 		server    []grpc.ServerOption
 		clientTLS *tls.Config
+		target    string // default: the test's server
 		want      string
 	}{
+		// The name resolver says "produced zero addresses", not "no such host".
+		"host that does not resolve": {target: "nosuchhost.invalid:9091", want: "clouddriver.grpc does not resolve"},
 		"plaintext agent, TLS control plane": {server: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))},
 			want: "clouddriver.insecure: false"},
 		"TLS agent, plaintext control plane": {clientTLS: &tls.Config{RootCAs: pool, ServerName: "localhost"},
@@ -47,7 +50,11 @@ func TestConnectHintsNameTLSMismatch(t *testing.T) {
 			go func() { _ = srv.Serve(lis) }()
 			defer srv.Stop()
 			attempts := &attemptLog{}
-			a, err := New(Config{Target: lis.Addr().String(), ID: "agent", ZoneID: "z", TLS: c.clientTLS, Log: slog.New(attempts),
+			target := lis.Addr().String()
+			if c.target != "" {
+				target = c.target
+			}
+			a, err := New(Config{Target: target, ID: "agent", ZoneID: "z", TLS: c.clientTLS, Log: slog.New(attempts),
 				Backoff: Backoff{BaseDelay: 100 * time.Millisecond, Multiplier: 1, MaxDelay: 100 * time.Millisecond}})
 			if err != nil {
 				t.Fatal(err)

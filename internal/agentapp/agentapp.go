@@ -44,15 +44,24 @@ func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("agent starting", "id", acfg.ID, "zone", acfg.ZoneID, "version", acfg.Version, "config", cfg.Sources,
-		"controlplane", acfg.Target, "tls", acfg.TLS != nil, "accounts", len(acfg.Accounts), "dynamicAccounts", cfg.DynamicAccountsEnabled)
 	ag, err = agent.New(acfg)
 	if err != nil {
 		return err
 	}
+	// The id and zone as derived when not configured (pod name, namespace).
+	id, zone := ag.Identity()
+	log.Info("agent starting", "id", id, "zone", zone, "version", acfg.Version, "config", cfg.Sources,
+		"controlplane", acfg.Target, "tls", acfg.TLS != nil, "accounts", len(acfg.Accounts), "dynamicAccounts", cfg.DynamicAccountsEnabled)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return ag.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		if ctx.Err() != nil { // stopped from outside (a signal), not by a failed part
+			log.Info("agent stopping", "reason", context.Cause(ctx).Error())
+		}
+		return nil
+	})
 	return g.Wait()
 }
 

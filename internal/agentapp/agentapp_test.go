@@ -2,9 +2,17 @@ package agentapp
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
@@ -86,4 +94,66 @@ func TestDialHost(t *testing.T) {
 			t.Errorf("dialHost(%q) = %q, want %q", target, got, want)
 		}
 	}
+}
+
+// The start line names the id and zone the agent derived (from the pod),
+// and a stop from outside (a signal) is logged with its reason.
+func TestStartAndStopLogged(t *testing.T) {
+	t.Setenv("POD_NAME", "armory-agent-7c9f8d6b5-x2x7k")
+	t.Setenv("POD_NAMESPACE", "spinnaker")
+	path := filepath.Join(t.TempDir(), "agent.yml")
+	lis, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the health endpoint
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	yaml := fmt.Sprintf("clouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", port)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []config.Source{{Path: path}}, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "agent starting") {
+		select {
+		case err := <-done:
+			t.Fatalf("Run: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no start line:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel(errors.New("terminated signal received"))
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	l := logs.String()
+	if !strings.Contains(l, `msg="agent starting" id=armory-agent-7c9f8d6b5-x2x7k zone=armory-agent_spinnaker`) {
+		t.Errorf("start line without the derived id and zone:\n%s", l)
+	}
+	if !strings.Contains(l, `msg="agent stopping" reason="terminated signal received"`) {
+		t.Errorf("no stop line with its reason:\n%s", l)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
