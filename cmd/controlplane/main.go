@@ -45,6 +45,10 @@ func main() {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	// grpc-go's own warnings (a failed TLS handshake) too.
 	grpclogs.Install(log)
+	if len(files) == 0 {
+		log.Warn(noConfigWarning, "grpc", listenAddr(cfg.GRPC.Address, cfg.GRPC.Port),
+			"rest", listenAddr(cfg.Server.Address, cfg.Server.Port), "sql", fmt.Sprintf("%s %s", cfg.SQL.Driver, cfg.SQL.Path))
+	}
 	for _, key := range cfg.Unsupported {
 		log.Warn("configuration key not acted on by this build; ignored", "key", key)
 	}
@@ -54,6 +58,19 @@ func main() {
 		log.Error("control plane stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// noConfigWarning is logged when the control plane starts without -config:
+// fine for a try on a laptop, not what a deployment means to do.
+const noConfigWarning = "no configuration file given (-config FILE): running on the defaults, " +
+	"listening on every interface, with an SQLite database in the working directory"
+
+// listenAddr is addr:port as logged, "*" for every interface.
+func listenAddr(addr string, port int) string {
+	if addr == "" {
+		addr = "*"
+	}
+	return fmt.Sprintf("%s:%d", addr, port)
 }
 
 func run(ctx context.Context, cfg *cpconfig.Config, log *slog.Logger) error {
