@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 )
 
 // Forwarding: any replica accepts any request; what needs the agent's
@@ -278,8 +279,8 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 	}
 	resp, err := s.forwarder.Do(req)
 	if err != nil {
-		if r.Context().Err() != nil {
-			return true, nil // the caller left: nobody to answer
+		if httpapi.Interrupted(w, r) {
+			return true, nil // the caller left (nobody to answer), or 503: this replica is stopping
 		}
 		return unreachable(err)
 	}

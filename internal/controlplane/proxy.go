@@ -21,6 +21,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/certs"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/kubeproxy"
 )
 
@@ -259,7 +260,10 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	rl := sess.addRelay(req.Id)
 	defer sess.removeRelay(req.Id)
 	if err := sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyRequest{ProxyRequest: req}}); err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case httpapi.Stopping(ctx):
+			kubeproxy.WriteStatus(w, http.StatusServiceUnavailable, httpapi.ShuttingDown)
+		case ctx.Err() == nil:
 			kubeproxy.WriteStatus(w, http.StatusBadGateway, fmt.Sprintf("account %s: agent %s disconnected before answering", req.GetAccount(), sess.agentID))
 		}
 		return
@@ -277,7 +281,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 	timer := time.NewTimer(proxyHeadTimeout)
 	defer timer.Stop()
 	// Without a part, it returns the status to answer (0: the client
-	// left) and why.
+	// left; 503: this replica is stopping) and why.
 	next := func(timeout <-chan time.Time) (*kubesvcv1.ProxyResponse, int, string) {
 		select {
 		case f := <-rl.frames:
@@ -299,6 +303,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 			return nil, http.StatusBadGateway, fmt.Sprintf("agent %s disconnected before answering", sess.agentID)
 		case <-ctx.Done():
 			cancel()
+			if httpapi.Stopping(ctx) {
+				return nil, http.StatusServiceUnavailable, httpapi.ShuttingDown
+			}
 			return nil, 0, ""
 		case <-timeout:
 			cancel()
@@ -363,11 +370,12 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 			}
 			if taken >= proxyWindow/2 && !f.GetEnd() {
 				if err := sess.queue(ctx, &kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_ProxyWindow{ProxyWindow: &kubesvcv1.ProxyWindow{Id: req.Id, Chunks: uint32(taken)}}}); err != nil {
-					if ctx.Err() != nil {
+					if ctx.Err() != nil && !httpapi.Stopping(ctx) {
 						cancel()
-						return
+						return // the client left
 					}
-					abort(err.Error())
+					cancel()
+					abort(err.Error()) // the session ended, or this replica is stopping
 				}
 				taken = 0
 			}
@@ -382,7 +390,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *session, re
 			if code == 0 {
 				return // the client left
 			}
-			abort(failed)
+			abort(failed) // a body cut off by this replica stopping too: broken, not short
 		}
 	}
 }
@@ -529,6 +537,10 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		Transport:     transport,
 		FlushInterval: -1, // watches: every event at once
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if httpapi.Stopping(r.Context()) {
+				kubeproxy.WriteStatus(w, http.StatusServiceUnavailable, httpapi.ShuttingDown)
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the client left: nothing to answer (counted 499)
 			}

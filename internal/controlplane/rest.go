@@ -457,7 +457,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	}
 	_, groupGiven := v["group"]
 	o, err := s.waitObject(r.Context(), key, groupGiven, minRV, wait)
-	if r.Context().Err() != nil {
+	if httpapi.Interrupted(w, r) {
 		return
 	}
 	if err == nil && minRV != "" && !atLeast(o.ResourceVersion, minRV) {

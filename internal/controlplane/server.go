@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/logrepeat"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -173,9 +174,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	// Requests see gctx, so long reads (waitMs) end when shutdown starts.
+	// Requests see gctx, so long reads (waitMs) end when shutdown starts;
+	// marked, so that their handlers answer 503 then, not nothing as to a
+	// client gone (httpapi.Interrupted).
+	base := httpapi.ServerContext(gctx)
 	hsrv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return gctx }}
+		BaseContext: func(net.Listener) context.Context { return base }}
 	for _, e := range s.extensions {
 		g.Go(func() error { return e.Run(gctx) })
 	}

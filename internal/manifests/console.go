@@ -79,7 +79,7 @@ func (h *Handler) getConsole(w http.ResponseWriter, r *http.Request) {
 		lr := &logReader{}
 		h.kube.KubernetesGet(r.Context(), r, account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(name)+"/log",
 			url.Values{"container": {c.Name}, "tailLines": {strconv.Itoa(consoleTailLines)}}, lr)
-		if r.Context().Err() != nil {
+		if httpapi.Interrupted(w, r) {
 			return
 		}
 		out = append(out, containerLog{Name: c.Name, Output: lr.text()})

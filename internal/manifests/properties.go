@@ -203,7 +203,7 @@ func (h *Handler) properties(w http.ResponseWriter, r *http.Request, ns, pod str
 	pr := newPropertyReader()
 	h.kube.KubernetesGet(r.Context(), r, account, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(pod)+"/log",
 		url.Values{"container": {container}}, pr)
-	if r.Context().Err() != nil {
+	if httpapi.Interrupted(w, r) {
 		return
 	}
 	props, err := pr.result()

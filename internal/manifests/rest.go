@@ -160,7 +160,7 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request, account, kind 
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	if r.Context().Err() != nil {
+	if httpapi.Interrupted(w, r) {
 		return
 	}
 	h.log.Error("manifests: cannot "+what, "path", r.URL.Path, "err", err)

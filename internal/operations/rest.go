@@ -273,6 +273,11 @@ func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 			}
 			timer.Stop()
+			// The client left (nothing to answer), or this replica is
+			// stopping (503: the store is no longer read).
+			if httpapi.Interrupted(w, r) {
+				return
+			}
 		}
 	}
 	if row, ok := m.readOperation(w, r, r.PathValue("id"), "task", "the task"); ok {

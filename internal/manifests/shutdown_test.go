@@ -1,0 +1,94 @@
+package manifests_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/manifests"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// hangingKubernetes never answers: a Pod's log read waits until the
+// request's context ends.
+type hangingKubernetes struct{ asked chan struct{} }
+
+func (h hangingKubernetes) KubernetesGet(ctx context.Context, _ *http.Request, _, _ string, _ url.Values, _ http.ResponseWriter) {
+	h.asked <- struct{}{}
+	<-ctx.Done()
+}
+
+// A Pod's log read (property files, console output) cut off by the
+// server's shutdown answers 503 with the JSON error saying so, not 200
+// with an empty body.
+func TestLogReadCutByShutdownAnswers503(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e := &env{st: st}
+	e.put(t, "", "v1", "pods", "Pod", true, `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "prod"},
+  "spec": {"containers": [{"name": "main", "image": "busybox"}]}}`)
+	for _, path := range []string{
+		"/applications/shop/kubernetes/pods/main/prod/p/main",
+		"/instances/main/prod/pod%20p/console?provider=kubernetes",
+	} {
+		t.Run(path, func(t *testing.T) {
+			kube := hangingKubernetes{asked: make(chan struct{}, 1)}
+			mux := http.NewServeMux()
+			manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
+			srvCtx, stop := context.WithCancel(context.Background())
+			defer stop()
+			srv := httptest.NewUnstartedServer(mux)
+			srv.Config.BaseContext = func(net.Listener) context.Context { return httpapi.ServerContext(srvCtx) }
+			srv.Start()
+			defer srv.Close()
+			type answer struct {
+				code int
+				body string
+				err  error
+			}
+			got := make(chan answer, 1)
+			go func() {
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					got <- answer{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				got <- answer{code: resp.StatusCode, body: string(b), err: err}
+			}()
+			select {
+			case <-kube.asked:
+			case a := <-got:
+				t.Fatalf("answered before reading the log: %d %q %v", a.code, a.body, a.err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the log was not read")
+			}
+			stop()
+			var a answer
+			select {
+			case a = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer 10 s after shutdown began")
+			}
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			if a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "shutting down") {
+				t.Errorf("answer %d %q; want 503 saying the control plane is shutting down", a.code, a.body)
+			}
+		})
+	}
+}

@@ -1,0 +1,72 @@
+package operations
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/httpapi"
+)
+
+// GET /task/{id}?waitMs cut off by the server's shutdown answers 503 with
+// the JSON error saying so (its client is still there), not a 500 of a
+// store read on the ended context, nor an empty answer.
+func TestTaskWaitCutByShutdownAnswers503(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	agents := &answeringAgents{release: make(chan struct{}), result: &kubesvcv1.OperationResult{Payload: []byte(`{"manifests": []}`),
+		Cached: &kubesvcv1.CachedObjects{Objects: []*kubesvcv1.ObjectRef{{Kind: "ConfigMap", Namespace: "default", Name: "x", ResourceVersion: "7"}}}}}
+	m := New(Config{ReplicaID: "r1", Log: slog.New(slog.DiscardHandler)}, st, agents)
+	defer m.wg.Wait()
+	defer close(agents.release)
+	mux := http.NewServeMux()
+	m.Routes(mux)
+	srvCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return httpapi.ServerContext(srvCtx) }
+	srv.Start()
+	defer srv.Close()
+	if _, err := m.start(ctx, "waiting", []op{{Type: "deployManifest", Account: "main", Description: json.RawMessage(`{"account": "main"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/task/waiting?waitMs=60000")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{code: resp.StatusCode, body: string(b), err: err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is waiting
+	stop()
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after shutdown began")
+	}
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "shutting down") {
+		t.Errorf("answer %d %q; want 503 saying the control plane is shutting down", a.code, a.body)
+	}
+}
