@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
+	"github.com/kubesvc/kubesvc/internal/accountrules"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/ident"
@@ -67,10 +68,19 @@ var knownFields = map[string]bool{
 	"permissions": true, "customResourceDefinitions": true,
 }
 
-// decodeDefinition decodes one definition object. With strict, fields
-// outside knownFields (and "state") are an error naming them; otherwise
-// they are kept in Extra.
+// decodeDefinition decodes one definition object and validates it. With
+// strict, fields outside knownFields (and "state") are an error naming
+// them; otherwise they are kept in Extra.
 func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definition, error) {
+	d, err := decodeFields(raw, where, strict)
+	if err != nil {
+		return Definition{}, err
+	}
+	return d, d.validate(where)
+}
+
+// decodeFields is decodeDefinition without validate.
+func decodeFields(raw json.RawMessage, where string, strict bool) (Definition, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return Definition{}, fmt.Errorf("%s: must be a JSON object", where)
@@ -132,7 +142,7 @@ func decodeDefinition(raw json.RawMessage, where string, strict bool) (Definitio
 			return Definition{}, httpapi.DecodeError(where+"."+k, err)
 		}
 	}
-	return d, d.validate(where)
+	return d, nil
 }
 
 func (d Definition) validate(where string) error {
@@ -168,6 +178,15 @@ func (d Definition) validate(where string) error {
 			if strings.TrimSpace(k) == "" {
 				return fmt.Errorf("%s.%s[%d]: empty kind", where, field, i)
 			}
+		}
+	}
+	// As the agent's configuration refuses them (accountrules).
+	if p := accountrules.Kinds(d.Kinds, d.OmitKinds); len(p) > 0 {
+		return fmt.Errorf("%s.%w", where, p[0])
+	}
+	for _, key := range slices.Sorted(maps.Keys(d.Permissions)) {
+		if p := accountrules.Roles(key, d.Permissions[key]); len(p) > 0 {
+			return fmt.Errorf("%s.%w", where, p[0])
 		}
 	}
 	for i, c := range d.CustomResourceDefinitions {
@@ -292,8 +311,10 @@ func (d Definition) stored() []byte {
 	return bytes.TrimSpace(b.Bytes())
 }
 
+// loadDefinition reads a stored definition. It is not validated again: a
+// row stored before a check was added still loads whole (Extra too).
 func loadDefinition(raw []byte) Definition {
-	d, err := decodeDefinition(raw, "definition", false)
+	d, err := decodeFields(raw, "definition", false)
 	if err != nil {
 		var fallback Definition
 		_ = json.Unmarshal(raw, &fallback)

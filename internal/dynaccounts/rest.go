@@ -220,14 +220,29 @@ func (m *Manager) patch(w http.ResponseWriter, r *http.Request) {
 			creds[i] = [2]string{ref, sealed}
 		}
 	}
-	if !m.checkWritable(w, r.Context(), names(defs)) {
+	rows, ok := m.writable(w, r.Context(), names(defs))
+	if !ok {
 		return
+	}
+	// An account PATCH ACTIVE would send to agents (wantActive) without
+	// credentials, in the row or in this PATCH, could only fail there: a
+	// 400 now, naming it. (POST takes an account without them: they may
+	// come with the PATCH that activates it, as in Armory's migration.)
+	for i, a := range rows {
+		if states[i] == Inactive || creds[i] != ([2]string{}) || hasCredentials(a) {
+			continue
+		}
+		if next := a; wantActiveState(&next) == ToMigrate {
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d].kubeconfigFile: required to activate account %q, which has no credentials (%s); "+
+				"give them in this PATCH (nothing was changed)", i, a.Name, credentialFields)
+			return
+		}
 	}
 	var missing, deleting []string
 	for i, d := range defs {
 		desired := states[i]
 		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
-			if a.State == Deleting { // since checkWritable
+			if a.State == Deleting { // since writable
 				deleting = append(deleting, a.Name)
 				return false
 			}
@@ -281,14 +296,29 @@ func (m *Manager) putDynamic(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !m.checkWritable(w, r.Context(), names(defs)) {
+	rows, ok := m.writable(w, r.Context(), names(defs))
+	if !ok {
 		return
+	}
+	// A definition without credentials replaces an account on its way to
+	// agents (or retried there) only to fail there: a 400 now. An INACTIVE
+	// one may take it; PATCH gives the credentials when it activates it.
+	for i, a := range rows {
+		if refs[i] != ([2]string{}) {
+			continue
+		}
+		switch a.State {
+		case Active, Activating, ToMigrate, Orphaned, Failed:
+			httpapi.WriteError(w, http.StatusBadRequest, "[%d].kubeconfigFile: required: account %q is %s, and would be sent to agents without credentials (%s); "+
+				"PATCH it INACTIVE first to store a definition without them (nothing was changed)", i, a.Name, a.State, credentialFields)
+			return
+		}
 	}
 	var deleting []string
 	for i, d := range defs {
 		ref, sealed := refs[i][0], refs[i][1]
 		err := m.update(r.Context(), d.Name, func(a *store.Account) bool {
-			if a.State == Deleting { // since checkWritable
+			if a.State == Deleting { // since writable
 				deleting = append(deleting, a.Name)
 				return false
 			}
@@ -485,12 +515,13 @@ func (m *Manager) checkExist(w http.ResponseWriter, ctx context.Context, names [
 	return ok
 }
 
-// checkWritable is checkExist, and answers 409 naming the accounts being
-// deleted (their definition can no longer change).
-func (m *Manager) checkWritable(w http.ResponseWriter, ctx context.Context, names []string) bool {
+// writable is checkExist, and answers 409 naming the accounts being
+// deleted (their definition can no longer change). It returns the rows,
+// rows[i] that of names[i].
+func (m *Manager) writable(w http.ResponseWriter, ctx context.Context, names []string) ([]store.Account, bool) {
 	rows, ok := m.readAll(w, ctx, names)
 	if !ok {
-		return false
+		return nil, false
 	}
 	var deleting []string
 	for _, a := range rows {
@@ -500,9 +531,26 @@ func (m *Manager) checkWritable(w http.ResponseWriter, ctx context.Context, name
 	}
 	if len(deleting) > 0 {
 		httpapi.WriteError(w, http.StatusConflict, "accounts being deleted (nothing was changed): %s", strings.Join(deleting, ", "))
-		return false
+		return nil, false
 	}
-	return true
+	return rows, true
+}
+
+// credentialFields names the fields that give an account credentials.
+const credentialFields = "kubeconfigFile, kubeconfigContents, kubeconfigAgent or serviceAccount"
+
+// hasCredentials reports whether a row has credentials to activate it
+// with: sealed contents, or a credential field in its definition (what
+// Credentials.Resolve reads).
+func hasCredentials(a store.Account) bool {
+	d := loadDefinition(a.Definition)
+	return a.KubeconfigSealed != "" || d.KubeconfigContents != "" || d.KubeconfigFile != "" || d.KubeconfigAgent != "" || d.ServiceAccount
+}
+
+// wantActiveState is the state wantActive moves a to.
+func wantActiveState(a *store.Account) string {
+	wantActive(a)
+	return a.State
 }
 
 // readAll reads the named accounts; it answers 404 naming the missing

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/kubesvc/kubesvc/internal/accountrules"
 	"github.com/kubesvc/kubesvc/internal/ident"
 )
 
@@ -45,10 +45,8 @@ func (v *validator) account(p string, f *FileAccount) Account {
 	if a.OnlyNamespacedResources && a.Namespaces == nil {
 		v.fail(p+".onlyNamespacedResources", "requires namespaces")
 	}
-	for i, k := range a.OmitKinds {
-		if slices.ContainsFunc(a.Kinds, func(s string) bool { return strings.EqualFold(s, k) }) {
-			v.fail(fmt.Sprintf("%s.omitKinds[%d]", p, i), "kind %q is also listed in kinds", k)
-		}
+	for _, pr := range accountrules.Kinds(a.Kinds, a.OmitKinds) {
+		v.fail(p+"."+pr.Field, "%s", pr.Message)
 	}
 	if f.MaxResumableResourceAgeMs != nil {
 		v.nonNegative(p+".maxResumableResourceAgeMs", *f.MaxResumableResourceAgeMs)
@@ -91,17 +89,14 @@ func (v *validator) permissions(p string, perms Permissions) map[string][]string
 	}
 	out := map[string][]string{}
 	for _, key := range slices.Sorted(maps.Keys(perms)) {
-		kp := p + "." + key
-		up := strings.ToUpper(key)
-		if up != "READ" && up != "WRITE" {
-			v.fail(kp, "permission must be READ or WRITE")
+		if err := accountrules.PermissionKey(key); err != nil {
+			v.fail(p+"."+key, "%v", err)
 			continue
 		}
-		for i, role := range perms[key] {
-			if role == "" || strings.ContainsFunc(role, unicode.IsSpace) {
-				v.fail(fmt.Sprintf("%s[%d]", kp, i), "role %q must be non-empty and contain no whitespace", role)
-			}
+		for _, pr := range accountrules.Roles(key, perms[key]) {
+			v.fail(strings.TrimSuffix(p, ".permissions")+"."+pr.Field, "%s", pr.Message)
 		}
+		up := strings.ToUpper(key)
 		out[up] = append(out[up], perms[key]...)
 	}
 	return out
