@@ -36,6 +36,28 @@ type Account struct {
 	// WATCHING, ERROR).
 	Agents      []string          `json:"agents"`
 	AgentStates map[string]string `json:"agentStates"`
+	// ConflictingDynamicAccount (ours): a dynamic account of the same name
+	// (a row of the Dynamic Accounts API) that the agents serving this
+	// one statically do not take; its state is its own, not this
+	// account's. Absent when there is none.
+	ConflictingDynamicAccount *DynamicConflict `json:"conflictingDynamicAccount,omitempty"`
+}
+
+// DynamicConflict is the lifecycle state of a dynamic account named like
+// a static one.
+type DynamicConflict struct {
+	Status       string `json:"status"`
+	ErrorMessage string `json:"errorMessage,omitempty"`
+	LastUpdated  int64  `json:"lastUpdated"`
+	Note         string `json:"note"`
+}
+
+// Conflict describes row, a dynamic account's row named like a static
+// account.
+func Conflict(row store.Account) *DynamicConflict {
+	return &DynamicConflict{Status: row.State, ErrorMessage: row.ErrorMessage, LastUpdated: row.UpdatedAt.UnixMilli(),
+		Note: "a dynamic account of this name exists, but the agents serving this account serve it from their configuration " +
+			"and do not take the dynamic one; delete it with DELETE /armory/accounts/" + row.Name}
 }
 
 // New returns the view of an account with its definition and API server

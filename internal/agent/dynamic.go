@@ -111,14 +111,19 @@ func (a *Agent) addDynamic(ctx context.Context, accounts []*kubesvcv1.DynamicAcc
 	return results
 }
 
-// deleteDynamic stops serving dynamic accounts; unknown names succeed.
+// deleteDynamic stops serving dynamic accounts; unknown names succeed. A
+// name configured statically succeeds too, and its static account stays
+// as configured: only a dynamic account of that name (shadowed by the
+// static one since a reload) is dropped. The control plane asks to drop
+// a name of a dynamic account's row from every agent serving it; refusing
+// for the static account left that row DELETE_FAILED for ever.
 func (a *Agent) deleteDynamic(names []string) []*kubesvcv1.AccountResult {
 	results := make([]*kubesvcv1.AccountResult, 0, len(names))
 	a.mu.Lock()
 	for _, n := range names {
 		r := &kubesvcv1.AccountResult{Name: n, Success: true}
 		if _, static := a.accounts[n]; static {
-			r.Success, r.Error = false, fmt.Sprintf("account %q is configured statically in this agent; remove it from the configuration file", n)
+			delete(a.dynamic, n) // infos, executors and relays are the static account's
 		} else {
 			delete(a.dynamic, n)
 			delete(a.infos, n)

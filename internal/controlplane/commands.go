@@ -62,6 +62,53 @@ func (s *Server) ConnectedAgents() []AgentInfo {
 	return out
 }
 
+// StaticAccounts maps each account an agent connected to the cluster serves
+// from its own configuration (a static account) to those agents, sorted.
+// This replica's agents say how they serve each account; for the other
+// replicas' agents the store records only which accounts they serve, so
+// every one of those counts: exact for a name that has no dynamic
+// account's row, which is what the Dynamic Accounts API asks about before
+// creating one.
+func (s *Server) StaticAccounts(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	local := map[string]bool{}
+	s.registry.mu.Lock()
+	for _, sess := range s.registry.agents {
+		local[sess.agentID] = true
+		for name, st := range sess.accounts {
+			if st.info != nil && !st.info.GetDynamic() {
+				out[name] = append(out[name], sess.agentID)
+			}
+		}
+	}
+	s.registry.mu.Unlock()
+	sessions, err := s.store.AgentSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var remote []string
+	for _, sess := range sessions {
+		if !local[sess.AgentID] {
+			remote = append(remote, sess.AgentID)
+		}
+	}
+	if len(remote) > 0 {
+		all, err := s.store.AllAgentAccounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range remote {
+			for _, name := range all[id] {
+				out[name] = append(out[name], id)
+			}
+		}
+	}
+	for _, ids := range out {
+		sort.Strings(ids)
+	}
+	return out, nil
+}
+
 // RouteAccount returns the agent to send an account's operations to: the
 // one caching it, else any connected agent serving it.
 func (s *Server) RouteAccount(account string) (string, bool) {

@@ -162,8 +162,16 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// An agent serving it from its own configuration makes it a static
+	// account, whatever a dynamic account's row of the same name says
+	// (such a row is refused today; one stored before, or a race, is
+	// named apart, not mixed in).
+	static := slices.ContainsFunc(holders, func(h agentView) bool {
+		info := h.Accounts[name].info
+		return info != nil && !info.GetDynamic()
+	})
 	var out accountview.Account
-	if rowErr == nil {
+	if rowErr == nil && !static {
 		// A dynamic account: its lifecycle row tells where it is.
 		out = accountview.FromRow(row)
 	} else {
@@ -199,7 +207,9 @@ func (s *Server) getAgentAccount(w http.ResponseWriter, r *http.Request) {
 		out.ZoneID, out.Dynamic = h.ZoneID, info.GetDynamic()
 		out.LastUpdated = h.Accounts[name].updated.UnixMilli()
 		out.MaxWatchAgeSeconds = info.GetMaxResumableResourceAgeMs() / 1000
-
+		if rowErr == nil {
+			out.ConflictingDynamicAccount = accountview.Conflict(row)
+		}
 	}
 	out.Connections = len(holders)
 	for _, h := range holders {

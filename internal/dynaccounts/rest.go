@@ -140,10 +140,35 @@ func (m *Manager) readDefinitions(w http.ResponseWriter, r *http.Request, strict
 	return items, defs, refs, true
 }
 
+// staticAccounts is what the control plane tells of the accounts agents
+// serve from their own configuration (controlplane.Server.StaticAccounts):
+// an optional method of Agents.
+type staticAccounts interface {
+	StaticAccounts(ctx context.Context) (map[string][]string, error)
+}
+
 func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic bool) {
 	items, defs, refs, ok := m.readDefinitions(w, r, strict, dynamic)
 	if !ok {
 		return
+	}
+	// A name an agent serves statically: the agent refuses the dynamic
+	// account, and the row, once stored, stands for the static account in
+	// the account views and cannot be deleted cleanly. Refused whole.
+	if sa, ok := m.agent.(staticAccounts); ok {
+		static, err := sa.StaticAccounts(r.Context())
+		if err != nil {
+			m.log.Error("dynamic accounts: read the agents' static accounts", "err", err)
+			httpapi.WriteError(w, http.StatusInternalServerError, "cannot read the accounts agents serve")
+			return
+		}
+		for i, d := range defs {
+			if ids := static[d.Name]; len(ids) > 0 {
+				httpapi.WriteError(w, http.StatusConflict, "[%d].name: account %q is configured statically in agent %s (its configuration file); "+
+					"a dynamic account cannot take its name (nothing was stored)", i, d.Name, strings.Join(ids, ", "))
+				return
+			}
+		}
 	}
 	var existing []json.RawMessage
 	for i, d := range defs {
