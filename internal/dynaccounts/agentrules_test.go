@@ -91,3 +91,19 @@ func TestActivatingWithoutCredentialsIsRefused(t *testing.T) {
 
 // unquote undoes JSON's escaping of quotes in an error body.
 func unquote(body string) string { return strings.ReplaceAll(body, `\"`, `"`) }
+
+// The answers' bodies are the contract's (plugin-rest-api.swagger.json):
+// the POSTs answer an array, PUT /armory/accounts/dynamic an object.
+func TestWriteAnswersFollowTheContract(t *testing.T) {
+	t.Parallel()
+	e := newLeakEnv(t)
+	for _, c := range []struct{ method, path, body, want string }{
+		{"POST", "/armory/accounts", `[{"name": "a"}]`, "[]"},
+		{"POST", "/armory/accounts/dynamic", `{"name": "b"}`, "[]"},
+		{"PUT", "/armory/accounts/dynamic", `{"name": "b", "zoneId": "z"}`, "{}"},
+	} {
+		if code, body := e.call(t, c.method, c.path, c.body); code != http.StatusAccepted || strings.TrimSpace(body) != c.want {
+			t.Errorf("%s %s: %d %q, want 202 %s", c.method, c.path, code, body, c.want)
+		}
+	}
+}

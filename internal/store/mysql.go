@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -105,8 +106,21 @@ func OpenMySQL(ctx context.Context, dsn string, log *slog.Logger) (Store, error)
 	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
+		// "default addr for network '127.0.0.1:3306' unknown": the address
+		// was given without tcp(...), and taken for the network's name.
+		if strings.Contains(err.Error(), "default addr for network") {
+			return nil, fmt.Errorf("store: mysql: %w: the DSN's address goes inside tcp(...) or unix(...), as in user:password@tcp(host:3306)/db", err)
+		}
 		return nil, fmt.Errorf("store: mysql: %w", err)
 	}
+	// The driver's own log lines (a connection reset, a bad packet) go to
+	// the store's logger, not to stderr in the driver's format, which
+	// broke JSON logs. mysql.SetLogger would set a logger for the whole
+	// process (the driver's default logger is process-wide, and the last
+	// store opened would win); Config.Logger is this store's connector's
+	// alone, so nothing global is set, and nothing from init().
+	dl := &mysqlDriverLog{log: log}
+	cfg.Logger = dl
 	if cfg.DBName == "" {
 		return nil, errors.New("store: mysql: the DSN names no database (user:password@tcp(host:3306)/DATABASE)")
 	}
@@ -130,6 +144,15 @@ func OpenMySQL(ctx context.Context, dsn string, log *slog.Logger) (Store, error)
 	var version string
 	if err := db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&version); err != nil {
 		_ = db.Close()
+		if errors.Is(err, mysql.ErrInvalidConn) {
+			// The driver's error says nothing of why; what it logged does.
+			cause := dl.last()
+			if cause == "" {
+				cause = "no reason given"
+			}
+			return nil, fmt.Errorf("store: mysql: connect to %s: %w: the connection closed before MySQL answered (%s); "+
+				"is it a MySQL or MariaDB server at that address, which accepts this client (TLS: ?tls=true; max_connections)?", where, err, cause)
+		}
 		return nil, fmt.Errorf("store: mysql: connect to %s: %w", where, err)
 	}
 	// MariaDB can end a transaction left idle by a client cut off the
@@ -153,6 +176,30 @@ func OpenMySQL(ctx context.Context, dsn string, log *slog.Logger) (Store, error)
 	log.Info("store: mysql opened", "database", cfg.DBName, "addr", cfg.Addr, "server", version,
 		"schema", latestVersion())
 	return newSQLStore(d, db, db, log), nil
+}
+
+// mysqlDriverLog carries the MySQL driver's log lines into the store's
+// structured log, as warnings, and remembers the last one (the cause of an
+// "invalid connection" error, which the driver only logs).
+type mysqlDriverLog struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	lastMsg string
+}
+
+func (l *mysqlDriverLog) Print(v ...any) {
+	msg := strings.TrimSpace(fmt.Sprintln(v...))
+	l.mu.Lock()
+	l.lastMsg = msg
+	l.mu.Unlock()
+	l.log.Warn("store: mysql driver", "detail", msg)
+}
+
+func (l *mysqlDriverLog) last() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastMsg
 }
 
 // mysqlLockName names the migration lock of the current database. Named
