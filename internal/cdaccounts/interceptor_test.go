@@ -137,7 +137,7 @@ func TestInterceptor(t *testing.T) {
 			{"POST", "", `[]`, "JSON parse error: body: expected object, got array"},
 			{"POST", "", `{"name":"x"}`, "missing type id property 'type'"},
 			{"POST", "", `{"type":"kubernetes"}`, "no name"},
-			{"POST", "", `{"type":"kubernetes","name":"bad name"}`, "whitespace"},
+			{"POST", "", `{"type":"kubernetes","name":"bad name"}`, "without spaces"},
 			{"POST", "", `{"type":"kubernetes","name":"x","namespaces":"a"}`, "body.namespaces: expected array, got string"},
 			{"POST", "", `{"type":"kubernetes","name":"x","kubeconfigFile":"encryptedFile:k8s!k:config"}`, "kubeconfigFile"},
 			{"POST", "", `{"type":"kubernetes","name":"x","kubeconfigContents":"apiVersion: v1\nkind: Config\n"}`, "plain text"},
