@@ -173,6 +173,9 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 	if code, _ := get("/health/liveness"); code != http.StatusOK {
 		t.Errorf("/health/liveness answered %d during the outage, want 200: a database outage must not restart replicas", code)
 	}
+	if code, body := get("/health"); code != http.StatusServiceUnavailable || body["status"] != "DOWN" || body["reason"] == "" {
+		t.Errorf("/health answered %d %v during the outage, want 503 DOWN with the reason", code, body)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for grpcHealth() != healthpb.HealthCheckResponse_NOT_SERVING {
 		if time.Now().After(deadline) {

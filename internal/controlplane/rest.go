@@ -27,7 +27,13 @@ import (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// /health is the overall status, as Spring's: DOWN, with the reason,
+	// while the replica cannot reach its database (see healthRoutes).
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		if ready, reason := s.db.readiness(time.Now(), s.cfg.UnreadyAfter); !ready {
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": reason})
+			return
+		}
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
