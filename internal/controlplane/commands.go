@@ -109,6 +109,34 @@ func (s *Server) StaticAccounts(ctx context.Context) (map[string][]string, error
 	return out, nil
 }
 
+// ClusterAgents returns the agents connected to the cluster as the database
+// records them when called: every recorded session, this replica's too,
+// with the accounts recorded for its agent. ConnectedAgents sees the other
+// replicas' agents as of the last refresh (up to AssignInterval old), so a
+// decision about them that must not be older than what it judges (a row
+// of kubesvc_accounts read just before) reads them here. A replica records
+// an agent's session (admit) before it signals AgentsChanged for it, and
+// the accounts an agent serves before it reports an account command's
+// result, so an agent any replica acted upon is here; an agent that left
+// is gone from here before it is gone from its replica's registry.
+func (s *Server) ClusterAgents(ctx context.Context) ([]AgentInfo, error) {
+	sessions, err := s.store.AgentSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	served, err := s.store.AllAgentAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AgentInfo, 0, len(sessions))
+	for _, sess := range sessions {
+		out = append(out, AgentInfo{ID: sess.AgentID, ZoneID: sess.ZoneID, Version: sess.Version, DynamicAccounts: sess.DynamicAccounts,
+			Accounts: served[sess.AgentID], ReplicaID: sess.ReplicaID, ConnectedAt: sess.ConnectedAt})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
 // RouteAccount returns the agent to send an account's operations to: the
 // one caching it, else any connected agent serving it.
 func (s *Server) RouteAccount(account string) (string, bool) {
@@ -168,8 +196,9 @@ func (s *Server) localAgentFor(account string) string {
 	return fallback
 }
 
-// AgentsChanged is signalled (coalesced) whenever an agent connects,
-// disconnects, or the set of accounts it serves changes.
+// AgentsChanged is signalled (coalesced) whenever an agent connects (and
+// again once its session is recorded), disconnects, or the set of
+// accounts it serves changes (once recorded).
 func (s *Server) AgentsChanged() <-chan struct{} { return s.agentsChanged }
 
 func (s *Server) signalAgents() {

@@ -213,17 +213,42 @@ func (s *Server) sendOperationRemote(ctx context.Context, agentID string, op *ku
 	return res, nil
 }
 
-// sendAccountCommandRemote runs cmd on an agent of another replica.
+// sendAccountCommandRemote runs cmd on an agent of another replica: the
+// one the cluster view says holds it, else (the view lags: the agent just
+// connected there, or moved) the one the database says holds it now.
+// Account commands can be sent twice (adding an account replaces it,
+// deleting one absent succeeds), so a command the first replica could not
+// deliver goes to the second.
 func (s *Server) sendAccountCommandRemote(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
-	replica, err := s.remoteReplica(agentID)
-	if err != nil {
+	forward := func(replica string) (*kubesvcv1.AccountCommandResult, error) {
+		res := &kubesvcv1.AccountCommandResult{}
+		if err := s.forwardProto(ctx, replica, "/armory/agent/"+url.PathEscape(agentID)+"/commands", cmd, res); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+	tried, err := s.remoteReplica(agentID)
+	if err == nil {
+		var res *kubesvcv1.AccountCommandResult
+		if res, err = forward(tried); err == nil || !errors.Is(err, ErrAgentGone) {
+			return res, err
+		}
+	}
+	sessions, serr := s.store.AgentSessions(ctx)
+	if serr != nil {
 		return nil, err
 	}
-	res := &kubesvcv1.AccountCommandResult{}
-	if err := s.forwardProto(ctx, replica, "/armory/agent/"+url.PathEscape(agentID)+"/commands", cmd, res); err != nil {
-		return nil, err
+	for _, sess := range sessions {
+		switch {
+		case sess.AgentID != agentID || sess.ReplicaID == tried:
+		case sess.ReplicaID == s.cfg.ID:
+			// Connected here since SendAccountCommand looked.
+			return s.sendAccountCommandLocal(ctx, agentID, cmd)
+		default:
+			return forward(sess.ReplicaID)
+		}
 	}
-	return res, nil
+	return nil, err
 }
 
 // disconnectRemote asks replica to end session sessionID of agentID, in

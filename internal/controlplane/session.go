@@ -170,6 +170,9 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 		return status.Error(codes.Unavailable, "control plane cannot record the session")
 	}
 	defer s.leave(sess)
+	// Recorded: the dynamic-accounts reconciler, which judges agents by
+	// the recorded sessions (ClusterAgents), can act on it now.
+	s.signalAgents()
 	// An assignable agent resumes the streams of the accounts it caches;
 	// it gets the others' positions if they are assigned to it later.
 	resumed := names
@@ -540,7 +543,9 @@ func (s *Server) accountStatus(ctx context.Context, sess *session, st *kubesvcv1
 // recordAgentAccounts persists the accounts the session's agent serves and
 // tells the dynamic-accounts reconciler.
 func (s *Server) recordAgentAccounts(ctx context.Context, sess *session) error {
-	s.signalAgents()
+	// Signalled once recorded: the reconciler reads them from the store
+	// (ClusterAgents).
+	defer s.signalAgents()
 	defer s.pokeAssigner()
 	if err := s.store.SetAgentAccounts(ctx, sess.agentID, s.registry.accountNames(sess)); err != nil {
 		s.log.Error("record the agent's accounts", "agent", sess.agentID, "err", err)
