@@ -63,7 +63,9 @@ func (m *Manager) activate(ctx context.Context, claimed []store.Account, agents 
 				default:
 					info := r.GetInfo()
 					m.transition(ctx, a, func(a *store.Account) {
-						a.State, a.Owner, a.ErrorMessage, a.AgentID = Active, "", "", ag.ID
+						// A success ends the run of failures: later ones,
+						// unrelated, get every retry again.
+						a.State, a.Owner, a.ErrorMessage, a.AgentID, a.FailedCount = Active, "", "", ag.ID, 0
 						if a.ZoneID == "" {
 							a.ZoneID = ag.ZoneID
 						}
