@@ -35,9 +35,8 @@ type Config struct {
 	// 2 x CommandTimeout.
 	ClaimTimeout time.Duration
 	// OrphanGrace: after the reconciler starts, and after an account's row
-	// changed (it became ACTIVE through another replica, whose agents
-	// this one learns of at its next refresh), ACTIVE accounts are not
-	// declared ORPHANED for this long, so agents can reconnect. Default 15s.
+	// changed, ACTIVE accounts are not declared ORPHANED for this long, so
+	// agents can reconnect. Default 15s.
 	OrphanGrace time.Duration
 	// ReplicaID identifies this control-plane replica in claims.
 	ReplicaID string
@@ -69,7 +68,12 @@ func (c *Config) defaults() {
 
 // Agents is what the manager needs of the control plane's agent sessions.
 type Agents interface {
+	// ConnectedAgents: this replica's agents live, the other replicas'
+	// as of the last refresh of the cluster view (it lags).
 	ConnectedAgents() []controlplane.AgentInfo
+	// ClusterAgents: every replica's agents as the database records them
+	// at the call (see reconcile).
+	ClusterAgents(ctx context.Context) ([]controlplane.AgentInfo, error)
 	AgentsChanged() <-chan struct{}
 	SendAccountCommand(ctx context.Context, agentID string, cmd *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error)
 }
@@ -187,8 +191,42 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		return a, a.Version == st.Version // else changed since: the next pass sees it
 	}
-	agents := m.agent.ConnectedAgents()
-	held := holders(agents)
+	// Who is connected, and what each agent serves. Every replica holds
+	// some agents' streams and sees the others' through its cluster view,
+	// refreshed every AssignInterval: up to that old, and older than a
+	// row another replica changed because of an agent it just received
+	// (ORPHANED -> TO_MIGRATE) or just lost (ACTIVE -> ORPHANED). Deciding
+	// on that view failed activations while the agent was connected and
+	// put ORPHANED accounts back to ACTIVE after their agent had left.
+	//
+	// So every decision that depends on agents rests on the database's
+	// sessions and agent accounts (ClusterAgents), read after the rows
+	// being judged: a replica records an agent's session before acting on
+	// it and removes it before forgetting it, and records what an agent
+	// serves before reporting an activation, so that read is never older
+	// than the state change it judges, whichever replica made it. The
+	// view only spares that read when it cannot lead to a decision: an
+	// ACTIVE account the view sees served (if its holder just left, the
+	// next refresh tells, and the holder's own replica saw it go), an
+	// ORPHANED one the view sees no agent for (the next refresh shows a
+	// new agent; its own replica saw it at once).
+	view := m.agent.ConnectedAgents()
+	seen := holders(view)
+	var (
+		agents  []controlplane.AgentInfo
+		held    map[string][]string
+		readErr error
+		read    bool
+	)
+	fresh := func() bool {
+		if !read {
+			read = true
+			if agents, readErr = m.agent.ClusterAgents(ctx); readErr == nil {
+				held = holders(agents)
+			}
+		}
+		return readErr == nil
+	}
 	now := time.Now()
 	var migrate, deactivate, remove []store.Account
 	for _, st := range rows {
@@ -223,10 +261,11 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 				}
 			}
 		case Active:
-			// Not while this replica may not know the agents yet (just
-			// started), nor while its view of the other replicas' agents
-			// may lag the activation (a recent change of the row).
-			if len(held[st.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace && now.Sub(st.UpdatedAt) > m.cfg.OrphanGrace {
+			// Not while agents may still be reconnecting: after this
+			// replica started (agents of a restarted cluster) and after
+			// the row changed (an agent that just served it).
+			if len(seen[st.Name]) == 0 && now.Sub(m.started) > m.cfg.OrphanGrace && now.Sub(st.UpdatedAt) > m.cfg.OrphanGrace &&
+				fresh() && len(held[st.Name]) == 0 {
 				if a, ok := full(st); ok {
 					m.transition(ctx, a, func(a *store.Account) {
 						a.State, a.ErrorMessage = Orphaned, "no connected agent serves the account"
@@ -234,10 +273,15 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 				}
 			}
 		case Orphaned:
+			if len(seen[st.Name]) == 0 && len(eligible(view, st.ZoneID)) == 0 || !fresh() {
+				continue
+			}
 			switch {
 			case len(held[st.Name]) > 0:
 				if a, ok := full(st); ok {
-					m.transition(ctx, a, func(a *store.Account) { a.State, a.AgentID, a.ErrorMessage = Active, held[a.Name][0], "" })
+					m.transition(ctx, a, func(a *store.Account) {
+						a.State, a.AgentID, a.ErrorMessage, a.FailedCount = Active, held[a.Name][0], "", 0
+					})
 				}
 			case len(eligible(agents, st.ZoneID)) > 0:
 				if a, ok := full(st); ok {
@@ -250,10 +294,32 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}
 	}
+	if len(migrate)+len(deactivate)+len(remove) > 0 && !fresh() {
+		// Nothing claimed: the next pass tries again.
+		return readErr
+	}
+	// Stopping an account is asked of every agent either source says
+	// serves it: one that does not, or is gone, answers success.
+	stop := union(held, seen)
 	m.start(ctx, wg, migrate, Activating, func(ctx context.Context, claimed []store.Account) { m.activate(ctx, claimed, agents) })
-	m.start(ctx, wg, deactivate, Deactivating, func(ctx context.Context, claimed []store.Account) { m.deactivate(ctx, claimed, held) })
-	m.start(ctx, wg, remove, Deleting, func(ctx context.Context, claimed []store.Account) { m.remove(ctx, claimed, held) })
-	return nil
+	m.start(ctx, wg, deactivate, Deactivating, func(ctx context.Context, claimed []store.Account) { m.deactivate(ctx, claimed, stop) })
+	m.start(ctx, wg, remove, Deleting, func(ctx context.Context, claimed []store.Account) { m.remove(ctx, claimed, stop) })
+	return readErr
+}
+
+// union merges two holders maps, each agent once per account.
+func union(a, b map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(a))
+	for _, m := range []map[string][]string{a, b} {
+		for account, agents := range m {
+			for _, id := range agents {
+				if !slices.Contains(out[account], id) {
+					out[account] = append(out[account], id)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (m *Manager) busy(name string) bool {
