@@ -471,3 +471,191 @@ func TestDynamicAccountActivatedThroughAnotherReplicaIsNotOrphaned(t *testing.T)
 		}
 	}
 }
+
+// staleView is the assign interval of the replicas of the tests below: how
+// long each replica's view of the other replicas' agents may lag. Longer
+// than the default (1 s), as under load or on a slow database, so that a
+// decision resting on that view instead of the database shows.
+const staleView = 3 * time.Second
+
+// dynamicReplicas starts control-plane replicas sharing one database (db's
+// driver and dsn, or its dbPath), each reaching the others over REST
+// (account commands are forwarded to the replica holding the agent), all
+// logging into logs.
+func dynamicReplicas(t *testing.T, db cpOptions, dyn *dynaccounts.Config, logs *syncBuffer, ids ...string) []*controlPlane {
+	t.Helper()
+	var out []*controlPlane
+	for _, id := range ids {
+		addr := freeAddr(t)
+		o := db
+		o.id, o.dynamic, o.httpAddr, o.baseURL, o.logs, o.assignInterval = id, dyn, addr, "http://"+addr, logs, staleView
+		out = append(out, startControlPlane(t, o))
+	}
+	return out
+}
+
+// sqliteDB is a SQLite file for dynamicReplicas.
+func sqliteDB(t *testing.T) cpOptions {
+	return cpOptions{dbPath: filepath.Join(t.TempDir(), "cluster.db")}
+}
+
+// serverDB is a database on srv for dynamicReplicas.
+func serverDB(t *testing.T, srv storetest.Server) cpOptions {
+	driver, dsn := backendDB(t, srv)
+	return cpOptions{driver: driver, dsn: dsn}
+}
+
+// transitions returns the state changes of account the replicas logged in
+// logs.
+func transitions(logs string, account, to string) []string {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `msg="dynamic account"`) && strings.Contains(line, "account="+account+" ") && strings.Contains(line, "to="+to+" ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// An agent that reconnects again and again, each time to the other
+// replica (a TCP load balancer in front of two replicas), gets its dynamic
+// account back every time. The replica the agent reconnects to sees it at
+// once; the other sees it only at its next refresh: it must not judge the
+// activation, which either may claim, on that view. The account is never
+// FAILED, and each success leaves the retry count at 0.
+func TestDynamicAccountFollowsAgentReconnectingToEachReplicaInTurn(t *testing.T) {
+	t.Parallel()
+	followsReconnectingAgent(t, sqliteDB(t))
+}
+
+// The same on PostgreSQL (the trial that found it) and MariaDB.
+func TestDynamicAccountFollowsAgentReconnectingToEachReplicaInTurnPostgres(t *testing.T) {
+	t.Parallel()
+	followsReconnectingAgent(t, serverDB(t, storetest.Postgres()))
+}
+
+func TestDynamicAccountFollowsAgentReconnectingToEachReplicaInTurnMySQL(t *testing.T) {
+	t.Parallel()
+	followsReconnectingAgent(t, serverDB(t, storetest.MySQL()))
+}
+
+func followsReconnectingAgent(t *testing.T, db cpOptions) {
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "dyn-alternate"})
+	logs := &syncBuffer{}
+	cps := dynamicReplicas(t, db, fastDynamic(), logs, "cp-a", "cp-b")
+	ag := startAgentAs(t, "trial-agent", "trial-agent", cps[0].grpc)
+	// Both replicas know the agent before the account is activated: what
+	// is under test is its reconnections.
+	eventually(t, wait, func() string {
+		var agents []struct{ AgentID string }
+		if code, body, err := getJSON(cps[1].http, "/armory/agents", nil, &agents); err != nil || code != http.StatusOK || len(agents) != 1 {
+			return fmt.Sprintf("cp-b: GET /armory/agents: %d %s %v", code, body, err)
+		}
+		return ""
+	})
+	def := fmt.Sprintf(`[{"name":"dyn1","zoneId":"trial-agent","kubeconfigFile":%q}]`, cluster.KubeconfigPath)
+	if code, body := send(t, "POST", cps[1].http+"/armory/accounts", def); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if code, body := send(t, "PATCH", cps[1].http+"/armory/accounts", `[{"name":"dyn1","state":"ACTIVE"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	active := func(cycle int) {
+		t.Helper()
+		eventually(t, wait, func() string {
+			for _, cp := range cps {
+				a, _ := accountState(t, cp, "dyn1")
+				if a.Status == dynaccounts.Failed && a.RetryCount > fastDynamic().MaxRetries {
+					t.Fatalf("cycle %d: dyn1 FAILED for good (retryCount %d) with its agent connected: %q", cycle, a.RetryCount, a.ErrorMessage)
+				}
+				if a.Status != dynaccounts.Active || a.AgentID != "trial-agent" || a.RetryCount != 0 {
+					return fmt.Sprintf("cycle %d: dyn1 %s on %q, retryCount %d (%q), want ACTIVE on trial-agent, retryCount 0", cycle, a.Status, a.AgentID, a.RetryCount, a.ErrorMessage)
+				}
+				// And the replica's view shows the agent serving it, as it
+				// does between two reconnections of an agent that stays
+				// a while (the trial's 30 s).
+				if !slices.Equal(a.Agents, []string{"trial-agent"}) {
+					return fmt.Sprintf("cycle %d: %s/armory/accounts/dyn1: agents %v, want [trial-agent]", cycle, cp.http, a.Agents)
+				}
+			}
+			return ""
+		})
+	}
+	active(0)
+	for cycle := 1; cycle <= 6; cycle++ {
+		ag.stopNow(t)
+		waitState(t, cps[0], "dyn1", dynaccounts.Orphaned)
+		ag = startAgentAs(t, "trial-agent", "trial-agent", cps[cycle%2].grpc)
+		active(cycle)
+	}
+	for _, line := range transitions(logs.String(), "dyn1", dynaccounts.Failed) {
+		t.Errorf("an activation failed while the agent was connected: %s", line)
+	}
+}
+
+// When the agent serving an account leaves, the account becomes ORPHANED
+// and stays so: a replica whose view still shows the agent (it refreshes
+// every staleView) must not declare the account ACTIVE again, which would
+// leave the row ACTIVE with no agent if the replicas stopped then. When an
+// agent of its zone comes back, to either replica, it is ACTIVE again.
+func TestDynamicAccountStaysOrphanedWhenItsAgentLeaves(t *testing.T) {
+	t.Parallel()
+	staysOrphaned(t, sqliteDB(t))
+}
+
+// The same on MariaDB (the trial's shutdown that left the row ACTIVE) and
+// PostgreSQL.
+func TestDynamicAccountStaysOrphanedWhenItsAgentLeavesMySQL(t *testing.T) {
+	t.Parallel()
+	staysOrphaned(t, serverDB(t, storetest.MySQL()))
+}
+
+func TestDynamicAccountStaysOrphanedWhenItsAgentLeavesPostgres(t *testing.T) {
+	t.Parallel()
+	staysOrphaned(t, serverDB(t, storetest.Postgres()))
+}
+
+func staysOrphaned(t *testing.T, db cpOptions) {
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "dyn-leaves"})
+	logs := &syncBuffer{}
+	dyn := fastDynamic()
+	cps := dynamicReplicas(t, db, dyn, logs, "cp-a", "cp-b")
+	ag := startAgentAs(t, "leaving-agent", "leaving", cps[0].grpc)
+	def := fmt.Sprintf(`[{"name":"dyn2","zoneId":"leaving","kubeconfigFile":%q}]`, cluster.KubeconfigPath)
+	send(t, "POST", cps[0].http+"/armory/accounts", def)
+	send(t, "PATCH", cps[0].http+"/armory/accounts", `[{"name":"dyn2","state":"ACTIVE"}]`)
+	waitState(t, cps[0], "dyn2", dynaccounts.Active)
+	// cp-b's view shows the agent serving the account.
+	eventually(t, wait, func() string {
+		if a, _ := accountState(t, cps[1], "dyn2"); !slices.Equal(a.Agents, []string{"leaving-agent"}) {
+			return fmt.Sprintf("cp-b: dyn2 served by %v, want [leaving-agent]", a.Agents)
+		}
+		return ""
+	})
+	mark := len(logs.String())
+	ag.stopNow(t)
+	waitState(t, cps[1], "dyn2", dynaccounts.Orphaned)
+	// Past the time both views take to forget the agent, and the orphan
+	// grace: never ACTIVE again meanwhile (the replicas log every change).
+	time.Sleep(2*staleView + dyn.OrphanGrace)
+	for _, line := range transitions(logs.String()[mark:], "dyn2", dynaccounts.Active) {
+		t.Errorf("the account was declared ACTIVE with no agent connected: %s", line)
+	}
+	for _, cp := range cps {
+		if a, _ := accountState(t, cp, "dyn2"); a.Status != dynaccounts.Orphaned || a.Connections != 0 {
+			t.Errorf("%s: dyn2 %s with %d connections, want ORPHANED with none", cp.http, a.Status, a.Connections)
+		}
+	}
+	if row, err := cps[0].st.GetAccount(context.Background(), "dyn2"); err != nil || row.State != dynaccounts.Orphaned {
+		t.Errorf("kubesvc_accounts row: %s (%v), want ORPHANED", row.State, err)
+	}
+	startAgentAs(t, "returning-agent", "leaving", cps[1].grpc)
+	eventually(t, wait, func() string {
+		for _, cp := range cps {
+			if a, _ := accountState(t, cp, "dyn2"); a.Status != dynaccounts.Active || a.AgentID != "returning-agent" || a.RetryCount != 0 {
+				return fmt.Sprintf("dyn2 %s on %q, retryCount %d (%q), want ACTIVE on returning-agent", a.Status, a.AgentID, a.RetryCount, a.ErrorMessage)
+			}
+		}
+		return ""
+	})
+}

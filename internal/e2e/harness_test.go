@@ -131,6 +131,10 @@ type cpOptions struct {
 	proxyStall    time.Duration
 	// agentTimeout is kubesvc.agentTimeoutSeconds (0: the default).
 	agentTimeout time.Duration
+	// assignInterval is how often the replica refreshes its view of the
+	// cluster (the other replicas' agents) and assigns accounts (0: the
+	// default, 1 s).
+	assignInterval time.Duration
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
@@ -171,12 +175,13 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 		cancel()
 		t.Fatalf("open store: %v", err)
 	}
-	log := testLogger(t)
-	if o.logs != nil {
-		log = slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, o.logs), nil))
-	}
 	if o.id == "" {
 		o.id = "cp-test"
+	}
+	log := testLogger(t)
+	if o.logs != nil {
+		// Tagged, as replicas share the buffer.
+		log = slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, o.logs), nil)).With("replica", o.id)
 	}
 	if o.httpAddr == "" {
 		o.httpAddr = "127.0.0.1:0"
@@ -184,7 +189,7 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	cfg := controlplane.Config{ID: o.id, GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, Log: log.With("component", "controlplane"),
 		AccountCleanup: o.accountCleanup, TLS: o.tls, ClientSubjects: o.subjects,
 		BaseURL: o.baseURL, HTTPTLS: o.httpTLS, PeerTLS: o.peerTLS, Proxy: o.proxy, ProxySubjects: o.proxySubjects, ProxyStall: o.proxyStall,
-		AgentTimeout: o.agentTimeout}
+		AgentTimeout: o.agentTimeout, AssignInterval: o.assignInterval}
 	if o.wire != nil {
 		cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.StreamInterceptor(o.wire.interceptor()))
 	}
