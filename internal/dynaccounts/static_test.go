@@ -24,6 +24,9 @@ type staticAgents struct{}
 func (staticAgents) ConnectedAgents() []controlplane.AgentInfo {
 	return []controlplane.AgentInfo{{ID: "trial-agent", DynamicAccounts: true, Accounts: []string{"static1"}}}
 }
+func (a staticAgents) ClusterAgents(context.Context) ([]controlplane.AgentInfo, error) {
+	return a.ConnectedAgents(), nil
+}
 func (staticAgents) AgentsChanged() <-chan struct{} { return nil }
 func (staticAgents) SendAccountCommand(context.Context, string, *kubesvcv1.AccountCommand) (*kubesvcv1.AccountCommandResult, error) {
 	return nil, errors.New("not in this test")
