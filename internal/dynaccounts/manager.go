@@ -16,6 +16,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/logrepeat"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -132,9 +133,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// A database outage fails every pass: its error once, then every 30 s.
+	errs := logrepeat.New(m.log, slog.LevelError, "dynamic accounts: reconcile")
 	for {
-		if err := m.reconcile(ctx, &wg); err != nil && ctx.Err() == nil {
-			m.log.Error("dynamic accounts: reconcile", "err", err)
+		switch err := m.reconcile(ctx, &wg); {
+		case err != nil && ctx.Err() == nil:
+			errs.Failed(err)
+		case err == nil:
+			errs.OK()
 		}
 		select {
 		case <-ctx.Done():
@@ -376,7 +382,11 @@ func (m *Manager) transition(ctx context.Context, a store.Account, change func(*
 		return store.Account{}, false
 	}
 	if from != out.State {
-		m.log.Info("dynamic account", "account", out.Name, "from", from, "to", out.State, "error", out.ErrorMessage)
+		level := slog.LevelInfo
+		if out.State == Failed || out.State == DeleteFailed {
+			level = slog.LevelWarn // needs an operator once retries are spent
+		}
+		m.log.Log(ctx, level, "dynamic account", "account", out.Name, "from", from, "to", out.State, "error", out.ErrorMessage)
 	}
 	return out, true
 }

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/controlplane"
@@ -70,4 +72,67 @@ func TestPostOfAStaticAccountsNameIsRefused(t *testing.T) {
 	if code, msg := e.call(t, "POST", "/armory/accounts", `[{"name": "other", "kubeconfigAgent": "/k"}]`); code != http.StatusAccepted {
 		t.Errorf("POST of another name: %d %s", code, msg)
 	}
+}
+
+// A transition to FAILED is logged at WARN (it needs an operator once the
+// retries are spent); the others at INFO.
+func TestFailedTransitionIsAWarning(t *testing.T) {
+	t.Parallel()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	var logged syncBuffer
+	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.NewTextHandler(&logged, nil))}, st, staticAgents{},
+		NewCredentials(&credentials.Resolver{}))
+	mux := http.NewServeMux()
+	mgr.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e := &leakEnv{st: st, mgr: mgr, url: srv.URL}
+	if code, msg := e.call(t, "POST", "/armory/accounts", `[{"name": "other", "kubeconfigAgent": "/k"}]`); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, msg)
+	}
+	if code, msg := e.call(t, "PATCH", "/armory/accounts", `[{"name": "other", "state": "ACTIVE"}]`); code != http.StatusAccepted {
+		t.Fatalf("PATCH ACTIVE: %d %s", code, msg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logged.String(), "to=FAILED") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no transition to FAILED logged in 30s (the double refuses every command):\n%s", logged.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for l := range strings.SplitSeq(logged.String(), "\n") {
+		switch {
+		case strings.Contains(l, "to=FAILED") && !strings.Contains(l, "level=WARN"):
+			t.Errorf("transition to FAILED not at WARN: %s", l)
+		case strings.Contains(l, `msg="dynamic account"`) && !strings.Contains(l, "to=FAILED") && !strings.Contains(l, "level=INFO"):
+			t.Errorf("other transition not at INFO: %s", l)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
