@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 func parse(t *testing.T, yaml string) *config.Config {
@@ -112,7 +112,7 @@ func TestStartAndStopLogged(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, []config.Source{{Path: path}}, slog.New(slog.NewTextHandler(&logs, nil))) }()
@@ -139,21 +139,4 @@ func TestStartAndStopLogged(t *testing.T) {
 	if !strings.Contains(l, `msg="agent stopping" reason="terminated signal received"`) {
 		t.Errorf("no stop line with its reason:\n%s", l)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -413,16 +413,12 @@ func (s *Server) unknownAccounts(ctx context.Context, names []string) ([]string,
 			known[n] = true
 		}
 	}
-	sessions, err := s.store.AgentSessions(ctx)
+	recorded, err := s.ClusterAgents(ctx)
 	if err != nil {
 		return nil, err
 	}
-	served, err := s.store.AllAgentAccounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, sess := range sessions {
-		for _, n := range served[sess.AgentID] {
+	for _, a := range recorded {
+		for _, n := range a.Accounts {
 			known[n] = true
 		}
 	}

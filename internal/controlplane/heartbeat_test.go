@@ -1,41 +1,22 @@
 package controlplane
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
-
-// logBuffer collects a server's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // startReplica runs a replica of the given heartbeat period on st until
 // the test ends; its log goes to the returned buffer.
-func startReplica(t *testing.T, st store.Store, id string, period time.Duration) *logBuffer {
+func startReplica(t *testing.T, st store.Store, id string, period time.Duration) *testlog.Buffer {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(Config{ID: id, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: period,
 		Log: slog.New(slog.NewTextHandler(logs, nil))}, st)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // Replicas configured with different peer secrets: the forwarding one's
@@ -20,7 +21,7 @@ func TestPeerSecretsDiffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	bLogs := &logBuffer{}
+	bLogs := &testlog.Buffer{}
 	b, err := New(Config{ID: "b", PeerSecret: "secret-of-b", Log: slog.New(slog.NewTextHandler(bLogs, nil))}, st)
 	if err != nil {
 		t.Fatal(err)

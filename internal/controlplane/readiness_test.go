@@ -20,6 +20,7 @@ import (
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // tcpProxy forwards a loopback port to target until stopped, and can be
@@ -99,7 +100,7 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: time.Second,
 		UnreadyAfter: 2 * time.Second, Log: slog.New(slog.NewTextHandler(logs, nil))}, st)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // staticAgents is a TEST DOUBLE of the control plane: agent trial-agent
@@ -83,7 +83,7 @@ func TestFailedTransitionIsAWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	var logged syncBuffer
+	var logged testlog.Buffer
 	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.NewTextHandler(&logged, nil))}, st, staticAgents{},
 		NewCredentials(&credentials.Resolver{}))
 	mux := http.NewServeMux()
@@ -116,23 +116,4 @@ func TestFailedTransitionIsAWarning(t *testing.T) {
 			t.Errorf("other transition not at INFO: %s", l)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/dynaccounts"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 func send(t *testing.T, method, url, body string) (int, string) {
@@ -359,7 +360,7 @@ func TestDynamicAccountCredentialsNeverInPlainText(t *testing.T) {
 		t.Fatal(err)
 	}
 	dbDir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	key := bytes.Repeat([]byte{7}, 32)
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(dbDir, "cp.db"), dynamic: fastDynamic(), secrets: cluster, sealKey: key, logs: logs})
 	startAgentAs(t, "agent-c", "zone-c", cp.grpc)
@@ -440,7 +441,7 @@ func TestDynamicAccountActivatedThroughAnotherReplicaIsNotOrphaned(t *testing.T)
 	db := filepath.Join(t.TempDir(), "cluster.db")
 	dyn := fastDynamic()
 	dyn.OrphanGrace = 2 * time.Second
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	start := func(id string) *controlPlane {
 		addr := freeAddr(t)
 		return startControlPlane(t, cpOptions{dbPath: db, id: id, dynamic: dyn, httpAddr: addr, baseURL: "http://" + addr, logs: logs})
@@ -482,7 +483,7 @@ const staleView = 3 * time.Second
 // driver and dsn, or its dbPath), each reaching the others over REST
 // (account commands are forwarded to the replica holding the agent), all
 // logging into logs.
-func dynamicReplicas(t *testing.T, db cpOptions, dyn *dynaccounts.Config, logs *syncBuffer, ids ...string) []*controlPlane {
+func dynamicReplicas(t *testing.T, db cpOptions, dyn *dynaccounts.Config, logs *testlog.Buffer, ids ...string) []*controlPlane {
 	t.Helper()
 	var out []*controlPlane
 	for _, id := range ids {
@@ -541,7 +542,7 @@ func TestDynamicAccountFollowsAgentReconnectingToEachReplicaInTurnMySQL(t *testi
 
 func followsReconnectingAgent(t *testing.T, db cpOptions) {
 	cluster := testenv.StartForTest(t, testenv.Options{Name: "dyn-alternate"})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cps := dynamicReplicas(t, db, fastDynamic(), logs, "cp-a", "cp-b")
 	ag := startAgentAs(t, "trial-agent", "trial-agent", cps[0].grpc)
 	// Both replicas know the agent before the account is activated: what
@@ -617,7 +618,7 @@ func TestDynamicAccountStaysOrphanedWhenItsAgentLeavesPostgres(t *testing.T) {
 
 func staysOrphaned(t *testing.T, db cpOptions) {
 	cluster := testenv.StartForTest(t, testenv.Options{Name: "dyn-leaves"})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	dyn := fastDynamic()
 	cps := dynamicReplicas(t, db, dyn, logs, "cp-a", "cp-b")
 	ag := startAgentAs(t, "leaving-agent", "leaving", cps[0].grpc)

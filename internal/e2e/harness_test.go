@@ -31,6 +31,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // testLogger writes to the test log only when -v or on failure.
@@ -108,7 +109,7 @@ type cpOptions struct {
 	// sealKey seals inline kubeconfigs; nil refuses them.
 	sealKey []byte
 	// logs, when set, also receives every log line.
-	logs *syncBuffer
+	logs *testlog.Buffer
 	// tls and subjects secure the agents' endpoint (nil: plaintext).
 	tls      *tls.Config
 	subjects controlplane.SubjectFilter
@@ -138,24 +139,6 @@ type cpOptions struct {
 	// extend registers more extensions on the Dynamic Accounts manager
 	// (with dynamic set), e.g. the Clouddriver accounts migration.
 	extend func(srv *controlplane.Server, st store.Store, mgr *dynaccounts.Manager)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startControlPlane(t *testing.T, o cpOptions) *controlPlane {

@@ -17,6 +17,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/certs/certstest"
 	"github.com/kubesvc/kubesvc/internal/controlplane/cpconfig"
 	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // runAgentApp runs the agent binary's code (agentapp.Run) on a
@@ -76,7 +77,7 @@ func TestMutualTLSWithSubjectFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(dir, "cache.db"), tls: tlsCfg, subjects: subjects, logs: logs})
 
 	agentConfig := func(id, tlsBlock string) string {

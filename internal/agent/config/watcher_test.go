@@ -1,18 +1,18 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
 // waitFor bounds every wait for a watcher event; generous because it is
@@ -325,24 +325,6 @@ func TestWatcherRelevantEvents(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the watcher's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A broken edit reverted to the configuration in force is said: nothing
 // changes, but the operator sees the fix was read.
 func TestWatcherSaysWhenABrokenEditIsReverted(t *testing.T) {
@@ -350,7 +332,7 @@ func TestWatcherSaysWhenABrokenEditIsReverted(t *testing.T) {
 	dir := t.TempDir()
 	good := accountsYAML("{name: a, serviceAccount: true}")
 	path := writeFile(t, dir, "agent.yaml", good)
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	h := startWatcher(t, WatcherOptions{Sources: []Source{{Path: path}}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	replace(t, path, accountsYAML("{name: a, serviceAccount: true, kindz: [pod]}"))
 	select {
