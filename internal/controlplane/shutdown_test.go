@@ -2,8 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/httpapi/httpapitest"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
@@ -39,45 +38,10 @@ func TestWaitCutByShutdownAnswers503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type answer struct {
-		code int
-		ct   string
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	for _, path := range []string{
-		"/cache/objects/static1/ConfigMap/never?namespace=default&waitMs=60000",
-	} {
-		go func() {
-			resp, err := http.Get("http://" + httpAddr.String() + path)
-			if err != nil {
-				got <- answer{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			got <- answer{code: resp.StatusCode, ct: resp.Header.Get("Content-Type"), body: string(b), err: err}
-		}()
-	}
+	got := httpapitest.Get("http://" + httpAddr.String() + "/cache/objects/static1/ConfigMap/never?namespace=default&waitMs=60000")
 	time.Sleep(300 * time.Millisecond) // the request is waiting
 	cancel()
-	var a answer
-	select {
-	case a = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no answer 10 s after shutdown began")
-	}
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	var e struct {
-		Status  int    `json:"status"`
-		Message string `json:"message"`
-	}
-	if a.code != http.StatusServiceUnavailable || json.Unmarshal([]byte(a.body), &e) != nil || !strings.Contains(e.Message, "shutting down") {
-		t.Errorf("answer %d %q %q; want 503 with a JSON error saying the control plane is shutting down", a.code, a.ct, a.body)
-	}
+	httpapitest.WantShuttingDown(t, got)
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
 	}

@@ -2,18 +2,17 @@ package manifests_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/httpapi/httpapitest"
 	"github.com/kubesvc/kubesvc/internal/manifests"
 	"github.com/kubesvc/kubesvc/internal/store"
 )
@@ -53,42 +52,16 @@ func TestLogReadCutByShutdownAnswers503(t *testing.T) {
 			srv.Config.BaseContext = func(net.Listener) context.Context { return httpapi.ServerContext(srvCtx) }
 			srv.Start()
 			defer srv.Close()
-			type answer struct {
-				code int
-				body string
-				err  error
-			}
-			got := make(chan answer, 1)
-			go func() {
-				resp, err := http.Get(srv.URL + path)
-				if err != nil {
-					got <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				got <- answer{code: resp.StatusCode, body: string(b), err: err}
-			}()
+			got := httpapitest.Get(srv.URL + path)
 			select {
 			case <-kube.asked:
 			case a := <-got:
-				t.Fatalf("answered before reading the log: %d %q %v", a.code, a.body, a.err)
+				t.Fatalf("answered before reading the log: %d %q %v", a.Code, a.Body, a.Err)
 			case <-time.After(10 * time.Second):
 				t.Fatal("the log was not read")
 			}
 			stop()
-			var a answer
-			select {
-			case a = <-got:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no answer 10 s after shutdown began")
-			}
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			if a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "shutting down") {
-				t.Errorf("answer %d %q; want 503 saying the control plane is shutting down", a.code, a.body)
-			}
+			httpapitest.WantShuttingDown(t, got)
 		})
 	}
 }

@@ -3,17 +3,16 @@ package operations
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/httpapi"
+	"github.com/kubesvc/kubesvc/internal/httpapi/httpapitest"
 )
 
 // GET /task/{id}?waitMs cut off by the server's shutdown answers 503 with
@@ -39,34 +38,8 @@ func TestTaskWaitCutByShutdownAnswers503(t *testing.T) {
 	if _, err := m.start(ctx, "waiting", []op{{Type: "deployManifest", Account: "main", Description: json.RawMessage(`{"account": "main"}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	type answer struct {
-		code int
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	go func() {
-		resp, err := http.Get(srv.URL + "/task/waiting?waitMs=60000")
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		got <- answer{code: resp.StatusCode, body: string(b), err: err}
-	}()
+	got := httpapitest.Get(srv.URL + "/task/waiting?waitMs=60000")
 	time.Sleep(300 * time.Millisecond) // the request is waiting
 	stop()
-	var a answer
-	select {
-	case a = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no answer 10 s after shutdown began")
-	}
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	if a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "shutting down") {
-		t.Errorf("answer %d %q; want 503 saying the control plane is shutting down", a.code, a.body)
-	}
+	httpapitest.WantShuttingDown(t, got)
 }
