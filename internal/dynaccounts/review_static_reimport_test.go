@@ -1,0 +1,66 @@
+package dynaccounts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kubesvc/kubesvc/internal/controlplane"
+	"github.com/kubesvc/kubesvc/internal/credentials"
+	"github.com/kubesvc/kubesvc/internal/store"
+)
+
+// REVIEW: a POST that repeats an existing DYNAMIC account (ACTIVE, served
+// by an agent of ANOTHER replica) must answer as documented: 409 with the
+// existing item, the new ones stored. With the real controlplane.Server
+// StaticAccounts counts every account a remote agent serves, dynamic ones
+// too, so the whole POST is refused as "configured statically".
+func TestReviewRepostOfRemoteDynamicAccountIsNotStatic(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	cp, err := controlplane.New(controlplane.Config{ID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dyn1: a dynamic account, ACTIVE on far-agent, connected to cp-2.
+	if _, err := st.CreateAccount(ctx, store.Account{Name: "dyn1", State: Active, AgentID: "far-agent", Dynamic: true,
+		Definition: []byte(`{"name":"dyn1","kubeconfigAgent":"/k"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.PutAgentSession(ctx, store.AgentSession{AgentID: "far-agent", SessionID: "s1", ReplicaID: "cp-2",
+		DynamicAccounts: true, ConnectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAgentAccounts(ctx, "far-agent", []string{"dyn1"}); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := credentials.NewSealer(bytes.Repeat([]byte{7}, credentials.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st, cp,
+		NewCredentials(&credentials.Resolver{Sealer: sealer}))
+	mux := http.NewServeMux()
+	mgr.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e := &leakEnv{st: st, mgr: mgr, url: srv.URL}
+	code, msg := e.call(t, "POST", "/armory/accounts/dynamic",
+		`[{"name": "dyn1", "kubeconfigAgent": "/k"}, {"name": "new1", "kubeconfigAgent": "/k"}]`)
+	if code != http.StatusConflict {
+		t.Errorf("POST: %d %s, want 409 listing dyn1", code, msg)
+	}
+	if _, err := st.GetAccount(ctx, "new1"); errors.Is(err, store.ErrNotFound) {
+		t.Errorf("new1 not stored; the POST answered %d %s", code, msg)
+	}
+}
