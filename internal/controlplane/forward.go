@@ -64,8 +64,10 @@ func newUpgradeForwarder(f *http.Client) *http.Client {
 }
 
 // replicaURL returns the REST base URL of replica id: from peer discovery
-// when it knows the replica, else what the replica recorded itself.
-func (s *Server) replicaURL(id string) (string, error) {
+// when it knows the replica, else what the replica recorded itself, as the
+// cluster view has it or, for a replica started since the view's last
+// refresh (its agents are in the database already), as the database has it.
+func (s *Server) replicaURL(ctx context.Context, id string) (string, error) {
 	if s.cfg.Peers != nil {
 		for _, p := range s.cfg.Peers.Peers() {
 			if p.ID == id && p.BaseURL != "" {
@@ -75,6 +77,15 @@ func (s *Server) replicaURL(id string) (string, error) {
 	}
 	if r, ok := s.cluster.replica(id); ok && r.BaseURL != "" {
 		return r.BaseURL, nil
+	}
+	replicas, err := s.store.Replicas(ctx)
+	if err != nil {
+		return "", fmt.Errorf("control-plane replica %s: read the replicas: %w", id, err)
+	}
+	for _, r := range replicas {
+		if r.ID == id && r.BaseURL != "" {
+			return r.BaseURL, nil
+		}
 	}
 	return "", fmt.Errorf("control-plane replica %s is unknown: %w", id, ErrAgentGone)
 }
@@ -101,7 +112,7 @@ type forwardMessage struct {
 // replica that cannot be reached, or that no longer holds the agent,
 // yields ErrAgentGone.
 func (s *Server) post(ctx context.Context, replica, path string, body any, out any) error {
-	base, err := s.replicaURL(replica)
+	base, err := s.replicaURL(ctx, replica)
 	if err != nil {
 		return err
 	}
@@ -288,7 +299,7 @@ func (s *Server) forwardRead(w http.ResponseWriter, r *http.Request, account str
 		s.log.Warn("cluster: forward a read", "replica", replica, "err", err)
 		return false, fmt.Errorf("account %q is served through control-plane replica %s, which cannot be reached: %w", account, replica, err)
 	}
-	base, err := s.replicaURL(replica)
+	base, err := s.replicaURL(r.Context(), replica)
 	if err != nil {
 		return unreachable(err)
 	}

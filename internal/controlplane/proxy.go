@@ -503,7 +503,7 @@ func (s *Server) forwardProxy(w http.ResponseWriter, r *http.Request, account, a
 		fail(err)
 		return
 	}
-	base, err := s.replicaURL(replica)
+	base, err := s.replicaURL(r.Context(), replica)
 	if err != nil {
 		fail(err)
 		return

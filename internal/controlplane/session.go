@@ -158,7 +158,9 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	s.signalAgents()
+	// No signal to the reconciler before admit: the registry shows the
+	// agent's accounts before the database does, and a decision taken in
+	// between (an ORPHANED account moved to another agent) would be wrong.
 
 	if err := s.forgetDroppedAccounts(ctx, sess.agentID, names); err != nil {
 		log.Error("reconcile the agent's accounts", "err", err)

@@ -289,6 +289,11 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 						a.State, a.AgentID, a.ErrorMessage, a.FailedCount = Active, held[a.Name][0], "", 0
 					})
 				}
+			case len(seen[st.Name]) > 0:
+				// The view has an agent holding it that the database does
+				// not have yet: one reconnecting (in this replica's registry
+				// before its session is recorded). Wait for the record
+				// rather than send the account to another agent.
 			case len(eligible(agents, st.ZoneID)) > 0:
 				if a, ok := full(st); ok {
 					m.transition(ctx, a, func(a *store.Account) { a.State, a.ErrorMessage = ToMigrate, "" })

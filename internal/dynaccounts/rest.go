@@ -163,11 +163,24 @@ func (m *Manager) create(w http.ResponseWriter, r *http.Request, strict, dynamic
 			return
 		}
 		for i, d := range defs {
-			if ids := static[d.Name]; len(ids) > 0 {
-				httpapi.WriteError(w, http.StatusConflict, "[%d].name: account %q is configured statically in agent %s (its configuration file); "+
-					"a dynamic account cannot take its name (nothing was stored)", i, d.Name, strings.Join(ids, ", "))
+			ids := static[d.Name]
+			if len(ids) == 0 {
+				continue
+			}
+			// StaticAccounts knows other replicas' agents by the names they
+			// serve, dynamic ones too: a name with a row is a dynamic
+			// account (answered as existing below), not a static one.
+			switch _, err := m.st.GetAccount(r.Context(), d.Name); {
+			case err == nil:
+				continue
+			case !errors.Is(err, store.ErrNotFound):
+				m.log.Error("dynamic accounts: read account", "account", d.Name, "err", err)
+				httpapi.WriteError(w, http.StatusInternalServerError, "cannot read account %q", d.Name)
 				return
 			}
+			httpapi.WriteError(w, http.StatusConflict, "[%d].name: account %q is configured statically in agent %s (its configuration file); "+
+				"a dynamic account cannot take its name (nothing was stored)", i, d.Name, strings.Join(ids, ", "))
+			return
 		}
 	}
 	var existing []json.RawMessage

@@ -154,17 +154,29 @@ func (m *Manager) send(ctx context.Context, agentID string, cmd *kubesvcv1.Accou
 }
 
 // stopOnAgents asks every connected agent serving one of the accounts to
-// stop, and returns the failures by account.
-func (m *Manager) stopOnAgents(ctx context.Context, accounts []store.Account, held map[string][]string) map[string]string {
+// stop, and returns the failures by account; retry marks those of them
+// whose agent could not be reached but is still connected (its replica
+// not known here yet, or stopping): worth trying again at once.
+func (m *Manager) stopOnAgents(ctx context.Context, accounts []store.Account, held map[string][]string) (failures map[string]string, retry map[string]bool) {
 	byAgent := map[string][]string{}
 	for _, a := range accounts {
 		for _, id := range held[a.Name] {
 			byAgent[id] = append(byAgent[id], a.Name)
 		}
 	}
-	failures := map[string]string{}
+	failures, retry = map[string]string{}, map[string]bool{}
 	for id, names := range byAgent {
 		results, err := m.send(ctx, id, &kubesvcv1.AccountCommand{Command: &kubesvcv1.AccountCommand_Delete{Delete: &kubesvcv1.DeleteAccounts{Names: names}}})
+		if errors.Is(err, controlplane.ErrAgentGone) && m.stillConnected(ctx, id) {
+			// Not reached (its replica unknown here yet, or stopping), but
+			// still connected: it still serves them, and keeps them across
+			// reconnections: the stop is tried again.
+			for _, n := range names {
+				failures[n] = fmt.Sprintf("agent %s: not reached, and still connected (tried again): %v", id, err)
+				retry[n] = true
+			}
+			continue
+		}
 		for _, n := range names {
 			switch r, ok := results[n]; {
 			case errors.Is(err, controlplane.ErrAgentGone):
@@ -176,15 +188,34 @@ func (m *Manager) stopOnAgents(ctx context.Context, accounts []store.Account, he
 			}
 		}
 	}
-	return failures
+	return failures, retry
+}
+
+// stillConnected tells whether the database records a session of agent id
+// (a read error counts as connected: the stop is retried rather than
+// assumed).
+func (m *Manager) stillConnected(ctx context.Context, id string) bool {
+	agents, err := m.agent.ClusterAgents(ctx)
+	if err != nil {
+		return true
+	}
+	for _, a := range agents {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // deactivate stops claimed DEACTIVATING accounts on their agents.
 func (m *Manager) deactivate(ctx context.Context, claimed []store.Account, held map[string][]string) {
-	failures := m.stopOnAgents(ctx, claimed, held)
+	failures, retry := m.stopOnAgents(ctx, claimed, held)
 	for _, a := range claimed {
 		m.transition(ctx, a, func(a *store.Account) {
 			a.State, a.Owner, a.ErrorMessage = Inactive, "", failures[a.Name]
+			if retry[a.Name] {
+				a.State = ToDeactivate
+			}
 		})
 	}
 }
@@ -192,8 +223,13 @@ func (m *Manager) deactivate(ctx context.Context, claimed []store.Account, held 
 // remove stops claimed DELETING accounts on their agents and deletes the
 // rows; an agent refusing leaves DELETE_FAILED with its reason.
 func (m *Manager) remove(ctx context.Context, claimed []store.Account, held map[string][]string) {
-	failures := m.stopOnAgents(ctx, claimed, held)
+	failures, retry := m.stopOnAgents(ctx, claimed, held)
 	for _, a := range claimed {
+		if retry[a.Name] {
+			// Unclaimed, still DELETING: the next pass tries again.
+			m.transition(ctx, a, func(a *store.Account) { a.Owner, a.ErrorMessage = "", failures[a.Name] })
+			continue
+		}
 		if msg, failed := failures[a.Name]; failed {
 			m.transition(ctx, a, func(a *store.Account) { a.State, a.Owner, a.ErrorMessage = DeleteFailed, "", msg })
 			continue

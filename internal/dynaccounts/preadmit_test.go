@@ -36,11 +36,10 @@ func (preAdmitAgents) SendAccountCommand(context.Context, string, *kubesvcv1.Acc
 	return nil, errors.New("not in this test")
 }
 
-// REVIEW: the ORPHANED account its own agent is bringing back must not be
-// sent for migration to another agent because the database lags the
-// registry by the admit: with the pass woken by the pre-admit
-// signalAgents, it goes ORPHANED -> TO_MIGRATE.
-func TestReviewOrphanedNotMigratedAwayDuringAdmit(t *testing.T) {
+// The ORPHANED account its own agent is bringing back is not sent for
+// migration to another agent while the database lags the registry by the
+// admit (a pass in that window used to move it ORPHANED -> TO_MIGRATE).
+func TestOrphanedNotMigratedAwayDuringAdmit(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
 	if err != nil {

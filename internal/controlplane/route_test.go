@@ -16,15 +16,14 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
-// REVIEW: an account command for an agent that the database places on a
-// replica this one's cluster view does not know yet (a replica that just
-// started: the view is refreshed every AssignInterval) must be forwarded
-// there, as ClusterAgents (which the dynamic-accounts reconciler acts on)
-// already lists that agent. replicaURL only looks in the view (and static
-// peers), so the command fails with "replica ... is unknown" (wrapped
-// ErrAgentGone): an activation turns FAILED, and a deactivation/deletion
-// counts it as a success although the agent still serves the account.
-func TestReviewCommandToAgentOfReplicaNotYetInView(t *testing.T) {
+// An account command for an agent that the database places on a replica
+// this one's cluster view does not know yet (a replica that just started:
+// the view is refreshed every AssignInterval) is forwarded there, as
+// ClusterAgents (which the dynamic-accounts reconciler acts on) already
+// lists that agent. It used to fail with "replica ... is unknown": an
+// activation turned FAILED, and a deletion counted it as done although the
+// agent still served the account.
+func TestCommandToAgentOfReplicaNotYetInView(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
 	if err != nil {

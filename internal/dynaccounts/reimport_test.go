@@ -16,12 +16,12 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
-// REVIEW: a POST that repeats an existing DYNAMIC account (ACTIVE, served
-// by an agent of ANOTHER replica) must answer as documented: 409 with the
-// existing item, the new ones stored. With the real controlplane.Server
-// StaticAccounts counts every account a remote agent serves, dynamic ones
-// too, so the whole POST is refused as "configured statically".
-func TestReviewRepostOfRemoteDynamicAccountIsNotStatic(t *testing.T) {
+// A POST that repeats an existing dynamic account (ACTIVE, served by an
+// agent of another replica) answers as documented: 409 with the existing
+// item, the new ones stored. StaticAccounts knows a remote agent only by
+// the names it serves, dynamic ones too: the whole POST used to be refused
+// as "configured statically".
+func TestRepostOfRemoteDynamicAccountIsNotStatic(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
 	if err != nil {
