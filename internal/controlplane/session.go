@@ -99,6 +99,12 @@ func (s *Server) Connect(stream kubesvcv1.AgentService_ConnectServer) error {
 	if err := validateHello(hello); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if refused := dropBadAccountNames(hello); len(refused) > 0 {
+		// An agent of an older release (its configuration checked names
+		// less strictly): its other accounts are served.
+		s.log.Warn("agent accounts not served: their names cannot be cache keys or URL path segments; rename them in the agent's configuration",
+			"agent", hello.GetAgentId(), "accounts", refused)
+	}
 
 	now := time.Now()
 	sess := &session{
@@ -291,8 +297,8 @@ func validateHello(h *kubesvcv1.Hello) error {
 	}
 	seen := map[string]bool{}
 	for i, a := range h.GetAccounts() {
-		if err := ident.Account(a.GetName()); err != nil {
-			return fmt.Errorf("hello.accounts[%d].name: %w", i, err)
+		if a.GetName() == "" {
+			return fmt.Errorf("hello.accounts[%d].name: required", i)
 		}
 		if seen[a.GetName()] {
 			return fmt.Errorf("hello.accounts[%d].name: duplicate account %q", i, a.GetName())
@@ -300,6 +306,21 @@ func validateHello(h *kubesvcv1.Hello) error {
 		seen[a.GetName()] = true
 	}
 	return nil
+}
+
+// dropBadAccountNames removes from h the accounts whose names break the
+// rules of ident.Account, and returns what each was refused for.
+func dropBadAccountNames(h *kubesvcv1.Hello) (refused []string) {
+	kept := h.Accounts[:0]
+	for _, a := range h.GetAccounts() {
+		if err := ident.Account(a.GetName()); err != nil {
+			refused = append(refused, err.Error())
+			continue
+		}
+		kept = append(kept, a)
+	}
+	h.Accounts = kept
+	return refused
 }
 
 // inbox moves what an agent sends from its stream to the session's handle
