@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -90,5 +91,26 @@ func TestClouddriversMergeDiscoveryWithHeartbeats(t *testing.T) {
 	}
 	if got["cp-3"].Ready {
 		t.Error("heartbeats off: cp-3, no longer discovered, is ready")
+	}
+}
+
+func TestGoneReplicasAreForgotten(t *testing.T) {
+	now := time.Now()
+	gone := map[string]time.Time{"old": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)}
+	for i := range maxGone {
+		gone[fmt.Sprintf("pod-%d", i)] = now.Add(-time.Duration(i+2) * time.Hour / 100)
+	}
+	pruneGone(gone, now)
+	if _, ok := gone["old"]; ok {
+		t.Error("a replica gone for over a day is still remembered")
+	}
+	if len(gone) != maxGone {
+		t.Errorf("%d replicas remembered, want %d", len(gone), maxGone)
+	}
+	if _, ok := gone["recent"]; !ok {
+		t.Error("the most recent replica gone was forgotten")
+	}
+	if _, ok := gone[fmt.Sprintf("pod-%d", maxGone-1)]; ok {
+		t.Error("the oldest beyond the cap is still remembered")
 	}
 }

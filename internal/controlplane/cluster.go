@@ -69,7 +69,35 @@ func (v *clusterView) set(sessions []store.AgentSession, served map[string][]str
 	for id := range byID {
 		delete(v.gone, id)
 	}
+	pruneGone(v.gone, time.Now())
 	v.sessions, v.served, v.assignments, v.replicas, v.refreshed = sessions, served, byAccount, byID, time.Now()
+}
+
+// Replicas gone are remembered for a day, at most maxGone of them (the
+// latest): every rollout of a Deployment leaves one per pod, under a
+// random name.
+const (
+	goneFor = 24 * time.Hour
+	maxGone = 256
+)
+
+// pruneGone forgets the replicas gone longer than goneFor ago, and the
+// oldest beyond maxGone.
+func pruneGone(gone map[string]time.Time, now time.Time) {
+	for id, at := range gone {
+		if now.Sub(at) > goneFor {
+			delete(gone, id)
+		}
+	}
+	for len(gone) > maxGone {
+		oldest := ""
+		for id, at := range gone {
+			if oldest == "" || at.Before(gone[oldest]) {
+				oldest = id
+			}
+		}
+		delete(gone, oldest)
+	}
 }
 
 // remoteAgents returns the agents of other replicas.
