@@ -150,12 +150,17 @@ func (v *clusterView) assignment(account string) (store.Assignment, bool) {
 // refresh reads the cluster's state from the store.
 func (s *Server) refresh(ctx context.Context) (sessions []store.AgentSession, served map[string][]string, assignments []store.Assignment, err error) {
 	// Every replica reads these every AssignInterval: they tell whether
-	// the database answers (readiness).
+	// the database answers (readiness). Bounded: a database that stops
+	// answering without an error (a partition) must show as a failure,
+	// heartbeats on or off.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, max(5*time.Second, 10*s.cfg.AssignInterval))
+	defer cancel()
 	defer func() {
 		switch {
 		case err == nil:
 			s.db.ok()
-		case ctx.Err() == nil:
+		case parent.Err() == nil:
 			s.db.failed(err)
 		}
 	}()

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ type tcpProxy struct {
 	mu           sync.Mutex
 	lis          net.Listener
 	conns        map[net.Conn]bool
+	// frozen: connections stay open and nothing crosses them, as through
+	// a partition that drops packets without a reset.
+	frozen atomic.Bool
 }
 
 func (p *tcpProxy) start(t *testing.T) {
@@ -60,11 +64,26 @@ func (p *tcpProxy) start(t *testing.T) {
 			p.mu.Lock()
 			p.conns[c], p.conns[up] = true, true
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() { _, _ = io.Copy(up, p.reader(c)); up.Close() }()
+			go func() { _, _ = io.Copy(c, p.reader(up)); c.Close() }()
 		}
 	}()
 }
+
+// reader reads from c, holding what it read while the proxy is frozen.
+func (p *tcpProxy) reader(c net.Conn) io.Reader {
+	return readerFunc(func(b []byte) (int, error) {
+		n, err := c.Read(b)
+		for p.frozen.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return n, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
 
 // stop closes the port and cuts every connection through it.
 func (p *tcpProxy) stop() {
@@ -210,5 +229,61 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 		if !strings.Contains(l, want) {
 			t.Errorf("log lacks %q:\n%s", want, l)
 		}
+	}
+}
+
+// A database that stops answering without an error (packets dropped, no
+// reset) makes the replica not ready too, heartbeats off: the assigner's
+// reads are bounded.
+func TestNotReadyWhileTheDatabaseIsSilent(t *testing.T) {
+	dbs := storetest.Connect(t, storetest.Postgres())
+	dsn := dbs.Create(t, t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
+	}
+	proxy := &tcpProxy{target: u.Host}
+	proxy.start(t)
+	t.Cleanup(proxy.stop)
+	u.Host = proxy.addr
+	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.frozen.Store(false); proxy.stop(); _ = st.Close() })
+	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NoHeartbeat: true,
+		AssignInterval: 100 * time.Millisecond, UnreadyAfter: time.Second, Log: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	_, httpAddr, err := s.Addrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readiness := func() int {
+		res, err := http.Get("http://" + httpAddr.String() + "/health/readiness")
+		if err != nil {
+			t.Fatalf("GET /health/readiness: %v", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := readiness(); code != http.StatusOK {
+		t.Fatalf("readiness %d before the database went silent", code)
+	}
+	proxy.frozen.Store(true)
+	deadline := time.Now().Add(30 * time.Second)
+	for readiness() != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("still ready 30 s after the database went silent")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
