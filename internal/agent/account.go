@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,18 +89,33 @@ type runningStream struct {
 }
 
 // streamReport is a stream runner telling its account whether it is
-// serving (err nil) or cannot (err set, e.g. forbidden).
+// serving or cannot (refused, or failing since some time).
 type streamReport struct {
-	id  string
-	err error
+	id string
+	h  streamHealth
 }
 
 // streams is the account runner's view of its streams. It is used by the
 // serve goroutine only.
 type streams struct {
 	running  map[string]*runningStream
-	reported map[string]error // last report of each running stream
+	reported map[string]streamHealth // last report of each running stream
 }
+
+const (
+	// unreachableGrace is how long a stream may fail for a reason other
+	// than a refusal (the API server unreachable) before the account
+	// says so: a watch reconnecting does not make the account flap.
+	unreachableGrace = 5 * time.Second
+	// statusEvery is the least time between two status messages (and
+	// their log lines) of a WATCHING account; the last one is always
+	// sent. Fifty CRDs deleted at once are one status, not fifty.
+	statusEvery = time.Second
+	// namedStreams is how many failing streams a status message names.
+	namedStreams = 5
+	// sampleLen bounds the one error message a status quotes.
+	sampleLen = 512
+)
 
 func (r *accountRunner) serve(ctx context.Context) error {
 	select {
@@ -137,7 +155,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	st := &streams{running: map[string]*runningStream{}, reported: map[string]error{}}
+	st := &streams{running: map[string]*runningStream{}, reported: map[string]streamHealth{}}
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -172,9 +190,9 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			resumeRV: r.sess.takeResume(k, r.acct.MaxResumableAge),
 			emit:     r.sess.emit, budget: r.budget, scrubber: r.sess.agent.scrubber, stats: r.sess.agent.stats,
 			log: r.log.With("stream", id),
-			report: func(err error) {
+			report: func(h streamHealth) {
 				select {
-				case reports <- streamReport{id: id, err: err}:
+				case reports <- streamReport{id: id, h: h}:
 				case <-sctx.Done():
 				}
 			},
@@ -280,17 +298,65 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	periodic := time.NewTicker(rediscoverEvery)
 	defer periodic.Stop()
 	var debounce <-chan time.Time
-	lastStatus := "\x00" // no WATCHING sent yet
-	state := kubesvcv1.AccountStatus_SYNCING
-	for {
-		if msg, done := st.summary(); done && r.describe(msg, lastKeys) != lastStatus {
-			msg = r.describe(msg, lastKeys)
-			lastStatus, state = msg, kubesvcv1.AccountStatus_WATCHING
-			if msg != "" {
-				r.log.Warn("account watching, with problems", "status", msg)
+	// What was last sent: SYNCING until every stream has reported.
+	state, lastStatus := kubesvcv1.AccountStatus_SYNCING, ""
+	var lastSent time.Time
+	var flush <-chan time.Time // a coalesced status due
+	var recheck <-chan time.Time
+	var recheckAt time.Time
+	var disc discoveryFailure
+	evaluate := func() {
+		now := time.Now()
+		sum := st.summary(now, unreachableGrace)
+		if !sum.recheck.Equal(recheckAt) {
+			// A failure within its grace is due to count.
+			recheckAt, recheck = sum.recheck, nil
+			if !sum.recheck.IsZero() {
+				recheck = time.After(sum.recheck.Sub(now))
 			}
-			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
 		}
+		if !sum.done {
+			return
+		}
+		newState, msg := r.describe(sum, lastKeys, disc)
+		if newState == state && msg == lastStatus {
+			flush = nil
+			return
+		}
+		if wait := statusEvery - now.Sub(lastSent); wait > 0 {
+			if flush == nil {
+				flush = time.After(wait)
+			}
+			return
+		}
+		flush = nil
+		switch {
+		case newState == kubesvcv1.AccountStatus_ERROR:
+			r.log.Warn("account cannot be served", "status", msg)
+		case msg != "":
+			r.log.Warn("account watching, with problems", "status", msg)
+		case state == kubesvcv1.AccountStatus_ERROR || lastStatus != "":
+			r.log.Info("account watching again: every stream is served")
+		}
+		if len(sum.failing) > 0 {
+			r.log.Debug("streams that cannot be served", "streams", sum.full())
+		}
+		state, lastStatus, lastSent = newState, msg, now
+		r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
+	}
+	rediscovered := func(err error, what string) {
+		if err == nil {
+			disc = discoveryFailure{}
+			return
+		}
+		r.log.Warn(what, "err", err)
+		if disc.err == nil {
+			disc.since = time.Now()
+		}
+		disc.err = err
+	}
+	for {
+		evaluate()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -300,68 +366,223 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			info = proto.Clone(info).(*kubesvcv1.AccountInfo)
 			d.fillInfo(info)
 			r.sess.agent.rememberInfo(info)
-			msg := ""
-			if state == kubesvcv1.AccountStatus_WATCHING {
-				msg = lastStatus
-			}
-			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: msg, Info: info, Streams: uint32(len(st.running))})
+			r.sess.status(ctx, &kubesvcv1.AccountStatus{Account: r.acct.Name, State: state, Message: lastStatus, Info: info, Streams: uint32(len(st.running))})
 		case rep := <-reports:
 			if _, ok := st.running[rep.id]; ok {
-				st.reported[rep.id] = rep.err
+				st.reported[rep.id] = rep.h
 			}
+		case <-flush:
+			flush, lastSent = nil, time.Time{}
+		case <-recheck:
+			recheck, recheckAt = nil, time.Time{}
 		case <-crdChanged:
 			debounce = time.After(500 * time.Millisecond)
 		case <-rediscover:
 			debounce = time.After(500 * time.Millisecond)
 		case <-debounce:
 			debounce = nil
-			if err := reconcile(); err != nil {
-				r.log.Warn("rediscovery failed", "err", err)
-			}
+			rediscovered(reconcile(), "rediscovery failed")
 		case <-periodic.C:
-			if err := reconcile(); err != nil {
-				r.log.Warn("periodic rediscovery failed", "err", err)
-			}
+			rediscovered(reconcile(), "periodic rediscovery failed")
 		}
 	}
 }
 
-// describe completes the status message naming the streams that cannot
-// be served (summary) with what an operator most often has to change:
-// credentials limited to some namespaces cannot list cluster-wide, and a
-// kind named in kinds that the API server does not serve is watched only
-// once it is.
-func (r *accountRunner) describe(msg string, keys []*kubesvcv1.StreamKey) string {
-	if msg != "" && len(r.acct.Namespaces) == 0 && strings.Contains(msg, "at the cluster scope") {
-		msg += "; if the account's credentials may read only some namespaces, list them in its namespaces"
+// discoveryFailure is a rediscovery failing since some time (err nil: the
+// last one succeeded).
+type discoveryFailure struct {
+	err   error
+	since time.Time
+}
+
+// describe is the account's state and status message from its streams'
+// summary: ERROR when no stream can be served, WATCHING otherwise, with a
+// bounded message naming what fails and what an operator most often has
+// to change: credentials limited to some namespaces cannot list
+// cluster-wide (or, with namespaces set, cluster-scoped kinds), and a kind
+// named in kinds that the API server does not serve is watched only once
+// it is.
+func (r *accountRunner) describe(sum streamsSummary, keys []*kubesvcv1.StreamKey, disc discoveryFailure) (kubesvcv1.AccountStatus_State, string) {
+	state := kubesvcv1.AccountStatus_WATCHING
+	if sum.total > 0 && len(sum.failing) == sum.total {
+		state = kubesvcv1.AccountStatus_ERROR
+	}
+	var parts []string
+	if u := sum.unreachable; u.count > 0 {
+		what := fmt.Sprintf("%d of %d streams failing since %s", u.count, sum.total, u.since.UTC().Format(time.RFC3339))
+		if u.network {
+			what = fmt.Sprintf("API server unreachable since %s (%d of %d streams)", u.since.UTC().Format(time.RFC3339), u.count, sum.total)
+		}
+		parts = append(parts, what+": "+u.sample)
+	}
+	if f := sum.refused; f.count > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d streams cannot be served (%s): e.g. %s", f.count, sum.total, f.names(), f.sample))
+		if len(r.acct.Namespaces) == 0 && sum.clusterScope {
+			parts[len(parts)-1] += "; if the account's credentials may read only some namespaces, list them in its namespaces"
+		}
+		if len(r.acct.Namespaces) > 0 && len(sum.clusterKinds) > 0 {
+			parts[len(parts)-1] += "; the credentials may not read cluster-scoped kinds (" + namesOf(sum.clusterKinds) +
+				"): set onlyNamespacedResources, or leave them out with kinds or omitKinds"
+		}
+	}
+	if disc.err != nil {
+		parts = append(parts, fmt.Sprintf("discovery failing since %s: %s", disc.since.UTC().Format(time.RFC3339), bounded(disc.err.Error())))
 	}
 	if missing := r.acct.missingKinds(keys); len(missing) > 0 {
-		if msg != "" {
-			msg += "; "
-		}
-		msg += "kinds not served by the API server (a typo, or a custom resource not installed yet: watched once it is): " + strings.Join(missing, ", ")
+		parts = append(parts, "kinds not served by the API server (a typo, or a custom resource not installed yet: watched once it is): "+namesOf(missing))
 	}
-	return msg
+	return state, strings.Join(parts, "; ")
 }
 
-// summary reports whether every running stream has reported, and a message
-// naming the streams that cannot be served.
-func (st *streams) summary() (msg string, done bool) {
-	var failing []string
-	for id := range st.running {
-		err, ok := st.reported[id]
+// failures is one kind of stream failure in a summary.
+type failures struct {
+	count   int
+	first   []string  // the first streams' names, sorted
+	sample  string    // one stream's name and error
+	since   time.Time // the earliest failure
+	network bool      // the sample is a network error: the API server unreachable
+}
+
+func (f failures) names() string { return namesOf(f.first) + f.more() }
+
+func (f failures) more() string {
+	if f.count > len(f.first) {
+		return fmt.Sprintf(" and %d more", f.count-len(f.first))
+	}
+	return ""
+}
+
+// namesOf joins names, the first namedStreams of them.
+func namesOf(names []string) string {
+	if len(names) > namedStreams {
+		return strings.Join(names[:namedStreams], ", ") + fmt.Sprintf(" and %d more", len(names)-namedStreams)
+	}
+	return strings.Join(names, ", ")
+}
+
+// bounded cuts an error message to sampleLen bytes (at a rune boundary).
+func bounded(msg string) string {
+	if len(msg) <= sampleLen {
+		return msg
+	}
+	cut := sampleLen
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
+}
+
+// streamsSummary is an account's streams as they last reported.
+type streamsSummary struct {
+	// done: every stream has reported, and none failing within its grace
+	// without having been served.
+	done  bool
+	total int
+	// failing names the streams that cannot be served (refused, or
+	// failing beyond the grace), sorted, with their errors in errs.
+	failing              []string
+	errs                 map[string]error
+	refused, unreachable failures
+	// clusterScope: a refusal at the cluster scope; clusterKinds: the
+	// cluster-scoped kinds forbidden.
+	clusterScope bool
+	clusterKinds []string
+	// recheck is when a failure within its grace is due to count (zero:
+	// none).
+	recheck time.Time
+}
+
+// full lists every failing stream with its error, for the debug log.
+func (s streamsSummary) full() string {
+	out := make([]string, 0, len(s.failing))
+	for _, name := range s.failing {
+		out = append(out, name+": "+s.errs[name].Error())
+	}
+	return strings.Join(out, "; ")
+}
+
+// streamName names a stream for people: resource.group, " in NS" for a
+// namespace's stream.
+func streamName(k *kubesvcv1.StreamKey) string {
+	name := k.GetResource().GetResource()
+	if g := k.GetResource().GetGroup(); g != "" {
+		name += "." + g
+	}
+	if ns := k.GetNamespace(); ns != "" {
+		name += " in " + ns
+	}
+	return name
+}
+
+// summary sums up the running streams' reports at now: a refusal counts at
+// once, another failure once it has lasted grace (until then, as the
+// stream was: served, or not reported yet).
+func (st *streams) summary(now time.Time, grace time.Duration) streamsSummary {
+	sum := streamsSummary{done: true, total: len(st.running), errs: map[string]error{}}
+	type failing struct {
+		name string
+		h    streamHealth
+		key  *kubesvcv1.StreamKey
+	}
+	var refused, unreachable []failing
+	for id, s := range st.running {
+		h, ok := st.reported[id]
 		if !ok {
-			return "", false
+			sum.done = false
+			continue
 		}
-		if err != nil {
-			failing = append(failing, fmt.Sprintf("%s: %v", id, err))
+		if h.err == nil {
+			continue
+		}
+		name := id
+		if s.key != nil {
+			name = streamName(s.key)
+		}
+		f := failing{name: name, h: h, key: s.key}
+		switch {
+		case h.refused:
+			refused = append(refused, f)
+		case now.Sub(h.since) >= grace:
+			unreachable = append(unreachable, f)
+		default:
+			if due := h.since.Add(grace); sum.recheck.IsZero() || due.Before(sum.recheck) {
+				sum.recheck = due
+			}
+			if !h.served {
+				sum.done = false
+			}
 		}
 	}
-	if len(failing) == 0 {
-		return "", true
+	fill := func(fs []failing, into *failures) {
+		slices.SortFunc(fs, func(a, b failing) int { return strings.Compare(a.name, b.name) })
+		into.count = len(fs)
+		for i, f := range fs {
+			sum.failing = append(sum.failing, f.name)
+			sum.errs[f.name] = f.h.err
+			if i < namedStreams {
+				into.first = append(into.first, f.name)
+			}
+			if into.since.IsZero() || f.h.since.Before(into.since) {
+				into.since = f.h.since
+			}
+			msg := f.h.err.Error()
+			if strings.Contains(msg, "at the cluster scope") {
+				sum.clusterScope = true
+			}
+			if apierrors.IsForbidden(f.h.err) && f.key != nil && !f.key.GetResource().GetNamespaced() {
+				sum.clusterKinds = append(sum.clusterKinds, f.name)
+			}
+		}
+		if len(fs) > 0 {
+			into.sample = fs[0].name + ": " + bounded(fs[0].h.err.Error())
+			var netErr net.Error
+			into.network = errors.As(fs[0].h.err, &netErr)
+		}
 	}
-	slices.Sort(failing)
-	return fmt.Sprintf("%d of %d streams cannot be served: %s", len(failing), len(st.running), strings.Join(failing, "; ")), true
+	fill(refused, &sum.refused)
+	fill(unreachable, &sum.unreachable)
+	slices.Sort(sum.failing)
+	return sum
 }
 
 // watchCRDs signals changed whenever a CustomResourceDefinition is added,

@@ -165,7 +165,7 @@ type Agent struct {
 // Stats counts what the agent did, for tests, logs and metrics.
 type Stats struct {
 	Connects    atomic.Int64 // sessions welcomed by the control plane
-	Relists     atomic.Int64 // lists started (SyncBegin sent)
+	Relists     atomic.Int64 // lists completed (SyncEnd sent)
 	Resumes     atomic.Int64 // streams resumed from a control-plane resume point
 	Changes     atomic.Int64 // changes sent
 	Batches     atomic.Int64 // batches sent
@@ -173,6 +173,10 @@ type Stats struct {
 	Disconnects atomic.Int64
 	Truncated   atomic.Int64 // objects sent without their body (too large)
 	Streams     atomic.Int64 // streams running now (listed, watched or synthetic)
+	// ListsRefused counts lists the API server refused (forbidden,
+	// unauthorized, not found), ListsFailed those failing otherwise (the
+	// API server unreachable): each is retried with backoff.
+	ListsRefused, ListsFailed atomic.Int64
 	// Proxied counts Kubernetes API requests relayed to an API server;
 	// ProxyRefused those refused (kubernetes.proxy.*, Secrets...);
 	// ProxyActive those being relayed now.

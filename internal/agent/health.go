@@ -23,7 +23,12 @@ func (a *Agent) metricsHandler() http.Handler {
 	counter("kubesvc_disconnection_total", "Sessions with the control plane lost.", a.stats.Disconnects.Load)
 	counter("kubesvc_events_sent_total", "Caching events (changes) sent.", a.stats.Changes.Load)
 	counter("kubesvc_events_bytes_sent_total", "Bytes of caching events sent.", a.stats.BatchBytes.Load)
-	counter("kubesvc_relists_total", "Streams listed from scratch.", a.stats.Relists.Load)
+	counter("kubesvc_relists_total", "Streams listed from scratch (lists completed).", a.stats.Relists.Load)
+	for reason, f := range map[string]func() int64{"refused": a.stats.ListsRefused.Load, "error": a.stats.ListsFailed.Load} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kubesvc_list_failures_total",
+			Help:        "Stream lists that failed, each retried with backoff: refused by the API server (forbidden, unauthorized, not found), or another error (the API server unreachable).",
+			ConstLabels: prometheus.Labels{"reason": reason}}, func() float64 { return float64(f()) }))
+	}
 	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
 	counter("kubesvc_proxy_requests_total", "Kubernetes API requests relayed for the control plane's proxy.", a.stats.Proxied.Load)
 	counter("kubesvc_proxy_refused_total", "Kubernetes API requests of the control plane's proxy refused (kubernetes.proxy.*, Secrets, tokens, upgrades).", a.stats.ProxyRefused.Load)

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 )
@@ -575,28 +578,94 @@ func TestSessionKnownStreams(t *testing.T) {
 // names the streams that cannot be served.
 func TestStreamsSummary(t *testing.T) {
 	t.Parallel()
-	st := &streams{running: map[string]*runningStream{"x": {}, "y": {}}, reported: map[string]error{}}
-	if _, done := st.summary(); done {
+	now := time.Now()
+	st := &streams{running: map[string]*runningStream{"x": {}, "y": {}}, reported: map[string]streamHealth{}}
+	if sum := st.summary(now, time.Second); sum.done {
 		t.Error("done before any report")
 	}
-	st.reported["x"] = nil
-	if _, done := st.summary(); done {
+	st.reported["x"] = streamHealth{served: true}
+	if sum := st.summary(now, time.Second); sum.done {
 		t.Error("done with y unreported")
 	}
-	st.reported["y"] = nil
-	if msg, done := st.summary(); !done || msg != "" {
-		t.Errorf("all serving: %q %v", msg, done)
+	st.reported["y"] = streamHealth{served: true}
+	if sum := st.summary(now, time.Second); !sum.done || len(sum.failing) != 0 {
+		t.Errorf("all serving: %+v", sum)
 	}
-	st.reported["y"] = errors.New("forbidden")
+	st.reported["y"] = streamHealth{err: errors.New("forbidden"), refused: true, since: now}
 	st.running["w"] = &runningStream{}
-	st.reported["w"] = errors.New("gone")
-	msg, done := st.summary()
-	if !done || msg != "2 of 3 streams cannot be served: w: gone; y: forbidden" {
-		t.Errorf("with failures: %q %v", msg, done)
+	st.reported["w"] = streamHealth{err: errors.New("gone"), refused: true, since: now}
+	sum := st.summary(now, time.Second)
+	if !sum.done || sum.refused.count != 2 || sum.refused.names() != "w, y" || sum.refused.sample != "w: gone" || sum.full() != "w: gone; y: forbidden" {
+		t.Errorf("with failures: %+v", sum)
 	}
-	empty := &streams{running: map[string]*runningStream{}, reported: map[string]error{}}
-	if msg, done := empty.summary(); !done || msg != "" {
-		t.Errorf("no streams: %q %v", msg, done)
+	empty := &streams{running: map[string]*runningStream{}, reported: map[string]streamHealth{}}
+	if sum := empty.summary(now, time.Second); !sum.done || len(sum.failing) != 0 {
+		t.Errorf("no streams: %+v", sum)
+	}
+}
+
+// A stream failing for another reason than a refusal (the API server
+// unreachable) counts after a grace: until then it is as it was (served,
+// or not reported yet), and the summary says when to look again.
+func TestStreamsSummaryGrace(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	down := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	st := &streams{running: map[string]*runningStream{"x": {}, "y": {}}, reported: map[string]streamHealth{
+		"x": {err: down, since: now.Add(-time.Second), served: true},
+		"y": {served: true},
+	}}
+	sum := st.summary(now, 5*time.Second)
+	if !sum.done || len(sum.failing) != 0 || !sum.recheck.Equal(now.Add(4*time.Second)) {
+		t.Errorf("within the grace: %+v", sum)
+	}
+	st.reported["y"] = streamHealth{err: down, since: now.Add(-time.Second)}
+	if sum := st.summary(now, 5*time.Second); sum.done {
+		t.Error("done with a stream never served failing within its grace")
+	}
+	sum = st.summary(now.Add(5*time.Second), 5*time.Second)
+	if !sum.done || sum.unreachable.count != 2 || !sum.recheck.IsZero() || !sum.unreachable.since.Equal(now.Add(-time.Second)) {
+		t.Errorf("beyond the grace: %+v", sum)
+	}
+}
+
+// Every stream failing is an ERROR; the message is bounded however many
+// streams fail, names a few, quotes one error, and gives the usual fix.
+func TestDescribeAccount(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	long := strings.Repeat("x", 300)
+	st := &streams{running: map[string]*runningStream{}, reported: map[string]streamHealth{}}
+	for i := range 60 {
+		id := fmt.Sprintf("k%02d", i)
+		st.running[id] = &runningStream{key: &kubesvcv1.StreamKey{Resource: &kubesvcv1.Resource{Resource: id, Namespaced: i > 0}, Namespace: map[bool]string{true: "team-a"}[i > 0]}}
+		err := apierrors.NewForbidden(schema.GroupResource{Resource: id}, "", errors.New(long+" at the cluster scope"))
+		st.reported[id] = streamHealth{err: err, refused: true, since: now}
+	}
+	r := &accountRunner{acct: Account{Name: "a"}}
+	state, msg := r.describe(st.summary(now, time.Second), nil, discoveryFailure{})
+	if state != kubesvcv1.AccountStatus_ERROR || len(msg) > 1500 || !strings.Contains(msg, "60 of 60 streams cannot be served (k00, k01 in team-a, k02 in team-a, k03 in team-a, k04 in team-a and 55 more)") ||
+		strings.Count(msg, long) != 1 || !strings.Contains(msg, "list them in its namespaces") {
+		t.Errorf("every stream forbidden: %s, %d bytes: %q", state, len(msg), msg)
+	}
+	r.acct.Namespaces = []string{"team-a"}
+	if _, msg := r.describe(st.summary(now, time.Second), nil, discoveryFailure{}); !strings.Contains(msg, "cluster-scoped kinds (k00): set onlyNamespacedResources") {
+		t.Errorf("namespaces set, a cluster-scoped kind forbidden: %q", msg)
+	}
+	// One stream served: WATCHING.
+	st.reported["k01"] = streamHealth{served: true}
+	if state, _ := r.describe(st.summary(now, time.Second), nil, discoveryFailure{}); state != kubesvcv1.AccountStatus_WATCHING {
+		t.Errorf("one stream served: %s", state)
+	}
+	// The API server unreachable, beyond the grace: ERROR, saying so.
+	down := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for id := range st.running {
+		st.reported[id] = streamHealth{err: fmt.Errorf("watch %s: %w", id, down), since: now, served: true}
+	}
+	state, msg = r.describe(st.summary(now.Add(time.Minute), time.Second), nil, discoveryFailure{})
+	want := "API server unreachable since " + now.UTC().Format(time.RFC3339) + " (60 of 60 streams): k00: watch k00: dial tcp: connect: connection refused"
+	if state != kubesvcv1.AccountStatus_ERROR || msg != want {
+		t.Errorf("unreachable: %s %q, want ERROR %q", state, msg, want)
 	}
 }
 

@@ -36,15 +36,47 @@ type streamRunner struct {
 	scrubber *scrub.Scrubber
 	stats    *Stats
 	log      *slog.Logger
-	// report tells the account whether the stream is served (nil) or not
-	// (forbidden, gone); it is called when that changes.
-	report func(error)
+	// report tells the account whether the stream is served or not
+	// (refused, or failing since some time); it is called when that
+	// changes.
+	report func(streamHealth)
 	// rediscover asks the account to run discovery again (the resource
 	// is gone or changed).
 	rediscover func()
 
 	reported     bool
-	lastReported error
+	lastReported streamHealth
+	// swept is the refusal whose empty sync was sent (the control plane
+	// dropped the stream's objects): a retry refused the same way sends
+	// nothing.
+	swept string
+}
+
+// streamHealth is what a stream runner last told its account.
+type streamHealth struct {
+	err error // nil: served
+	// refused: the API server refused the stream (forbidden,
+	// unauthorized, not found), shown at once; any other error (the API
+	// server unreachable) only once it has lasted a grace period.
+	refused bool
+	since   time.Time // failing since (err set)
+	served  bool      // the stream was served at some point
+}
+
+// isRefusal reports whether err is the API server refusing the request
+// (as opposed to not answering it): retrying the same request is refused
+// again until the cluster or the credentials change.
+func isRefusal(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)
+}
+
+// sweepsCache reports whether a list failing with err means the agent
+// cannot see the stream's objects at all, so the control plane must not
+// keep serving them: forbidden, or the kind no longer served. Unauthorized
+// (credentials expiring or being rotated) and errors reaching the API
+// server keep the cache as it is.
+func sweepsCache(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)
 }
 
 var errGone = errors.New("resource version expired")
@@ -71,6 +103,7 @@ func (r *streamRunner) run(ctx context.Context) error {
 					return nil
 				}
 				failures++
+				r.countListFailure(err)
 				r.failed(err)
 				// Once at warning level, again only when the error
 				// changes: a forbidden kind is retried for ever.
@@ -80,15 +113,28 @@ func (r *streamRunner) run(ctx context.Context) error {
 				} else {
 					r.log.Debug("list failed again", "err", err, "attempt", failures)
 				}
+				if sweepsCache(err) && r.swept != err.Error() {
+					// What the agent cannot see is not served from the
+					// cache either: an empty sync drops the stream's
+					// objects, once per refusal (retries send nothing).
+					if err := r.emptySync(ctx); err != nil {
+						return nil // the session is ending
+					}
+					r.swept = err.Error()
+					r.log.Info("stream refused: its cached objects are removed until it can be listed again", "err", err)
+				}
 				if !sleep(ctx, retryDelay(failures)) {
 					return nil
 				}
 				continue
 			}
 			rv = listRV
-			failures, lastFailure = 0, ""
+			failures, lastFailure, r.swept = 0, "", ""
+			r.setReport(nil)
 		}
-		r.setReport(nil)
+		// The stream counts as served again once a list or a watch
+		// succeeds, not before each attempt: a watch failing over and
+		// over does not flap between failing and served.
 		started := time.Now()
 		last, err := r.watch(ctx, rv)
 		switch {
@@ -134,37 +180,63 @@ func (r *streamRunner) run(ctx context.Context) error {
 	return nil
 }
 
-// failed classifies a list or watch error: a resource that disappeared
-// asks for rediscovery; a forbidden one is reported to the account.
+// failed reports a list or watch error to the account (a refusal at
+// once, any other after a grace the account applies); a resource that
+// disappeared asks for rediscovery.
 func (r *streamRunner) failed(err error) {
-	switch {
-	case apierrors.IsNotFound(err), apierrors.IsMethodNotSupported(err):
+	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		r.rediscover()
-		r.setReport(err)
-	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
-		r.setReport(err)
+	}
+	r.setReport(err)
+}
+
+// setReport tells the account err (nil: served) when the stream's state
+// changes: served or not, refused or not, another error.
+func (r *streamRunner) setReport(err error) {
+	h := streamHealth{err: err, served: r.lastReported.served || err == nil}
+	if err != nil {
+		h.refused = isRefusal(err)
+		h.since = r.lastReported.since
+		if r.lastReported.err == nil {
+			h.since = time.Now()
+		}
+	}
+	last := r.lastReported
+	if r.reported && (err == nil) == (last.err == nil) && (err == nil || (h.refused == last.refused && err.Error() == last.err.Error())) {
+		return
+	}
+	r.reported, r.lastReported = true, h
+	r.report(h)
+}
+
+// countListFailure counts a failed list: refused, or any other error.
+func (r *streamRunner) countListFailure(err error) {
+	if isRefusal(err) {
+		r.stats.ListsRefused.Add(1)
+	} else {
+		r.stats.ListsFailed.Add(1)
 	}
 }
 
-func (r *streamRunner) setReport(err error) {
-	if r.reported && (err == nil) == (r.lastReported == nil) {
-		return
+// emptySync replaces the stream's cached contents with nothing, and no
+// resume point (the next session lists it again).
+func (r *streamRunner) emptySync(ctx context.Context) error {
+	if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
+		return err
 	}
-	r.reported, r.lastReported = true, err
-	r.report(err)
+	return r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncEnd{SyncEnd: &kubesvcv1.SyncEnd{}}})
 }
 
 // list replaces the stream's contents: SyncBegin, every object, SyncEnd.
-// It holds a task budget slot for its whole duration.
+// SyncBegin goes out with the first page listed: a list refused or failing
+// at once leaves the control plane's stream (and its generation) as it
+// was. It holds a task budget slot for its whole duration.
 func (r *streamRunner) list(ctx context.Context) (string, error) {
 	if err := r.budget.acquire(ctx); err != nil {
 		return "", err
 	}
 	defer r.budget.release()
-	r.stats.Relists.Add(1)
-	if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
-		return "", err
-	}
+	begun := false
 	opts := metav1.ListOptions{Limit: listPageSize, FieldSelector: r.selector}
 	for {
 		page, err := r.client.List(ctx, opts)
@@ -177,13 +249,16 @@ func (r *streamRunner) list(ctx context.Context) (string, error) {
 				if !sleep(ctx, time.Second) {
 					return "", ctx.Err()
 				}
-				if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
-					return "", err
-				}
-				opts.Continue = ""
+				opts.Continue, begun = "", false
 				continue
 			}
 			return "", fmt.Errorf("list %s: %w", r.key.GetResource().GetResource(), err)
+		}
+		if !begun {
+			if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncBegin{SyncBegin: &kubesvcv1.SyncBegin{}}}); err != nil {
+				return "", err
+			}
+			begun = true
 		}
 		for i := range page.Items {
 			obj, err := r.object(&page.Items[i])
@@ -196,7 +271,11 @@ func (r *streamRunner) list(ctx context.Context) (string, error) {
 		}
 		if page.GetContinue() == "" {
 			rv := page.GetResourceVersion()
-			return rv, r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncEnd{SyncEnd: &kubesvcv1.SyncEnd{ResourceVersion: rv}}})
+			if err := r.emit(ctx, &kubesvcv1.Change{Stream: r.key, Change: &kubesvcv1.Change_SyncEnd{SyncEnd: &kubesvcv1.SyncEnd{ResourceVersion: rv}}}); err != nil {
+				return "", err
+			}
+			r.stats.Relists.Add(1)
+			return rv, nil
 		}
 		opts.Continue = page.GetContinue()
 	}
@@ -216,6 +295,7 @@ func (r *streamRunner) watch(ctx context.Context, rv string) (string, error) {
 		return rv, fmt.Errorf("watch %s: %w", r.key.GetResource().GetResource(), err)
 	}
 	defer w.Stop()
+	r.setReport(nil) // the API server took the watch
 	for {
 		select {
 		case <-ctx.Done():

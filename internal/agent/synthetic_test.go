@@ -137,7 +137,7 @@ func TestSyntheticRunnerSendsOnChange(t *testing.T) {
 				}
 				return nil
 			},
-			report: func(err error) { mu.Lock(); defer mu.Unlock(); reports = append(reports, err) },
+			report: func(h streamHealth) { mu.Lock(); defer mu.Unlock(); reports = append(reports, h.err) },
 		},
 		every: time.Millisecond,
 		build: func(context.Context) ([]*unstructured.Unstructured, error) {

@@ -61,9 +61,10 @@ func limitedKubeconfig(t *testing.T, c *testenv.Cluster, ns string) string {
 }
 
 // Credentials that may read one namespace, on an account without a
-// namespaces filter: the account watches what it can, and its status says
-// which streams cannot be served and what to change; so does an account
-// naming a kind the cluster does not serve.
+// namespaces filter: none of its streams can be served, so the account is
+// in ERROR, and its status says which streams cannot be served and what to
+// change; an account naming a kind the cluster does not serve watches the
+// others and says so.
 func TestForbiddenStreamsAreReported(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.StartForTest(t, testenv.Options{Name: "forbidden"})
@@ -78,9 +79,12 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 	broken := account("broken", cluster)
 	broken.KubeconfigFile = filepath.Join(t.TempDir(), "missing.kubeconfig")
 	startAgent(t, cp.grpc, lim, typo, broken)
-	for name, wants := range map[string][]string{
-		"lim":  {"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"},
-		"typo": {"kinds not served by the API server", ": ConfigMapp"},
+	for name, c := range map[string]struct {
+		state string
+		wants []string
+	}{
+		"lim":  {"ERROR", []string{"1 of 1 streams cannot be served", "at the cluster scope", "list them in its namespaces"}},
+		"typo": {"WATCHING", []string{"kinds not served by the API server", ": ConfigMapp"}},
 	} {
 		eventually(t, wait, func() string {
 			var a accountview.Account
@@ -88,9 +92,9 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 			if err != nil || code != 200 {
 				return fmt.Sprintf("GET account %s: %d %s %v", name, code, body, err)
 			}
-			for _, want := range wants {
-				if a.AgentStates["agent-"+strings.ToLower(t.Name())] != "WATCHING" || !strings.Contains(a.ErrorMessage, want) {
-					return fmt.Sprintf("account %s: states %v, errorMessage %q; want WATCHING and %q", name, a.AgentStates, a.ErrorMessage, want)
+			for _, want := range c.wants {
+				if a.AgentStates["agent-"+strings.ToLower(t.Name())] != c.state || !strings.Contains(a.ErrorMessage, want) {
+					return fmt.Sprintf("account %s: states %v, errorMessage %q; want %s and %q", name, a.AgentStates, a.ErrorMessage, c.state, want)
 				}
 			}
 			return ""
@@ -99,7 +103,7 @@ func TestForbiddenStreamsAreReported(t *testing.T) {
 	// The states are counted for alerts.
 	eventually(t, wait, func() string {
 		_, body := rawGet(t, cp.http+"/metrics")
-		for _, want := range []string{`kubesvc_controlplane_accounts{state="WATCHING"} 2`, `kubesvc_controlplane_accounts{state="ERROR"} 1`} {
+		for _, want := range []string{`kubesvc_controlplane_accounts{state="WATCHING"} 1`, `kubesvc_controlplane_accounts{state="ERROR"} 2`} {
 			if !strings.Contains(body, want) {
 				return "metrics: no " + want + " in\n" + grepLines(body, "kubesvc_controlplane_accounts")
 			}
