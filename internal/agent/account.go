@@ -197,6 +197,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 				}
 			},
 			rediscover: trigger,
+			memo:       refusalMemo{facts: r.sess.agent.facts, acct: r.acct},
 		}
 		if isSynthetic(k) {
 			// The stream's goroutine keeps its own copy: r.acct changes
@@ -330,11 +331,17 @@ func (r *accountRunner) serve(ctx context.Context) error {
 			return
 		}
 		flush = nil
+		// A message logged already (by an earlier session: a control-plane
+		// reconnection) is logged again at debug level only.
+		level := slog.LevelWarn
+		if !r.sess.agent.facts.logStatus(r.acct, msg) {
+			level = slog.LevelDebug
+		}
 		switch {
 		case newState == kubesvcv1.AccountStatus_ERROR:
-			r.log.Warn("account cannot be served", "status", msg)
+			r.log.Log(ctx, level, "account cannot be served", "status", msg)
 		case msg != "":
-			r.log.Warn("account watching, with problems", "status", msg)
+			r.log.Log(ctx, level, "account watching, with problems", "status", msg)
 		case state == kubesvcv1.AccountStatus_ERROR || lastStatus != "":
 			r.log.Info("account watching again: every stream is served")
 		}
@@ -387,6 +394,17 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		}
 	}
 }
+
+// refusalMemo is a stream's view of its account's refusals remembered
+// across sessions.
+type refusalMemo struct {
+	facts *factsCache
+	acct  Account
+}
+
+func (m refusalMemo) refused(id string) refusal { return m.facts.refused(m.acct, id) }
+
+func (m refusalMemo) setRefused(id string, r refusal) { m.facts.setRefused(m.acct, id, r) }
 
 // discoveryFailure is a rediscovery failing since some time (err nil: the
 // last one succeeded).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -251,6 +252,53 @@ func TestForbiddenStreamIsSweptOnce(t *testing.T) {
 	if n := s.agent.stats.Relists.Load(); n != 0 {
 		t.Errorf("relists %d, want 0 (no list completed)", n)
 	}
+
+	// A control-plane reconnection of the same agent, the account
+	// unchanged: the refusal and the status are not logged at warning
+	// level again.
+	s.stop()
+	warns := &warnLog{}
+	s.agent.log = slog.New(warns)
+	d2 := startControlPlaneDouble(t, doubleOptions{autoAck: true})
+	ctx2, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = s.agent.runSession(ctx2, d2.dial(t))
+	}()
+	defer func() { cancel(); <-done }()
+	refused := s.agent.stats.ListsRefused.Load()
+	waitStatus(t, d2, 20*time.Second, "ERROR again", func(st *kubesvcv1.AccountStatus) bool {
+		return st.GetState() == kubesvcv1.AccountStatus_ERROR
+	})
+	waitFor(t, "the list refused again", func() bool { return s.agent.stats.ListsRefused.Load() > refused })
+	if got := warns.messages(); len(got) > 0 {
+		t.Errorf("warnings logged again after a reconnection: %v", got)
+	}
+}
+
+// warnLog records the messages of warnings.
+type warnLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (*warnLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *warnLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		l.mu.Lock()
+		l.msgs = append(l.msgs, r.Message)
+		l.mu.Unlock()
+	}
+	return nil
+}
+func (l *warnLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *warnLog) WithGroup(string) slog.Handler      { return l }
+
+func (l *warnLog) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
 }
 
 // CRDs deleted at once: the account's status (and its log line) goes out

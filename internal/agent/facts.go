@@ -30,11 +30,71 @@ type accountFacts struct {
 
 // factsCache holds accountFacts by account name.
 type factsCache struct {
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards m and refusals
 	m  map[string]*accountFacts
+	// refusals remembers, by account name, the streams whose lists are
+	// refused and the problems last logged: a new session (a control-plane
+	// reconnection) neither logs them again nor restarts their backoff,
+	// while the account's streaming settings are unchanged.
+	refusals map[string]*accountRefusals
 }
 
-func newFactsCache() *factsCache { return &factsCache{m: map[string]*accountFacts{}} }
+// accountRefusals is what an account's sessions remember of its refusals.
+type accountRefusals struct {
+	acct    Account
+	streams map[string]refusal // by streamID
+	logged  string             // the status message last logged
+}
+
+// refusal is a stream's list refused: the error, and how many times.
+type refusal struct {
+	msg      string
+	failures int
+}
+
+func newFactsCache() *factsCache {
+	return &factsCache{m: map[string]*accountFacts{}, refusals: map[string]*accountRefusals{}}
+}
+
+// refusalsOf returns acct's refusals, new ones if its settings changed.
+// c.mu must be held.
+func (c *factsCache) refusalsOf(acct Account) *accountRefusals {
+	r := c.refusals[acct.Name]
+	if r == nil || !r.acct.sameStreaming(acct) {
+		r = &accountRefusals{acct: acct, streams: map[string]refusal{}}
+		c.refusals[acct.Name] = r
+	}
+	return r
+}
+
+// refused returns the refusal remembered for stream id of acct.
+func (c *factsCache) refused(acct Account, id string) refusal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusalsOf(acct).streams[id]
+}
+
+// setRefused remembers (msg non-empty) or forgets stream id's refusal.
+func (c *factsCache) setRefused(acct Account, id string, r refusal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.msg == "" {
+		delete(c.refusalsOf(acct).streams, id)
+		return
+	}
+	c.refusalsOf(acct).streams[id] = r
+}
+
+// logStatus records msg as acct's status last logged, and reports
+// whether it differs from the one before.
+func (c *factsCache) logStatus(acct Account, msg string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.refusalsOf(acct)
+	changed := r.logged != msg
+	r.logged = msg
+	return changed
+}
 
 // get returns fresh facts of acct (same settings), or nil.
 func (c *factsCache) get(acct Account) *accountFacts {
@@ -79,6 +139,11 @@ func (c *factsCache) forget(keep func(name string) bool) {
 	for name := range c.m {
 		if !keep(name) {
 			delete(c.m, name)
+		}
+	}
+	for name := range c.refusals {
+		if !keep(name) {
+			delete(c.refusals, name)
 		}
 	}
 }

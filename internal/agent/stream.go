@@ -46,6 +46,11 @@ type streamRunner struct {
 
 	reported     bool
 	lastReported streamHealth
+	// memo keeps the stream's refusal across sessions (nil: none).
+	memo interface {
+		refused(id string) refusal
+		setRefused(id string, r refusal)
+	}
 	// swept is the refusal whose empty sync was sent (the control plane
 	// dropped the stream's objects): a retry refused the same way sends
 	// nothing.
@@ -95,6 +100,13 @@ func (r *streamRunner) run(ctx context.Context) error {
 	}
 	failures := 0
 	lastFailure := "" // the list error last logged at warning level
+	id := streamID(r.key)
+	if r.memo != nil {
+		// Refused in an earlier session of the same account: listed at
+		// once, but neither logged again nor backed off from scratch.
+		prev := r.memo.refused(id)
+		failures, lastFailure = prev.failures, prev.msg
+	}
 	for ctx.Err() == nil {
 		if rv == "" {
 			listRV, err := r.list(ctx)
@@ -113,6 +125,9 @@ func (r *streamRunner) run(ctx context.Context) error {
 				} else {
 					r.log.Debug("list failed again", "err", err, "attempt", failures)
 				}
+				if r.memo != nil && isRefusal(err) {
+					r.memo.setRefused(id, refusal{msg: err.Error(), failures: failures})
+				}
 				if sweepsCache(err) && r.swept != err.Error() {
 					// What the agent cannot see is not served from the
 					// cache either: an empty sync drops the stream's
@@ -129,6 +144,9 @@ func (r *streamRunner) run(ctx context.Context) error {
 				continue
 			}
 			rv = listRV
+			if lastFailure != "" && r.memo != nil {
+				r.memo.setRefused(id, refusal{})
+			}
 			failures, lastFailure, r.swept = 0, "", ""
 			r.setReport(nil)
 		}
