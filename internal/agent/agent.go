@@ -210,6 +210,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	reloadLogger.Store(cfg.Log)
 	retries := DefaultResponseRetries()
 	if cfg.ResponseRetries != nil {
 		retries = *cfg.ResponseRetries

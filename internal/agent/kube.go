@@ -23,8 +23,23 @@ import (
 )
 
 // restConfig builds the client configuration of an account: in-cluster
-// service account, kubeconfig file, or kubeconfig contents.
+// service account, kubeconfig file, or kubeconfig contents. The clients
+// built from an account's kubeconfig file follow the file: see
+// followKubeconfig.
 func restConfig(a Account) (*rest.Config, error) {
+	cfg, err := loadConfig(a)
+	if err != nil {
+		return nil, err
+	}
+	if !a.ServiceAccount && len(a.Kubeconfig) == 0 && a.KubeconfigFile != "" {
+		followKubeconfig(a, cfg)
+	}
+	return cfg, nil
+}
+
+// loadConfig builds the client configuration of an account as its
+// credential source says now.
+func loadConfig(a Account) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error

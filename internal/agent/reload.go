@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/rest"
+)
+
+// What client-go follows by itself, and what followKubeconfig adds:
+//
+//   - a tokenFile (and the in-cluster service account's projected token,
+//     rest.InClusterConfig's BearerTokenFile) is read again every minute,
+//     and at once after a 401;
+//   - client-certificate and client-key files (both files, no data) are
+//     read again on each new connection, and connections made with the old
+//     certificate are closed when it changes;
+//   - exec plugins and auth providers refresh their own credentials.
+//
+// A kubeconfig file itself is read once by client-go. followKubeconfig
+// reads it again when the API server refuses the credentials (401, 403)
+// or the agent refuses the server's certificate, and when its content (or
+// that of a file it names) changed, sends that request again and the
+// following ones with the new credentials. Clients, watches and their
+// resource versions stay: no list again.
+
+// kubeconfigCheckEvery bounds how often a kubeconfig file is read again:
+// a revoked token fails every stream of the account at once.
+const kubeconfigCheckEvery = 250 * time.Millisecond
+
+// reloadLogger receives the messages of kubeconfig files read again; New
+// sets it to the agent's logger.
+var reloadLogger atomic.Pointer[slog.Logger]
+
+func reloadLog() *slog.Logger {
+	if l := reloadLogger.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// kubeconfigSource is an account's kubeconfig file as last loaded for
+// the clients built from one restConfig (and its copies).
+type kubeconfigSource struct {
+	acct Account
+
+	mu      sync.Mutex
+	checked time.Time    // when the file was last read
+	sum     [32]byte     // fingerprint of what cfg was loaded from
+	cfg     *rest.Config // as loaded (no WrapTransport)
+	gen     int          // incremented when cfg changes; 0: as restConfig built it
+	problem string       // the last problem logged, not logged again
+}
+
+// followKubeconfig makes the clients built from cfg, the configuration of
+// a's kubeconfig file, follow changes of the file.
+func followKubeconfig(a Account, cfg *rest.Config) {
+	sum, err := kubeconfigFingerprint(a.KubeconfigFile, cfg)
+	if err != nil {
+		return // a file gone since it was loaded: the next load says so
+	}
+	src := &kubeconfigSource{acct: a, sum: sum, cfg: rest.CopyConfig(cfg), checked: time.Now()}
+	wrap := cfg.WrapTransport
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if wrap != nil {
+			rt = wrap(rt)
+		}
+		return &reloadingTransport{src: src, base: rt, http1: http1Only(rt)}
+	}
+}
+
+// kubeconfigFingerprint hashes the kubeconfig file and the files its
+// configuration cfg names (certificates, keys, token).
+func kubeconfigFingerprint(path string, cfg *rest.Config) ([32]byte, error) {
+	h := sha256.New()
+	for _, p := range []string{path, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.BearerTokenFile} {
+		if p == "" {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return [32]byte{}, err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		h.Write(data)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// current returns the source's configuration and its generation.
+func (s *kubeconfigSource) current() (int, *rest.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen, s.cfg
+}
+
+// refresh reads the file again, unless it was read moments ago, and
+// returns the configuration then current and its generation.
+func (s *kubeconfigSource) refresh() (int, *rest.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.checked) < kubeconfigCheckEvery {
+		return s.gen, s.cfg
+	}
+	s.checked = time.Now()
+	// Never the file's content: its path and what is wrong with it.
+	log := reloadLog().With("account", s.acct.Name, "kubeconfigFile", s.acct.KubeconfigFile)
+	cfg, err := loadConfig(s.acct)
+	var sum [32]byte
+	if err == nil {
+		sum, err = kubeconfigFingerprint(s.acct.KubeconfigFile, cfg)
+	}
+	if err == nil && sum != s.sum {
+		if _, terr := rest.TLSConfigFor(cfg); terr != nil {
+			err = fmt.Errorf("account %s: kubeconfig file %s: TLS configuration: %w", s.acct.Name, s.acct.KubeconfigFile, terr)
+		}
+	}
+	if err != nil {
+		if msg := err.Error(); msg != s.problem {
+			s.problem = msg
+			log.Warn("the API server refused the account's credentials and its kubeconfig file cannot be read again; still using the credentials loaded before", "err", err)
+		}
+		return s.gen, s.cfg
+	}
+	if sum == s.sum {
+		return s.gen, s.cfg
+	}
+	s.sum, s.problem = sum, ""
+	if cfg.Host != s.cfg.Host {
+		log.Warn("the kubeconfig file now names another API server: the account keeps the one it started with until it restarts (an edit of the account or a restart of the agent)",
+			"server", cfg.Host, "serving", s.cfg.Host)
+		return s.gen, s.cfg
+	}
+	s.cfg, s.gen = cfg, s.gen+1
+	log.Info("kubeconfig file changed; the account's clients use its credentials from now on")
+	return s.gen, s.cfg
+}
+
+// reloadingTransport sends the requests of one client built from a
+// followed kubeconfig: through base (built from the configuration as
+// restConfig loaded it) until the file changes, then through a transport
+// built from the new configuration.
+type reloadingTransport struct {
+	src   *kubeconfigSource
+	base  http.RoundTripper
+	http1 bool // the client asked for HTTP/1.1 only (NextProtos)
+
+	mu  sync.Mutex
+	gen int               // generation of cur
+	cur http.RoundTripper // nil: base
+}
+
+func (t *reloadingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	gen, cfg := t.src.current()
+	rt := t.transport(gen, cfg)
+	resp, err := t.send(rt, req)
+	if !credentialsRefused(resp, err) {
+		return resp, err
+	}
+	ngen, ncfg := t.src.refresh()
+	if ngen == gen {
+		return resp, err
+	}
+	nrt := t.transport(ngen, ncfg)
+	if nrt == rt {
+		return resp, err
+	}
+	retry := req.Clone(req.Context())
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return resp, err // not replayable: the next request has the new credentials
+		}
+		body, berr := req.GetBody()
+		if berr != nil {
+			return resp, err
+		}
+		retry.Body = body
+	}
+	if resp != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	return t.send(nrt, retry)
+}
+
+// transport returns the round tripper of the source's configuration of
+// generation gen, building it the first time.
+func (t *reloadingTransport) transport(gen int, cfg *rest.Config) http.RoundTripper {
+	if gen == 0 {
+		return t.base
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gen <= t.gen && t.cur != nil {
+		return t.cur
+	}
+	c := rest.CopyConfig(cfg)
+	if t.http1 {
+		c.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	rt, err := rest.TransportFor(c)
+	if err != nil {
+		// Checked by refresh: not expected.
+		reloadLog().Warn("kubeconfig file changed but no client can be built from it; still using the credentials loaded before",
+			"account", t.src.acct.Name, "kubeconfigFile", t.src.acct.KubeconfigFile, "err", err)
+		if t.cur != nil {
+			return t.cur
+		}
+		return t.base
+	}
+	t.gen, t.cur = gen, rt
+	return rt
+}
+
+// send sends req through rt; a transport other than base sets the
+// credentials itself: those the client's wrappers set are removed.
+func (t *reloadingTransport) send(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	if rt != t.base && req.Header.Get("Authorization") != "" {
+		req = req.Clone(req.Context())
+		req.Header.Del("Authorization")
+	}
+	return rt.RoundTrip(req)
+}
+
+// WrappedRoundTripper lets client-go find the transport underneath
+// (CloseIdleConnectionsFor, ...).
+func (t *reloadingTransport) WrappedRoundTripper() http.RoundTripper { return t.base }
+
+// credentialsRefused reports an answer that a change of the kubeconfig
+// file may cure: credentials refused (401), not enough (403: also those of
+// an anonymous user), or an API server certificate not trusted.
+func credentialsRefused(resp *http.Response, err error) bool {
+	if err != nil {
+		var (
+			cve *tls.CertificateVerificationError
+			uae x509.UnknownAuthorityError
+			hne x509.HostnameError
+			cie x509.CertificateInvalidError
+		)
+		return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie)
+	}
+	return resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden)
+}
+
+// http1Only reports whether rt is client-go's transport of a configuration
+// that asks for HTTP/1.1 only (the API proxy's upgrades).
+func http1Only(rt http.RoundTripper) bool {
+	for range 8 {
+		switch t := rt.(type) {
+		case *http.Transport:
+			return t.TLSClientConfig != nil && slices.Equal(t.TLSClientConfig.NextProtos, []string{"http/1.1"})
+		case utilnet.RoundTripperWrapper: // client-go's cache's, ...
+			rt = t.WrappedRoundTripper()
+		default:
+			return false
+		}
+	}
+	return false
+}
