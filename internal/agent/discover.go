@@ -1,15 +1,19 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -34,7 +38,8 @@ func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logge
 	if err != nil {
 		var gdf *discovery.ErrGroupDiscoveryFailed
 		if !errors.As(err, &gdf) || len(lists) == 0 {
-			return nil, nil, fmt.Errorf("discover resources: %w", err)
+			err = serverAnswer(dc, err)
+			return nil, nil, fmt.Errorf("discover resources: %w%s", err, credentialsHint(a, err))
 		}
 		failed = map[string]bool{}
 		for gv := range gdf.Groups {
@@ -69,6 +74,46 @@ func discoverStreams(dc discovery.DiscoveryInterface, a Account, log *slog.Logge
 	out = append(out, syntheticStreams(a)...)
 	sort.Slice(out, func(i, j int) bool { return streamID(out[i]) < streamID(out[j]) })
 	return out, failed, nil
+}
+
+// serverAnswer returns err, or, when it is a refusal whose message
+// client-go's discovery lost (403 "unknown": it asks for the aggregated
+// discovery format and cannot read the Status the server answers), the
+// refusal as the API server words it, asked again as plain JSON.
+func serverAnswer(dc discovery.DiscoveryInterface, err error) error {
+	var se *apierrors.StatusError
+	if !errors.As(err, &se) || (!apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err)) ||
+		(se.ErrStatus.Message != "" && se.ErrStatus.Message != "unknown") {
+		return err
+	}
+	rc := dc.RESTClient()
+	if rc == nil || reflect.ValueOf(rc).IsNil() {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	again := rc.Get().AbsPath("/api").SetHeader("Accept", "application/json").Do(ctx).Error()
+	if again == nil || (!apierrors.IsForbidden(again) && !apierrors.IsUnauthorized(again)) {
+		return err
+	}
+	return again
+}
+
+// credentialsHint completes a refusal of discovery with what to check: an
+// anonymous user means the kubeconfig's user has no credentials the agent
+// recognises (a key misspelt, tokenn), a 401 credentials refused.
+func credentialsHint(a Account, err error) string {
+	source := "the account's credentials"
+	if a.KubeconfigFile != "" {
+		source = "the user of kubeconfig file " + a.KubeconfigFile
+	}
+	switch {
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "system:anonymous"):
+		return fmt.Sprintf(" (the API server sees an anonymous user: %s has no credentials the agent recognises; check its keys: token, tokenFile, client-certificate-data and client-key-data, exec)", source)
+	case apierrors.IsUnauthorized(err):
+		return fmt.Sprintf(" (the API server refused %s: a token or certificate revoked, expired or of another cluster)", source)
+	}
+	return ""
 }
 
 // selectorHash fingerprints a field selector for StreamKey.selector_hash.
