@@ -149,7 +149,7 @@ type Agent struct {
 	// states: each account's last reported state (/health, metrics).
 	states accountStates
 
-	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors, relays
+	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors, relays, configErr*
 	accounts map[string]Account // from the configuration
 	dynamic  map[string]Account // added by the control plane
 	infos    map[string]*kubesvcv1.AccountInfo
@@ -160,6 +160,10 @@ type Agent struct {
 	operator  *operator                    // executes operations, keeps their results
 	connected bool
 	changed   chan struct{} // signals an account change; capacity 1
+	// configErr is the last failed reload of the configuration files while
+	// they do not read cleanly again (SetConfigError), since when.
+	configErr      string
+	configErrSince time.Time
 }
 
 // Stats counts what the agent did, for tests, logs and metrics.
@@ -181,6 +185,8 @@ type Stats struct {
 	// ProxyRefused those refused (kubernetes.proxy.*, Secrets...);
 	// ProxyActive those being relayed now.
 	Proxied, ProxyRefused, ProxyActive atomic.Int64
+	// ConfigReloadErrors counts failed reloads of the configuration files.
+	ConfigReloadErrors atomic.Int64
 }
 
 // New validates cfg and returns an agent; Run starts it.
@@ -317,6 +323,31 @@ func (a *Agent) setConnected(c bool) {
 	a.mu.Lock()
 	a.connected = c
 	a.mu.Unlock()
+}
+
+// SetConfigError reports a failed reload of the configuration files (the
+// previous configuration stays in force), or, with nil, that they read
+// cleanly again. /health and the metrics show it.
+func (a *Agent) SetConfigError(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		a.configErr, a.configErrSince = "", time.Time{}
+		return
+	}
+	a.stats.ConfigReloadErrors.Add(1)
+	if a.configErr == "" {
+		a.configErrSince = time.Now()
+	}
+	a.configErr = err.Error()
+}
+
+// ConfigError returns the message of the configuration's failed reload
+// and since when the files fail, or "" when they read cleanly.
+func (a *Agent) ConfigError() (string, time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.configErr, a.configErrSince
 }
 
 // Connected reports whether a session with the control plane is up.

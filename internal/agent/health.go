@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,16 @@ func (a *Agent) metricsHandler() http.Handler {
 	}
 	counter("kubesvc_resumes_total", "Streams resumed from a control-plane resume point.", a.stats.Resumes.Load)
 	counter("kubesvc_proxy_requests_total", "Kubernetes API requests relayed for the control plane's proxy.", a.stats.Proxied.Load)
+	counter("kubesvc_agent_config_reload_errors_total", "Reloads of the configuration files that failed (the previous configuration stayed in force).", a.stats.ConfigReloadErrors.Load)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kubesvc_agent_config_valid",
+		Help: "1 while the configuration files read cleanly, 0 since a reload failed (the previous configuration is in force).",
+	}, func() float64 {
+		if msg, _ := a.ConfigError(); msg != "" {
+			return 0
+		}
+		return 1
+	}))
 	counter("kubesvc_proxy_refused_total", "Kubernetes API requests of the control plane's proxy refused (kubernetes.proxy.*, Secrets, tokens, upgrades).", a.stats.ProxyRefused.Load)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kubesvc_proxy_requests_in_flight",
@@ -65,14 +76,19 @@ func (c accountStatesCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // healthHandler serves /health (always 200 while the process runs, with
-// the connection state and how many accounts are in each state) and the metrics at /metrics and
+// the connection state, how many accounts are in each state and, while
+// the configuration files fail to reload, configError) and the metrics at /metrics and
 // /prometheus_metrics.
 func (a *Agent) healthHandler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID,
-			"accounts": a.states.counts()})
+		body := map[string]any{"status": "UP", "connected": a.Connected(), "agentId": a.cfg.ID,
+			"accounts": a.states.counts()}
+		if msg, since := a.ConfigError(); msg != "" {
+			body["configError"] = map[string]any{"message": msg, "since": since.UTC().Format(time.RFC3339)}
+		}
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("GET /prometheus_metrics", metrics)

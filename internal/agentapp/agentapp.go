@@ -28,9 +28,16 @@ func Run(ctx context.Context, sources []config.Source, log *slog.Logger) error {
 	var ag *agent.Agent
 	r := &reloader{log: log, apply: func(accts []agent.Account) error { return ag.SetAccounts(accts) }}
 	w, err := config.NewWatcher(config.WatcherOptions{
-		Sources:  sources,
-		Logger:   log,
-		OnChange: r.changed,
+		Sources: sources,
+		Logger:  log,
+		OnChange: func(prev, next *config.Config) {
+			ag.SetConfigError(nil)
+			r.changed(prev, next)
+		},
+		// Reported on /health (configError) and in the metrics until the
+		// files read cleanly again.
+		OnError:   func(err error) { ag.SetConfigError(err) },
+		OnRecover: func() { ag.SetConfigError(nil) },
 	})
 	if err != nil {
 		return err

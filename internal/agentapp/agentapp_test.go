@@ -3,10 +3,13 @@ package agentapp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +142,93 @@ func TestStartAndStopLogged(t *testing.T) {
 	if !strings.Contains(l, `msg="agent stopping" reason="terminated signal received"`) {
 		t.Errorf("no stop line with its reason:\n%s", l)
 	}
+}
+
+// A failed reload of the configuration files is reported on /health
+// (configError, with since when) and in the metrics
+// (kubesvc_agent_config_reload_errors_total, kubesvc_agent_config_valid),
+// not only in the log, and cleared once the files read cleanly again.
+func TestConfigReloadErrorReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yml")
+	lis, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the health endpoint
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	good := fmt.Sprintf("agent: {id: a}\nclouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", port)
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []config.Source{{Path: path}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	get := func(p string) string {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /health %s\nmetrics:\n%s", what, get("/health"), grepLines(get("/metrics"), "kubesvc_agent_config"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("health endpoint up, configuration valid", func() bool {
+		return strings.Contains(get("/health"), `"status":"UP"`) && strings.Contains(get("/metrics"), "kubesvc_agent_config_valid 1")
+	})
+	if h := get("/health"); strings.Contains(h, "configError") {
+		t.Errorf("configError with a valid configuration: %s", h)
+	}
+
+	if err := os.WriteFile(path, []byte(good+"kubernetes: {accounts: [{kubeconfigFile: /k}]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("failed reload reported", func() bool {
+		var h struct {
+			ConfigError struct{ Message, Since string } `json:"configError"`
+		}
+		if json.Unmarshal([]byte(get("/health")), &h) != nil || !strings.Contains(h.ConfigError.Message, "kubernetes.accounts[0].name: required") {
+			return false
+		}
+		if _, err := time.Parse(time.RFC3339, h.ConfigError.Since); err != nil {
+			t.Errorf("configError.since %q: %v", h.ConfigError.Since, err)
+		}
+		m := get("/metrics")
+		return strings.Contains(m, "kubesvc_agent_config_valid 0") && strings.Contains(m, "kubesvc_agent_config_reload_errors_total 1")
+	})
+
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("cleared once the file reads cleanly again", func() bool {
+		return !strings.Contains(get("/health"), "configError") && strings.Contains(get("/metrics"), "kubesvc_agent_config_valid 1")
+	})
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

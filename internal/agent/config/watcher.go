@@ -33,6 +33,10 @@ type WatcherOptions struct {
 	// OnError, if set, is called by Run when a reload fails; the previous
 	// Config stays in force. Failures are logged either way.
 	OnError func(error)
+	// OnRecover, if set, is called by Run when the files read cleanly
+	// again after a failed reload and nothing changed (a change calls
+	// OnChange instead).
+	OnRecover func()
 	// Logger receives reload failures and watch problems; nil discards them.
 	Logger *slog.Logger
 	// Debounce is the quiet time after the last file event before a reload;
@@ -144,6 +148,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				if w.failing {
 					w.failing = false
 					w.logger.Info("configuration reads cleanly again; it is the one in force, nothing changed")
+					if w.opts.OnRecover != nil {
+						w.opts.OnRecover()
+					}
 				}
 			case candidate != nil && candidate.same(r):
 				candidate = nil
