@@ -136,7 +136,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		if cfg, err = restConfig(r.acct); err != nil {
 			return err
 		}
-		if info, err = probe(ctx, r.acct.Name, cfg); err != nil {
+		if info, err = probe(ctx, r.acct, cfg); err != nil {
 			return err
 		}
 		r.acct.fillInfo(info)

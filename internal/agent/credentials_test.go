@@ -1,11 +1,22 @@
 package agent
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
@@ -74,4 +85,79 @@ func TestDiscoverAnonymousNamesTheServersAnswer(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
 	}
+}
+
+// writeKubeconfigFor writes a kubeconfig of server (CA caPEM) with user
+// and returns its path.
+func writeKubeconfigFor(t *testing.T, server string, caPEM []byte, user *clientcmdapi.AuthInfo) string {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos["u"] = user
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	cfg.CurrentContext = "c"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TLS problems name the account, its kubeconfig file and the key to fix,
+// never the file's content.
+func TestTLSErrorsNameAccountAndKubeconfigKey(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	otherCA := selfSignedCA(t) // not the server's
+
+	t.Run("unknown authority", func(t *testing.T) {
+		path := writeKubeconfigFor(t, srv.URL, otherCA, &clientcmdapi.AuthInfo{Token: "secret-token-value"})
+		acct := Account{Name: "wrongca", KubeconfigFile: path}
+		cfg, err := restConfig(acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = probe(context.Background(), acct, cfg)
+		if err == nil {
+			t.Fatal("probe trusted a server of another CA")
+		}
+		for _, want := range []string{"account wrongca", path, "certificate-authority-data", "unknown authority"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err, want)
+			}
+		}
+	})
+	t.Run("bad client-certificate-data", func(t *testing.T) {
+		path := writeKubeconfigFor(t, srv.URL, otherCA, &clientcmdapi.AuthInfo{
+			ClientCertificateData: []byte("not-a-pem-secret"), ClientKeyData: []byte("not-a-pem-key-secret")})
+		_, err := restConfig(Account{Name: "badcert", KubeconfigFile: path})
+		if err == nil {
+			t.Fatal("restConfig accepted a certificate that is not PEM")
+		}
+		for _, want := range []string{"account badcert", path, "client-certificate-data", "failed to find any PEM data in certificate input"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error quotes the kubeconfig: %q", err)
+		}
+	})
+}
+
+// selfSignedCA returns a PEM CA certificate of a fresh key.
+func selfSignedCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

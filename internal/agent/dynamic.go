@@ -93,7 +93,7 @@ func (a *Agent) addDynamic(ctx context.Context, accounts []*kubesvcv1.DynamicAcc
 			}
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
-			info, err := probe(pctx, acct.Name, cfg)
+			info, err := probe(pctx, acct, cfg)
 			if err != nil {
 				results[i].Error = fmt.Sprintf("cluster check failed: %v", err)
 				return

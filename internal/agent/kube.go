@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -82,7 +83,56 @@ func loadConfig(a Account) (*rest.Config, error) {
 	if a.NoProxy {
 		cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	}
+	// Certificates and keys that do not load are said now, naming the
+	// account, its kubeconfig and the key to fix (never their content).
+	if _, err := rest.TLSConfigFor(cfg); err != nil {
+		return nil, tlsProblem(a, fmt.Errorf("TLS configuration: %w", err))
+	}
 	return cfg, nil
+}
+
+// source names where an account's credentials come from, for messages.
+func (a Account) source() string {
+	switch {
+	case a.ServiceAccount:
+		return "the agent's service account"
+	case len(a.Kubeconfig) > 0:
+		return "its kubeconfig"
+	default:
+		return "kubeconfig file " + a.KubeconfigFile
+	}
+}
+
+// tlsProblem completes an error of the TLS settings or handshake with the
+// account, its kubeconfig and the kubeconfig key to fix.
+func tlsProblem(a Account, err error) error {
+	msg := err.Error()
+	var (
+		uae x509.UnknownAuthorityError
+		cve *tls.CertificateVerificationError
+		hne x509.HostnameError
+	)
+	key := ""
+	switch {
+	case errors.As(err, &hne):
+		key = "server (the API server's certificate does not name this address), or tls-server-name"
+	case errors.As(err, &uae), errors.As(err, &cve):
+		key = "certificate-authority-data (or certificate-authority): it does not hold the CA that signed the API server's certificate"
+		if a.ServiceAccount {
+			key = "the service account's ca.crt: it does not hold the CA that signed the API server's certificate"
+		}
+	case strings.Contains(msg, "certificate input"):
+		key = "client-certificate-data (or client-certificate): not a PEM certificate"
+	case strings.Contains(msg, "key input"), strings.Contains(msg, "private key"):
+		key = "client-key-data (or client-key): not a PEM private key matching client-certificate-data"
+	case strings.Contains(msg, "root certificates"), strings.Contains(msg, "CA"):
+		key = "certificate-authority-data (or certificate-authority): not a PEM certificate"
+	case strings.HasPrefix(msg, "TLS configuration"):
+		key = "certificate-authority-data, client-certificate-data and client-key-data"
+	default:
+		return err // not a TLS problem: a connection refused names the host
+	}
+	return fmt.Errorf("account %s (%s): %w; check %s", a.Name, a.source(), err, key)
 }
 
 // fileConfig builds the client configuration of a kubeconfig file. The
@@ -111,11 +161,11 @@ func fileConfig(path, context string, overrides *clientcmd.ConfigOverrides) (*re
 
 // probe returns what the agent reports about an account's API server: host,
 // serving-certificate fingerprint and Kubernetes version.
-func probe(ctx context.Context, name string, cfg *rest.Config) (*kubesvcv1.AccountInfo, error) {
-	info := &kubesvcv1.AccountInfo{Name: name, ApiHost: cfg.Host}
+func probe(ctx context.Context, a Account, cfg *rest.Config) (*kubesvcv1.AccountInfo, error) {
+	info := &kubesvcv1.AccountInfo{Name: a.Name, ApiHost: cfg.Host}
 	fp, err := certFingerprint(ctx, cfg)
 	if err != nil {
-		return info, err
+		return info, tlsProblem(a, err)
 	}
 	info.CertFingerprint = fp
 	dc, err := discovery.NewDiscoveryClientForConfig(withTimeout(cfg, 10*time.Second))
