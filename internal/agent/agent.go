@@ -216,7 +216,6 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	reloadLogger.Store(cfg.Log)
 	retries := DefaultResponseRetries()
 	if cfg.ResponseRetries != nil {
 		retries = *cfg.ResponseRetries
@@ -387,7 +386,7 @@ func (a *Agent) infoOf(acct Account) *kubesvcv1.AccountInfo {
 		return info
 	}
 	info = acct.info()
-	if cfg, err := restConfig(acct); err == nil {
+	if cfg, err := restConfig(acct, a.log); err == nil {
 		info.ApiHost = cfg.Host
 	}
 	return info

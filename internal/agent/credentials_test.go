@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -65,7 +66,7 @@ func TestDiscoverAnonymousNamesTheServersAnswer(t *testing.T) {
 		t.Fatalf("the kubeconfig has no misspelt key:\n%s", data)
 	}
 	acct := Account{Name: "anon", KubeconfigFile: path}
-	cfg, err := restConfig(acct)
+	cfg, err := restConfig(acct, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestTLSErrorsNameAccountAndKubeconfigKey(t *testing.T) {
 	t.Run("unknown authority", func(t *testing.T) {
 		path := writeKubeconfigFor(t, srv.URL, otherCA, &clientcmdapi.AuthInfo{Token: "secret-token-value"})
 		acct := Account{Name: "wrongca", KubeconfigFile: path}
-		cfg, err := restConfig(acct)
+		cfg, err := restConfig(acct, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,7 @@ func TestTLSErrorsNameAccountAndKubeconfigKey(t *testing.T) {
 	t.Run("bad client-certificate-data", func(t *testing.T) {
 		path := writeKubeconfigFor(t, srv.URL, otherCA, &clientcmdapi.AuthInfo{
 			ClientCertificateData: []byte("not-a-pem-secret"), ClientKeyData: []byte("not-a-pem-key-secret")})
-		_, err := restConfig(Account{Name: "badcert", KubeconfigFile: path})
+		_, err := restConfig(Account{Name: "badcert", KubeconfigFile: path}, slog.New(slog.DiscardHandler))
 		if err == nil {
 			t.Fatal("restConfig accepted a certificate that is not PEM")
 		}

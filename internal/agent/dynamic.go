@@ -86,7 +86,7 @@ func (a *Agent) addDynamic(ctx context.Context, accounts []*kubesvcv1.DynamicAcc
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cfg, err := restConfig(acct)
+			cfg, err := restConfig(acct, a.log)
 			if err != nil {
 				results[i].Error = err.Error()
 				return

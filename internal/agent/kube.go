@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,13 +28,13 @@ import (
 // service account, kubeconfig file, or kubeconfig contents. The clients
 // built from an account's kubeconfig file follow the file: see
 // followKubeconfig.
-func restConfig(a Account) (*rest.Config, error) {
+func restConfig(a Account, log *slog.Logger) (*rest.Config, error) {
 	cfg, err := loadConfig(a)
 	if err != nil {
 		return nil, err
 	}
 	if !a.ServiceAccount && len(a.Kubeconfig) == 0 && a.KubeconfigFile != "" {
-		followKubeconfig(a, cfg)
+		followKubeconfig(a, cfg, log)
 	}
 	return cfg, nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -42,7 +43,7 @@ func TestRestConfigErrorsNeverQuoteTheKubeconfig(t *testing.T) {
 			if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := restConfig(Account{Name: "acct", KubeconfigFile: path, Context: c.context})
+			_, err := restConfig(Account{Name: "acct", KubeconfigFile: path, Context: c.context}, slog.New(slog.DiscardHandler))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -62,7 +63,7 @@ func TestRestConfigErrorsNeverQuoteTheKubeconfig(t *testing.T) {
 			if c.content == "" {
 				return
 			}
-			_, err = restConfig(Account{Name: "acct", Kubeconfig: []byte(c.content), Context: c.context})
+			_, err = restConfig(Account{Name: "acct", Kubeconfig: []byte(c.content), Context: c.context}, slog.New(slog.DiscardHandler))
 			if err == nil || strings.Contains(err.Error(), sentinel) || !strings.Contains(err.Error(), c.mention) {
 				t.Errorf("kubeconfig contents: error %v, want one with %q and without the content", err, c.mention)
 			}
@@ -71,7 +72,7 @@ func TestRestConfigErrorsNeverQuoteTheKubeconfig(t *testing.T) {
 
 	// A missing file is named; a valid one loads.
 	missing := filepath.Join(dir, "missing")
-	if _, err := restConfig(Account{Name: "acct", KubeconfigFile: missing}); err == nil || !strings.Contains(err.Error(), missing) ||
+	if _, err := restConfig(Account{Name: "acct", KubeconfigFile: missing}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), missing) ||
 		!errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
@@ -79,7 +80,7 @@ func TestRestConfigErrorsNeverQuoteTheKubeconfig(t *testing.T) {
 	if err := os.WriteFile(ok, []byte(valid), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := restConfig(Account{Name: "acct", KubeconfigFile: ok}); err != nil || cfg.Host != "https://127.0.0.1:6443" {
+	if cfg, err := restConfig(Account{Name: "acct", KubeconfigFile: ok}, slog.New(slog.DiscardHandler)); err != nil || cfg.Host != "https://127.0.0.1:6443" {
 		t.Errorf("valid file: %v", err)
 	}
 }
@@ -95,14 +96,14 @@ func TestRestConfigNoProxy(t *testing.T) {
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := restConfig(Account{Name: "a", KubeconfigFile: path})
+	cfg, err := restConfig(Account{Name: "a", KubeconfigFile: path}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Proxy != nil {
 		t.Error("without noProxy the client's proxy is set; want client-go's default (the environment)")
 	}
-	cfg, err = restConfig(Account{Name: "a", KubeconfigFile: path, NoProxy: true})
+	cfg, err = restConfig(Account{Name: "a", KubeconfigFile: path, NoProxy: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -40,21 +39,11 @@ import (
 // a revoked token fails every stream of the account at once.
 const kubeconfigCheckEvery = 250 * time.Millisecond
 
-// reloadLogger receives the messages of kubeconfig files read again; New
-// sets it to the agent's logger.
-var reloadLogger atomic.Pointer[slog.Logger]
-
-func reloadLog() *slog.Logger {
-	if l := reloadLogger.Load(); l != nil {
-		return l
-	}
-	return slog.Default()
-}
-
 // kubeconfigSource is an account's kubeconfig file as last loaded for
 // the clients built from one restConfig (and its copies).
 type kubeconfigSource struct {
 	acct Account
+	log  *slog.Logger // the account's
 
 	mu      sync.Mutex
 	checked time.Time    // when the file was last read
@@ -65,13 +54,13 @@ type kubeconfigSource struct {
 }
 
 // followKubeconfig makes the clients built from cfg, the configuration of
-// a's kubeconfig file, follow changes of the file.
-func followKubeconfig(a Account, cfg *rest.Config) {
+// a's kubeconfig file, follow changes of the file, logging them on log.
+func followKubeconfig(a Account, cfg *rest.Config, log *slog.Logger) {
 	sum, err := kubeconfigFingerprint(a.KubeconfigFile, cfg)
 	if err != nil {
 		return // a file gone since it was loaded: the next load says so
 	}
-	src := &kubeconfigSource{acct: a, sum: sum, cfg: rest.CopyConfig(cfg), checked: time.Now()}
+	src := &kubeconfigSource{acct: a, log: log, sum: sum, cfg: rest.CopyConfig(cfg), checked: time.Now()}
 	wrap := cfg.WrapTransport
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		if wrap != nil {
@@ -118,7 +107,7 @@ func (s *kubeconfigSource) refresh() (int, *rest.Config) {
 	}
 	s.checked = time.Now()
 	// Never the file's content: its path and what is wrong with it.
-	log := reloadLog().With("account", s.acct.Name, "kubeconfigFile", s.acct.KubeconfigFile)
+	log := s.log.With("account", s.acct.Name, "kubeconfigFile", s.acct.KubeconfigFile)
 	cfg, err := loadConfig(s.acct)
 	var sum [32]byte
 	if err == nil {
@@ -215,7 +204,7 @@ func (t *reloadingTransport) transport(gen int, cfg *rest.Config) http.RoundTrip
 	rt, err := rest.TransportFor(c)
 	if err != nil {
 		// Checked by refresh: not expected.
-		reloadLog().Warn("kubeconfig file changed but no client can be built from it; still using the credentials loaded before",
+		t.src.log.Warn("kubeconfig file changed but no client can be built from it; still using the credentials loaded before",
 			"account", t.src.acct.Name, "kubeconfigFile", t.src.acct.KubeconfigFile, "err", err)
 		if t.cur != nil {
 			return t.cur

@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +22,8 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testlog"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers (a logger's).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // tokenRotation is a ServiceAccount "agent" in namespace "rot" allowed to
 // read it, whose token is written into a kubeconfig file.
@@ -176,11 +157,11 @@ func TestKubeconfigTokenRotation(t *testing.T) {
 	cluster := testenv.StartForTest(t, testenv.Options{})
 	rot := newTokenRotation(t, cluster)
 	acct := Account{Name: "rot", KubeconfigFile: rot.path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"}, MaxResumableAge: time.Hour}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	t.Run("clients built before the rotation", func(t *testing.T) {
-		cfg, err := restConfig(acct)
+		cfg, err := restConfig(acct, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,8 +228,9 @@ func TestKubeconfigTokenRotation(t *testing.T) {
 			t.Errorf("resumes %d relists %d, want 1 1 (the second session resumes, no list)", r, l)
 		}
 	})
-	// (Tests running in parallel may take the messages of reloads: New
-	// sets the package's logger for them.)
+	if n := strings.Count(logs.String(), "kubeconfig file changed; the account's clients use its credentials from now on"); n < 2 {
+		t.Errorf("%d reloads of the kubeconfig file logged, want one per rotation:\n%s", n, logs.String())
+	}
 	for _, tok := range rot.tokens {
 		if strings.Contains(logs.String(), tok) {
 			t.Errorf("a token is in the log:\n%s", logs.String())

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -235,7 +236,7 @@ func TestSessionAgainstAPIServer(t *testing.T) {
 		welcome := resumeAt(listRV, time.Minute)
 		welcome.ResumePoints = append(welcome.ResumePoints, &kubesvcv1.ResumePoint{Stream: cmKey, ResourceVersion: listRV, UpdatedAtMs: time.Now().UnixMilli()})
 		s := startClusterSessionWith(t, a, welcome, func(ag *Agent) {
-			cfg, err := restConfig(a)
+			cfg, err := restConfig(a, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
