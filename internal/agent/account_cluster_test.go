@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,69 +22,8 @@ import (
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
-
-// tcpProxy relays connections to target; stop closes the listener and
-// every connection (an API server gone), start listens again on the same
-// address.
-type tcpProxy struct {
-	t      *testing.T
-	addr   string
-	target string
-	mu     sync.Mutex
-	lis    net.Listener
-	conns  map[net.Conn]bool
-}
-
-func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{t: t, addr: "127.0.0.1:0", target: target, conns: map[net.Conn]bool{}}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *tcpProxy) start() {
-	p.t.Helper()
-	lis, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.lis, p.addr = lis, lis.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[u] = true, true
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-}
-
-func (p *tcpProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.lis != nil {
-		p.lis.Close()
-		p.lis = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
 
 // kubeconfigVia writes a copy of the cluster's admin kubeconfig with
 // another server address and, if as is set, impersonating that user.
@@ -156,15 +93,15 @@ func waitStatus(t *testing.T, d *controlPlaneDouble, within time.Duration, what 
 func TestAccountReportsAnUnreachableAPIServer(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.StartForTest(t, testenv.Options{})
-	proxy := startTCPProxy(t, strings.TrimPrefix(cluster.Host, "https://"))
-	acct := Account{Name: "main", KubeconfigFile: kubeconfigVia(t, cluster, "https://"+proxy.addr, ""), Kinds: []string{"namespace", "configmap"}}
+	proxy := testnet.Start(t, strings.TrimPrefix(cluster.Host, "https://"))
+	acct := Account{Name: "main", KubeconfigFile: kubeconfigVia(t, cluster, "https://"+proxy.Addr(), ""), Kinds: []string{"namespace", "configmap"}}
 	s := startClusterSession(t, acct, nil)
 	waitStatus(t, s.d, 20*time.Second, "WATCHING", func(st *kubesvcv1.AccountStatus) bool {
 		return st.GetState() == kubesvcv1.AccountStatus_WATCHING && st.GetMessage() == ""
 	})
 
 	lost := time.Now()
-	proxy.stop()
+	proxy.Cut()
 	st := waitStatus(t, s.d, 30*time.Second, "ERROR", func(st *kubesvcv1.AccountStatus) bool {
 		return st.GetState() == kubesvcv1.AccountStatus_ERROR
 	})
@@ -178,7 +115,7 @@ func TestAccountReportsAnUnreachableAPIServer(t *testing.T) {
 		t.Errorf("agent states %v, want the account in ERROR", n)
 	}
 
-	proxy.start()
+	proxy.Restore(t)
 	waitStatus(t, s.d, 60*time.Second, "WATCHING again", func(st *kubesvcv1.AccountStatus) bool {
 		return st.GetState() == kubesvcv1.AccountStatus_WATCHING && st.GetMessage() == ""
 	})

@@ -3,14 +3,10 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,79 +18,8 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testlog"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
-
-// tcpProxy forwards a loopback port to target until stopped, and can be
-// started again on the same port: the database becoming unreachable and
-// reachable again, as a network partition makes it.
-type tcpProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	lis          net.Listener
-	conns        map[net.Conn]bool
-	// frozen: connections stay open and nothing crosses them, as through
-	// a partition that drops packets without a reset.
-	frozen atomic.Bool
-}
-
-func (p *tcpProxy) start(t *testing.T) {
-	t.Helper()
-	addr := p.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.lis, p.addr, p.conns = lis, lis.Addr().String(), map[net.Conn]bool{}
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, p.reader(c)); up.Close() }()
-			go func() { _, _ = io.Copy(c, p.reader(up)); c.Close() }()
-		}
-	}()
-}
-
-// reader reads from c, holding what it read while the proxy is frozen.
-func (p *tcpProxy) reader(c net.Conn) io.Reader {
-	return readerFunc(func(b []byte) (int, error) {
-		n, err := c.Read(b)
-		for p.frozen.Load() {
-			time.Sleep(10 * time.Millisecond)
-		}
-		return n, err
-	})
-}
-
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
-
-// stop closes the port and cuts every connection through it.
-func (p *tcpProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lis.Close()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
-}
 
 // A replica whose database (PostgreSQL, through a port that closes) stops
 // answering turns not ready within UnreadyAfter: /health/readiness answers
@@ -108,10 +33,8 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 	if err != nil || u.Host == "" {
 		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
 	}
-	proxy := &tcpProxy{target: u.Host}
-	proxy.start(t)
-	t.Cleanup(proxy.stop)
-	u.Host = proxy.addr
+	proxy := testnet.Start(t, u.Host)
+	u.Host = proxy.Addr()
 	u.RawQuery += "&connect_timeout=2"
 	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
 	if err != nil {
@@ -181,7 +104,7 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 		t.Errorf("gRPC health %s before the outage, want SERVING", st)
 	}
 
-	proxy.stop()
+	proxy.Cut()
 	cut := time.Now()
 	body := waitReadiness(http.StatusServiceUnavailable)
 	if took := time.Since(cut); took < 2*time.Second {
@@ -205,7 +128,7 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 	}
 	time.Sleep(4 * time.Second) // the assigner fails every second meanwhile
 
-	proxy.start(t)
+	proxy.Restore(t)
 	waitReadiness(http.StatusOK)
 	deadline = time.Now().Add(5 * time.Second)
 	for grpcHealth() != healthpb.HealthCheckResponse_SERVING {
@@ -242,15 +165,13 @@ func TestNotReadyWhileTheDatabaseIsSilent(t *testing.T) {
 	if err != nil || u.Host == "" {
 		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
 	}
-	proxy := &tcpProxy{target: u.Host}
-	proxy.start(t)
-	t.Cleanup(proxy.stop)
-	u.Host = proxy.addr
+	proxy := testnet.Start(t, u.Host)
+	u.Host = proxy.Addr()
 	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { proxy.frozen.Store(false); proxy.stop(); _ = st.Close() })
+	t.Cleanup(func() { proxy.Freeze(false); proxy.Cut(); _ = st.Close() })
 	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NoHeartbeat: true,
 		AssignInterval: 100 * time.Millisecond, UnreadyAfter: time.Second, Log: slog.New(slog.DiscardHandler)}, st)
 	if err != nil {
@@ -278,7 +199,7 @@ func TestNotReadyWhileTheDatabaseIsSilent(t *testing.T) {
 	if code := readiness(); code != http.StatusOK {
 		t.Fatalf("readiness %d before the database went silent", code)
 	}
-	proxy.frozen.Store(true)
+	proxy.Freeze(true)
 	deadline := time.Now().Add(30 * time.Second)
 	for readiness() != http.StatusServiceUnavailable {
 		if time.Now().After(deadline) {
