@@ -22,35 +22,17 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store"
 )
 
-// runServer runs a control plane on loopback ports until the test ends and
-// returns its gRPC address.
+// runServer runs a control plane on loopback ports and SQLite until the
+// test ends and returns its gRPC address.
 func runServer(t *testing.T, cfg Config) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cache.db"), nil)
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cache.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	cfg.ID, cfg.GRPCAddr, cfg.HTTPAddr = "cp-test", "127.0.0.1:0", "127.0.0.1:0"
-	srv, err := New(cfg, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		st.Close()
-	})
-	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	defer acancel()
-	g, _, err := srv.Addrs(actx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _ := runOn(t, cfg, st)
 	return g.String()
 }
 

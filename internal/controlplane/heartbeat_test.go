@@ -17,23 +17,8 @@ import (
 func startReplica(t *testing.T, st store.Store, id string, period time.Duration) *testlog.Buffer {
 	t.Helper()
 	logs := &testlog.Buffer{}
-	s, err := New(Config{ID: id, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: period,
+	runOn(t, Config{ID: id, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: period,
 		Log: slog.New(slog.NewTextHandler(logs, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("replica %s: %v", id, err)
-		}
-	})
-	if _, _, err := s.Addrs(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return logs
 }
 

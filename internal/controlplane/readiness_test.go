@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
-	"github.com/kubesvc/kubesvc/internal/store"
-	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testlog"
-	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // A replica whose database (PostgreSQL, through a port that closes) stops
@@ -27,38 +23,10 @@ import (
 // /health/liveness stays 200. Its loops log the outage's error once, not
 // every second, and say when the database is back; it is ready again.
 func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
-	dbs := storetest.Connect(t, storetest.Postgres())
-	dsn := dbs.Create(t, t)
-	u, err := url.Parse(dsn)
-	if err != nil || u.Host == "" {
-		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
-	}
-	proxy := testnet.Start(t, u.Host)
-	u.Host = proxy.Addr()
-	u.RawQuery += "&connect_timeout=2"
-	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-
+	st, proxy := postgresBehindProxy(t, "&connect_timeout=2")
 	logs := &testlog.Buffer{}
-	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: time.Second,
+	grpcAddr, httpAddr := runOn(t, Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", HeartbeatPeriod: time.Second,
 		UnreadyAfter: 2 * time.Second, Log: slog.New(slog.NewTextHandler(logs, nil))}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	grpcAddr, httpAddr, err := s.Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn, err := grpc.NewClient(grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -159,35 +127,9 @@ func TestNotReadyWhileTheDatabaseIsUnreachable(t *testing.T) {
 // reset) makes the replica not ready too, heartbeats off: the assigner's
 // reads are bounded.
 func TestNotReadyWhileTheDatabaseIsSilent(t *testing.T) {
-	dbs := storetest.Connect(t, storetest.Postgres())
-	dsn := dbs.Create(t, t)
-	u, err := url.Parse(dsn)
-	if err != nil || u.Host == "" {
-		t.Skipf("KUBESVC_TEST_POSTGRES_DSN is not a URL with a host (%v): cannot route it through a proxy", err)
-	}
-	proxy := testnet.Start(t, u.Host)
-	u.Host = proxy.Addr()
-	st, err := store.OpenPostgres(context.Background(), u.String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Freeze(false); proxy.Cut(); _ = st.Close() })
-	s, err := New(Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NoHeartbeat: true,
+	st, proxy := postgresBehindProxy(t, "")
+	_, httpAddr := runOn(t, Config{ID: "cp", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NoHeartbeat: true,
 		AssignInterval: 100 * time.Millisecond, UnreadyAfter: time.Second, Log: slog.New(slog.DiscardHandler)}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	_, httpAddr, err := s.Addrs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	readiness := func() int {
 		res, err := http.Get("http://" + httpAddr.String() + "/health/readiness")
 		if err != nil {
