@@ -20,6 +20,7 @@ type benchEnv struct {
 	agentBin        string
 	controlplaneBin string
 	floorBin        string // with -floor: the bench/floor binary
+	floorAlone      bool   // -floor-alone: our agent stopped and our reader left out
 	cluster         *testenv.Cluster
 	log             *slog.Logger
 }

@@ -98,6 +98,9 @@ func (e *benchEnv) latency(ctx context.Context, rates []int, readers []readerMod
 			return nil, err
 		}
 		defer fl.Stop()
+		if e.floorAlone {
+			ag.Stop() // the control plane stays up, idle
+		}
 	}
 
 	// The baseline: a bare informer on the same ConfigMaps.
@@ -164,7 +167,7 @@ type seen struct {
 // read GETs a sample's object from the control plane (and from the floor
 // server, if fl is set, at the same time), waiting for it (at minRV or later,
 // if given), and records when each answer was read.
-func read(client *http.Client, cp *controlPlane, fl *floor.Pair, s *sample, minRV string) {
+func read(client *http.Client, cp *controlPlane, fl *floor.Pair, s *sample, minRV string, ours bool) {
 	q := url.Values{"namespace": {latencyNamespace}, "group": {""}, "waitMs": {"30000"}}
 	fq := url.Values{"waitMs": {"30000"}}
 	if minRV != "" {
@@ -172,6 +175,9 @@ func read(client *http.Client, cp *controlPlane, fl *floor.Pair, s *sample, minR
 		fq.Set("minResourceVersion", minRV)
 	}
 	cpGet := func() { get(client, cp.http+"/cache/objects/latency/ConfigMap/"+s.name+"?"+q.Encode(), &s.cp) }
+	if !ours {
+		cpGet = func() { s.cp.missing = true }
+	}
 	if fl == nil {
 		cpGet()
 		return
@@ -217,7 +223,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 		}
 		if reader == readerWaiting && tick < n {
 			s := &samples[tick]
-			readers.Go(func() { read(client, cp, fl, s, "") })
+			readers.Go(func() { read(client, cp, fl, s, "", !e.floorAlone) })
 		}
 		i := tick - lead
 		if i < 0 {
@@ -238,7 +244,7 @@ func (e *benchEnv) measureRate(ctx context.Context, cs *kubernetes.Clientset, cl
 				return
 			}
 			if reader == readerAfterAck {
-				read(client, cp, fl, s, created.ResourceVersion)
+				read(client, cp, fl, s, created.ResourceVersion, !e.floorAlone)
 			}
 		})
 	}
@@ -290,6 +296,23 @@ func ratio(a, b time.Duration) string {
 	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 }
 
+// ratioOf is the ratio of the q-th percentiles of v and base, or "-" when
+// v was not measured.
+func ratioOf(v, base []time.Duration, q float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	return ratio(benchproc.Pct(v, q), benchproc.Pct(base, q))
+}
+
+// msOf formats the q-th percentile of v, or says it was not measured.
+func msOf(v []time.Duration, q float64) string {
+	if len(v) == 0 {
+		return "not measured"
+	}
+	return benchproc.MS(benchproc.Pct(v, q))
+}
+
 func printLatency(results []latencyResult) {
 	fmt.Println("\nPropagation latency: write acknowledged by the API server -> visible")
 	fmt.Println("| rate (target / achieved) | control plane reader | writes | informer p50 | informer p99 | control plane p50 | control plane p99 | ratio p50 | ratio p99 | missed (informer / control plane / failed writes) |")
@@ -298,8 +321,8 @@ func printLatency(results []latencyResult) {
 		fmt.Printf("| %d/s / %.0f/s | %s | %d | %s | %s | %s | %s | %s | %s | %d / %d / %d |\n",
 			r.rate, r.achieved, r.reader, r.writes,
 			benchproc.MS(benchproc.Pct(r.informer, 0.5)), benchproc.MS(benchproc.Pct(r.informer, 0.99)),
-			benchproc.MS(benchproc.Pct(r.cp, 0.5)), benchproc.MS(benchproc.Pct(r.cp, 0.99)),
-			ratio(benchproc.Pct(r.cp, 0.5), benchproc.Pct(r.informer, 0.5)), ratio(benchproc.Pct(r.cp, 0.99), benchproc.Pct(r.informer, 0.99)),
+			msOf(r.cp, 0.5), msOf(r.cp, 0.99),
+			ratioOf(r.cp, r.informer, 0.5), ratioOf(r.cp, r.informer, 0.99),
 			r.missedInformer, r.missedCP, r.failures)
 	}
 }
@@ -314,10 +337,10 @@ func printFloor(results []latencyResult) {
 	fmt.Println("| rate | reader | informer p99 | floor p50 | floor p99 | floor ratio p99 | control plane p50 | control plane p99 | ratio p99 | ours p99 / floor p99 | CPU per write: agent, control plane | floor agent, floor server | missed (floor) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		inf99, fl99, cp99 := benchproc.Pct(r.informer, 0.99), benchproc.Pct(r.floor, 0.99), benchproc.Pct(r.cp, 0.99)
+		inf99, fl99 := benchproc.Pct(r.informer, 0.99), benchproc.Pct(r.floor, 0.99)
 		fmt.Printf("| %d/s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s | %s, %s | %d |\n", r.rate, r.reader,
 			benchproc.MS(inf99), benchproc.MS(benchproc.Pct(r.floor, 0.5)), benchproc.MS(fl99), ratio(fl99, inf99),
-			benchproc.MS(benchproc.Pct(r.cp, 0.5)), benchproc.MS(cp99), ratio(cp99, inf99), ratio(cp99, fl99),
+			msOf(r.cp, 0.5), msOf(r.cp, 0.99), ratioOf(r.cp, r.informer, 0.99), ratioOf(r.cp, r.floor, 0.99),
 			us(r.cpuAgent), us(r.cpuCP), us(r.cpuFloorAgent), us(r.cpuFloorServ), r.missedFloor)
 	}
 }

@@ -50,14 +50,20 @@ func main() {
 		"waiting (a GET with waitMs in flight before the write, as the informer's watch is open) or after-ack (a GET with minResourceVersion once the create is acknowledged)")
 	withFloor := flag.Bool("floor", false, "also measure the floor of the architecture on the same writes: a minimal agent process relaying each watch event over one gRPC stream "+
 		"to a server process that keeps a map in memory and answers the same waiting GET (bench/internal/floor; a lower bound, not a product path)")
+	floorAlone := flag.Bool("floor-alone", false, "with -floor: measure the floor without ours beside it, as it would run in production "+
+		"(our agent is stopped once it watches and our reader is left out; the control plane stays up, idle); our columns then say so")
 	flag.Parse()
+	if *floorAlone && !*withFloor {
+		fmt.Fprintln(os.Stderr, "propagation: -floor-alone needs -floor")
+		os.Exit(2)
+	}
 	readers, err := parseReaders(*readerFlag)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "propagation:", err)
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(parseInts(*rates), readers, *duration, parseInts(*objects), *withFloor, log); err != nil {
+	if err := run(parseInts(*rates), readers, *duration, parseInts(*objects), *withFloor, *floorAlone, log); err != nil {
 		fmt.Fprintln(os.Stderr, "propagation:", err)
 		os.Exit(1)
 	}
@@ -73,7 +79,7 @@ func parseInts(s string) []int {
 	return out
 }
 
-func run(rates []int, readers []readerMode, duration time.Duration, objects []int, withFloor bool, log *slog.Logger) error {
+func run(rates []int, readers []readerMode, duration time.Duration, objects []int, withFloor, floorAlone bool, log *slog.Logger) error {
 	ctx := context.Background()
 	work, err := benchproc.Binaries("kubesvc-bench-")
 	if err != nil {
@@ -92,7 +98,7 @@ func run(rates []int, readers []readerMode, duration time.Duration, objects []in
 		return err
 	}
 	defer cluster.Stop()
-	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, floorBin: floorBin, log: log}
+	env := &benchEnv{work: work, agentBin: filepath.Join(work, "agent"), controlplaneBin: filepath.Join(work, "controlplane"), cluster: cluster, floorBin: floorBin, floorAlone: floorAlone, log: log}
 
 	fmt.Printf("\nmachine: %s\n", machine())
 	if len(rates) > 0 && len(readers) > 0 {
