@@ -34,18 +34,11 @@ func writeKubeconfigAs(t *testing.T, cluster *testenv.Cluster, user *clientcmdap
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := clientcmdapi.NewConfig()
 	for _, c := range admin.Clusters {
-		cfg.Clusters["c"] = c
+		return writeKubeconfigFor(t, c.Server, c.CertificateAuthorityData, user)
 	}
-	cfg.AuthInfos["u"] = user
-	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "c"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	t.Fatal("the cluster's kubeconfig names no cluster")
+	return ""
 }
 
 // A kubeconfig whose user has no credentials the agent recognises (a typo:

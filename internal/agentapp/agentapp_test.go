@@ -104,17 +104,7 @@ func TestDialHost(t *testing.T) {
 func TestStartAndStopLogged(t *testing.T) {
 	t.Setenv("POD_NAME", "armory-agent-7c9f8d6b5-x2x7k")
 	t.Setenv("POD_NAMESPACE", "spinnaker")
-	path := filepath.Join(t.TempDir(), "agent.yml")
-	lis, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the health endpoint
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
-	yaml := fmt.Sprintf("clouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", port)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := writeAgentConfig(t, "")
 	var logs testlog.Buffer
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
@@ -149,17 +139,8 @@ func TestStartAndStopLogged(t *testing.T) {
 // (kubesvc_agent_config_reload_errors_total, kubesvc_agent_config_valid),
 // not only in the log, and cleared once the files read cleanly again.
 func TestConfigReloadErrorReported(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.yml")
-	lis, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the health endpoint
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
+	path, port := writeAgentConfig(t, "agent: {id: a}\n")
 	good := fmt.Sprintf("agent: {id: a}\nclouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", port)
-	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -231,4 +212,23 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// writeAgentConfig writes an agent configuration (extra, then a control
+// plane that is not there and the health endpoint on a free loopback
+// port) and returns its path and that port.
+func writeAgentConfig(t *testing.T, extra string) (path string, port int) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "agent.yml")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	yaml := fmt.Sprintf("%sclouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", extra, port)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, port
 }
