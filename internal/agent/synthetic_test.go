@@ -86,8 +86,15 @@ func TestSyntheticCRDsFromDiscovery(t *testing.T) {
 	var missing []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		// The new group reaches discovery a moment after the CRD is created.
-		if objs, missing, err = syntheticCRDs(dc, a); err == nil && len(objs) == 1 || time.Now().After(deadline) {
+		// The new group reaches discovery a moment after the CRD is
+		// created, and its versions one at a time: wait for both.
+		objs, missing, err = syntheticCRDs(dc, a)
+		if err == nil && len(objs) == 1 {
+			if v, _, _ := unstructured.NestedSlice(objs[0].Object, "spec", "versions"); len(v) == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
