@@ -45,6 +45,19 @@ func PermissionKey(key string) error {
 	return nil
 }
 
+// AuthorizationKey refuses a permissions key that is not one of Fiat's
+// authorizations (READ, WRITE, EXECUTE, CREATE; any case): what
+// Clouddriver's own account API takes, and so what a dynamic account may
+// carry. A misspelt key would be stored and ignored by Spinnaker's
+// authorization, leaving the account open to everyone.
+func AuthorizationKey(key string) error {
+	switch strings.ToUpper(key) {
+	case "READ", "WRITE", "EXECUTE", "CREATE":
+		return nil
+	}
+	return fmt.Errorf("permission must be READ or WRITE (or EXECUTE, CREATE)")
+}
+
 // Roles refuses an empty role name and one containing whitespace, in the
 // role list of permissions key key: the Armory agent silently drops such
 // permissions, which opens the account to every user. One problem per

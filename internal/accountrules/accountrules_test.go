@@ -20,4 +20,9 @@ func TestRules(t *testing.T) {
 			t.Errorf("PermissionKey(%q): %v", key, err)
 		}
 	}
+	for key, ok := range map[string]bool{"READ": true, "write": true, "Execute": true, "CREATE": true, "REED": false, "": false} {
+		if err := AuthorizationKey(key); (err == nil) != ok {
+			t.Errorf("AuthorizationKey(%q): %v", key, err)
+		}
+	}
 }

@@ -185,6 +185,9 @@ func (d Definition) validate(where string) error {
 		return fmt.Errorf("%s.%w", where, p[0])
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.Permissions)) {
+		if err := accountrules.AuthorizationKey(key); err != nil {
+			return fmt.Errorf("%s.permissions.%s: %w", where, key, err)
+		}
 		if p := accountrules.Roles(key, d.Permissions[key]); len(p) > 0 {
 			return fmt.Errorf("%s.%w", where, p[0])
 		}

@@ -11,7 +11,8 @@ import (
 )
 
 // What the agent's own configuration refuses in an account (a kind both
-// cached and omitted, a role with whitespace: internal/accountrules) is a
+// cached and omitted, a role with whitespace, a permission other than READ
+// or WRITE: internal/accountrules) is a
 // 400 naming the item and field on every write, and nothing is stored.
 func TestDefinitionsTheAgentConfigRefuses(t *testing.T) {
 	t.Parallel()
@@ -27,6 +28,8 @@ func TestDefinitionsTheAgentConfigRefuses(t *testing.T) {
 			`[1].permissions.WRITE[0]: role "a b" must be non-empty and contain no whitespace`},
 		{`{"name": "y", "serviceAccount": true, "permissions": {"READ": [""]}}`,
 			`[1].permissions.READ[0]: role "" must be non-empty`},
+		{`{"name": "y", "serviceAccount": true, "permissions": {"READ": ["ok"], "execute": ["ci"], "REED": ["ops"]}}`,
+			`[1].permissions.REED: permission must be READ or WRITE (or EXECUTE, CREATE)`},
 	} {
 		body := `[{"name": "fine", "serviceAccount": true}, ` + c.item + `]`
 		for _, path := range []string{"/armory/accounts", "/armory/accounts/dynamic"} {
