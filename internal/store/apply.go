@@ -49,56 +49,101 @@ func (s *sqlStore) applyChanges(ctx context.Context, fence *Fence, changes []Cha
 	if err != nil {
 		return err
 	}
+	r := &applyReq{ctx: ctx, fence: fence, changes: changes}
 	start := time.Now()
+	if s.d.groupCommit {
+		err = s.group.apply(s, stmts, r)
+	} else {
+		err = s.applyAlone(stmts, r)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Debug("store: changes applied", "changes", len(changes), "duration", time.Since(start))
+	return nil
+}
+
+// applyAlone applies r in a transaction of its own.
+func (s *sqlStore) applyAlone(stmts map[string]*sql.Stmt, r *applyReq) error {
 	var now int64
-	var skipped map[*Change]bool // Applied changes not persisted, by the committed attempt
-	err = inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
+	err := inTx(r.ctx, s.w, nil, func(tx *sql.Tx) error {
 		now = s.now().UnixMilli()
-		skipped = map[*Change]bool{}
-		if fence != nil {
-			if err := checkFence(ctx, tx, s.d, *fence); err != nil {
-				return err
-			}
-		}
-		a := &applier{
-			skipped: skipped,
-			ctx:     ctx,
-			d:       s.d,
-			tx:      tx,
-			stmts:   stmts,
-			now:     now,
-			streams: make(map[streamID]*streamState),
-		}
+		a := s.newApplier(r.ctx, tx, stmts, now)
 		defer a.closeStmts()
-		for i := range changes {
-			if err := a.apply(&changes[i]); err != nil {
-				c := &changes[i]
-				return fmt.Errorf("store: change %d of %d (%s %s): %w",
-					i, len(changes), changeName(c.Type), streamName(c.Stream), err)
-			}
-		}
-		if err := a.flush(); err != nil {
+		if _, err := a.call(r); err != nil {
 			return err
 		}
-		if fence != nil {
-			return recheckFence(ctx, tx, s.d, *fence)
-		}
-		return nil
+		return a.finish(r)
 	})
 	if err != nil {
 		return err
 	}
-	for i := range changes {
-		c := &changes[i]
+	r.stored(now)
+	return nil
+}
+
+func (s *sqlStore) newApplier(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt, now int64) *applier {
+	return &applier{
+		ctx:     ctx,
+		d:       s.d,
+		tx:      tx,
+		stmts:   stmts,
+		now:     now,
+		streams: make(map[streamID]*streamState),
+	}
+}
+
+// call applies r's changes. fenced reports an error from the fence check
+// made before anything was written: r's session is not its agent's live
+// one. The stream rows are written by flush, once for all the calls of a
+// transaction, and r's fence is checked again by finish.
+func (a *applier) call(r *applyReq) (fenced bool, err error) {
+	r.skipped = map[*Change]bool{}
+	if r.fence != nil {
+		if err := checkFence(a.ctx, a.tx, a.d, *r.fence); err != nil {
+			return errors.Is(err, ErrFenced), err
+		}
+	}
+	a.skipped = r.skipped
+	for i := range r.changes {
+		if err := a.apply(&r.changes[i]); err != nil {
+			c := &r.changes[i]
+			return false, fmt.Errorf("store: change %d of %d (%s %s): %w",
+				i, len(r.changes), changeName(c.Type), streamName(c.Stream), err)
+		}
+	}
+	return false, nil
+}
+
+// finish writes the stream rows and checks the fences of calls again
+// (recheckFence), at the end of their transaction.
+func (a *applier) finish(calls ...*applyReq) error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	for _, r := range calls {
+		if r.fence != nil {
+			if err := recheckFence(a.ctx, a.tx, a.d, *r.fence); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stored completes r's changes once their transaction committed at now:
+// the objects of Listed, Upserted and Applied changes as stored, and nil
+// for the Applied ones not persisted.
+func (r *applyReq) stored(now int64) {
+	for i := range r.changes {
+		c := &r.changes[i]
 		switch {
-		case c.Type == Applied && skipped[c]:
+		case c.Type == Applied && r.skipped[c]:
 			c.Object = nil
 		case c.Type == Listed || c.Type == Upserted || c.Type == Applied:
 			asStored(c, now)
 		}
 	}
-	s.log.Debug("store: changes applied", "changes", len(changes), "duration", time.Since(start))
-	return nil
 }
 
 // asStored completes the object of a persisted Listed or Upserted change
@@ -142,7 +187,7 @@ type applier struct {
 	tx      *sql.Tx
 	now     int64
 	streams map[streamID]*streamState
-	skipped map[*Change]bool // Applied changes not persisted
+	skipped map[*Change]bool // the current call's Applied changes not persisted
 	order   []*streamState   // first-touch order, for a deterministic flush
 
 	// stmts are the writer's prepared statements by query (writeStmts).

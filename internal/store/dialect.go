@@ -57,6 +57,12 @@ type dialect struct {
 	// keep it from changing until the transaction ends (a shared lock);
 	// empty for SQLite.
 	forShare string
+	// groupCommit makes concurrent ApplyChanges calls share transactions
+	// (group.go): where one connection writes (SQLite), a transaction per
+	// agent batch queues the agents behind each other's BEGIN and COMMIT.
+	// Servers run concurrent transactions and group their commits' log
+	// writes themselves.
+	groupCommit bool
 	// readIsolation is the isolation of read transactions that must see
 	// one snapshot (CachedAccounts); zero for the driver's default.
 	readIsolation sql.IsolationLevel
@@ -94,6 +100,8 @@ func sqliteDialect() dialect {
 		blob:      "BLOB NOT NULL",
 		bigint:    "BIGINT NOT NULL",
 		boolean:   "BOOLEAN NOT NULL",
+
+		groupCommit: true,
 	}
 }
 

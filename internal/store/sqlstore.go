@@ -30,6 +30,9 @@ type sqlStore struct {
 	// checkpointer) and waits for it; nil when there is none.
 	stopBackground func()
 
+	// group queues concurrent ApplyChanges calls (d.groupCommit).
+	group committer
+
 	stmtMu sync.Mutex // guards stmts and rstmts
 	stmts  map[string]*sql.Stmt
 	// rstmts are cache reads prepared on the reader pool, by query (the
