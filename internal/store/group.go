@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,12 +24,15 @@ import (
 //
 // Each call keeps its own meaning: its changes are applied in order, in
 // the order the calls arrived; a call whose fence fails (checked before
-// it writes anything) gets ErrFenced and the others commit; any other
-// error rolls the group back and its calls run again one transaction
-// each, so that each gets its own error and the others still commit. A
+// it writes anything) gets ErrFenced and the others commit. A call whose
+// changes fail rolls the group back: the calls before it commit together
+// again, it runs alone (its own error), then the calls after it. A failure
+// at the end of the transaction (the commit) runs every call alone. A
 // call whose context ends while it waits in the queue leaves it with the
 // context's error; once taken into a group it waits for the group's
-// outcome, which is its own.
+// outcome, which is its own: the shared transaction is cancelled only
+// when every call's context has ended, so a call may come back committed
+// after its context ended (as a commit racing a cancellation can).
 
 // maxGroupChanges bounds the changes of one group transaction (a call
 // larger than that runs alone): a commit of a few thousand rows stays
@@ -55,6 +59,8 @@ type committer struct {
 	mu      sync.Mutex
 	running bool        // a group is being committed by its leader
 	queue   []*applyReq // calls waiting for a group, in arrival order
+	// shared counts the transactions committed for more than one call.
+	shared atomic.Int64
 }
 
 // apply runs r, in a group of calls when others are waiting.
@@ -82,8 +88,26 @@ func (g *committer) apply(s *sqlStore, stmts map[string]*sql.Stmt, r *applyReq) 
 	}
 	g.mu.Unlock()
 
+	defer g.handOff(group)
 	s.commitGroup(stmts, group)
+	return r.err
+}
 
+// errGroupPanicked is the outcome of the calls of a group whose leader
+// panicked: the panic goes on in the leader's goroutine.
+var errGroupPanicked = errors.New("store: the transaction shared with this call panicked")
+
+// handOff ends the group a leader committed: its other calls are told
+// their outcome, and the first call queued meanwhile leads the next
+// group. Deferred, so that a panic in the leader does not leave the
+// committer running for ever with every later call queued behind it.
+func (g *committer) handOff(group []*applyReq) {
+	p := recover()
+	if p != nil {
+		for _, m := range group[1:] {
+			m.err = errGroupPanicked
+		}
+	}
 	for _, m := range group[1:] {
 		close(m.done)
 	}
@@ -96,7 +120,9 @@ func (g *committer) apply(s *sqlStore, stmts map[string]*sql.Stmt, r *applyReq) 
 		close(next.lead)
 	}
 	g.mu.Unlock()
-	return r.err
+	if p != nil {
+		panic(p)
+	}
 }
 
 // wait waits for r's turn: true when r is to lead the next group, false
@@ -149,18 +175,20 @@ func (s *sqlStore) commitGroup(stmts map[string]*sql.Stmt, group []*applyReq) {
 	ctx, stop := groupContext(live)
 	defer stop()
 	var now int64
+	failed := -1 // the call whose changes failed, if one did
 	err := inTx(ctx, s.w, nil, func(tx *sql.Tx) error {
-		now = s.now().UnixMilli()
+		now, failed = s.now().UnixMilli(), -1
 		a := s.newApplier(ctx, tx, stmts, now)
 		defer a.closeStmts()
 		var applied []*applyReq
-		for _, r := range live {
+		for i, r := range live {
 			fenced, err := a.call(r)
 			r.err = err
 			switch {
 			case err == nil:
 				applied = append(applied, r)
 			case !fenced:
+				failed = i
 				return err
 			}
 		}
@@ -172,14 +200,24 @@ func (s *sqlStore) commitGroup(stmts map[string]*sql.Stmt, group []*applyReq) {
 				r.stored(now)
 			}
 		}
+		s.group.shared.Add(1)
 		s.log.Debug("store: calls committed together", "calls", len(live))
 		return
 	}
-	// One call failed, or the transaction did: each call alone, so that
-	// each gets its own outcome.
-	for _, r := range live {
-		r.err = s.applyAlone(stmts, r)
+	if failed < 0 {
+		// The end of the transaction failed (stream rows, a fence checked
+		// again, the commit): each call alone, for its own outcome.
+		for _, r := range live {
+			r.err = s.applyAlone(stmts, r)
+		}
+		return
 	}
+	// One call's changes failed: the calls before it share a transaction
+	// again, it has one of its own (its outcome), and so do the calls
+	// after it, together; in their order.
+	s.commitGroup(stmts, live[:failed])
+	live[failed].err = s.applyAlone(stmts, live[failed])
+	s.commitGroup(stmts, live[failed+1:])
 }
 
 // groupContext is the context of a group's transaction: it ends when

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,8 +131,8 @@ func TestGroupCommitKeepsEachCallsFence(t *testing.T) {
 	if errs["a1"] != nil || errs["a3"] != nil || !errors.Is(errs["a2"], ErrFenced) {
 		t.Fatalf("outcomes %v: want a1 and a3 committed, a2 fenced", errs)
 	}
-	if !strings.Contains(e.logs.String(), "calls committed together") || !strings.Contains(e.logs.String(), "calls=3") {
-		t.Errorf("the three calls did not share a transaction; log:\n%s", e.logs)
+	if got := e.s.group.shared.Load(); got != 1 || !strings.Contains(e.logs.String(), "calls=3") {
+		t.Errorf("%d shared transactions, want the three calls in one; log:\n%s", got, e.logs)
 	}
 	for _, a := range []string{"a1", "a3"} {
 		if !e.has(t, a, "x") || !e.has(t, a, "y") {
@@ -150,9 +151,9 @@ func TestGroupCommitKeepsEachCallsFence(t *testing.T) {
 	}
 }
 
-// A call that fails in the database rolls the group back; the calls then
-// run one transaction each, so the failing one gets its error and the
-// others commit.
+// A call whose changes fail in the database rolls the group back: the
+// calls before it commit together again, it gets its own error, and the
+// calls after it commit together.
 func TestGroupCommitFailureIsTheFailingCallsOnly(t *testing.T) {
 	e := newGroupEnv(t)
 	ctx := context.Background()
@@ -162,11 +163,12 @@ func TestGroupCommitFailureIsTheFailingCallsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.hold()
-	errs := make([]error, 3)
+	accounts := []string{"a1", "a2", "a3", "a4", "a5"}
+	errs := make([]error, len(accounts))
 	var wg sync.WaitGroup
-	for i, a := range []string{"a1", "a2", "a3"} {
+	for i, a := range accounts {
 		changes := []Change{upsertOf(a, "x", "5")}
-		if a == "a2" {
+		if a == "a3" {
 			changes = append(changes, upsertOf(a, "poison", "6"))
 		}
 		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, changes) })
@@ -174,14 +176,18 @@ func TestGroupCommitFailureIsTheFailingCallsOnly(t *testing.T) {
 	}
 	e.release()
 	wg.Wait()
-	if errs[0] != nil || errs[2] != nil || errs[1] == nil || !strings.Contains(errs[1].Error(), "poisoned row") {
-		t.Fatalf("outcomes %v: want only the second call to fail, with the database's error", errs)
+	for i, err := range errs {
+		if failing := i == 2; failing != (err != nil) || failing && !strings.Contains(err.Error(), "poisoned row") {
+			t.Fatalf("outcomes %v: want only the third call to fail, with the database's error", errs)
+		}
 	}
-	if !e.has(t, "a1", "x") || !e.has(t, "a3", "x") {
-		t.Error("the calls that did not fail were not committed")
+	for _, a := range accounts {
+		if got, want := e.has(t, a, "x"), a != "a3"; got != want {
+			t.Errorf("%s's object stored: %v, want %v", a, got, want)
+		}
 	}
-	if e.has(t, "a2", "x") {
-		t.Error("the failed call was committed in part")
+	if got := e.s.group.shared.Load(); got != 2 {
+		t.Errorf("%d shared transactions, want 2 (the calls before the failing one, those after)", got)
 	}
 }
 
@@ -250,5 +256,243 @@ func TestGroupCommitUnderConcurrentWriters(t *testing.T) {
 	defer e.s.group.mu.Unlock()
 	if e.s.group.running || len(e.s.group.queue) != 0 {
 		t.Errorf("committer left busy (running %v, %d queued)", e.s.group.running, len(e.s.group.queue))
+	}
+}
+
+// changeOf is a change of type typ to object name at rv in account's
+// stream (an object only where the type has one).
+func changeOf(typ ChangeType, account, name, rv string) Change {
+	c := upsertOf(account, name, rv)
+	c.Type = typ
+	switch typ {
+	case SyncBegin, SyncEnd, StreamRemoved, Bookmark:
+		c.Object = nil
+		c.ResourceVersion = rv
+	}
+	return c
+}
+
+// sameStreamCalls are calls on shared streams whose outcome depends on
+// what the calls before them did: Applied changes older than the
+// stream's position are skipped, newer ones stored; the later of two
+// upserts of an object wins; a removed stream is recreated by the next
+// change.
+func sameStreamCalls() [][]Change {
+	return [][]Change{
+		{changeOf(SyncBegin, "a", "", ""), changeOf(Listed, "a", "x", "10"), changeOf(Listed, "a", "y", "10"), changeOf(SyncEnd, "a", "", "10")},
+		{changeOf(Applied, "a", "x", "9")},
+		{changeOf(Applied, "a", "z", "11")},
+		{changeOf(Upserted, "a", "x", "12")},
+		{changeOf(Applied, "a", "y", "11")},
+		{changeOf(Upserted, "a", "w", "13")},
+		{changeOf(Upserted, "a", "w", "14")},
+		{changeOf(Upserted, "b", "p", "3")},
+		{changeOf(StreamRemoved, "b", "", "")},
+		{changeOf(Upserted, "b", "q", "4")},
+	}
+}
+
+// outcome is what calls left: each change's object as the caller sees it
+// afterwards, the objects stored and the streams' positions.
+func outcome(t *testing.T, s *sqlStore, calls [][]Change) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	for i, call := range calls {
+		for j, c := range call {
+			switch {
+			case c.Object == nil:
+				out = append(out, fmt.Sprintf("call %d change %d: no object", i, j))
+			default:
+				out = append(out, fmt.Sprintf("call %d change %d: %s at %s, stored %v", i, j, c.Object.Name, c.Object.ResourceVersion, !c.Object.UpdatedAt.IsZero()))
+			}
+		}
+	}
+	objs, err := s.ListObjects(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		out = append(out, fmt.Sprintf("stored %s/%s at %s", o.Account, o.Name, o.ResourceVersion))
+	}
+	points, err := s.ResumePoints(ctx, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range points {
+		out = append(out, fmt.Sprintf("stream %s at %s", p.Stream.Account, p.ResourceVersion))
+	}
+	return out
+}
+
+// Calls on the same streams in one shared transaction leave what they
+// leave one transaction after the other.
+func TestGroupCommitSameStreamsAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	one := newGroupEnv(t)
+	sequential := sameStreamCalls()
+	for _, call := range sequential {
+		if err := one.s.ApplyChanges(ctx, call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := outcome(t, one.s, sequential)
+
+	e := newGroupEnv(t)
+	grouped := sameStreamCalls()
+	e.hold()
+	errs := make([]error, len(grouped))
+	var wg sync.WaitGroup
+	for i, call := range grouped {
+		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, call) })
+		e.queued(t, i+1)
+	}
+	e.release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := e.s.group.shared.Load(); got != 1 {
+		t.Fatalf("%d shared transactions, want the %d calls in one", got, len(grouped))
+	}
+	if got := outcome(t, e.s, grouped); !slices.Equal(got, want) {
+		t.Errorf("grouped:\n%s\none by one:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// What the scenario must show, whichever way it ran.
+	for _, line := range []string{"call 1 change 0: no object", "call 2 change 0: z at 11, stored true", "call 4 change 0: no object",
+		"stored a/w at 14", "stored a/x at 12", "stored b/q at 4", "stream a at 14", "stream b at 4"} {
+		if !slices.Contains(want, line) {
+			t.Errorf("one by one: no %q in\n%s", line, strings.Join(want, "\n"))
+		}
+	}
+	if slices.Contains(want, "stored b/p at 3") {
+		t.Error("the removed stream's object is still stored")
+	}
+}
+
+// A group is at most maxGroupChanges changes: what does not fit waits for
+// the next transaction, in its turn.
+func TestGroupCommitSplitsAtMaxChanges(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := context.Background()
+	const per = maxGroupChanges/2 - 24 // two fit, not three
+	e.hold()
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		var call []Change
+		for j := range per {
+			// Every call writes object "last" after the others' last change.
+			call = append(call, changeOf(Upserted, "a", fmt.Sprint("o", j), fmt.Sprint(i*per+j+1)))
+		}
+		call = append(call, changeOf(Upserted, "a", "last", fmt.Sprint(i+1)))
+		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, call) })
+		e.queued(t, i+1)
+	}
+	e.release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := e.s.group.shared.Load(); got != 1 {
+		t.Errorf("%d shared transactions, want 1 (the first two calls; the third alone)", got)
+	}
+	if o, err := e.s.GetObject(ctx, ObjectKey{Account: "a", Kind: "ConfigMap", Namespace: "ns", Name: "last"}); err != nil || o.ResourceVersion != "3" {
+		t.Errorf("object last: %v %v, want the third call's (3)", o, err)
+	}
+}
+
+// A group whose every call gives up while it waits for the writer
+// connection: each call returns its context's error, nothing is written,
+// and the committer is free again.
+func TestGroupCommitEveryCallGivesUp(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := context.Background()
+	if err := e.s.ApplyChanges(ctx, []Change{upsertOf("a0", "x", "1")}); err != nil { // prepares the statements
+		t.Fatal(err)
+	}
+	conn, err := e.s.w.Conn(ctx) // the one writer connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hold()
+	gone, cancel := context.WithCancel(ctx)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { errs[i] = e.s.ApplyChanges(gone, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")}) })
+		e.queued(t, i+1)
+	}
+	e.release() // the group waits for the connection the test holds
+	e.queued(t, 0)
+	cancel()
+	wg.Wait()
+	_ = conn.Close()
+	for i, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("call %d: %v, want context.Canceled", i, err)
+		}
+		if e.has(t, fmt.Sprint("a", i+1), "x") {
+			t.Errorf("call %d's object was stored", i)
+		}
+	}
+	e.s.group.mu.Lock()
+	running := e.s.group.running
+	e.s.group.mu.Unlock()
+	if running {
+		t.Fatal("the committer is left running")
+	}
+	if err := e.s.ApplyChanges(ctx, []Change{upsertOf("a1", "y", "6")}); err != nil || !e.has(t, "a1", "y") {
+		t.Fatalf("after: %v", err)
+	}
+}
+
+// A leader that panics fails its group's other calls with an error, the
+// panic goes on in its own goroutine, and later calls are not stuck
+// behind it.
+func TestGroupCommitLeaderPanic(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := context.Background()
+	now := e.s.now
+	e.s.now = func() time.Time { panic("clock broke") }
+	e.hold()
+	errs := make([]error, 3)
+	var panicked any
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					panicked = p // only the leader's goroutine panics
+				}
+			}()
+			errs[i] = e.s.ApplyChanges(ctx, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")})
+		})
+		e.queued(t, i+1)
+	}
+	e.release()
+	wg.Wait()
+	e.s.now = now
+	if panicked != "clock broke" {
+		t.Fatalf("the leader's panic: %v", panicked)
+	}
+	for _, err := range errs[1:] {
+		if !errors.Is(err, errGroupPanicked) {
+			t.Errorf("the other calls: %v, want errGroupPanicked", errs[1:])
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.s.ApplyChanges(ctx, []Change{upsertOf("a4", "x", "6")}) }()
+	select {
+	case err := <-done:
+		if err != nil || !e.has(t, "a4", "x") {
+			t.Fatalf("after the panic: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a call after the panic is stuck")
 	}
 }

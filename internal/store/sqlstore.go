@@ -199,6 +199,10 @@ func inTxOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback() // or the connection stays in the transaction
+			panic(p)
+		}
 		if err != nil {
 			_ = tx.Rollback()
 		}

@@ -36,7 +36,10 @@ type Store interface {
 // position (resource version) of every list+watch stream.
 type Cache interface {
 	// ApplyChanges applies changes in order, atomically: either all of them
-	// are persisted or none is.
+	// are persisted or none is. Concurrent calls may share a transaction
+	// (SQLite's group commit), each with its own outcome; a call already
+	// in a shared transaction when ctx ends waits for its outcome, and
+	// may come back committed.
 	ApplyChanges(ctx context.Context, changes []Change) error
 	// ApplyChangesFenced is ApplyChanges for the changes an agent session
 	// sends: they are persisted only while that session is the agent's
