@@ -48,6 +48,7 @@ type Cluster struct {
 	KubeconfigPath string
 
 	config *rest.Config
+	pki    *pki
 
 	mu    sync.Mutex // guards procs
 	procs []*process // started order; stopped in reverse
@@ -112,6 +113,7 @@ func start(ctx context.Context, opts Options, bins map[string]string) (_ *Cluste
 	if err != nil {
 		return nil, err
 	}
+	c.pki = pki
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -275,6 +277,13 @@ func writeKubeconfig(path, name, host string, p *pki) error {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// ServingCertFiles returns the paths of the API server's serving
+// certificate and key. The API server reads them again when they change
+// (within a minute): a test replacing them rotates its certificate.
+func (c *Cluster) ServingCertFiles() (cert, key string) {
+	return c.pki.servingCert, c.pki.servingKey
 }
 
 // RESTConfig returns a copy of the admin client configuration.
