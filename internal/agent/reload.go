@@ -201,6 +201,13 @@ func (t *reloadingTransport) transport(gen int, cfg *rest.Config) http.RoundTrip
 	if t.http1 {
 		c.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	}
+	if c.CAFile != "" && len(c.CAData) == 0 {
+		// client-go caches transports by CA file path, and reads the file
+		// again every five minutes only: the CAs the file holds now.
+		if data, err := os.ReadFile(c.CAFile); err == nil {
+			c.CAData, c.CAFile = data, ""
+		}
+	}
 	rt, err := rest.TransportFor(c)
 	if err != nil {
 		// Checked by refresh: not expected.

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubesvc/kubesvc/internal/testenv"
+	"github.com/kubesvc/kubesvc/internal/testlog"
+)
+
+// writeFileAtomic writes path by an atomic rename, as a Secret volume's
+// update or an editor's save.
+func writeFileAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rotateServingCert replaces cluster's API server certificate with one of
+// a new CA, waits until the server presents it, and returns the new CA.
+func rotateServingCert(t *testing.T, cluster *testenv.Cluster) []byte {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(100), Subject: pkix.Name{CommonName: "rotated-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(101), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	certFile, keyFile := cluster.ServingCertFiles()
+	writeFileAtomic(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	writeFileAtomic(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+
+	u, err := url.Parse(cluster.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", u.Host, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err == nil {
+			conn.Close()
+			return caPEM
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server does not present the new certificate: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A CA file the account's clients trust follows a rotation of the
+// cluster's CA: clients built before, that no longer trust the API
+// server's certificate, trust it once the new CA is written into the file,
+// without a restart (client-go alone reads such a file again only every
+// five minutes): a kubeconfig file's certificate-authority.
+func TestCAFileRotation(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{})
+	rot := newTokenRotation(t, cluster)
+	token := rot.tokens[len(rot.tokens)-1]
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	trusted := cluster.RESTConfig().CAData // the CA of the server's certificate
+
+	// follows rotates the server's certificate and checks that the
+	// clients of acct, built before, follow the CA written into caFile.
+	follows := func(t *testing.T, acct Account, caFile string) {
+		t.Helper()
+		cfg, err := restConfig(acct, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cms := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("rot")
+		trusted = rotateServingCert(t, cluster)
+		if _, err := cms.List(context.Background(), metav1.ListOptions{}); err == nil || !strings.Contains(err.Error(), "x509") {
+			t.Fatalf("list with the old CA: %v, want a certificate not trusted", err)
+		}
+		writeFileAtomic(t, caFile, trusted)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			_, err := cms.List(context.Background(), metav1.ListOptions{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("list after the CA file was rewritten: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	t.Run("kubeconfig certificate-authority file", func(t *testing.T) {
+		dir := t.TempDir()
+		caFile, path := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "kubeconfig")
+		writeFileAtomic(t, caFile, trusted)
+		cfg := clientcmdapi.NewConfig()
+		cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: cluster.Host, CertificateAuthority: caFile}
+		cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: token}
+		cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+		cfg.CurrentContext = "c"
+		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+			t.Fatal(err)
+		}
+		follows(t, Account{Name: "cafile", KubeconfigFile: path}, caFile)
+	})
+	if strings.Contains(logs.String(), token) {
+		t.Errorf("the token is in the log:\n%s", logs.String())
+	}
+}
