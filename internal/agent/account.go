@@ -133,7 +133,7 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		r.acct.fillInfo(info)
 	} else {
 		var err error
-		if cfg, err = restConfig(r.acct, r.log); err != nil {
+		if cfg, err = r.sess.agent.clientConfig(r.acct, r.log); err != nil {
 			return err
 		}
 		if info, err = probe(ctx, r.acct, cfg); err != nil {

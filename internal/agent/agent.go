@@ -54,6 +54,11 @@ type Account struct {
 	// Permissions maps READ and WRITE to role names; the agent only
 	// reports them (AccountInfo), for the control plane's account API.
 	Permissions map[string][]string
+
+	// server counts the times the account's kubeconfig file named another
+	// API server (Agent.serverMoved): set by Agent.snapshot, it makes the
+	// account differ from the one served before, which restarts it.
+	server int
 }
 
 func (a Account) info() *kubesvcv1.AccountInfo {
@@ -149,10 +154,13 @@ type Agent struct {
 	// states: each account's last reported state (/health, metrics).
 	states accountStates
 
-	mu       sync.Mutex         // guards accounts, dynamic, infos, connected, executors, relays, configErr*
+	mu       sync.Mutex         // guards accounts, dynamic, servers, infos, connected, executors, relays, configErr*
 	accounts map[string]Account // from the configuration
 	dynamic  map[string]Account // added by the control plane
-	infos    map[string]*kubesvcv1.AccountInfo
+	// servers is, by account name, Account.server: how many times its
+	// kubeconfig file named another API server.
+	servers map[string]int
+	infos   map[string]*kubesvcv1.AccountInfo
 	// facts: what serving each account learnt, reused across sessions.
 	facts     *factsCache
 	executors perAccount[Executor]
@@ -222,7 +230,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: cfg.Log, scrubber: scrub.New(), stats: &Stats{},
-		accounts: map[string]Account{}, dynamic: map[string]Account{}, infos: map[string]*kubesvcv1.AccountInfo{},
+		accounts: map[string]Account{}, dynamic: map[string]Account{}, servers: map[string]int{}, infos: map[string]*kubesvcv1.AccountInfo{},
 		facts:     newFactsCache(),
 		executors: perAccount[Executor]{},
 		relays:    perAccount[*kubeproxy.Relay]{},
@@ -273,6 +281,13 @@ func (a *Agent) SetAccounts(accounts []Account) error {
 			delete(a.relays, name)
 		}
 	}
+	for name := range a.servers {
+		_, static := next[name]
+		_, dynamic := a.dynamic[name]
+		if !static && !dynamic {
+			delete(a.servers, name)
+		}
+	}
 	dynamic := make(map[string]bool, len(a.dynamic))
 	for name := range a.dynamic {
 		dynamic[name] = true
@@ -305,7 +320,47 @@ func (a *Agent) snapshot() map[string]Account {
 	for k, v := range a.accounts {
 		out[k] = v
 	}
+	for k, v := range out {
+		if n := a.servers[k]; n != 0 {
+			v.server = n
+			out[k] = v
+		}
+	}
 	return out
+}
+
+// served returns the account of that name as snapshot does. a.mu must be
+// held.
+func (a *Agent) served(name string) (Account, bool) {
+	acct, ok := a.accounts[name]
+	if !ok {
+		acct, ok = a.dynamic[name]
+	}
+	acct.server = a.servers[name]
+	return acct, ok
+}
+
+// serverMoved restarts an account whose kubeconfig file names another API
+// server, which may be another cluster (other resource versions, other
+// kinds): as after an edit of the account, its streams are discovered and
+// listed again, against the new server; its operations and API proxy use
+// it too. The first of the account's clients to notice tells; the others,
+// and the clients of settings since replaced, are ignored.
+func (a *Agent) serverMoved(acct Account, from, to string) {
+	a.mu.Lock()
+	cur, ok := a.served(acct.Name)
+	if !ok || !cur.sameStreaming(acct) {
+		a.mu.Unlock()
+		return
+	}
+	a.servers[acct.Name]++
+	// Described again with the new server (a standby account's hello).
+	delete(a.infos, acct.Name)
+	a.mu.Unlock()
+	// Never the file's content: its path and the servers.
+	a.log.Warn("the account's kubeconfig file names another API server; restarting the account against it (discovery, and a list of every stream)",
+		"account", acct.Name, "kubeconfigFile", acct.KubeconfigFile, "server", to, "previousServer", from)
+	a.signalChanged()
 }
 
 func (a *Agent) rememberInfo(info *kubesvcv1.AccountInfo) {
@@ -386,7 +441,7 @@ func (a *Agent) infoOf(acct Account) *kubesvcv1.AccountInfo {
 		return info
 	}
 	info = acct.info()
-	if cfg, err := restConfig(acct, a.log); err == nil {
+	if cfg, err := loadConfig(acct); err == nil {
 		info.ApiHost = cfg.Host
 	}
 	return info

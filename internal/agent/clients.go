@@ -25,7 +25,7 @@ func clientFor[T any](a *Agent, cache perAccount[T], acct Account, build func(*r
 		return c.v, nil
 	}
 	var zero T
-	cfg, err := restConfig(acct, a.log)
+	cfg, err := a.clientConfig(acct, a.log)
 	if err != nil {
 		return zero, err
 	}

@@ -27,14 +27,27 @@ import (
 // restConfig builds the client configuration of an account: in-cluster
 // service account, kubeconfig file, or kubeconfig contents. The clients
 // built from an account's kubeconfig file follow the file: see
-// followKubeconfig.
+// followConfig. A
+// kubeconfig file that names another API server is only logged: the
+// agent's clients are built by Agent.clientConfig, which restarts the
+// account then.
 func restConfig(a Account, log *slog.Logger) (*rest.Config, error) {
+	return followedConfig(a, log, nil)
+}
+
+// clientConfig is restConfig for the agent's clients of acct: a kubeconfig
+// file that names another API server restarts the account.
+func (ag *Agent) clientConfig(acct Account, log *slog.Logger) (*rest.Config, error) {
+	return followedConfig(acct, log, ag.serverMoved)
+}
+
+func followedConfig(a Account, log *slog.Logger, moved serverMoved) (*rest.Config, error) {
 	cfg, err := loadConfig(a)
 	if err != nil {
 		return nil, err
 	}
 	if !a.ServiceAccount && len(a.Kubeconfig) == 0 && a.KubeconfigFile != "" {
-		followKubeconfig(a, cfg, log)
+		followConfig(a, cfg, log, moved)
 	}
 	return cfg, nil
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// What client-go follows by itself, and what followKubeconfig adds:
+// What client-go follows by itself, and what followConfig adds:
 //
 //   - a tokenFile (and the in-cluster service account's projected token,
 //     rest.InClusterConfig's BearerTokenFile) is read again every minute,
@@ -28,22 +31,33 @@ import (
 //     certificate are closed when it changes;
 //   - exec plugins and auth providers refresh their own credentials.
 //
-// A kubeconfig file itself is read once by client-go. followKubeconfig
-// reads it again when the API server refuses the credentials (401, 403)
-// or the agent refuses the server's certificate, and when its content (or
-// that of a file it names) changed, sends that request again and the
-// following ones with the new credentials. Clients, watches and their
-// resource versions stay: no list again.
+// A kubeconfig file itself is read once by client-go. followConfig reads
+// it again when the API server refuses the credentials (401, 403), the
+// agent refuses the server's certificate, or the server cannot be reached
+// (connection refused, name not resolved, TLS handshake failed). When its
+// content (or that of a file it names) changed, that request is sent
+// again and the following ones with the new credentials. Clients, watches
+// and their resource versions stay: no list again.
+//
+// A kubeconfig file that now names another API server may name another
+// cluster: other resource versions, other kinds. The clients keep the
+// server they were built for, and the agent is told (serverMoved): it
+// restarts the account, as after an edit of the account.
 
 // kubeconfigCheckEvery bounds how often a kubeconfig file is read again:
 // a revoked token fails every stream of the account at once.
 const kubeconfigCheckEvery = 250 * time.Millisecond
 
-// kubeconfigSource is an account's kubeconfig file as last loaded for
-// the clients built from one restConfig (and its copies).
-type kubeconfigSource struct {
-	acct Account
-	log  *slog.Logger // the account's
+// serverMoved is told that acct's kubeconfig file, as the clients built
+// for acct loaded it with API server from, now names API server to.
+type serverMoved func(acct Account, from, to string)
+
+// configSource is an account's kubeconfig file as last loaded for the
+// clients built from one restConfig (and its copies).
+type configSource struct {
+	acct  Account
+	log   *slog.Logger // the account's
+	moved serverMoved  // nil: a server change is logged only
 
 	mu      sync.Mutex
 	checked time.Time    // when the file was last read
@@ -53,14 +67,16 @@ type kubeconfigSource struct {
 	problem string       // the last problem logged, not logged again
 }
 
-// followKubeconfig makes the clients built from cfg, the configuration of
-// a's kubeconfig file, follow changes of the file, logging them on log.
-func followKubeconfig(a Account, cfg *rest.Config, log *slog.Logger) {
-	sum, err := kubeconfigFingerprint(a.KubeconfigFile, cfg)
+// followConfig makes the clients built from cfg, the configuration of a's
+// kubeconfig file, follow changes of the file, logging them on log and
+// telling moved when it names another API server.
+func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMoved) {
+	src := &configSource{acct: a, log: log, moved: moved, cfg: rest.CopyConfig(cfg), checked: time.Now()}
+	sum, err := src.fingerprint(cfg)
 	if err != nil {
 		return // a file gone since it was loaded: the next load says so
 	}
-	src := &kubeconfigSource{acct: a, log: log, sum: sum, cfg: rest.CopyConfig(cfg), checked: time.Now()}
+	src.sum = sum
 	wrap := cfg.WrapTransport
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		if wrap != nil {
@@ -70,11 +86,16 @@ func followKubeconfig(a Account, cfg *rest.Config, log *slog.Logger) {
 	}
 }
 
-// kubeconfigFingerprint hashes the kubeconfig file and the files its
-// configuration cfg names (certificates, keys, token).
-func kubeconfigFingerprint(path string, cfg *rest.Config) ([32]byte, error) {
+// fingerprint hashes what the source follows for cfg: the kubeconfig file
+// and the files it names (certificates, keys, token).
+func (s *configSource) fingerprint(cfg *rest.Config) ([32]byte, error) {
+	return filesFingerprint(s.acct.KubeconfigFile, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.BearerTokenFile)
+}
+
+// filesFingerprint hashes the files of paths ("" skipped).
+func filesFingerprint(paths ...string) ([32]byte, error) {
 	h := sha256.New()
-	for _, p := range []string{path, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.BearerTokenFile} {
+	for _, p := range paths {
 		if p == "" {
 			continue
 		}
@@ -91,7 +112,7 @@ func kubeconfigFingerprint(path string, cfg *rest.Config) ([32]byte, error) {
 }
 
 // current returns the source's configuration and its generation.
-func (s *kubeconfigSource) current() (int, *rest.Config) {
+func (s *configSource) current() (int, *rest.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.gen, s.cfg
@@ -99,52 +120,69 @@ func (s *kubeconfigSource) current() (int, *rest.Config) {
 
 // refresh reads the file again, unless it was read moments ago, and
 // returns the configuration then current and its generation.
-func (s *kubeconfigSource) refresh() (int, *rest.Config) {
+func (s *configSource) refresh() (int, *rest.Config) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	gen, cfg, moved := s.refreshLocked()
+	s.mu.Unlock()
+	if moved != nil {
+		moved()
+	}
+	return gen, cfg
+}
+
+// refreshLocked is refresh with s.mu held; it returns what to tell of a
+// server change once s.mu is released.
+func (s *configSource) refreshLocked() (int, *rest.Config, func()) {
 	if time.Since(s.checked) < kubeconfigCheckEvery {
-		return s.gen, s.cfg
+		return s.gen, s.cfg, nil
 	}
 	s.checked = time.Now()
 	// Never the file's content: its path and what is wrong with it.
 	log := s.log.With("account", s.acct.Name, "kubeconfigFile", s.acct.KubeconfigFile)
+	what := "kubeconfig file"
 	cfg, err := loadConfig(s.acct)
 	var sum [32]byte
 	if err == nil {
-		sum, err = kubeconfigFingerprint(s.acct.KubeconfigFile, cfg)
+		sum, err = s.fingerprint(cfg)
 	}
 	if err == nil && sum != s.sum {
 		if _, terr := rest.TLSConfigFor(cfg); terr != nil {
-			err = fmt.Errorf("account %s: kubeconfig file %s: TLS configuration: %w", s.acct.Name, s.acct.KubeconfigFile, terr)
+			err = fmt.Errorf("account %s: %s: TLS configuration: %w", s.acct.Name, what, terr)
 		}
 	}
 	if err != nil {
 		if msg := err.Error(); msg != s.problem {
 			s.problem = msg
-			log.Warn("the API server refused the account's credentials and its kubeconfig file cannot be read again; still using the credentials loaded before", "err", err)
+			log.Warn("the account's "+what+" cannot be read again; still using the credentials loaded before", "err", err)
 		}
-		return s.gen, s.cfg
+		return s.gen, s.cfg, nil
 	}
 	if sum == s.sum {
-		return s.gen, s.cfg
+		return s.gen, s.cfg, nil
 	}
 	s.sum, s.problem = sum, ""
 	if cfg.Host != s.cfg.Host {
-		log.Warn("the kubeconfig file now names another API server: the account keeps the one it started with until it restarts (an edit of the account or a restart of the agent)",
-			"server", cfg.Host, "serving", s.cfg.Host)
-		return s.gen, s.cfg
+		// Another server may be another cluster: these clients keep
+		// theirs (their resource versions are its), the account restarts.
+		if s.moved == nil {
+			log.Warn("the kubeconfig file now names another API server: these clients keep the one they were built for",
+				"server", cfg.Host, "serving", s.cfg.Host)
+			return s.gen, s.cfg, nil
+		}
+		acct, from, to := s.acct, s.cfg.Host, cfg.Host
+		return s.gen, s.cfg, func() { s.moved(acct, from, to) }
 	}
 	s.cfg, s.gen = cfg, s.gen+1
 	log.Info("kubeconfig file changed; the account's clients use its credentials from now on")
-	return s.gen, s.cfg
+	return s.gen, s.cfg, nil
 }
 
 // reloadingTransport sends the requests of one client built from a
-// followed kubeconfig: through base (built from the configuration as
+// followed configuration: through base (built from the configuration as
 // restConfig loaded it) until the file changes, then through a transport
 // built from the new configuration.
 type reloadingTransport struct {
-	src   *kubeconfigSource
+	src   *configSource
 	base  http.RoundTripper
 	http1 bool // the client asked for HTTP/1.1 only (NextProtos)
 
@@ -157,7 +195,7 @@ func (t *reloadingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	gen, cfg := t.src.current()
 	rt := t.transport(gen, cfg)
 	resp, err := t.send(rt, req)
-	if !credentialsRefused(resp, err) {
+	if !credentialsRefused(resp, err) && !(unreachable(err) && req.Context().Err() == nil) {
 		return resp, err
 	}
 	ngen, ncfg := t.src.refresh()
@@ -211,8 +249,8 @@ func (t *reloadingTransport) transport(gen int, cfg *rest.Config) http.RoundTrip
 	rt, err := rest.TransportFor(c)
 	if err != nil {
 		// Checked by refresh: not expected.
-		t.src.log.Warn("kubeconfig file changed but no client can be built from it; still using the credentials loaded before",
-			"account", t.src.acct.Name, "kubeconfigFile", t.src.acct.KubeconfigFile, "err", err)
+		t.src.log.Warn("the account's credential source changed but no client can be built from it; still using the credentials loaded before",
+			"account", t.src.acct.Name, "source", t.src.acct.source(), "err", err)
 		if t.cur != nil {
 			return t.cur
 		}
@@ -250,6 +288,29 @@ func credentialsRefused(resp *http.Response, err error) bool {
 		return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie)
 	}
 	return resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden)
+}
+
+// unreachable reports a request that did not reach the API server, which
+// a kubeconfig file naming another server may cure: the connection
+// refused or timed out, the server's name not resolved, the TLS handshake
+// failed (an alert from the server, a server not speaking TLS, no answer).
+func unreachable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var (
+		op  *net.OpError
+		dns *net.DNSError
+		rhe tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error"):
+		return true
+	case errors.As(err, &dns), errors.As(err, &rhe):
+		return true
+	}
+	// http.Transport's, of an unexported type.
+	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
 // http1Only reports whether rt is client-go's transport of a configuration

@@ -25,12 +25,57 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
-// writeFileAtomic writes path by an atomic rename, as a Secret volume's
+// await reads the session's messages until every one of want (see
+// describe) has arrived, however long the agent takes within a generous
+// deadline; it returns the last SyncEnd version seen.
+func (s *clusterSession) await(t *testing.T, want ...string) (syncEndRV string) {
+	t.Helper()
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var seen []string
+	for len(missing) > 0 && time.Now().Before(deadline) {
+		m := s.d.tryNext()
+		if m == nil {
+			continue
+		}
+		for _, c := range m.GetChanges().GetChanges() {
+			if e := c.GetSyncEnd(); e != nil {
+				syncEndRV = e.GetResourceVersion()
+			}
+		}
+		for _, desc := range describe(m) {
+			delete(missing, desc)
+			if len(seen) < 200 {
+				seen = append(seen, desc)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("not all of %v from the agent; received %v", want, seen)
+	}
+	return syncEndRV
+}
+
+// installFile copies src to dst by an atomic rename, as a Secret volume's
 // update or an editor's save.
+func installFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFileAtomic(t, dst, data)
+}
+
+// writeFileAtomic writes path by an atomic rename.
 func writeFileAtomic(t *testing.T, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -39,6 +84,96 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An account's kubeconfig file is rewritten to name another API server,
+// of another cluster: the agent restarts the account against it (a list
+// of the new cluster's objects, then its watch), without an agent
+// restart. First while the old server still runs but refuses the old
+// credentials (seen when the agent reconnects to the control plane and
+// resumes its watch there), then while the old server is down
+// (connections refused): the file is read again on those failures too.
+// The tokens never reach the log; the move is logged with both servers.
+func TestKubeconfigNamesAnotherServer(t *testing.T) {
+	t.Parallel()
+	first := testenv.StartForTest(t, testenv.Options{Name: "move-first"})
+	second := testenv.StartForTest(t, testenv.Options{Name: "move-second"})
+	rot1, rot2 := newTokenRotation(t, first), newTokenRotation(t, second)
+	rot1.createConfigMap("in-first")
+	rot2.createConfigMap("in-second")
+
+	path := filepath.Join(t.TempDir(), "account.kubeconfig")
+	installFile(t, rot1.path, path)
+	acct := Account{Name: "moving", KubeconfigFile: path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"}, MaxResumableAge: time.Hour}
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(Config{Target: "unused:1", ID: "agent", ZoneID: "zone", Log: log, Accounts: []Account{acct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sessions below share one agent.
+	run := func(welcome *kubesvcv1.Welcome) *clusterSession {
+		d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = a.runSession(ctx, d.dial(t))
+		}()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return &clusterSession{agent: a, d: d, stop: stop}
+	}
+
+	var sess *clusterSession
+	t.Run("the old server refuses the old credentials", func(t *testing.T) {
+		s1 := run(nil)
+		rv := s1.await(t, "listed:in-first", "end", "WATCHING")
+		s1.stop()
+
+		// The cluster moved: the file names the second one, and the
+		// first one no longer takes the token the agent holds.
+		installFile(t, rot2.path, path)
+		rot1.rotate()
+
+		key := &kubesvcv1.StreamKey{Account: "moving", Namespace: "rot", Resource: &kubesvcv1.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
+		sess = run(&kubesvcv1.Welcome{SessionId: "s2", ResumePoints: []*kubesvcv1.ResumePoint{{Stream: key, ResourceVersion: rv, UpdatedAtMs: time.Now().UnixMilli()}}})
+		sess.await(t, "listed:in-second")
+		rot2.createConfigMap("second-later")
+		sess.await(t, "upserted:second-later")
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("the old server is down", func(t *testing.T) {
+		if err := second.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		// rot1.path holds the first cluster's token issued since.
+		installFile(t, rot1.path, path)
+		sess.await(t, "listed:in-first")
+		rot1.createConfigMap("first-later")
+		sess.await(t, "upserted:first-later")
+	})
+
+	out := logs.String()
+	if n := strings.Count(out, "the account's kubeconfig file names another API server; restarting the account against it"); n != 2 {
+		t.Errorf("%d moves logged, want 2 (once each):\n%s", n, out)
+	}
+	for _, want := range []string{
+		`server=` + second.Host + ` previousServer=` + first.Host,
+		`server=` + first.Host + ` previousServer=` + second.Host,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no move logged with %s:\n%s", want, out)
+		}
+	}
+	for _, tok := range append(rot1.tokens, rot2.tokens...) {
+		if strings.Contains(out, tok) {
+			t.Errorf("a token is in the log:\n%s", out)
+		}
 	}
 }
 

@@ -210,6 +210,23 @@ func (s *session) forgetAccount(account string) {
 	}
 }
 
+// serverMoved forgets the positions of account's streams on its API
+// server (resume points not used yet, the versions watched): it now
+// reaches another, maybe another cluster. The streams the control plane
+// holds stay known: those the new server does not serve are removed.
+func (s *session) serverMoved(account string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.known[account] {
+		delete(s.watched, id)
+	}
+	for id, rp := range s.resume {
+		if rp.GetStream().GetAccount() == account {
+			delete(s.resume, id)
+		}
+	}
+}
+
 // run runs the session's loops on stream until one of them ends it, and
 // returns that one's error. endStream ends the stream (cancels its
 // context), so that a loop blocked in Recv or Send returns too.
@@ -374,6 +391,14 @@ func (s *session) manageAccounts(ctx context.Context) error {
 				// resume points are spent) and removes the streams the new
 				// settings no longer want; the cache keeps serving the old
 				// objects meanwhile.
+				if d.server != ra.acct.server {
+					// Its kubeconfig file names another API server (see
+					// Agent.serverMoved): the positions of the old one
+					// mean nothing there.
+					s.serverMoved(name)
+					a.log.Info("account's API server changed; restarting it", "account", name)
+					continue
+				}
 				a.log.Info("account changed; restarting it", "account", name)
 				continue
 			}
