@@ -59,6 +59,9 @@ type Account struct {
 	// API server (Agent.serverMoved): set by Agent.snapshot, it makes the
 	// account differ from the one served before, which restarts it.
 	server int
+	// inCluster, for tests, is where ServiceAccount's configuration is
+	// read from; nil: the service account's files (inClusterFiles).
+	inCluster *inClusterFiles
 }
 
 func (a Account) info() *kubesvcv1.AccountInfo {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/credentials"
@@ -26,8 +27,8 @@ import (
 
 // restConfig builds the client configuration of an account: in-cluster
 // service account, kubeconfig file, or kubeconfig contents. The clients
-// built from an account's kubeconfig file follow the file: see
-// followConfig. A
+// built from an account's kubeconfig file follow the file, and those of
+// the in-cluster service account its CA file: see followConfig. A
 // kubeconfig file that names another API server is only logged: the
 // agent's clients are built by Agent.clientConfig, which restarts the
 // account then.
@@ -46,8 +47,54 @@ func followedConfig(a Account, log *slog.Logger, moved serverMoved) (*rest.Confi
 	if err != nil {
 		return nil, err
 	}
-	if !a.ServiceAccount && len(a.Kubeconfig) == 0 && a.KubeconfigFile != "" {
+	if a.ServiceAccount || (len(a.Kubeconfig) == 0 && a.KubeconfigFile != "") {
 		followConfig(a, cfg, log, moved)
+	}
+	return cfg, nil
+}
+
+// The in-cluster service account's files, as rest.InClusterConfig reads
+// them.
+const (
+	serviceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	serviceAccountCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
+// inClusterFiles is where an in-cluster configuration is read from.
+type inClusterFiles struct {
+	// host is the API server's URL; "": https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+	host              string
+	tokenFile, caFile string
+}
+
+// inClusterFiles returns where a's in-cluster configuration is read from:
+// the service account's files, unless a test says otherwise.
+func (a Account) inClusterFiles() inClusterFiles {
+	if a.inCluster != nil {
+		return *a.inCluster
+	}
+	return inClusterFiles{tokenFile: serviceAccountTokenFile, caFile: serviceAccountCAFile}
+}
+
+// inClusterConfig is rest.InClusterConfig reading f: the API server's
+// address from the environment, the token file (client-go reads it again
+// every minute) and the CA file, named when it holds certificates.
+func inClusterConfig(f inClusterFiles) (*rest.Config, error) {
+	host := f.host
+	if host == "" {
+		h, p := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if h == "" || p == "" {
+			return nil, rest.ErrNotInCluster
+		}
+		host = "https://" + net.JoinHostPort(h, p)
+	}
+	token, err := os.ReadFile(f.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &rest.Config{Host: host, BearerToken: string(token), BearerTokenFile: f.tokenFile}
+	if _, err := certutil.NewPool(f.caFile); err == nil {
+		cfg.TLSClientConfig.CAFile = f.caFile
 	}
 	return cfg, nil
 }
@@ -62,7 +109,7 @@ func loadConfig(a Account) (*rest.Config, error) {
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: a.Context}
 	switch {
 	case a.ServiceAccount:
-		cfg, err = rest.InClusterConfig()
+		cfg, err = inClusterConfig(a.inClusterFiles())
 	case len(a.Kubeconfig) > 0:
 		raw, lerr := clientcmd.Load(a.Kubeconfig)
 		if lerr != nil {

@@ -31,13 +31,15 @@ import (
 //     certificate are closed when it changes;
 //   - exec plugins and auth providers refresh their own credentials.
 //
-// A kubeconfig file itself is read once by client-go. followConfig reads
-// it again when the API server refuses the credentials (401, 403), the
-// agent refuses the server's certificate, or the server cannot be reached
-// (connection refused, name not resolved, TLS handshake failed). When its
-// content (or that of a file it names) changed, that request is sent
-// again and the following ones with the new credentials. Clients, watches
-// and their resource versions stay: no list again.
+// A kubeconfig file itself is read once by client-go, and the in-cluster
+// service account's CA file (ca.crt) every five minutes at most.
+// followConfig reads the account's kubeconfig file (or the service
+// account's CA file) again when the API server refuses the credentials
+// (401, 403), the agent refuses the server's certificate, or the server
+// cannot be reached (connection refused, name not resolved, TLS handshake
+// failed). When its content (or that of a file it names) changed, that
+// request is sent again and the following ones with the new credentials.
+// Clients, watches and their resource versions stay: no list again.
 //
 // A kubeconfig file that now names another API server may name another
 // cluster: other resource versions, other kinds. The clients keep the
@@ -52,7 +54,8 @@ const kubeconfigCheckEvery = 250 * time.Millisecond
 // for acct loaded it with API server from, now names API server to.
 type serverMoved func(acct Account, from, to string)
 
-// configSource is an account's kubeconfig file as last loaded for the
+// configSource is an account's credential source (its kubeconfig file,
+// or the in-cluster service account's CA file) as last loaded for the
 // clients built from one restConfig (and its copies).
 type configSource struct {
 	acct  Account
@@ -68,8 +71,9 @@ type configSource struct {
 }
 
 // followConfig makes the clients built from cfg, the configuration of a's
-// kubeconfig file, follow changes of the file, logging them on log and
-// telling moved when it names another API server.
+// kubeconfig file or in-cluster service account, follow changes of the
+// file, logging them on log and telling moved when the kubeconfig file
+// names another API server.
 func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMoved) {
 	src := &configSource{acct: a, log: log, moved: moved, cfg: rest.CopyConfig(cfg), checked: time.Now()}
 	sum, err := src.fingerprint(cfg)
@@ -87,8 +91,13 @@ func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMov
 }
 
 // fingerprint hashes what the source follows for cfg: the kubeconfig file
-// and the files it names (certificates, keys, token).
+// and the files it names (certificates, keys, token), or the service
+// account's CA file (client-go follows its token; its API server comes
+// from the environment).
 func (s *configSource) fingerprint(cfg *rest.Config) ([32]byte, error) {
+	if s.acct.ServiceAccount {
+		return filesFingerprint(s.acct.inClusterFiles().caFile)
+	}
 	return filesFingerprint(s.acct.KubeconfigFile, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.BearerTokenFile)
 }
 
@@ -138,8 +147,14 @@ func (s *configSource) refreshLocked() (int, *rest.Config, func()) {
 	}
 	s.checked = time.Now()
 	// Never the file's content: its path and what is wrong with it.
-	log := s.log.With("account", s.acct.Name, "kubeconfigFile", s.acct.KubeconfigFile)
+	log := s.log.With("account", s.acct.Name)
 	what := "kubeconfig file"
+	if s.acct.ServiceAccount {
+		log = log.With("caFile", s.acct.inClusterFiles().caFile)
+		what = "service account's CA file"
+	} else {
+		log = log.With("kubeconfigFile", s.acct.KubeconfigFile)
+	}
 	cfg, err := loadConfig(s.acct)
 	var sum [32]byte
 	if err == nil {
@@ -173,7 +188,11 @@ func (s *configSource) refreshLocked() (int, *rest.Config, func()) {
 		return s.gen, s.cfg, func() { s.moved(acct, from, to) }
 	}
 	s.cfg, s.gen = cfg, s.gen+1
-	log.Info("kubeconfig file changed; the account's clients use its credentials from now on")
+	if s.acct.ServiceAccount {
+		log.Info("the service account's CA file changed; the account's new connections trust its CAs from now on")
+	} else {
+		log.Info("kubeconfig file changed; the account's clients use its credentials from now on")
+	}
 	return s.gen, s.cfg, nil
 }
 

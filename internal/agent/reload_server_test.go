@@ -246,7 +246,8 @@ func rotateServingCert(t *testing.T, cluster *testenv.Cluster) []byte {
 // cluster's CA: clients built before, that no longer trust the API
 // server's certificate, trust it once the new CA is written into the file,
 // without a restart (client-go alone reads such a file again only every
-// five minutes): a kubeconfig file's certificate-authority.
+// five minutes). Both for the in-cluster service account's ca.crt and a
+// kubeconfig file's certificate-authority.
 func TestCAFileRotation(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.StartForTest(t, testenv.Options{})
@@ -285,6 +286,20 @@ func TestCAFileRotation(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+
+	t.Run("in-cluster service account", func(t *testing.T) {
+		dir := t.TempDir()
+		files := &inClusterFiles{host: cluster.Host, tokenFile: filepath.Join(dir, "token"), caFile: filepath.Join(dir, "ca.crt")}
+		writeFileAtomic(t, files.tokenFile, []byte(token))
+		writeFileAtomic(t, files.caFile, trusted)
+		follows(t, Account{Name: "incluster", ServiceAccount: true, inCluster: files}, files.caFile)
+		if !strings.Contains(logs.String(), "the service account's CA file changed") {
+			t.Errorf("the CA file's change is not logged:\n%s", logs.String())
+		}
+	})
+	if t.Failed() {
+		return
 	}
 
 	t.Run("kubeconfig certificate-authority file", func(t *testing.T) {
