@@ -15,6 +15,13 @@ import (
 // return nil), and returns its addresses once it listens.
 func runOn(t *testing.T, cfg Config, st store.Store) (grpcAddr, httpAddr net.Addr) {
 	t.Helper()
+	_, grpcAddr, httpAddr = startOn(t, cfg, st)
+	return grpcAddr, httpAddr
+}
+
+// startOn is runOn, returning the server too.
+func startOn(t *testing.T, cfg Config, st store.Store) (_ *Server, grpcAddr, httpAddr net.Addr) {
+	t.Helper()
 	s, err := New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +39,7 @@ func runOn(t *testing.T, cfg Config, st store.Store) (grpcAddr, httpAddr net.Add
 	if err != nil {
 		t.Fatal(err)
 	}
-	return grpcAddr, httpAddr
+	return s, grpcAddr, httpAddr
 }
 
 // postgresBehindProxy opens a store on a fresh PostgreSQL database reached
