@@ -26,7 +26,8 @@ func TestWaitCutByShutdownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := New(Config{ID: "cp-test", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, st)
+	reading := make(chan struct{}, 1)
+	srv, err := New(Config{ID: "cp-test", GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, readsOf{Store: st, name: "never", reading: reading})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,16 @@ func TestWaitCutByShutdownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := httpapitest.Get("http://" + httpAddr.String() + "/cache/objects/static1/ConfigMap/never?namespace=default&waitMs=60000")
-	time.Sleep(300 * time.Millisecond) // the request is waiting
+	// Once the handler has read the cache it waits (for a commit, a poll
+	// or the end of its context), and the connection is active: the
+	// shutdown waits for its answer.
+	select {
+	case <-reading:
+	case a := <-got:
+		t.Fatalf("answered before waiting: %+v", a)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request did not reach the cache in 30s")
+	}
 	cancel()
 	httpapitest.WantShuttingDown(t, got)
 	if err := <-done; err != nil {
@@ -78,4 +88,32 @@ func TestProxyWaitCutByShutdown(t *testing.T) {
 		stop()
 		leave()
 	}
+}
+
+// readsOf signals on reading (without blocking) every read of the cached
+// objects named name.
+type readsOf struct {
+	store.Store
+	name    string
+	reading chan struct{}
+}
+
+func (r readsOf) ListObjects(ctx context.Context, q store.Query) ([]store.Object, error) {
+	if q.Name == r.name {
+		select {
+		case r.reading <- struct{}{}:
+		default:
+		}
+	}
+	return r.Store.ListObjects(ctx, q)
+}
+
+func (r readsOf) GetObject(ctx context.Context, key store.ObjectKey) (store.Object, error) {
+	if key.Name == r.name {
+		select {
+		case r.reading <- struct{}{}:
+		default:
+		}
+	}
+	return r.Store.GetObject(ctx, key)
 }

@@ -31,7 +31,16 @@ func TestTaskWaitCutByShutdownAnswers503(t *testing.T) {
 	m.Routes(mux)
 	srvCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	srv := httptest.NewUnstartedServer(mux)
+	// The task is running: once its handler has started, the request
+	// waits for it (or for the end of its context).
+	entered := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	srv.Config.BaseContext = func(net.Listener) context.Context { return httpapi.ServerContext(srvCtx) }
 	srv.Start()
 	defer srv.Close()
@@ -39,7 +48,11 @@ func TestTaskWaitCutByShutdownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := httpapitest.Get(srv.URL + "/task/waiting?waitMs=60000")
-	time.Sleep(300 * time.Millisecond) // the request is waiting
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request did not reach its handler in 30s")
+	}
 	stop()
 	httpapitest.WantShuttingDown(t, got)
 }
