@@ -7,17 +7,21 @@ import (
 	"debug/elf"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -232,8 +236,60 @@ func apply(t *testing.T, c *testenv.Cluster, namespace string, objs []*unstructu
 			t.Fatalf("apply %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 	}
+	rbacCaughtUp(t, cs, namespace)
 	return cs
 }
+
+// rbacCaughtUp returns once the API server authorizes by every RBAC object
+// written so far. Its authorizer reads Roles, ClusterRoles and their
+// bindings from caches that follow each kind's writes in order, a moment
+// later (a SubjectAccessReview right after a binding's creation is often
+// denied): a Role, a ClusterRole and their bindings written now take
+// effect only once those caches have caught up past everything written
+// before them, what apply wrote included. Then can answers for the
+// objects applied, allowed or not, at once.
+func rbacCaughtUp(t *testing.T, cs kubernetes.Interface, namespace string) {
+	t.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("chart-test-rbac-marker-%d", rbacMarkers.Add(1))
+	user := "user-" + name
+	// Distinct verbs: each review is allowed by its own binding only.
+	rule := func(verb string) []rbacv1.PolicyRule {
+		return []rbacv1.PolicyRule{{APIGroups: []string{"chart-test.example.com"}, Resources: []string{"markers"}, Verbs: []string{verb}}}
+	}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: user}}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rule("list")}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().Roles(namespace).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rule("get")}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	allowed := func(verb, ns string) bool {
+		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: "chart-test.example.com", Resource: "markers", Namespace: ns}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status.Allowed
+	}
+	for deadline := time.Now().Add(30 * time.Second); !allowed("list", "") || !allowed("get", namespace); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server's authorizer did not catch up with the RBAC objects written in 30 s")
+		}
+	}
+}
+
+// rbacMarkers numbers rbacCaughtUp's objects.
+var rbacMarkers atomic.Int64
 
 func ptr[T any](v T) *T { return &v }
 
