@@ -13,11 +13,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
@@ -151,6 +153,20 @@ func TestForbiddenStreamIsSweptOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	acct := Account{Name: "main", KubeconfigFile: kubeconfigVia(t, cluster, "", "alice"), Namespaces: []string{"team-a"}, Kinds: []string{"configmap"}}
+	// The API server authorizes from caches of the RBAC objects, which
+	// follow their creation and deletion a moment later: wait until alice
+	// is allowed, and below until she is refused, as the agent will be.
+	asAlice := cluster.RESTConfig()
+	asAlice.Impersonate = rest.ImpersonationConfig{UserName: "alice"}
+	alice, err := kubernetes.NewForConfig(asAlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceLists := func() error {
+		_, err := alice.CoreV1().ConfigMaps("team-a").List(ctx, metav1.ListOptions{})
+		return err
+	}
+	waitFor(t, "alice to be allowed to list the ConfigMaps of team-a", func() bool { return aliceLists() == nil })
 
 	s := startClusterSession(t, acct, nil)
 	if seen, _ := s.until(t, "WATCHING"); !slices.Contains(seen, "listed:p1") {
@@ -161,10 +177,7 @@ func TestForbiddenStreamIsSweptOnce(t *testing.T) {
 	if err := cs.RbacV1().RoleBindings("team-a").Delete(ctx, "read", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the RoleBinding to be gone", func() bool {
-		_, err := cs.RbacV1().RoleBindings("team-a").Get(ctx, "read", metav1.GetOptions{})
-		return err != nil
-	})
+	waitFor(t, "alice to be refused the ConfigMaps of team-a", func() bool { return apierrors.IsForbidden(aliceLists()) })
 	s = startClusterSession(t, acct, nil)
 	var changes []string
 	st := nextStatus(s.d, 20*time.Second, func(d string) { changes = append(changes, d) })
