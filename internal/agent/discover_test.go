@@ -91,9 +91,31 @@ func TestDiscoverStreamsAgainstAPIServer(t *testing.T) {
 	if _, err := crdClient.Create(context.Background(), crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the CRD to be discoverable", func() bool {
-		rs, err := dc.ServerResourcesForGroupVersion("example.com/v2")
-		return err == nil && len(rs.APIResources) > 0
+	// The API server adds a CRD's versions to discovery one at a time, in
+	// no set order, and each to the aggregated document (what ServerGroups
+	// and discoverStreams read) a moment after its own endpoint: wait
+	// until the aggregated document has both, v2 preferred, and both
+	// endpoints list the gadgets.
+	waitFor(t, "both versions of the CRD to be discoverable", func() bool {
+		groups, err := dc.ServerGroups()
+		if err != nil {
+			return false
+		}
+		for _, g := range groups.Groups {
+			if g.Name != "example.com" {
+				continue
+			}
+			if len(g.Versions) != 2 || g.PreferredVersion.Version != "v2" {
+				return false
+			}
+			for _, v := range []string{"v1", "v2"} {
+				if rs, err := dc.ServerResourcesForGroupVersion("example.com/" + v); err != nil || len(rs.APIResources) == 0 {
+					return false
+				}
+			}
+			return true
+		}
+		return false
 	})
 
 	// The preferred version of every group, as the API server states it.
