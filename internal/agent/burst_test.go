@@ -15,8 +15,8 @@ import (
 // burstControlPlane is a TEST DOUBLE OF THE CONTROL PLANE: it lets the
 // agent fill its window of unacknowledged batches and then its send queue,
 // sends a burst of operations, then the acknowledgements, and from then on acknowledges
-// every batch; after 3 s without one it ends the stream, as the real one
-// drops a silent agent.
+// every batch; after 3 s without one (once one came) it ends the stream,
+// as the real one drops a silent agent.
 type burstControlPlane struct {
 	kubesvcv1.UnimplementedAgentServiceServer
 	progress  chan string
@@ -60,6 +60,10 @@ func (c *burstControlPlane) Connect(stream grpc.BidiStreamingServer[kubesvcv1.Ag
 			return err
 		}
 	}
+	// Silent for 3 s once it has sent again (the test stopped its
+	// changes): the agent is dropped. Until then the test's own deadline
+	// applies: the burst may take a while on a busy machine.
+	var silent <-chan time.Time
 	for {
 		select {
 		case s, ok := <-batches:
@@ -70,7 +74,8 @@ func (c *burstControlPlane) Connect(stream grpc.BidiStreamingServer[kubesvcv1.Ag
 			if err := stream.Send(&kubesvcv1.ControlMessage{Msg: &kubesvcv1.ControlMessage_Ack{Ack: &kubesvcv1.BatchAck{Seq: s}}}); err != nil {
 				return err
 			}
-		case <-time.After(3 * time.Second):
+			silent = time.After(3 * time.Second)
+		case <-silent:
 			return fmt.Errorf("agent silent")
 		}
 	}
