@@ -72,6 +72,14 @@ func (p *Proxy) accept(lis net.Listener) {
 			continue
 		}
 		p.mu.Lock()
+		if p.lis != lis {
+			// Cut while this connection was being accepted or dialled: it
+			// goes with the others.
+			p.mu.Unlock()
+			c.Close()
+			up.Close()
+			continue
+		}
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
 		p.wg.Go(func() { _, _ = io.Copy(up, p.reader(c)); up.Close() })
