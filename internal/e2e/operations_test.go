@@ -157,16 +157,21 @@ func TestOperationsDeployAndScaleThroughTheControlPlane(t *testing.T) {
 	if code, body, _ := getJSON(cp.http, "/armory/agent/operations/deploy-1", nil, &rec); code != 200 || rec["state"] != "SUCCEEDED" || rec["agentId"] == "" {
 		t.Errorf("history record: %d %s", code, body)
 	}
-	code, body = rawGet(t, cp.http+"/metrics")
-	for _, want := range []string{
-		`kubesvc_controlplane_operations_total{state="succeeded",type="deployManifest"} 1`,
-		`kubesvc_controlplane_operations_total{state="succeeded",type="deleteManifest"} 1`,
-		`kubesvc_controlplane_operation_duration_seconds_count{type="deployManifest"} 1`,
-	} {
-		if code != http.StatusOK || !strings.Contains(body, want) {
-			t.Errorf("metrics: no %s in\n%s", want, grepLines(body, "operation"))
+	// A task is counted right after its row is recorded finished, which
+	// GET /task may show a moment before.
+	eventually(t, wait, func() string {
+		code, body := rawGet(t, cp.http+"/metrics")
+		for _, want := range []string{
+			`kubesvc_controlplane_operations_total{state="succeeded",type="deployManifest"} 1`,
+			`kubesvc_controlplane_operations_total{state="succeeded",type="deleteManifest"} 1`,
+			`kubesvc_controlplane_operation_duration_seconds_count{type="deployManifest"} 1`,
+		} {
+			if code != http.StatusOK || !strings.Contains(body, want) {
+				return fmt.Sprintf("metrics: no %s in\n%s", want, grepLines(body, "operation"))
+			}
 		}
-	}
+		return ""
+	})
 }
 
 // Bad requests are refused before anything reaches an agent.

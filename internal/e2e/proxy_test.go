@@ -618,20 +618,24 @@ func TestKubernetesAPIProxyExec(t *testing.T) {
 	execEcho(t, entry.http, roots)
 	noRelays(t, ag)
 	// Both replicas count the upgrade as a 101 (the forwarding one writes
-	// it through the connection it took over).
+	// it through the connection it took over), once its handler returns:
+	// the client may have read the end of the connection a moment before.
 	for _, cp := range []*controlPlane{holder, entry} {
-		resp, err := client.Get(cp.http + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !strings.Contains(string(body), `kubesvc_controlplane_proxy_requests_total{code="101"}`) {
-			t.Errorf("%s: no 101 counted:\n%s", cp.http, grepLines(string(body), "proxy_requests"))
-		}
-		if !strings.Contains(string(body), `kubesvc_controlplane_http_requests_total{code="101",route="/agents/kubernetes/accounts/{accountName}/proxy/{path...}"}`) {
-			t.Errorf("%s: no 101 counted by route:\n%s", cp.http, grepLines(string(body), "http_requests"))
-		}
+		eventually(t, wait, func() string {
+			resp, err := client.Get(cp.http + "/metrics")
+			if err != nil {
+				return err.Error()
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), `kubesvc_controlplane_proxy_requests_total{code="101"}`) {
+				return fmt.Sprintf("%s: no 101 counted:\n%s", cp.http, grepLines(string(body), "proxy_requests"))
+			}
+			if !strings.Contains(string(body), `kubesvc_controlplane_http_requests_total{code="101",route="/agents/kubernetes/accounts/{accountName}/proxy/{path...}"}`) {
+				return fmt.Sprintf("%s: no 101 counted by route:\n%s", cp.http, grepLines(string(body), "http_requests"))
+			}
+			return ""
+		})
 	}
 }
 
