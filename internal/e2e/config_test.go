@@ -112,6 +112,9 @@ func TestAccountPermissionsFromTheAgentFile(t *testing.T) {
 	// An edit of the permissions alone describes the account anew without
 	// reconnecting or listing its streams again.
 	present(t, cp, q("account", "guarded", "kind", "Namespace", "name", "default"), "/default")
+	// The objects listed may be cached before the agent counts the list
+	// done; it reports WATCHING after.
+	cp.watching(t, "guarded")
 	agentHTTP := "http://127.0.0.1:" + port
 	relists := metricValue(t, agentHTTP, "kubesvc_relists_total")
 	if relists < 1 {
