@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -362,4 +364,25 @@ func createWidgetCRD(t *testing.T, c *testenv.Cluster) {
 	if _, err := apiextClient(t, c).Create(context.Background(), crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Served a moment after its creation: an agent that looked at
+	// discovery before would build its synthetic CRDs without it, and look
+	// again only at its periodic rediscovery (minutes).
+	dc, err := discovery.NewDiscoveryClientForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, func() string {
+		groups, err := dc.ServerGroups()
+		if err != nil {
+			return "discovery: " + err.Error()
+		}
+		if !slices.ContainsFunc(groups.Groups, func(g metav1.APIGroup) bool { return g.Name == "example.com" }) {
+			return "example.com not discovered yet"
+		}
+		rs, err := dc.ServerResourcesForGroupVersion("example.com/v1")
+		if err != nil || !slices.ContainsFunc(rs.APIResources, func(r metav1.APIResource) bool { return r.Name == "widgets" }) {
+			return fmt.Sprintf("widgets not discovered yet (%v)", err)
+		}
+		return ""
+	})
 }
