@@ -17,6 +17,8 @@ type AgentView struct {
 	ClouddriverID    string   `json:"clouddriverId"`
 	Accounts         []string `json:"accounts"`
 	AssignedAccounts []string `json:"assignedAccounts"`
+	// LastConnection is when its session began (RFC 3339).
+	LastConnection string `json:"lastConnection"`
 }
 
 // ReplicaView is a replica as GET /armory/clouddrivers shows it.
