@@ -26,11 +26,12 @@ type Proxy struct {
 	wg    sync.WaitGroup // the accept loop and the relays
 }
 
-// Start listens on a free loopback port and relays to target until the
-// test ends.
+// Start listens on a loopback port reserved for the test (Reserve: Cut
+// and Restore leave no other socket a chance to take it) and relays to
+// target until the test ends.
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
-	p := &Proxy{target: target, addr: "127.0.0.1:0"}
+	p := &Proxy{target: target, addr: Reserve(t)}
 	p.Restore(t)
 	t.Cleanup(func() {
 		p.Freeze(false)
@@ -103,7 +104,7 @@ type readerFunc func([]byte) (int, error)
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
 
 // Cut closes the port and every connection through it: the server is
-// gone (connections reset, new ones refused).
+// gone (connections reset, new ones refused). The port stays reserved.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
