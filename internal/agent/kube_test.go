@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/credentials/credtest"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // A kubeconfig that does not load or validate is reported by its file and
@@ -119,13 +119,8 @@ func TestRestConfigNoProxy(t *testing.T) {
 // An API server nobody listens at is a failure to connect, not to
 // handshake.
 func TestCertFingerprintNamesAFailedConnection(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	_, err = certFingerprint(context.Background(), &rest.Config{Host: "https://" + addr})
+	addr := testnet.Reserve(t)
+	_, err := certFingerprint(context.Background(), &rest.Config{Host: "https://" + addr})
 	if err == nil || !strings.HasPrefix(err.Error(), "connect to the API server "+addr) {
 		t.Errorf("certFingerprint: %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // attemptLog is a slog handler that records when each failed attempt to
@@ -58,12 +60,7 @@ func (l *attemptLog) count() int {
 func TestReconnectAttemptsDialAfresh(t *testing.T) {
 	t.Parallel()
 	// A port nothing listens on, until the control plane starts on it.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := testnet.Reserve(t)
 
 	attempts := &attemptLog{}
 	a, err := New(Config{Target: addr, ID: "agent", ZoneID: "z", Log: slog.New(attempts),
@@ -88,9 +85,9 @@ func TestReconnectAttemptsDialAfresh(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	lis, err = net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("the port was taken meanwhile: %v", err)
+		t.Fatal(err)
 	}
 	up := time.Now()
 	d := serveControlPlaneDouble(t, lis, doubleOptions{autoAck: true})

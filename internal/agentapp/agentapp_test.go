@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/agent/config"
 	"github.com/kubesvc/kubesvc/internal/testlog"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 func parse(t *testing.T, yaml string) *config.Config {
@@ -215,17 +217,16 @@ func grepLines(s, sub string) string {
 }
 
 // writeAgentConfig writes an agent configuration (extra, then a control
-// plane that is not there and the health endpoint on a free loopback
-// port) and returns its path and that port.
+// plane that is not there and the health endpoint on a loopback port
+// reserved for the test) and returns its path and that port.
 func writeAgentConfig(t *testing.T, extra string) (path string, port int) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "agent.yml")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	_, p, _ := net.SplitHostPort(testnet.Reserve(t))
+	port, err := strconv.Atoi(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port = lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
 	yaml := fmt.Sprintf("%sclouddriver: {grpc: \"127.0.0.1:1\", insecure: true}\nserver: {host: 127.0.0.1, port: %d}\n", extra, port)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // Agent is one agent process on the host.
@@ -16,6 +18,8 @@ type Agent struct {
 	ID     string
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// release frees the port reserved for its health endpoint.
+	release func()
 }
 
 // AccountSpec is one account of an agent: the harness's cluster restricted
@@ -27,7 +31,7 @@ type AccountSpec struct {
 
 // StartAgent runs an agent serving accounts through the load balancer
 // (LB). Agents given the same accounts are replicas of one another.
-func (h *Harness) StartAgent(id string, accounts []AccountSpec) (*Agent, error) {
+func (h *Harness) StartAgent(id string, accounts []AccountSpec) (_ *Agent, err error) {
 	target, err := h.LB()
 	if err != nil {
 		return nil, err
@@ -36,12 +40,18 @@ func (h *Harness) StartAgent(id string, accounts []AccountSpec) (*Agent, error) 
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// Its health endpoint's port, reserved until the harness closes: no
+	// other socket takes it before the agent listens.
+	addr, release, err := testnet.ReserveAddr()
 	if err != nil {
 		return nil, err
 	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(addr)
 	backoff := ""
 	if h.opts.AgentBackoff > 0 {
 		backoff = fmt.Sprintf("  backoff: {baseDelay: %d, maxDelay: %d}\n", h.opts.AgentBackoff.Nanoseconds(), 10*h.opts.AgentBackoff.Nanoseconds())
@@ -53,7 +63,7 @@ clouddriver:
   insecure: true
   keepAliveHeartbeatSeconds: 1
   keepAliveTimeOutSeconds: 2
-%sserver: {host: 127.0.0.1, port: %d}
+%sserver: {host: 127.0.0.1, port: %s}
 logging: {level: info}
 kubernetes:
   accounts:
@@ -74,7 +84,7 @@ kubernetes:
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{ID: id, exited: make(chan struct{})}
+	a := &Agent{ID: id, exited: make(chan struct{}), release: release}
 	a.cmd = exec.Command(filepath.Join(h.opts.Bin, "agent"), "--config", path)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

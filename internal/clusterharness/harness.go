@@ -338,6 +338,7 @@ func (h *Harness) Close() {
 	defer h.mu.Unlock()
 	for _, a := range h.agents {
 		_ = a.Kill()
+		a.release()
 	}
 	for _, r := range h.replicas {
 		_ = r.Kill()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -32,6 +31,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 	"github.com/kubesvc/kubesvc/internal/testlog"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // testLogger writes to the test log only when -v or on failure.
@@ -356,16 +356,11 @@ func names(objs []cachedObject) []string {
 	return out
 }
 
-// freeAddr returns a loopback address with a port free right now, for a
-// control plane that must come back on the same address.
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr returns a loopback address reserved for the test
+// (testnet.Reserve): nothing listens there until the test does, and no
+// other socket takes its port meanwhile, also while a control plane stops
+// and comes back on it.
+func freeAddr(t *testing.T) string { return testnet.Reserve(t) }
 
 // dirBytes concatenates every file under dir (the SQLite database, its WAL
 // and shared-memory files).

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesvc/kubesvc/internal/localenv"
+	"github.com/kubesvc/kubesvc/internal/testnet"
 )
 
 // The run command brings up a cluster reachable through the kubeconfig it
@@ -115,11 +115,5 @@ func checkEnv(ctx context.Context, env localenv.Env) error {
 	return nil
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr is a loopback address reserved for the test (testnet.Reserve).
+func freeAddr(t *testing.T) string { return testnet.Reserve(t) }

@@ -1,6 +1,9 @@
 package testnet
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // Reserve returns a loopback address, 127.0.0.1:port, that stays the
 // test's until it ends. Nothing listens there until the test (or a server
@@ -16,10 +19,20 @@ import "testing"
 // Elsewhere the port is only found free.
 func Reserve(t testing.TB) string {
 	t.Helper()
-	addr, release, err := reserve()
+	addr, release, err := ReserveAddr()
 	if err != nil {
-		t.Fatalf("testnet: reserve a loopback port: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(release)
 	return addr
+}
+
+// ReserveAddr is Reserve for code without a test at hand: the port is
+// reserved until release is called.
+func ReserveAddr() (addr string, release func(), err error) {
+	addr, release, err = reserve()
+	if err != nil {
+		return "", nil, fmt.Errorf("testnet: reserve a loopback port: %w", err)
+	}
+	return addr, release, nil
 }
