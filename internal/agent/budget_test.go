@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// waitFor polls cond until it holds or 10 s pass. It waits for a state the
-// code under test must reach; it never asserts by sleeping.
+// waitFor polls cond until it holds or 30 s pass. It waits for a state the
+// code under test must reach (some of it an API server's: discovery, its
+// authorizer's caches), never asserts by sleeping; the deadline is no
+// speed assertion, so it allows for a busy machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 10s waiting for %s", what)
+			t.Fatalf("timed out after 30s waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
