@@ -55,9 +55,13 @@ func (e *opsEnv) ok(typ, desc string) task {
 	return tk
 }
 
+// eventually waits for what kube-controller-manager does (ReplicaSets,
+// Pods, garbage collection): two minutes, as in the agent's operation
+// tests (internal/agent/ops), since on a loaded CI machine a rollout once
+// took over one.
 func (e *opsEnv) eventually(what string, cond func() error) {
 	e.t.Helper()
-	eventually(e.t, wait, func() string {
+	eventually(e.t, 2*time.Minute, func() string {
 		if err := cond(); err != nil {
 			return what + ": " + err.Error()
 		}
