@@ -19,7 +19,7 @@ bench: k8s-binaries
 	go run ./bench/dynaccounts $(DYNBENCHFLAGS)
 	go run ./bench/operations $(OPSBENCHFLAGS)
 	go run ./bench/proxy $(PROXYBENCHFLAGS)
-	go test -run XXX -bench ConcurrentApply -benchtime 20000x ./internal/store
+	go test -run XXX -bench ConcurrentApply -benchtime 40000x ./internal/store
 	eval "$$(scripts/test-dbs.sh)" && go run ./bench/failover $(FAILOVERBENCHFLAGS)
 
 k8s-binaries:

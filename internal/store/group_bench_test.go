@@ -14,18 +14,18 @@ import (
 // BenchmarkConcurrentApply is agent sessions persisting one-change
 // batches at once on SQLite: with group commit, and, as the baseline in
 // the same run, with one transaction per call (as before group commit,
-// and as on the server databases). The two take turns, in rounds of a
-// quarter of the calls each, each first in half of them, so that the
+// and as on the server databases). The two take turns, in rounds of an
+// eighth of the calls each, each first in half of them, so that the
 // machine's load falls on both;
 // ratio is grouped changes/s over one-transaction-each changes/s.
 //
-//	go test -run XXX -bench ConcurrentApply -benchtime 20000x ./internal/store
+//	go test -run XXX -bench ConcurrentApply -benchtime 40000x ./internal/store
 func BenchmarkConcurrentApply(b *testing.B) {
 	for _, writers := range []int{1, 16} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			alone, grouped := newBenchStore(b, false), newBenchStore(b, true)
 			var took [2]time.Duration
-			const rounds = 4
+			const rounds = 8
 			for round := range rounds {
 				order := []int{0, 1}
 				if round%2 == 1 {
