@@ -86,6 +86,9 @@ type runningStream struct {
 	key    *kubesvcv1.StreamKey
 	cancel context.CancelFunc
 	done   chan struct{}
+	// refresh asks a synthetic stream built from discovery (the declared
+	// CRDs) to build again; nil for the others.
+	refresh func()
 }
 
 // streamReport is a stream runner telling its account whether it is
@@ -207,6 +210,16 @@ func (r *accountRunner) serve(ctx context.Context) error {
 				return syntheticNamespaces(acct), nil
 			}}
 			if k.GetResource().GetKind() == syntheticCRDResource.GetKind() {
+				// Built again after each rediscovery (a CRD created,
+				// changed or deleted), and periodically.
+				refresh := make(chan struct{}, 1)
+				syn.refresh = refresh
+				rs.refresh = func() {
+					select {
+					case refresh <- struct{}{}:
+					default:
+					}
+				}
 				syn.every = syntheticRefresh
 				syn.build = func(context.Context) ([]*unstructured.Unstructured, error) {
 					objs, missing, err := syntheticCRDs(dc, acct)
@@ -288,13 +301,25 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		}
 		return nil
 	}
+	// The CRDs' resource version before the first discovery: the CRD
+	// watch starts from there, so that a CRD created meanwhile is not
+	// missed until the periodic rediscovery.
+	crdFrom := crdResourceVersion(ctx, dyn)
 	if err := reconcile(); err != nil {
 		return err
 	}
 
 	crdChanged := make(chan struct{}, 1)
 	if !r.acct.kindsAllFound(lastKeys) {
-		wg.Go(func() { watchCRDs(ctx, dyn, crdChanged, retryDelay) })
+		wg.Go(func() { watchCRDs(ctx, dyn, crdFrom, crdChanged, retryDelay) })
+	}
+	// After a rediscovery, the streams built from discovery build again.
+	refreshed := func() {
+		for _, s := range st.running {
+			if s.refresh != nil {
+				s.refresh()
+			}
+		}
 	}
 	periodic := time.NewTicker(rediscoverEvery)
 	defer periodic.Stop()
@@ -389,8 +414,10 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		case <-debounce:
 			debounce = nil
 			rediscovered(reconcile(), "rediscovery failed")
+			refreshed()
 		case <-periodic.C:
 			rediscovered(reconcile(), "periodic rediscovery failed")
+			refreshed()
 		}
 	}
 }
@@ -604,20 +631,34 @@ func (st *streams) summary(now time.Time, grace time.Duration) streamsSummary {
 }
 
 // watchCRDs signals changed whenever a CustomResourceDefinition is added,
-// changed or deleted, until ctx ends. Without permission to watch CRDs (or
+// changed or deleted after resource version from (the current one if
+// from is empty), until ctx ends. Without permission to watch CRDs (or
 // without the API) it gives up quietly and periodic rediscovery remains;
 // any other failure (an API server restarting) is retried after
 // delay(failures), for as long as it lasts. It watches from the current
 // resource version (read with a one-item list), so the CRDs that exist
 // already cause no rediscovery: with many accounts, a reconnection does
 // not turn into one discovery per account.
-func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct{}, delay func(failures int) time.Duration) {
+func watchCRDs(ctx context.Context, dyn dynamic.Interface, from string, changed chan<- struct{}, delay func(failures int) time.Duration) {
 	failures, rewatch := 0, false
 	for ctx.Err() == nil {
 		var w watch.Interface
-		list, err := dyn.Resource(crdResource).List(ctx, metav1.ListOptions{Limit: 1})
-		if err == nil {
-			w, err = dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
+		var err error
+		if from != "" {
+			w, err = dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: from})
+			from = ""
+			if err != nil && !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) {
+				// Expired, or the server failing: what changed after
+				// from is unknown; the next watch's success rediscovers.
+				rewatch = true
+				continue
+			}
+		} else {
+			var list *unstructured.UnstructuredList
+			list, err = dyn.Resource(crdResource).List(ctx, metav1.ListOptions{Limit: 1})
+			if err == nil {
+				w, err = dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
+			}
 		}
 		if err != nil {
 			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
@@ -658,4 +699,15 @@ func watchCRDs(ctx context.Context, dyn dynamic.Interface, changed chan<- struct
 		}
 		failures = 0
 	}
+}
+
+// crdResourceVersion is the current resource version of the
+// CustomResourceDefinitions (a one-item list), "" when it cannot be read
+// (watchCRDs then starts from the version current when it starts).
+func crdResourceVersion(ctx context.Context, dyn dynamic.Interface) string {
+	list, err := dyn.Resource(crdResource).List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return ""
+	}
+	return list.GetResourceVersion()
 }

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubesvc/kubesvc/internal/testenv"
 )
 
 // crdAPI is a TEST DOUBLE OF THE API SERVER'S CustomResourceDefinition
@@ -73,7 +77,7 @@ func TestWatchCRDs(t *testing.T) {
 		done = make(chan struct{})
 		go func() {
 			defer close(done)
-			watchCRDs(ctx, dyn, changed, delay)
+			watchCRDs(ctx, dyn, "", changed, delay)
 		}()
 		return cancel, done
 	}
@@ -129,4 +133,64 @@ func TestWatchCRDs(t *testing.T) {
 			t.Errorf("pauses between %d watches closed at once: %v, want growing ones (1, 2, 3...)", api.watches.Load(), pauses)
 		}
 	})
+}
+
+// Started from a resource version read earlier, the CRD watch signals a
+// CRD created since, before it started: the agent reads the version
+// before its first discovery, so that a CRD created between that
+// discovery and the watch is not missed.
+func TestWatchCRDsFromAnEarlierVersion(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{})
+	dyn, err := dynamic.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	from := crdResourceVersion(ctx, dyn)
+	if from == "" {
+		t.Fatal("no resource version for the CRDs")
+	}
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "gadgets.example.com"},
+		"spec": map[string]any{
+			"group": "example.com", "scope": "Namespaced",
+			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object"}}}},
+		},
+	}}
+	if _, err := dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Settled (the API server's controllers write its status once it is
+	// served): a watch from now on would see nothing of it.
+	waitFor(t, "the CRD established", func() bool {
+		got, err := dyn.Resource(crdResource).Get(ctx, "gadgets.example.com", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+				return true
+			}
+		}
+		return false
+	})
+	changed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchCRDs(ctx, dyn, from, changed, retryDelay)
+	}()
+	select {
+	case <-changed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the CRD created after the version the watch started from was not signalled")
+	}
+	cancel()
+	<-done
 }

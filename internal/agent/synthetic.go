@@ -144,7 +144,9 @@ func syntheticCRDs(dc discovery.DiscoveryInterface, a Account) (out []*unstructu
 type syntheticRunner struct {
 	*streamRunner
 	build func(context.Context) ([]*unstructured.Unstructured, error)
-	every time.Duration // 0: build once
+	every time.Duration // 0: build once, and when refresh says
+	// refresh asks for a build now (after a rediscovery); nil: never.
+	refresh <-chan struct{}
 }
 
 func (r *syntheticRunner) run(ctx context.Context) error {
@@ -173,15 +175,29 @@ func (r *syntheticRunner) run(ctx context.Context) error {
 			failures = 0
 			r.setReport(nil)
 		}
-		if wait == 0 {
-			<-ctx.Done()
-			return nil
-		}
-		if !sleep(ctx, wait) {
+		if !r.pause(ctx, wait) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// pause waits d (0: for ever) or until a refresh is asked for; false when
+// ctx ended.
+func (r *syntheticRunner) pause(ctx context.Context, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timeout:
+	case <-r.refresh:
+	}
+	return true
 }
 
 // send replaces the stream's contents with objs.

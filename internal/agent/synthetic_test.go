@@ -181,3 +181,45 @@ func TestSyntheticRunnerSendsOnChange(t *testing.T) {
 		t.Errorf("reports %v: want served, the failure, served again", reports)
 	}
 }
+
+// A refresh (after a rediscovery) builds the objects again at once,
+// long before the periodic build.
+func TestSyntheticRunnerRefresh(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	refresh := make(chan struct{}, 1)
+	built := make(chan int, 8)
+	builds := 0
+	key := &kubesvcv1.StreamKey{Account: "a", Resource: syntheticCRDResource, SelectorHash: syntheticPrefix + "x"}
+	r := &syntheticRunner{
+		streamRunner: &streamRunner{key: key, scrubber: scrub.New(), stats: &Stats{}, log: discardLogger(),
+			emit:   func(context.Context, *kubesvcv1.Change) error { return nil },
+			report: func(streamHealth) {},
+		},
+		every:   time.Hour,
+		refresh: refresh,
+		build: func(context.Context) ([]*unstructured.Unstructured, error) {
+			builds++
+			built <- builds
+			return nil, nil
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.run(ctx) }()
+	if n := <-built; n != 1 {
+		t.Fatalf("build %d first", n)
+	}
+	refresh <- struct{}{}
+	select {
+	case n := <-built:
+		if n != 2 {
+			t.Fatalf("build %d after the refresh", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a refresh did not build again (the next build is an hour away)")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubesvc/kubesvc/internal/accountview"
 	"github.com/kubesvc/kubesvc/internal/agent"
 	"github.com/kubesvc/kubesvc/internal/testenv"
 )
@@ -119,4 +120,34 @@ func TestSyntheticObjectsOfADynamicAccount(t *testing.T) {
 	if code, body := send(t, "POST", cp.http+"/armory/accounts", bad); code != http.StatusBadRequest || !strings.Contains(body, "customResourceDefinitions[0].kind: must be Kind.group") {
 		t.Errorf("a kind without its group: %d %s, want a 400 naming the field", code, body)
 	}
+}
+
+// A declared custom kind whose CRD is created after the account is
+// served reaches the cache as its synthetic CRD once the CRD watch sees
+// it, not at the periodic rediscovery minutes later.
+func TestSyntheticCRDOfAKindCreatedLater(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.StartForTest(t, testenv.Options{Name: "synthetic-later"})
+	cs, _ := clients(t, cluster)
+	mustCreateNamespace(t, cs, "apps")
+	cp := startControlPlane(t, cpOptions{dbPath: filepath.Join(t.TempDir(), "cache.db")})
+	acct := account("later", cluster)
+	acct.OnlyNamespacedResources = true
+	acct.Namespaces = []string{"apps"}
+	acct.CRDs = []agent.CRD{{Kind: "Widget", Group: "example.com"}}
+	startAgent(t, cp.grpc, acct)
+	// Served, every stream built: the synthetic CRDs without Widget.
+	eventually(t, wait, func() string {
+		var a accountview.Account
+		code, body, err := getJSON(cp.http, "/agents/kubernetes/accounts/later", nil, &a)
+		if err != nil || code != 200 || a.AgentStates["agent-"+strings.ToLower(t.Name())] != "WATCHING" {
+			return fmt.Sprintf("account: %d %s %v", code, body, err)
+		}
+		return ""
+	})
+	present(t, cp, q("account", "later", "kind", "Namespace"), "/apps")
+	present(t, cp, q("account", "later", "kind", "CustomResourceDefinition"))
+
+	createWidgetCRD(t, cluster)
+	present(t, cp, q("account", "later", "kind", "CustomResourceDefinition"), "/widgets.example.com")
 }
