@@ -113,18 +113,7 @@ func TestKubeconfigNamesAnotherServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sessions below share one agent.
-	run := func(welcome *kubesvcv1.Welcome) *clusterSession {
-		d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, _ = a.runSession(ctx, d.dial(t))
-		}()
-		stop := func() { cancel(); <-done }
-		t.Cleanup(stop)
-		return &clusterSession{agent: a, d: d, stop: stop}
-	}
+	run := func(welcome *kubesvcv1.Welcome) *clusterSession { return runClusterSession(t, a, welcome) }
 
 	var sess *clusterSession
 	t.Run("the old server refuses the old credentials", func(t *testing.T) {

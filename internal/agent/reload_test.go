@@ -196,18 +196,7 @@ func TestKubeconfigTokenRotation(t *testing.T) {
 		}
 		// The sessions below share one agent: the second reuses what
 		// the first learnt (its client configuration).
-		run := func(welcome *kubesvcv1.Welcome) *clusterSession {
-			d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_, _ = a.runSession(ctx, d.dial(t))
-			}()
-			stop := func() { cancel(); <-done }
-			t.Cleanup(stop)
-			return &clusterSession{agent: a, d: d, stop: stop}
-		}
+		run := func(welcome *kubesvcv1.Welcome) *clusterSession { return runClusterSession(t, a, welcome) }
 		first := run(nil)
 		_, rv := first.until(t, "WATCHING")
 		if rv == "" {

@@ -36,6 +36,23 @@ func startClusterSessionWith(t *testing.T, acct Account, welcome *kubesvcv1.Welc
 	return startClusterSessionOn(t, startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true}), acct, prepare)
 }
 
+// runClusterSession starts a session of agent a, which keeps what it
+// learnt across its sessions, against a new control plane double; it
+// ends with the test.
+func runClusterSession(t *testing.T, a *Agent, welcome *kubesvcv1.Welcome) *clusterSession {
+	t.Helper()
+	d := startControlPlaneDouble(t, doubleOptions{welcome: welcome, autoAck: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = a.runSession(ctx, d.dial(t))
+	}()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return &clusterSession{agent: a, d: d, stop: stop}
+}
+
 // startClusterSessionOn is startClusterSessionWith on the double d.
 func startClusterSessionOn(t *testing.T, d *controlPlaneDouble, acct Account, prepare func(*Agent)) *clusterSession {
 	t.Helper()

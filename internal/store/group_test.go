@@ -75,6 +75,21 @@ func (e *groupEnv) release() {
 	close(next.lead)
 }
 
+// queue holds the committer and queues n calls, in order, each call(i)
+// in a goroutine of its own; it returns where their errors go and a wait
+// for them all (after release).
+func (e *groupEnv) queue(t *testing.T, n int, call func(i int) error) (errs []error, wait func()) {
+	t.Helper()
+	e.hold()
+	errs = make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = call(i) })
+		e.queued(t, i+1)
+	}
+	return errs, wg.Wait
+}
+
 var groupStream = StreamKey{Account: "a", Resource: Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
 
 func upsertOf(account, name, rv string) Change {
@@ -111,24 +126,18 @@ func TestGroupCommitKeepsEachCallsFence(t *testing.T) {
 	if _, _, err := e.s.PutAgentSession(ctx, AgentSession{AgentID: "a2", SessionID: "a2-2", ReplicaID: "r", ConnectedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	e.hold()
+	agents := []string{"a1", "a2", "a3"}
 	calls := map[string][]Change{}
-	errs := map[string]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i, a := range []string{"a1", "a2", "a3"} {
+	for _, a := range agents {
 		calls[a] = []Change{upsertOf(a, "x", "5"), upsertOf(a, "y", "6")}
-		wg.Go(func() {
-			err := e.s.ApplyChangesFenced(ctx, Fence{AgentID: a, SessionID: a + "-1"}, calls[a])
-			mu.Lock()
-			errs[a] = err
-			mu.Unlock()
-		})
-		e.queued(t, i+1) // in this order
 	}
+	errs, wait := e.queue(t, len(agents), func(i int) error {
+		a := agents[i]
+		return e.s.ApplyChangesFenced(ctx, Fence{AgentID: a, SessionID: a + "-1"}, calls[a])
+	})
 	e.release()
-	wg.Wait()
-	if errs["a1"] != nil || errs["a3"] != nil || !errors.Is(errs["a2"], ErrFenced) {
+	wait()
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrFenced) {
 		t.Fatalf("outcomes %v: want a1 and a3 committed, a2 fenced", errs)
 	}
 	if got := e.s.group.shared.Load(); got != 1 || !strings.Contains(e.logs.String(), "calls=3") {
@@ -162,20 +171,16 @@ func TestGroupCommitFailureIsTheFailingCallsOnly(t *testing.T) {
 		` WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END`); err != nil {
 		t.Fatal(err)
 	}
-	e.hold()
 	accounts := []string{"a1", "a2", "a3", "a4", "a5"}
-	errs := make([]error, len(accounts))
-	var wg sync.WaitGroup
-	for i, a := range accounts {
-		changes := []Change{upsertOf(a, "x", "5")}
-		if a == "a3" {
-			changes = append(changes, upsertOf(a, "poison", "6"))
+	errs, wait := e.queue(t, len(accounts), func(i int) error {
+		changes := []Change{upsertOf(accounts[i], "x", "5")}
+		if accounts[i] == "a3" {
+			changes = append(changes, upsertOf(accounts[i], "poison", "6"))
 		}
-		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, changes) })
-		e.queued(t, i+1)
-	}
+		return e.s.ApplyChanges(ctx, changes)
+	})
 	e.release()
-	wg.Wait()
+	wait()
 	for i, err := range errs {
 		if failing := i == 2; failing != (err != nil) || failing && !strings.Contains(err.Error(), "poisoned row") {
 			t.Fatalf("outcomes %v: want only the third call to fail, with the database's error", errs)
@@ -340,15 +345,9 @@ func TestGroupCommitSameStreamsAsOneByOne(t *testing.T) {
 
 	e := newGroupEnv(t)
 	grouped := sameStreamCalls()
-	e.hold()
-	errs := make([]error, len(grouped))
-	var wg sync.WaitGroup
-	for i, call := range grouped {
-		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, call) })
-		e.queued(t, i+1)
-	}
+	errs, wait := e.queue(t, len(grouped), func(i int) error { return e.s.ApplyChanges(ctx, grouped[i]) })
 	e.release()
-	wg.Wait()
+	wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -378,21 +377,17 @@ func TestGroupCommitSplitsAtMaxChanges(t *testing.T) {
 	e := newGroupEnv(t)
 	ctx := context.Background()
 	const per = maxGroupChanges/2 - 24 // two fit, not three
-	e.hold()
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
+	errs, wait := e.queue(t, 3, func(i int) error {
 		var call []Change
 		for j := range per {
-			// Every call writes object "last" after the others' last change.
 			call = append(call, changeOf(Upserted, "a", fmt.Sprint("o", j), fmt.Sprint(i*per+j+1)))
 		}
+		// Every call writes object "last" after the others' last change.
 		call = append(call, changeOf(Upserted, "a", "last", fmt.Sprint(i+1)))
-		wg.Go(func() { errs[i] = e.s.ApplyChanges(ctx, call) })
-		e.queued(t, i+1)
-	}
+		return e.s.ApplyChanges(ctx, call)
+	})
 	e.release()
-	wg.Wait()
+	wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -419,18 +414,14 @@ func TestGroupCommitEveryCallGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.hold()
 	gone, cancel := context.WithCancel(ctx)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() { errs[i] = e.s.ApplyChanges(gone, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")}) })
-		e.queued(t, i+1)
-	}
+	errs, wait := e.queue(t, 3, func(i int) error {
+		return e.s.ApplyChanges(gone, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")})
+	})
 	e.release() // the group waits for the connection the test holds
 	e.queued(t, 0)
 	cancel()
-	wg.Wait()
+	wait()
 	_ = conn.Close()
 	for i, err := range errs {
 		if !errors.Is(err, context.Canceled) {
@@ -459,23 +450,17 @@ func TestGroupCommitLeaderPanic(t *testing.T) {
 	ctx := context.Background()
 	now := e.s.now
 	e.s.now = func() time.Time { panic("clock broke") }
-	e.hold()
-	errs := make([]error, 3)
 	var panicked any
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() {
-			defer func() {
-				if p := recover(); p != nil {
-					panicked = p // only the leader's goroutine panics
-				}
-			}()
-			errs[i] = e.s.ApplyChanges(ctx, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")})
-		})
-		e.queued(t, i+1)
-	}
+	errs, wait := e.queue(t, 3, func(i int) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked = p // only the leader's goroutine panics
+			}
+		}()
+		return e.s.ApplyChanges(ctx, []Change{upsertOf(fmt.Sprint("a", i+1), "x", "5")})
+	})
 	e.release()
-	wg.Wait()
+	wait()
 	e.s.now = now
 	if panicked != "clock broke" {
 		t.Fatalf("the leader's panic: %v", panicked)
