@@ -90,6 +90,28 @@ func (e *groupEnv) queue(t *testing.T, n int, call func(i int) error) (errs []er
 	return errs, wg.Wait
 }
 
+// free checks that the committer is not left running: a call after the
+// test's commits at once.
+func (e *groupEnv) free(t *testing.T) {
+	t.Helper()
+	e.s.group.mu.Lock()
+	running := e.s.group.running
+	e.s.group.mu.Unlock()
+	if running {
+		t.Fatal("the committer is left running")
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.s.ApplyChanges(context.Background(), []Change{upsertOf("after", "x", "1")}) }()
+	select {
+	case err := <-done:
+		if err != nil || !e.has(t, "after", "x") {
+			t.Fatalf("a call after the test's: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a call after the test's is stuck")
+	}
+}
+
 var groupStream = StreamKey{Account: "a", Resource: Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
 
 func upsertOf(account, name, rv string) Change {
@@ -154,10 +176,7 @@ func TestGroupCommitKeepsEachCallsFence(t *testing.T) {
 	if e.has(t, "a2", "x") || e.has(t, "a2", "y") {
 		t.Error("the fenced call's objects were stored")
 	}
-	// The committer is free again: a call runs at once.
-	if err := e.s.ApplyChanges(ctx, []Change{upsertOf("a1", "z", "7")}); err != nil || !e.has(t, "a1", "z") {
-		t.Fatalf("after the group: %v", err)
-	}
+	e.free(t)
 }
 
 // A call whose changes fail in the database rolls the group back: the
@@ -431,15 +450,7 @@ func TestGroupCommitEveryCallGivesUp(t *testing.T) {
 			t.Errorf("call %d's object was stored", i)
 		}
 	}
-	e.s.group.mu.Lock()
-	running := e.s.group.running
-	e.s.group.mu.Unlock()
-	if running {
-		t.Fatal("the committer is left running")
-	}
-	if err := e.s.ApplyChanges(ctx, []Change{upsertOf("a1", "y", "6")}); err != nil || !e.has(t, "a1", "y") {
-		t.Fatalf("after: %v", err)
-	}
+	e.free(t)
 }
 
 // A leader that panics fails its group's other calls with an error, the
@@ -470,14 +481,5 @@ func TestGroupCommitLeaderPanic(t *testing.T) {
 			t.Errorf("the other calls: %v, want errGroupPanicked", errs[1:])
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- e.s.ApplyChanges(ctx, []Change{upsertOf("a4", "x", "6")}) }()
-	select {
-	case err := <-done:
-		if err != nil || !e.has(t, "a4", "x") {
-			t.Fatalf("after the panic: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("a call after the panic is stuck")
-	}
+	e.free(t)
 }
