@@ -128,22 +128,23 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	}
 	facts := r.sess.agent.facts.get(r.acct)
 	var cfg *rest.Config
+	var src *configSource // what the clients follow, checked every kubeconfigPollEvery
 	var info *kubesvcv1.AccountInfo
 	if facts != nil {
 		// Learnt by a recent session: a reconnection resumes at once. The
 		// description is the account's as it is now.
-		cfg, info = facts.cfg, proto.Clone(facts.info).(*kubesvcv1.AccountInfo)
+		cfg, src, info = facts.cfg, facts.src, proto.Clone(facts.info).(*kubesvcv1.AccountInfo)
 		r.acct.fillInfo(info)
 	} else {
 		var err error
-		if cfg, err = r.sess.agent.clientConfig(r.acct, r.log); err != nil {
+		if cfg, src, err = r.sess.agent.clientConfig(r.acct, r.log); err != nil {
 			return err
 		}
 		if info, err = probe(ctx, r.acct, cfg); err != nil {
 			return err
 		}
 		r.acct.fillInfo(info)
-		r.sess.agent.facts.probed(r.acct, cfg, info)
+		r.sess.agent.facts.probed(r.acct, cfg, src, info)
 	}
 	r.sess.agent.rememberInfo(info)
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -323,6 +324,16 @@ func (r *accountRunner) serve(ctx context.Context) error {
 	}
 	periodic := time.NewTicker(rediscoverEvery)
 	defer periodic.Stop()
+	// The kubeconfig file (or CA file) read again even while every request
+	// succeeds: rotated credentials are used before the old ones expire,
+	// and a file naming another server moves the account while the old
+	// one still answers.
+	var poll <-chan time.Time
+	if src != nil {
+		t := time.NewTicker(r.acct.kubeconfigPoll())
+		defer t.Stop()
+		poll = t.C
+	}
 	var debounce <-chan time.Time
 	// What was last sent: SYNCING until every stream has reported.
 	state, lastStatus := kubesvcv1.AccountStatus_SYNCING, ""
@@ -418,6 +429,8 @@ func (r *accountRunner) serve(ctx context.Context) error {
 		case <-periodic.C:
 			rediscovered(reconcile(), "periodic rediscovery failed")
 			refreshed()
+		case <-poll:
+			src.refresh()
 		}
 	}
 }

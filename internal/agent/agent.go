@@ -62,6 +62,17 @@ type Account struct {
 	// inCluster, for tests, is where ServiceAccount's configuration is
 	// read from; nil: the service account's files (inClusterFiles).
 	inCluster *inClusterFiles
+	// pollEvery, for tests, replaces kubeconfigPollEvery.
+	pollEvery time.Duration
+}
+
+// kubeconfigPoll is how often the account's kubeconfig file (or CA file)
+// is read again while nothing fails.
+func (a Account) kubeconfigPoll() time.Duration {
+	if a.pollEvery > 0 {
+		return a.pollEvery
+	}
+	return kubeconfigPollEvery
 }
 
 func (a Account) info() *kubesvcv1.AccountInfo {

@@ -25,7 +25,7 @@ func clientFor[T any](a *Agent, cache perAccount[T], acct Account, build func(*r
 		return c.v, nil
 	}
 	var zero T
-	cfg, err := a.clientConfig(acct, a.log)
+	cfg, _, err := a.clientConfig(acct, a.log)
 	if err != nil {
 		return zero, err
 	}

@@ -22,6 +22,7 @@ const factsTTL = rediscoverEvery
 type accountFacts struct {
 	acct         Account
 	cfg          *rest.Config
+	src          *configSource // what cfg's clients follow; nil: nothing
 	info         *kubesvcv1.AccountInfo
 	keys         []*kubesvcv1.StreamKey // nil: not discovered (or partly)
 	probedAt     time.Time
@@ -112,7 +113,7 @@ func (c *factsCache) get(acct Account) *accountFacts {
 }
 
 // probed records a fresh connection's settings and API server facts.
-func (c *factsCache) probed(acct Account, cfg *rest.Config, info *kubesvcv1.AccountInfo) {
+func (c *factsCache) probed(acct Account, cfg *rest.Config, src *configSource, info *kubesvcv1.AccountInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.m[acct.Name]
@@ -120,7 +121,7 @@ func (c *factsCache) probed(acct Account, cfg *rest.Config, info *kubesvcv1.Acco
 		f = &accountFacts{acct: acct}
 		c.m[acct.Name] = f
 	}
-	f.cfg, f.info, f.probedAt = cfg, info, time.Now()
+	f.cfg, f.src, f.info, f.probedAt = cfg, src, info, time.Now()
 }
 
 // discovered records a complete discovery of acct's streams.

@@ -39,7 +39,7 @@ func TestFactsCache(t *testing.T) {
 	if c.get(a) != nil {
 		t.Fatal("facts before any probe")
 	}
-	c.probed(a, &rest.Config{Host: "h"}, &kubesvcv1.AccountInfo{Name: "a"})
+	c.probed(a, &rest.Config{Host: "h"}, nil, &kubesvcv1.AccountInfo{Name: "a"})
 	f := c.get(a)
 	if f == nil || f.cfg.Host != "h" || f.keys != nil {
 		t.Fatalf("after probe: %+v", f)

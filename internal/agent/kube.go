@@ -33,24 +33,28 @@ import (
 // agent's clients are built by Agent.clientConfig, which restarts the
 // account then.
 func restConfig(a Account, log *slog.Logger) (*rest.Config, error) {
-	return followedConfig(a, log, nil)
+	cfg, _, err := followedConfig(a, log, nil)
+	return cfg, err
 }
 
 // clientConfig is restConfig for the agent's clients of acct: a kubeconfig
-// file that names another API server restarts the account.
-func (ag *Agent) clientConfig(acct Account, log *slog.Logger) (*rest.Config, error) {
+// file that names another API server restarts the account. src is what
+// the clients follow (nil: nothing), for the account to check it
+// periodically (configSource.refresh).
+func (ag *Agent) clientConfig(acct Account, log *slog.Logger) (cfg *rest.Config, src *configSource, err error) {
 	return followedConfig(acct, log, ag.serverMoved)
 }
 
-func followedConfig(a Account, log *slog.Logger, moved serverMoved) (*rest.Config, error) {
+func followedConfig(a Account, log *slog.Logger, moved serverMoved) (*rest.Config, *configSource, error) {
 	cfg, err := loadConfig(a)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var src *configSource
 	if a.ServiceAccount || (len(a.Kubeconfig) == 0 && a.KubeconfigFile != "") {
-		followConfig(a, cfg, log, moved)
+		src = followConfig(a, cfg, log, moved)
 	}
-	return cfg, nil
+	return cfg, src, nil
 }
 
 // The in-cluster service account's files, as rest.InClusterConfig reads

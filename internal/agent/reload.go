@@ -37,7 +37,8 @@ import (
 // account's CA file) again when the API server refuses the credentials
 // (401, 403), the agent refuses the server's certificate, or the server
 // cannot be reached (connection refused, name not resolved, TLS handshake
-// failed). When its content (or that of a file it names) changed, that
+// failed), and the account's runner has it read again every
+// kubeconfigPollEvery (refresh) while nothing fails. When its content (or that of a file it names) changed, that
 // request is sent again and the following ones with the new credentials.
 // Clients, watches and their resource versions stay: no list again.
 //
@@ -45,6 +46,10 @@ import (
 // cluster: other resource versions, other kinds. The clients keep the
 // server they were built for, and the agent is told (serverMoved): it
 // restarts the account, as after an edit of the account.
+
+// kubeconfigPollEvery is how often an account's kubeconfig file (or the
+// service account's CA file) is read again while every request succeeds.
+const kubeconfigPollEvery = time.Minute
 
 // kubeconfigCheckEvery bounds how often a kubeconfig file is read again:
 // a revoked token fails every stream of the account at once.
@@ -73,12 +78,12 @@ type configSource struct {
 // followConfig makes the clients built from cfg, the configuration of a's
 // kubeconfig file or in-cluster service account, follow changes of the
 // file, logging them on log and telling moved when the kubeconfig file
-// names another API server.
-func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMoved) {
+// names another API server. It returns what they follow (nil: nothing).
+func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMoved) *configSource {
 	src := &configSource{acct: a, log: log, moved: moved, cfg: rest.CopyConfig(cfg), checked: time.Now()}
 	sum, err := src.fingerprint(cfg)
 	if err != nil {
-		return // a file gone since it was loaded: the next load says so
+		return nil // a file gone since it was loaded: the next load says so
 	}
 	src.sum = sum
 	wrap := cfg.WrapTransport
@@ -88,6 +93,7 @@ func followConfig(a Account, cfg *rest.Config, log *slog.Logger, moved serverMov
 		}
 		return &reloadingTransport{src: src, base: rt, http1: http1Only(rt)}
 	}
+	return src
 }
 
 // fingerprint hashes what the source follows for cfg: the kubeconfig file

@@ -166,6 +166,40 @@ func TestKubeconfigNamesAnotherServer(t *testing.T) {
 	}
 }
 
+// A kubeconfig file rewritten to name another API server moves the
+// account even while the old server still answers and takes the old
+// credentials: the file is read again periodically, not only when a
+// request fails.
+func TestKubeconfigNamesAnotherServerWhileTheOldOneServes(t *testing.T) {
+	t.Parallel()
+	first := testenv.StartForTest(t, testenv.Options{Name: "poll-first"})
+	second := testenv.StartForTest(t, testenv.Options{Name: "poll-second"})
+	rot1, rot2 := newTokenRotation(t, first), newTokenRotation(t, second)
+	rot1.createConfigMap("in-first")
+	rot2.createConfigMap("in-second")
+
+	path := filepath.Join(t.TempDir(), "account.kubeconfig")
+	installFile(t, rot1.path, path)
+	acct := Account{Name: "moving", KubeconfigFile: path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"},
+		MaxResumableAge: time.Hour, pollEvery: 200 * time.Millisecond}
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(Config{Target: "unused:1", ID: "agent", ZoneID: "zone", Log: log, Accounts: []Account{acct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := runClusterSession(t, a, nil)
+	sess.await(t, "listed:in-first", "end", "WATCHING")
+
+	installFile(t, rot2.path, path) // the first server goes on serving the old token
+	sess.await(t, "listed:in-second")
+	rot2.createConfigMap("second-later")
+	sess.await(t, "upserted:second-later")
+	if out := logs.String(); !strings.Contains(out, `server=`+second.Host+` previousServer=`+first.Host) {
+		t.Errorf("no move logged with both servers:\n%s", out)
+	}
+}
+
 // rotateServingCert replaces cluster's API server certificate with one of
 // a new CA, waits until the server presents it, and returns the new CA.
 func rotateServingCert(t *testing.T, cluster *testenv.Cluster) []byte {

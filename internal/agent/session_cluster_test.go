@@ -257,7 +257,7 @@ func TestSessionAgainstAPIServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ag.facts.probed(a, cfg, &kubesvcv1.AccountInfo{})
+			ag.facts.probed(a, cfg, nil, &kubesvcv1.AccountInfo{})
 			ag.facts.discovered(a, []*kubesvcv1.StreamKey{nsKey}) // no ConfigMaps
 		})
 		deadline := time.Now().Add(15 * time.Second)
