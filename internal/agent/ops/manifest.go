@@ -2,6 +2,7 @@ package ops
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,6 +172,35 @@ func checkManifest(field string, m map[string]any) error {
 				}
 				return err
 			}
+		}
+		// Secret data and ConfigMap binaryData are base64: the API server
+		// answers other text with a 500 ("failed to convert new object ...
+		// illegal base64 data") on server-side apply, which is retried and,
+		// for a Secret, withheld, leaving nothing to act on.
+		var b64, hint string
+		switch m["kind"] {
+		case "ConfigMap":
+			b64 = "binaryData"
+		case "Secret":
+			b64, hint = "data", "; put plain text in stringData"
+		}
+		if err := checkBase64(joinField(field, b64), m[b64], hint); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkBase64 checks that each value of v (an object of strings or nulls,
+// checked before) is standard base64, as the API server decodes it (line
+// breaks ignored). The message never quotes the value: it may be a
+// Secret's.
+func checkBase64(field string, v any, hint string) error {
+	m, _ := v.(map[string]any)
+	for k, x := range m {
+		s, _ := x.(string)
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			return invalid(joinField(field, k), "not base64 (%v)%s", err, hint)
 		}
 	}
 	return nil

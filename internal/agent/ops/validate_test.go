@@ -44,6 +44,8 @@ func TestValidateStatic(t *testing.T) {
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"port":8080}}]}`, "manifests[0].data.port", "quote it in YAML"},
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"binaryData":{"b":true}}]}`, "manifests[0].binaryData.b", "must be a string"},
 		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"},"stringData":{"p":1}}]}`, "manifests[0].stringData.p", "values of a Secret are strings"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"},"data":{"p":"cGFzcw==","q":"not base64!"}}]}`, "manifests[0].data.q", "not base64 (illegal base64 data at input byte 3); put plain text in stringData"},
+		{"deployManifest", `{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"binaryData":{"b":"AAA"}}]}`, "manifests[0].binaryData.b", "not base64"},
 		{"deployManifest", `{"moniker":{"app":"a","sequence":"x"},"manifests":[` + cm + `]}`, "moniker.sequence", "must be an integer"},
 		{"deployManifest", `{"moniker":{"app":"a"},"versioned":"maybe","manifests":[` + cm + `]}`, "versioned", "must be a boolean"},
 		{"deployManifest", `{"moniker":{"app":"a"},"services":["frontend"],"manifests":[` + cm + `]}`, "services[0]", `"service NAME"`},
@@ -116,6 +118,7 @@ func TestValidateAcceptsClouddriverShapes(t *testing.T) {
 	for _, p := range []string{
 		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"read only:x"}}]}`,
 		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"EMPTY":null}}]}`,
+		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"},"data":{"p":"cGFz\ncw==\n","e":"","n":null}}]}`,
 		`{"moniker":{"app":"a"},"manifests":[],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
 		`{"moniker":{"app":"a"},"manifests":[null],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
 	} {
