@@ -81,10 +81,10 @@ func (e *Executor) deployObject(ctx context.Context, m *meta.RESTMapping, obj *u
 		builtIn := NativeGroup(m.GroupVersionKind.Group)
 		err := e.do(ctx, "server-side apply", func(ctx context.Context) (err error) {
 			out, err = ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: e.opts.FieldManager, Force: true})
-			if builtIn && typedPatchError(err) {
-				// A built-in kind's schema does not change: the same
-				// request fails the same way. (A custom resource's may be
-				// catching up with its CRD just updated: retried.)
+			if builtIn && (typedPatchError(err) || conversionError(err)) {
+				// A built-in kind's schema and Go type do not change: the
+				// same request fails the same way. (A custom resource's may
+				// be catching up with its CRD just updated: retried.)
 				return permanent{err}
 			}
 			return err

@@ -264,4 +264,21 @@ func testTypedPatchErrorNotRetried(t *testing.T, c *testenv.Cluster) {
 	if len(err.Error()) > 2*maxTypedPatchMessage || strings.Contains(err.Error(), "valueUnstructured") {
 		t.Errorf("message of %d bytes, Go syntax kept: %.300s", len(err.Error()), err)
 	}
+
+	// A value the typed patch takes but the kind's Go type cannot (a
+	// quantity that is no quantity) is the same kind of 500: "failed to
+	// convert new object ... to proper version".
+	d := deployment("conv", "nginx", 1, "")
+	d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["resources"] =
+		map[string]any{"limits": map[string]any{"cpu": "lots"}}
+	start = time.Now()
+	_, err = e.try(OpDeployManifest, map[string]any{"account": "test", "moniker": map[string]any{"app": "shop"}, "namespaceOverride": e.ns,
+		"manifests": []any{d}})
+	took = time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "failed to convert new object") {
+		t.Fatalf("deploy of a Deployment with a malformed quantity: %v, want the API server's conversion error", err)
+	}
+	if strings.Contains(err.Error(), "giving up after") || took > r.BackOff {
+		t.Errorf("retried (%s): %v", took, err)
+	}
 }

@@ -115,6 +115,15 @@ func typedPatchError(err error) bool {
 	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to create typed patch object")
 }
 
+// conversionError tells whether err is the API server's refusal of a
+// server-side apply whose object the typed patch took but the kind's Go
+// type cannot hold ("failed to convert new object ... to proper version:
+// ... quantities must match ...", "illegal base64 data"): a 500 too, and
+// as permanent for a built-in kind.
+func conversionError(err error) bool {
+	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to convert new object")
+}
+
 // goValue is how the API server quotes a value in a typed patch error.
 var goValue = regexp.MustCompile(`&value\.valueUnstructured\{Value:([^{}]*)\}`)
 
