@@ -119,6 +119,8 @@ func TestValidateAcceptsClouddriverShapes(t *testing.T) {
 		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"read only:x"}}]}`,
 		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"EMPTY":null}}]}`,
 		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"},"data":{"p":"cGFz\ncw==\n","e":"","n":null}}]}`,
+		// A custom kind named Secret holds what its schema says.
+		`{"moniker":{"app":"a"},"manifests":[{"apiVersion":"example.com/v1","kind":"Secret","metadata":{"name":"c"},"data":{"p":"plain text"}}]}`,
 		`{"moniker":{"app":"a"},"manifests":[],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
 		`{"moniker":{"app":"a"},"manifests":[null],"manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}}`,
 	} {
