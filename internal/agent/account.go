@@ -211,8 +211,8 @@ func (r *accountRunner) serve(ctx context.Context) error {
 				return syntheticNamespaces(acct), nil
 			}}
 			if k.GetResource().GetKind() == syntheticCRDResource.GetKind() {
-				// Built again after each rediscovery (a CRD created,
-				// changed or deleted), and periodically.
+				// Built again after each rediscovery: a CRD created,
+				// changed or deleted, and the periodic one.
 				refresh := make(chan struct{}, 1)
 				syn.refresh = refresh
 				rs.refresh = func() {
@@ -221,7 +221,6 @@ func (r *accountRunner) serve(ctx context.Context) error {
 					default:
 					}
 				}
-				syn.every = syntheticRefresh
 				syn.build = func(context.Context) ([]*unstructured.Unstructured, error) {
 					objs, missing, err := syntheticCRDs(dc, acct)
 					if len(missing) > 0 {

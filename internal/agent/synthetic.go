@@ -36,10 +36,6 @@ type CRD struct {
 // and a fingerprint of its configuration, so a change restarts the stream.
 const syntheticPrefix = kubesvcv1.SyntheticSelectorPrefix
 
-// syntheticRefresh is how often a synthetic CRD stream looks at discovery
-// again (a CRD installed since).
-const syntheticRefresh = rediscoverEvery
-
 var (
 	syntheticNamespaceResource = &kubesvcv1.Resource{Version: "v1", Resource: "namespaces", Kind: "Namespace"}
 	syntheticCRDResource       = &kubesvcv1.Resource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions", Kind: "CustomResourceDefinition"}
