@@ -87,6 +87,42 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 	}
 }
 
+// move is an agent whose account "moving" is on the first of two
+// clusters, each with a ConfigMap of its own (in-first, in-second) in
+// namespace rot, through the kubeconfig file at path.
+type move struct {
+	first, second *testenv.Cluster
+	rot1, rot2    *tokenRotation
+	path          string
+	agent         *Agent
+	logs          *testlog.Buffer
+}
+
+// newMove starts the two clusters (named name-first, name-second) and the
+// agent; pollEvery, if not 0, is how often the account reads its file.
+func newMove(t *testing.T, name string, pollEvery time.Duration) *move {
+	t.Helper()
+	m := &move{
+		first:  testenv.StartForTest(t, testenv.Options{Name: name + "-first"}),
+		second: testenv.StartForTest(t, testenv.Options{Name: name + "-second"}),
+		path:   filepath.Join(t.TempDir(), "account.kubeconfig"),
+		logs:   &testlog.Buffer{},
+	}
+	m.rot1, m.rot2 = newTokenRotation(t, m.first), newTokenRotation(t, m.second)
+	m.rot1.createConfigMap("in-first")
+	m.rot2.createConfigMap("in-second")
+	installFile(t, m.rot1.path, m.path)
+	acct := Account{Name: "moving", KubeconfigFile: m.path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"},
+		MaxResumableAge: time.Hour, pollEvery: pollEvery}
+	log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(Config{Target: "unused:1", ID: "agent", ZoneID: "zone", Log: log, Accounts: []Account{acct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.agent = a
+	return m
+}
+
 // An account's kubeconfig file is rewritten to name another API server,
 // of another cluster: the agent restarts the account against it (a list
 // of the new cluster's objects, then its watch), without an agent
@@ -97,21 +133,8 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 // The tokens never reach the log; the move is logged with both servers.
 func TestKubeconfigNamesAnotherServer(t *testing.T) {
 	t.Parallel()
-	first := testenv.StartForTest(t, testenv.Options{Name: "move-first"})
-	second := testenv.StartForTest(t, testenv.Options{Name: "move-second"})
-	rot1, rot2 := newTokenRotation(t, first), newTokenRotation(t, second)
-	rot1.createConfigMap("in-first")
-	rot2.createConfigMap("in-second")
-
-	path := filepath.Join(t.TempDir(), "account.kubeconfig")
-	installFile(t, rot1.path, path)
-	acct := Account{Name: "moving", KubeconfigFile: path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"}, MaxResumableAge: time.Hour}
-	var logs testlog.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(Config{Target: "unused:1", ID: "agent", ZoneID: "zone", Log: log, Accounts: []Account{acct}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newMove(t, "move", 0)
+	first, second, rot1, rot2, path, a, logs := m.first, m.second, m.rot1, m.rot2, m.path, m.agent, m.logs
 	// The sessions below share one agent.
 	run := func(welcome *kubesvcv1.Welcome) *clusterSession { return runClusterSession(t, a, welcome) }
 
@@ -172,23 +195,9 @@ func TestKubeconfigNamesAnotherServer(t *testing.T) {
 // request fails.
 func TestKubeconfigNamesAnotherServerWhileTheOldOneServes(t *testing.T) {
 	t.Parallel()
-	first := testenv.StartForTest(t, testenv.Options{Name: "poll-first"})
-	second := testenv.StartForTest(t, testenv.Options{Name: "poll-second"})
-	rot1, rot2 := newTokenRotation(t, first), newTokenRotation(t, second)
-	rot1.createConfigMap("in-first")
-	rot2.createConfigMap("in-second")
-
-	path := filepath.Join(t.TempDir(), "account.kubeconfig")
-	installFile(t, rot1.path, path)
-	acct := Account{Name: "moving", KubeconfigFile: path, Kinds: []string{"configmap"}, Namespaces: []string{"rot"},
-		MaxResumableAge: time.Hour, pollEvery: 200 * time.Millisecond}
-	var logs testlog.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(Config{Target: "unused:1", ID: "agent", ZoneID: "zone", Log: log, Accounts: []Account{acct}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := runClusterSession(t, a, nil)
+	m := newMove(t, "poll", 200*time.Millisecond)
+	first, second, rot2, path, logs := m.first, m.second, m.rot2, m.path, m.logs
+	sess := runClusterSession(t, m.agent, nil)
 	sess.await(t, "listed:in-first", "end", "WATCHING")
 
 	installFile(t, rot2.path, path) // the first server goes on serving the old token
