@@ -99,6 +99,27 @@ func (m *metrics) observeCluster(replicas []string, agents, accounts map[string]
 	}
 }
 
+// groupCommitter is a store whose concurrent writes share transactions
+// (store.sqlStore on SQLite).
+type groupCommitter interface {
+	GroupCommits() (transactions, calls int64)
+}
+
+// registerGroupCommits publishes the store's shared transactions: calls
+// over transactions is how many agent batches a shared commit carries.
+func registerGroupCommits(reg prometheus.Registerer, g groupCommitter) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kubesvc_store_group_commits_total",
+			Help: "Transactions that committed the batches of several agent sessions at once (SQLite's group commit).",
+		}, func() float64 { n, _ := g.GroupCommits(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kubesvc_store_group_commit_batches_total",
+			Help: "Batches committed by those transactions: over kubesvc_store_group_commits_total, the batches per shared commit.",
+		}, func() float64 { _, n := g.GroupCommits(); return float64(n) }),
+	)
+}
+
 // accountStatesCollector publishes kubesvc_controlplane_accounts{state},
 // read from the registry when scraped.
 type accountStatesCollector struct {

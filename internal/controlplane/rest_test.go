@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,4 +363,46 @@ func grepMetric(body, name string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The store's shared transactions are counted in /metrics: sessions
+// writing at once on SQLite share commits.
+func TestGroupCommitMetrics(t *testing.T) {
+	e := newRESTEnv(t)
+	g := e.st.(groupCommitter)
+	k := store.StreamKey{Account: "a", Resource: store.Resource{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true}}
+	deadline := time.Now().Add(time.Minute)
+	for round := 0; ; round++ {
+		if txs, _ := g.GroupCommits(); txs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("16 writers at once never shared a transaction")
+		}
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				kw := k
+				kw.Account = fmt.Sprint("a", w)
+				o := &store.Object{ObjectKey: store.ObjectKey{Account: kw.Account, Kind: "ConfigMap", Namespace: "ns", Name: "x"}, ResourceVersion: fmt.Sprint(round + 1), JSON: []byte(`{}`)}
+				if err := e.st.ApplyChanges(context.Background(), []store.Change{{Type: store.Upserted, Stream: kw, Object: o}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	_, _, body := e.call(t, "GET", "/metrics", "")
+	txs, calls := g.GroupCommits()
+	for _, want := range []string{
+		fmt.Sprintf("kubesvc_store_group_commits_total %d\n", txs),
+		fmt.Sprintf("kubesvc_store_group_commit_batches_total %d\n", calls),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepMetric(body, "kubesvc_store_group"))
+		}
+	}
+	if calls < 2*txs {
+		t.Errorf("%d batches in %d shared transactions: fewer than two each", calls, txs)
+	}
 }

@@ -88,6 +88,9 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	forwarder := newForwarder(cfg.ForwardDialTimeout, cfg.PeerTLS)
 	agents := newRegistry()
 	reg.MustRegister(newAccountStatesCollector(agents))
+	if g, ok := st.(groupCommitter); ok {
+		registerGroupCommits(reg, g)
+	}
 	return &Server{
 		heartbeatErrs: logrepeat.New(cfg.Log, slog.LevelError, "cluster: heartbeat"),
 		reapErrs:      logrepeat.New(cfg.Log, slog.LevelError, "cluster: reap silent replicas"),

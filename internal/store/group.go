@@ -59,8 +59,16 @@ type committer struct {
 	mu      sync.Mutex
 	running bool        // a group is being committed by its leader
 	queue   []*applyReq // calls waiting for a group, in arrival order
-	// shared counts the transactions committed for more than one call.
-	shared atomic.Int64
+	// shared counts the transactions committed for more than one call,
+	// sharedCalls the calls they committed.
+	shared, sharedCalls atomic.Int64
+}
+
+// GroupCommits reports the transactions ApplyChanges shared between
+// concurrent calls so far (SQLite; 0 elsewhere) and the calls they
+// committed: their ratio is the calls per shared transaction.
+func (s *sqlStore) GroupCommits() (transactions, calls int64) {
+	return s.group.shared.Load(), s.group.sharedCalls.Load()
 }
 
 // apply runs r, in a group of calls when others are waiting.
@@ -195,12 +203,15 @@ func (s *sqlStore) commitGroup(stmts map[string]*sql.Stmt, group []*applyReq) {
 		return a.finish(applied...)
 	})
 	if err == nil {
+		committed := 0
 		for _, r := range live {
 			if r.err == nil {
 				r.stored(now)
+				committed++
 			}
 		}
 		s.group.shared.Add(1)
+		s.group.sharedCalls.Add(int64(committed))
 		s.log.Debug("store: calls committed together", "calls", len(live))
 		return
 	}
