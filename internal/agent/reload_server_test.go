@@ -20,8 +20,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -293,15 +291,7 @@ func TestCAFileRotation(t *testing.T) {
 	// clients of acct, built before, follow the CA written into caFile.
 	follows := func(t *testing.T, acct Account, caFile string) {
 		t.Helper()
-		cfg, err := restConfig(acct, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cms := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("rot")
+		cms := rotConfigMaps(t, acct, log)
 		trusted = rotateServingCert(t, cluster)
 		if _, err := cms.List(context.Background(), metav1.ListOptions{}); err == nil || !strings.Contains(err.Error(), "x509") {
 			t.Fatalf("list with the old CA: %v, want a certificate not trusted", err)

@@ -161,15 +161,7 @@ func TestKubeconfigTokenRotation(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	t.Run("clients built before the rotation", func(t *testing.T) {
-		cfg, err := restConfig(acct, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cms := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("rot")
+		cms := rotConfigMaps(t, acct, log)
 		list, err := cms.List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -225,4 +217,19 @@ func TestKubeconfigTokenRotation(t *testing.T) {
 			t.Errorf("a token is in the log:\n%s", logs.String())
 		}
 	}
+}
+
+// rotConfigMaps is the ConfigMaps of namespace rot through a client built
+// from acct's configuration as the agent builds it (restConfig).
+func rotConfigMaps(t *testing.T, acct Account, log *slog.Logger) dynamic.ResourceInterface {
+	t.Helper()
+	cfg, err := restConfig(acct, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("rot")
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,18 +18,14 @@ import (
 	kubesvcv1 "github.com/kubesvc/kubesvc/api/kubesvc/v1"
 	"github.com/kubesvc/kubesvc/internal/certs"
 	"github.com/kubesvc/kubesvc/internal/certs/certstest"
-	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // runServer runs a control plane on loopback ports and SQLite until the
 // test ends and returns its gRPC address.
 func runServer(t *testing.T, cfg Config) string {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cache.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	cfg.ID, cfg.GRPCAddr, cfg.HTTPAddr = "cp-test", "127.0.0.1:0", "127.0.0.1:0"
 	g, _ := runOn(t, cfg, st)
 	return g.String()

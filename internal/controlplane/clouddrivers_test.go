@@ -1,14 +1,13 @@
 package controlplane
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // fixedPeers is a peer discovery double: a list, as static discovery
@@ -21,11 +20,7 @@ func (p fixedPeers) Peers() []Peer { return p }
 // static peer whose heartbeats stopped, or that has none, is not ready, and
 // its lastUpdated is its last heartbeat.
 func TestClouddriversMergeDiscoveryWithHeartbeats(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	started := time.Now().Add(-time.Hour)
 	peers := fixedPeers{{ID: "cp-1", BaseURL: "http://a:7002", Ready: true, LastUpdated: started},
 		{ID: "cp-2", BaseURL: "http://b:7002", Ready: true, LastUpdated: started},

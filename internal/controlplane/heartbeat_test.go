@@ -3,12 +3,12 @@ package controlplane
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
@@ -27,11 +27,7 @@ func startReplica(t *testing.T, st store.Store, id string, period time.Duration)
 // shorter period does not declare the other dead between two of its
 // heartbeats, since each is judged by the timeout it recorded.
 func TestReplicasOfDifferentHeartbeatPeriods(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	fast := startReplica(t, st, "fast", 200*time.Millisecond) // timeout 600ms
 	slow := startReplica(t, st, "slow", 2*time.Second)        // timeout 6s
 	// Long enough for slow to be silent for fast's timeout three times.

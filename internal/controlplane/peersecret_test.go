@@ -4,11 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
@@ -16,11 +15,7 @@ import (
 // error says the secrets differ, and the refusing one warns, once, naming
 // the remote address.
 func TestPeerSecretsDiffer(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	bLogs := &testlog.Buffer{}
 	b, err := New(Config{ID: "b", PeerSecret: "secret-of-b", Log: slog.New(slog.NewTextHandler(bLogs, nil))}, st)
 	if err != nil {

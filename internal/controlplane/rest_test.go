@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // restEnv is a server on a SQLite store, not running (no listeners, no
@@ -28,11 +28,7 @@ type restEnv struct {
 
 func newRESTEnv(t *testing.T) *restEnv {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	s, err := New(Config{ID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st)
 	if err != nil {
 		t.Fatal(err)

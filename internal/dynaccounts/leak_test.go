@@ -42,17 +42,27 @@ func newLeakEnv(t *testing.T) *leakEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	e := serveManager(t, st, nil)
+	e.dir = dir
+	return e
+}
+
+// serveManager is a manager on st (its reconciler not running), with an
+// encryption key, serving the REST API; agents are reached through cluster
+// (nil: none).
+func serveManager(t *testing.T, st store.Store, cluster Agents) *leakEnv {
+	t.Helper()
 	sealer, err := credentials.NewSealer(bytes.Repeat([]byte{7}, credentials.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st, nil,
+	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st, cluster,
 		NewCredentials(&credentials.Resolver{Sealer: sealer}))
 	mux := http.NewServeMux()
 	mgr.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &leakEnv{dir: dir, st: st, mgr: mgr, url: srv.URL}
+	return &leakEnv{st: st, mgr: mgr, url: srv.URL}
 }
 
 func (e *leakEnv) call(t *testing.T, method, path, body string) (int, string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // preAdmitAgents: agent a-back reconnected to THIS replica and still holds
@@ -41,11 +41,7 @@ func (preAdmitAgents) SendAccountCommand(context.Context, string, *kubesvcv1.Acc
 // admit (a pass in that window used to move it ORPHANED -> TO_MIGRATE).
 func TestOrphanedNotMigratedAwayDuringAdmit(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	if _, err := st.CreateAccount(ctx, store.Account{Name: "x", State: Orphaned, AgentID: "a-back", Dynamic: true,
 		Definition: []byte(`{"name":"x","serviceAccount":true}`), KubeconfigRef: "serviceAccount"}); err != nil {
 		t.Fatal(err)

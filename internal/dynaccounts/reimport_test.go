@@ -1,19 +1,16 @@
 package dynaccounts
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/controlplane"
-	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // A POST that repeats an existing dynamic account (ACTIVE, served by an
@@ -23,11 +20,7 @@ import (
 // as "configured statically".
 func TestRepostOfRemoteDynamicAccountIsNotStatic(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	cp, err := controlplane.New(controlplane.Config{ID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st)
 	if err != nil {
 		t.Fatal(err)
@@ -44,17 +37,7 @@ func TestRepostOfRemoteDynamicAccountIsNotStatic(t *testing.T) {
 	if err := st.SetAgentAccounts(ctx, "far-agent", []string{"dyn1"}); err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := credentials.NewSealer(bytes.Repeat([]byte{7}, credentials.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.DiscardHandler)}, st, cp,
-		NewCredentials(&credentials.Resolver{Sealer: sealer}))
-	mux := http.NewServeMux()
-	mgr.Routes(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	e := &leakEnv{st: st, mgr: mgr, url: srv.URL}
+	e := serveManager(t, st, cp)
 	code, msg := e.call(t, "POST", "/armory/accounts/dynamic",
 		`[{"name": "dyn1", "kubeconfigAgent": "/k"}, {"name": "new1", "kubeconfigAgent": "/k"}]`)
 	if code != http.StatusConflict {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 	"github.com/kubesvc/kubesvc/internal/testlog"
 )
 
@@ -42,11 +42,7 @@ func (staticAgents) StaticAccounts(context.Context) (map[string][]string, error)
 // of the request is stored.
 func TestPostOfAStaticAccountsNameIsRefused(t *testing.T) {
 	t.Parallel()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	sealer, err := credentials.NewSealer(bytes.Repeat([]byte{7}, credentials.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +74,7 @@ func TestPostOfAStaticAccountsNameIsRefused(t *testing.T) {
 // retries are spent); the others at INFO.
 func TestFailedTransitionIsAWarning(t *testing.T) {
 	t.Parallel()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	var logged testlog.Buffer
 	mgr := New(Config{Enabled: true, ReplicaID: "cp-1", Log: slog.New(slog.NewTextHandler(&logged, nil))}, st, staticAgents{},
 		NewCredentials(&credentials.Resolver{}))

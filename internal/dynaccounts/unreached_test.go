@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/controlplane"
 	"github.com/kubesvc/kubesvc/internal/credentials"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // unreachedAgents is a TEST DOUBLE of the control plane: agent a1, recorded
@@ -46,11 +46,7 @@ func (u *unreachedAgents) SendAccountCommand(_ context.Context, _ string, cmd *k
 // answers.
 func TestDeleteWaitsForAnUnreachedConnectedAgent(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	if _, err := st.CreateAccount(ctx, store.Account{Name: "x", State: Deleting, AgentID: "a1", Dynamic: true,
 		Definition: []byte(`{"name":"x","serviceAccount":true}`), KubeconfigRef: "serviceAccount"}); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/manifests"
 	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // env serves the manifest routes over a SQLite cache.
@@ -29,11 +29,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 // newEnvWith serves the routes reading Pods' logs through kube.
 func newEnvWith(t *testing.T, kube manifests.Kubernetes) *env {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	mux := http.NewServeMux()
 	manifests.New(st, kube, slog.New(slog.DiscardHandler)).Routes(mux)
 	srv := httptest.NewServer(manifests.EmptyLocations(httpapi.MuxErrors(mux)))

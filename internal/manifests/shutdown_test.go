@@ -7,14 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kubesvc/kubesvc/internal/httpapi"
 	"github.com/kubesvc/kubesvc/internal/httpapi/httpapitest"
 	"github.com/kubesvc/kubesvc/internal/manifests"
-	"github.com/kubesvc/kubesvc/internal/store"
+	"github.com/kubesvc/kubesvc/internal/store/storetest"
 )
 
 // hangingKubernetes never answers: a Pod's log read waits until the
@@ -30,11 +29,7 @@ func (h hangingKubernetes) KubernetesGet(ctx context.Context, _ *http.Request, _
 // server's shutdown answers 503 with the JSON error saying so, not 200
 // with an empty body.
 func TestLogReadCutByShutdownAnswers503(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cp.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 	e := &env{st: st}
 	e.put(t, "", "v1", "pods", "Pod", true, `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "prod"},
   "spec": {"containers": [{"name": "main", "image": "busybox"}]}}`)
